@@ -1,0 +1,86 @@
+"""Exit statuses and the one exception tree of vupsert.
+
+The core raises; only ``cli.py`` turns an exception into a message and an exit status.
+
+    VupsertError                     (any expected failure; message is for the user)
+    ├── UsageError                   -> exit 2: bad options or configuration, nothing sent
+    │   ├── ConfigError              missing URL/token, insecure URL, bad template ...
+    │   └── CheckpointError          checkpoint locked, corrupt, or input changed under it
+    ├── InputError                   -> exit 3: an input cannot be read at all
+    │   └── StrictModeError          --strict and a record was invalid (exit 1)
+    └── ServerError                  -> exit 3: the server's answer means no batch can succeed
+        └── PreflightError           /info says the index cannot embed text
+
+A bad *record* is not an exception: it becomes a :class:`~vupsert.records.Rejection` and
+the run goes on. Transient HTTP failures are not exceptions outside ``client.py`` either:
+they become batch outcomes.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    """What the process exit code tells a script."""
+
+    SUCCESS = 0
+    """Every record read was upserted (or skipped because a checkpoint settled it)."""
+    PARTIAL = 1
+    """The run finished, but some records were rejected or their batch failed."""
+    USAGE = 2
+    """Usage or configuration error; nothing was sent."""
+    STOPPED = 3
+    """Stopped by the server's answer (auth, no embedding model) or unreadable input."""
+    INTERRUPTED = 130
+    """Interrupted by Ctrl-C or SIGTERM; the checkpoint and summary were written."""
+
+
+class VupsertError(Exception):
+    """An expected failure, with a message fit to show a user as it is."""
+
+    exit_status: ExitStatus = ExitStatus.STOPPED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n{self.hint}"
+        return self.message
+
+
+class UsageError(VupsertError):
+    exit_status = ExitStatus.USAGE
+
+
+class ConfigError(UsageError):
+    pass
+
+
+class CheckpointError(UsageError):
+    pass
+
+
+class InputError(VupsertError):
+    exit_status = ExitStatus.STOPPED
+
+
+class StrictModeError(InputError):
+    exit_status = ExitStatus.PARTIAL
+
+
+class ServerError(VupsertError):
+    """The server answered in a way that means no further batch can succeed."""
+
+    exit_status = ExitStatus.STOPPED
+
+    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class PreflightError(ServerError):
+    pass

@@ -1,0 +1,93 @@
+"""The values that flow through a run: where a record came from, the record, its rejection.
+
+A record is serialised exactly once, by :func:`vupsert.mapping.map_row`, into ``body``:
+the JSON object sent in the batch array. Nothing downstream re-serialises it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_DATA_BYTES = 1_048_576
+"""Upstash refuses a vector whose data is over 1 MB."""
+MAX_METADATA_BYTES = 48 * 1024
+"""Upstash refuses a vector whose metadata is over 48 KB."""
+MAX_BATCH_RECORDS = 1000
+"""Upstash refuses more than 1,000 vectors in one upsert request."""
+
+REJECT_KEY = "_vupsert"
+"""Key under which a rejects-file line carries its source and reason.
+
+A line that holds it is already mapped (``id``/``data``/``metadata``), so feeding a
+rejects file back needs none of the original mapping options.
+"""
+
+
+@dataclass(slots=True, frozen=True)
+class Position:
+    """Where a reader stands in one input, after some item.
+
+    ``offset`` counts bytes of the *decompressed* stream, so a resume can seek (plain
+    files) or read and discard (compressed files, stdin) up to it.
+    """
+
+    offset: int
+    line: int
+
+
+@dataclass(slots=True)
+class Row:
+    """One raw item read from an input, before mapping.
+
+    ``value`` is a parsed JSON object (JSONL) or a ``{column: cell}`` dict (CSV/TSV).
+    """
+
+    source: str
+    """Display name of the input: the path as given, or ``<stdin>``."""
+    line: int
+    """1-based line where the item starts."""
+    end: Position
+    """Reader position just after this item."""
+    value: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Record:
+    """A valid record, ready to be put in a batch."""
+
+    id: str
+    body: bytes
+    """``orjson.dumps({"id": ..., "data": ..., "metadata": ...})``, built once."""
+    source: str
+    line: int
+    end: Position
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+
+@dataclass(slots=True)
+class Rejection:
+    """A record that will not be upserted, and why.
+
+    ``body`` holds the record as far as it could be mapped (a JSON object as bytes, the
+    same shape as :attr:`Record.body`), or ``None`` when the input could not be parsed;
+    then ``raw`` keeps the original text so nothing the user wrote is lost.
+    """
+
+    source: str
+    line: int
+    end: Position
+    reason: str
+    body: bytes | None = None
+    raw: str | None = None
+    status: int | None = None
+    """HTTP status when the server refused the record."""
+    id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"

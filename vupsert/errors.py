@@ -7,7 +7,9 @@ The core raises; only ``cli.py`` turns an exception into a message and an exit s
     │   ├── ConfigError              missing URL/token, insecure URL, bad template ...
     │   └── CheckpointError          checkpoint locked, corrupt, or input changed under it
     ├── InputError                   -> exit 3: an input cannot be read at all
-    │   └── StrictModeError          --strict and a record was invalid (exit 1)
+    ├── StoppedEarly                 -> exit 1: the run stopped itself on purpose
+    │   ├── StrictModeError          --strict and a record was invalid
+    │   └── FailFastError            --fail-fast and a batch failed for good
     └── ServerError                  -> exit 3: the server's answer means no batch can succeed
         └── PreflightError           /info says the index cannot embed text
 
@@ -68,8 +70,16 @@ class InputError(VupsertError):
     exit_status = ExitStatus.STOPPED
 
 
-class StrictModeError(InputError):
+class StoppedEarly(VupsertError):
     exit_status = ExitStatus.PARTIAL
+
+
+class StrictModeError(StoppedEarly):
+    pass
+
+
+class FailFastError(StoppedEarly):
+    pass
 
 
 class ServerError(VupsertError):

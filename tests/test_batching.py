@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from vupsert.batching import Batch, batches, build_body
+from vupsert.records import Position, Record, Rejection
+
+
+def rec(i: int, id_: str | None = None, size: int = 10, source: str = "a.jsonl") -> Record:
+    body = orjson.dumps({"id": id_ or f"r{i}", "data": "x" * size})
+    return Record(id=id_ or f"r{i}", body=body, source=source, line=i,
+                  end=Position(offset=i * 100, line=i))
+
+
+def rej(i: int, source: str = "a.jsonl") -> Rejection:
+    return Rejection(source=source, line=i, end=Position(i * 100, i), reason="bad")
+
+
+def test_count_limit_and_spans() -> None:
+    out = list(batches(((0, rec(i)) for i in range(1, 2501)), max_records=1000))
+    assert [len(b.records) for b in out] == [1000, 1000, 500]
+    assert [b.seq for b in out] == [1, 2, 3]
+    assert out[1].span == "a.jsonl:1001-2000"
+    assert out[2].end == Position(250000, 2500)
+    assert out[0].per_input == {0: (1000, Position(100000, 1000))}
+
+
+def test_byte_limit_keeps_overflowing_record_for_next_batch() -> None:
+    items = [(0, rec(i, size=100)) for i in range(1, 11)]
+    one = len(items[0][1].body)
+    out = list(batches(items, max_bytes=2 + 3 * (one + 1)))
+    assert [len(b.records) for b in out] == [3, 3, 3, 1]
+    for b in out:
+        assert len(b.body()) <= 2 + 3 * (one + 1)
+        assert orjson.loads(b.body())  # a valid JSON array
+    assert out[0].end == Position(300, 3)
+
+
+def test_record_bigger_than_limit_travels_alone() -> None:
+    out = list(batches([(0, rec(1, size=5000)), (0, rec(2))], max_bytes=100))
+    assert [len(b.records) for b in out] == [1, 1]
+
+
+def test_rejections_belong_to_their_span_and_flush_when_many() -> None:
+    items: list[tuple[int, Record | Rejection]] = [(0, rec(1)), (0, rej(2)), (0, rec(3))]
+    (only,) = list(batches(items))
+    assert len(only.records) == 2 and len(only.rejections) == 1 and only.size == 3
+    out = list(batches(((0, rej(i)) for i in range(1, 26)), max_rejections=10))
+    assert [len(b.rejections) for b in out] == [10, 10, 5]
+    assert all(not b.records for b in out)
+
+
+def test_duplicate_ids_in_a_batch_keep_the_last() -> None:
+    items = [(0, rec(1, "a")), (0, rec(2, "b")), (0, rec(3, "a"))]
+    (b,) = list(batches(items))
+    assert [r.line for r in b.records] == [2, 3]
+    assert b.superseded == 1 and b.size == 3
+
+
+def test_spans_across_inputs_record_each_input() -> None:
+    items = [(0, rec(1)), (0, rec(2)), (1, rec(1, "x", source="b.jsonl"))]
+    (b,) = list(batches(items))
+    assert b.per_input == {0: (2, Position(200, 2)), 1: (1, Position(100, 1))}
+    assert b.span == "a.jsonl:1-b.jsonl:1"
+
+
+def test_empty_input_gives_no_batch() -> None:
+    assert list(batches([])) == []
+
+
+def test_build_body_is_a_json_array() -> None:
+    assert orjson.loads(build_body([rec(1), rec(2)])) == [
+        {"id": "r1", "data": "x" * 10}, {"id": "r2", "data": "x" * 10}
+    ]
+    assert build_body([]) == b"[]"
+
+
+@pytest.mark.parametrize("n", [1, 999, 1000, 1001])
+def test_every_record_lands_in_exactly_one_batch(n: int) -> None:
+    out: list[Batch] = list(batches((0, rec(i)) for i in range(1, n + 1)))
+    assert sorted(r.line for b in out for r in b.records) == list(range(1, n + 1))

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import email.utils
+
+import httpx
+import pytest
+
+from vupsert.client import Client, Kind, check_url, is_loopback, retry_after_seconds
+from vupsert.errors import ConfigError, ServerError
+from vupsert.settings import Secret
+
+TOKEN = Secret("s3cr3t-token")
+
+
+def client_for(handler: httpx.MockTransport | None = None, **kw: object) -> Client:
+    return Client("http://127.0.0.1:1", TOKEN, transport=handler, **kw)  # type: ignore[arg-type]
+
+
+def answering(status: int, body: bytes | str, headers: dict[str, str] | None = None) -> Client:
+    content = body.encode() if isinstance(body, str) else body
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=content, headers=headers)
+
+    return client_for(httpx.MockTransport(handler))
+
+
+def test_request_shape_and_namespace_is_percent_encoded() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"result": "Success"})
+
+    client = Client("http://127.0.0.1:1/", TOKEN, namespace="a b/c",
+                    transport=httpx.MockTransport(handler))
+    answer = client.upsert(b'[{"id":"1","data":"x"}]')
+    assert answer.kind is Kind.OK
+    (request,) = seen
+    assert request.method == "POST"
+    assert request.url.raw_path == b"/upsert-data/a%20b%2Fc"
+    assert request.headers["authorization"] == "Bearer s3cr3t-token"
+    assert request.content == b'[{"id":"1","data":"x"}]'
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (200, '{"result":"Success"}', Kind.OK),
+        (200, "<html>login</html>", Kind.TRANSIENT),
+        (400, '{"error":"bad id","status":400}', Kind.REFUSED),
+        (413, "too large", Kind.REFUSED),
+        (401, '{"error":"Unauthorized","status":401}', Kind.FATAL),
+        (403, "Forbidden: /upsert-data is not allowed", Kind.FATAL),
+        (404, "", Kind.FATAL),
+        (405, "", Kind.FATAL),
+        (422, '{"error":"Embedding data for this index is not allowed.","status":422}',
+         Kind.FATAL),
+        (429, '{"error":"ERR max requests limit exceeded"}', Kind.TRANSIENT),
+        (500, "oops", Kind.TRANSIENT),
+        (502, "<html><body><h1>502 Bad Gateway</h1></body></html>", Kind.TRANSIENT),
+        (503, "", Kind.TRANSIENT),
+        (504, "", Kind.TRANSIENT),
+    ],
+)
+def test_status_to_kind(status: int, body: str, kind: Kind) -> None:
+    answer = answering(status, body).upsert(b"[]")
+    assert answer.kind is kind
+    assert answer.status == status
+    assert answer.message  # never empty, even for an empty body
+    assert "<" not in answer.message
+
+
+def test_non_json_error_body_is_readable() -> None:
+    answer = answering(502, "<html><body><h1>502 Bad Gateway</h1>\n<p>nginx</p></body></html>"
+                       ).upsert(b"[]")
+    assert answer.message == "502 Bad Gateway nginx"
+
+
+def test_retry_after_seconds_and_http_date() -> None:
+    answer = answering(429, "{}", {"Retry-After": "7"}).upsert(b"[]")
+    assert answer.retry_after == 7.0
+    when = email.utils.formatdate(1_000_030, usegmt=True)
+    assert retry_after_seconds(when, now=1_000_000) == pytest.approx(30, abs=1)
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
+
+
+def test_connection_errors_and_timeouts_are_transient() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out")
+
+    assert client_for(httpx.MockTransport(refuse)).upsert(b"[]").kind is Kind.TRANSIENT
+    answer = client_for(httpx.MockTransport(slow)).upsert(b"[]")
+    assert answer.kind is Kind.TRANSIENT and answer.status is None
+
+
+def test_info_errors_are_server_errors_with_hints() -> None:
+    with pytest.raises(ServerError) as caught:
+        answering(401, '{"error":"Unauthorized","status":401}').info()
+    assert caught.value.status == 401
+    assert "token" in str(caught.value)
+    with pytest.raises(ServerError):
+        answering(200, "not json").info()
+    assert answering(200, '{"result":{"dimension":3}}').info() == {"dimension": 3}
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://x.upstash.io", True),
+        ("http://127.0.0.1:8787", True),
+        ("http://localhost:8787/", True),
+        ("http://[::1]:8787", True),
+        ("http://example.com", False),
+        ("http://10.0.0.1", False),
+        ("ftp://x", False),
+        ("nonsense", False),
+    ],
+)
+def test_check_url(url: str, ok: bool) -> None:
+    if ok:
+        assert not check_url(url, allow_insecure_http=False).endswith("/")
+    else:
+        with pytest.raises(ConfigError):
+            check_url(url, allow_insecure_http=False)
+
+
+def test_insecure_http_allowed_on_request() -> None:
+    assert check_url("http://example.com", allow_insecure_http=True) == "http://example.com"
+    assert is_loopback("127.8.9.10") and not is_loopback("example.com")
+
+
+def test_token_does_not_show_in_reprs() -> None:
+    client = client_for()
+    assert "s3cr3t" not in repr(TOKEN) and "s3cr3t" not in str(TOKEN)
+    assert "s3cr3t" not in repr(client.__dict__)

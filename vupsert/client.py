@@ -1,0 +1,246 @@
+"""The HTTP conversation with the index: one connection pool, one attempt per call, and
+the translation of every answer (or its absence) into an :class:`Answer`.
+
+Nothing here sleeps or retries; :mod:`vupsert.sending` decides what to do with an answer.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import ipaddress
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+import orjson
+
+from .errors import ConfigError, ServerError
+from .settings import Secret
+
+
+class Kind(enum.Enum):
+    OK = "ok"
+    REFUSED = "refused"
+    """The request was refused as bad (400, 413): some record in it may be at fault."""
+    TRANSIENT = "transient"
+    """Worth another try later: 429, 5xx, timeouts, connection failures."""
+    FATAL = "fatal"
+    """No batch can succeed: auth, wrong URL, no embedding model."""
+
+
+FATAL_HINTS: dict[int, str] = {
+    401: "The token was refused. Check UPSTASH_VECTOR_REST_TOKEN (or --token): use the "
+    "index's REST token from the Upstash console.",
+    403: "The token is not allowed to write. A read-only token cannot upsert: use the "
+    "index's standard REST token. (Older servers also answer 403 when the index has no "
+    "embedding model; `vupsert info` tells.)",
+    404: "Nothing answers at this address. Check UPSTASH_VECTOR_REST_URL (or --url): it is "
+    "the index's REST URL, like https://example-us1-vector.upstash.io, with no path.",
+    405: "The server does not accept this method at this address. Check that "
+    "UPSTASH_VECTOR_REST_URL has no path after the host.",
+    422: "The index was created without an embedding model, so it cannot embed raw text. "
+    "Create an index with an embedding model (for example BAAI/bge-small-en-v1.5) and "
+    "point --url at it.",
+}
+RETRYABLE = frozenset({429, 500, 502, 503, 504})
+REFUSED = frozenset({400, 413})
+
+
+@dataclass(slots=True, frozen=True)
+class Answer:
+    kind: Kind
+    status: int | None
+    """HTTP status, or ``None`` when no answer came back."""
+    message: str
+    retry_after: float | None = None
+    """Seconds the server asked us to wait (``Retry-After``)."""
+    elapsed: float = 0.0
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, *, allow_insecure_http: bool) -> str:
+    """Return the base URL without a trailing slash, or raise ``ConfigError``."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"The URL {url!r} is not an http(s) URL.",
+            hint="Set UPSTASH_VECTOR_REST_URL (or --url) to the index's REST URL, "
+            "like https://example-us1-vector.upstash.io",
+        )
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"Refusing to send the token over plain http to {parts.hostname}.",
+            hint="Use the https URL of the index, or pass --allow-insecure-http if this "
+            "network is trusted.",
+        )
+    return url.strip().rstrip("/")
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Parse ``Retry-After`` as seconds or as an HTTP date; ``None`` if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+_TAGS = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+
+
+def error_message(response: httpx.Response, limit: int = 300) -> str:
+    """A readable, one-line message from any error body, JSON or not."""
+    text = ""
+    try:
+        payload = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+        text = payload["error"]
+    elif payload is not None:
+        text = response.text
+    else:
+        text = _TAGS.sub(" ", response.text)
+    text = _SPACE.sub(" ", text).strip()
+    if not text:
+        text = response.reason_phrase or "no message"
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+class Client:
+    """Talks to one index (and one namespace) over one connection pool.
+
+    Safe to share between threads: httpx's pool is.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: Secret,
+        *,
+        namespace: str = "",
+        timeout: float = 600.0,
+        max_connections: int = 16,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = url.rstrip("/")
+        suffix = "/" + quote(namespace, safe="") if namespace else ""
+        self.upsert_path = "/upsert-data" + suffix
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            # The token lives in the client's headers only; httpx does not show headers
+            # in reprs or exception messages.
+            headers={
+                "Authorization": f"Bearer {token.reveal()}",
+                "Content-Type": "application/json",
+                "User-Agent": "vupsert",
+            },
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def upsert(self, body: bytes) -> Answer:
+        """One attempt at upserting a prepared JSON array; never raises for HTTP trouble."""
+        started = time.monotonic()
+        try:
+            response = self._http.post(self.upsert_path, content=body)
+        except httpx.TimeoutException as exc:
+            return Answer(Kind.TRANSIENT, None, f"timed out ({type(exc).__name__})",
+                          elapsed=time.monotonic() - started)
+        except httpx.TransportError as exc:
+            return Answer(Kind.TRANSIENT, None, f"connection failed: {_describe(exc)}",
+                          elapsed=time.monotonic() - started)
+        return self._answer(response, time.monotonic() - started)
+
+    def _answer(self, response: httpx.Response, elapsed: float) -> Answer:
+        status = response.status_code
+        if status == 200:
+            try:
+                payload = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                payload = None
+            if isinstance(payload, dict) and payload.get("result") == "Success":
+                return Answer(Kind.OK, status, "Success", elapsed=elapsed)
+            # A 200 that is not Upstash's answer (a captive portal, a proxy page) means
+            # we cannot know whether the write happened: try again.
+            return Answer(Kind.TRANSIENT, status,
+                          f"unexpected answer: {error_message(response)}", elapsed=elapsed)
+        message = error_message(response)
+        if status in RETRYABLE:
+            return Answer(Kind.TRANSIENT, status, message,
+                          retry_after_seconds(response.headers.get("retry-after")), elapsed)
+        if status in REFUSED:
+            return Answer(Kind.REFUSED, status, message, elapsed=elapsed)
+        if status in FATAL_HINTS or 400 <= status < 500:
+            return Answer(Kind.FATAL, status, message, elapsed=elapsed)
+        return Answer(Kind.TRANSIENT, status, message, elapsed=elapsed)
+
+    def info(self) -> dict[str, Any]:
+        """``/info`` of the index; raises :class:`ServerError` when it cannot be had."""
+        try:
+            response = self._http.post("/info")
+        except httpx.TransportError as exc:
+            raise ServerError(
+                f"Could not reach {self.base_url}: {_describe(exc)}",
+                hint="Check UPSTASH_VECTOR_REST_URL (or --url) and the network.",
+            ) from None
+        if response.status_code != 200:
+            raise ServerError(
+                f"{self.base_url}/info answered {response.status_code}: "
+                f"{error_message(response)}",
+                status=response.status_code,
+                hint=FATAL_HINTS.get(response.status_code),
+            )
+        try:
+            payload = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            payload = None
+        result = payload.get("result") if isinstance(payload, dict) else None
+        if not isinstance(result, dict):
+            raise ServerError(
+                f"{self.base_url}/info did not answer like an Upstash Vector index: "
+                f"{error_message(response)}",
+                hint="Check UPSTASH_VECTOR_REST_URL (or --url).",
+            )
+        return result
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return _SPACE.sub(" ", text)[:200]

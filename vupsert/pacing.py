@@ -1,0 +1,127 @@
+"""How many batches may be in flight, and how fast requests may start.
+
+Two controls share one lock:
+
+- a window of requests in flight, grown additively on success and halved on 429/503
+  (AIMD), never above ``--concurrency``. It starts at one request so that a server that
+  refuses everything (bad token, no embedding model) sees exactly one request;
+- a start rate, unknown (unlimited) until the server first says 429. Then it is set to
+  what the server let through in the last second, and probed upwards by 1% per success,
+  so a rate-limited index is used near its limit with few refusals.
+
+A ``Retry-After`` pauses every sender, not only the one that was told.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from .client import Answer, Kind
+
+
+class Throttle:
+    def __init__(
+        self,
+        max_in_flight: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        adaptive: bool = True,
+    ) -> None:
+        self.max_in_flight = max(1, max_in_flight)
+        self._clock = clock
+        self._adaptive = adaptive
+        self._cond = threading.Condition()
+        self._window = 1.0
+        self._in_flight = 0
+        self._rate: float | None = None
+        self._next_start = 0.0
+        self._pause_until = 0.0
+        self._last_decrease = -1.0
+        self._recent_ok: deque[float] = deque()
+        self._best_latency: float | None = None
+        self._latency = 0.0
+        self.throttled = 0
+        """429 answers seen."""
+
+    @property
+    def window(self) -> int:
+        return int(self._window)
+
+    @property
+    def rate(self) -> float | None:
+        return self._rate
+
+    def acquire(self, cancelled: Callable[[], bool]) -> float | None:
+        """Wait for a slot; return the start time, or ``None`` if ``cancelled()``."""
+        with self._cond:
+            while True:
+                if cancelled():
+                    return None
+                now = self._clock()
+                if self._in_flight >= int(self._window):
+                    self._cond.wait(0.25)
+                    continue
+                wait = max(self._pause_until, self._next_start) - now
+                if wait > 0:
+                    self._cond.wait(min(wait, 0.25))
+                    continue
+                self._in_flight += 1
+                if self._rate:
+                    self._next_start = max(now, self._next_start) + 1.0 / self._rate
+                return now
+
+    def release(self, started: float, answer: Answer) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            now = self._clock()
+            if answer.status == 429:
+                self.throttled += 1
+            if answer.retry_after:
+                self._pause_until = max(self._pause_until, now + answer.retry_after)
+            if self._adaptive:
+                self._adapt(started, now, answer)
+            else:
+                self._window = float(self.max_in_flight)
+            self._cond.notify_all()
+
+    def _adapt(self, started: float, now: float, answer: Answer) -> None:
+        if answer.kind is Kind.OK:
+            self._recent_ok.append(now)
+            while self._recent_ok and self._recent_ok[0] < now - 1.0:
+                self._recent_ok.popleft()
+            if self._window < 2 and self._last_decrease < 0:
+                # The first success proves the token and the index: open up at once.
+                self._window = float(self.max_in_flight)
+            else:
+                self._window = min(float(self.max_in_flight), self._window + 1.0 / self._window)
+            if self._rate is not None:
+                self._rate *= 1.01
+            self._watch_latency(started, now)
+            return
+        if answer.status in (429, 503) and started > self._last_decrease:
+            # Only one decrease per round trip: the answers to requests that were
+            # already in flight say nothing new.
+            self._last_decrease = now
+            self._window = max(1.0, self._window / 2)
+            if answer.status == 429:
+                let_through = len(self._recent_ok)
+                learned = max(0.5, 0.95 * let_through) if let_through else 0.5
+                self._rate = learned if self._rate is None else min(self._rate * 0.9, learned)
+
+    def _watch_latency(self, started: float, now: float) -> None:
+        latency = now - started
+        self._latency = latency if not self._latency else 0.8 * self._latency + 0.2 * latency
+        if self._best_latency is None or latency < self._best_latency:
+            self._best_latency = latency
+        # A server that answers four times slower than it can is queueing our requests:
+        # fewer in flight costs nothing and spares it.
+        if (
+            self._best_latency > 0.05
+            and self._latency > 4 * self._best_latency
+            and started > self._last_decrease
+        ):
+            self._last_decrease = now
+            self._window = max(1.0, self._window - 1)

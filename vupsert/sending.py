@@ -1,0 +1,155 @@
+"""Send one batch until every record of it is settled: retried, split, or rejected.
+
+- Transient failures (connection, timeout, 429, 5xx) are retried with capped exponential
+  backoff and full jitter, at least as long as ``Retry-After`` asks. The body is built
+  once and re-sent as is.
+- A refusal (400, 413) splits the records in halves, recursively, so only the records
+  the server really refuses are rejected: about ``2 * log2(batch size)`` extra requests
+  per bad record.
+- A fatal answer (401, 403, 404, 405, 422) raises :class:`Fatal`: no batch can succeed.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .batching import Batch, build_body
+from .client import Answer, Client, Kind
+from .pacing import Throttle
+from .records import Record, Rejection
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = 8
+    base: float = 0.5
+    max_backoff: float = 60.0
+
+    def delay(self, attempt: int, rng: random.Random, retry_after: float | None) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        cap = min(self.max_backoff, self.base * 2 ** (attempt - 1))
+        delay = rng.uniform(0, cap)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, max(self.max_backoff, 1.0)))
+        return delay
+
+
+class Fatal(Exception):
+    """The server's answer means no batch can succeed."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(answer.message)
+        self.answer = answer
+
+
+class Abandoned(Exception):
+    """The run was told to stop at once; this batch is left unsettled."""
+
+
+@dataclass
+class Settlement:
+    """What became of one batch."""
+
+    batch: Batch
+    upserted: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    """Records the server refused or that were given up on (local ones are on the batch)."""
+    attempts: int = 0
+    retries: int = 0
+    status: int | None = None
+    error: str | None = None
+    started: float = 0.0
+    duration: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.rejected)
+
+    @property
+    def outcome(self) -> str:
+        if not self.batch.records:
+            return "empty" if not self.batch.rejections else "rejected"
+        if not self.rejected:
+            return "upserted"
+        return "partial" if self.upserted else "failed"
+
+
+class Sender:
+    """Sends batches through one client, sharing a throttle with the other senders."""
+
+    def __init__(
+        self,
+        client: Client,
+        throttle: Throttle,
+        policy: RetryPolicy,
+        *,
+        abandon: threading.Event,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], bool] | None = None,
+    ) -> None:
+        self.client = client
+        self.throttle = throttle
+        self.policy = policy
+        self.abandon = abandon
+        self.rng = rng or random.Random()
+        # Waiting on the event makes a backoff end early when the run is abandoned.
+        self._sleep = sleep or abandon.wait
+
+    def send(self, batch: Batch) -> Settlement:
+        settlement = Settlement(batch, upserted=batch.superseded, started=time.monotonic())
+        self._send(batch.records, None, settlement)
+        settlement.duration = time.monotonic() - settlement.started
+        return settlement
+
+    def _send(self, records: list[Record], body: bytes | None, s: Settlement) -> None:
+        if not records:
+            return
+        if body is None:
+            body = build_body(records)
+        attempt = 0
+        while True:
+            started = self.throttle.acquire(self.abandon.is_set)
+            if started is None:
+                raise Abandoned
+            answer = self.client.upsert(body)
+            self.throttle.release(started, answer)
+            s.attempts += 1
+            s.status = answer.status
+            if answer.kind is Kind.OK:
+                s.upserted += len(records)
+                return
+            if answer.kind is Kind.FATAL:
+                raise Fatal(answer)
+            s.error = answer.message
+            if answer.kind is Kind.REFUSED:
+                if len(records) == 1:
+                    s.rejected.append(_rejection(records[0], answer.message, answer.status))
+                    return
+                middle = len(records) // 2
+                self._send(records[:middle], None, s)
+                self._send(records[middle:], None, s)
+                return
+            if attempt >= self.policy.retries:
+                reason = f"gave up after {attempt + 1} attempts: {answer.message}"
+                s.rejected.extend(_rejection(r, reason, answer.status) for r in records)
+                return
+            attempt += 1
+            s.retries += 1
+            if self._sleep(self.policy.delay(attempt, self.rng, answer.retry_after)):
+                raise Abandoned
+
+
+def _rejection(record: Record, reason: str, status: int | None) -> Rejection:
+    return Rejection(
+        source=record.source,
+        line=record.line,
+        end=record.end,
+        reason=reason,
+        body=record.body,
+        status=status,
+        id=record.id,
+    )

@@ -1,0 +1,658 @@
+"""Turn each row into a :class:`Record` (its JSON body built once) or a :class:`Rejection`.
+
+A :class:`Mapper` is built once from :class:`MappingOptions` (its ``tabular`` flag set per
+input); everything that can be decided before the first row (dotted-path splits, template
+parsing, which columns are not metadata) is decided then, so :meth:`Mapper.map` does only
+per-row work. :func:`map_rows` chains it onto :func:`vupsert.sources.iter_rows`.
+
+A bad *record* becomes a Rejection whose reason names the field and what is wrong. A
+problem that would hit every row of a CSV/TSV input alike (the id column is not in its
+header) raises :class:`InputError` instead of rejecting the whole file row by row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NoReturn
+
+import orjson
+
+from .errors import ConfigError, InputError
+from .records import (
+    MAX_DATA_BYTES,
+    MAX_METADATA_BYTES,
+    REJECT_KEY,
+    Record,
+    Rejection,
+    Row,
+)
+from .settings import MappingOptions
+
+__all__ = ["Mapper", "Template", "hash_id", "infer_value", "map_rows", "shard_of"]
+
+_MISSING: Any = object()
+"""What a getter returns for an absent field (``None`` is JSON null, a real value)."""
+
+_EXACT_FLOAT_INT = 2**53
+_INT64 = 2**63
+# JSON's number grammar: what a CSV metadata cell must look like to become a number.
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?").fullmatch
+_NUMBER_START = frozenset("-0123456789")
+_BOOLS = {"true": True, "false": False}
+_PARSED_BEFORE = "could not be parsed originally: "
+
+Getter = Callable[[dict[str, Any]], Any]
+
+
+def shard_of(id: str, n: int) -> int:
+    """The shard (``0 <= k < n``) a record id belongs to.
+
+    A stable hash, the same on every machine and Python version (unlike ``hash()``), so
+    ``--shard k/n`` run as n separate jobs sends every record exactly once.
+    """
+    digest = hashlib.blake2b(id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % n
+
+
+def hash_id(data: str, metadata: dict[str, Any] | None) -> str:
+    """A content id: 32 hex digits of blake2b over ``[data, metadata]``, keys sorted.
+
+    The same text and metadata always give the same id, so loading an input again
+    overwrites instead of duplicating.
+    """
+    canonical = orjson.dumps([data, metadata], option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+
+def infer_value(cell: str) -> Any:
+    """A CSV cell as metadata: a JSON-style number or true/false becomes one, else the text.
+
+    Integers keep only their canonical spelling within int64 (``"007"``, ``"+5"`` and
+    ``"1_000"`` stay text: zip codes and phone numbers must not lose digits); floats must
+    be finite.
+    """
+    first = cell[0]
+    if first in _NUMBER_START:
+        m = _NUMBER(cell)
+        if m is not None:
+            if m.group(1) is None and m.group(2) is None:
+                number = int(cell)
+                if -_INT64 <= number < _INT64:
+                    return number
+            else:
+                value = float(cell)
+                if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
+                    return value
+        return cell
+    if first in "tTfF" and len(cell) <= 5:
+        return _BOOLS.get(cell.lower(), cell)
+    return cell
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "null" if value is None else type(value).__name__
+
+
+def _getter(path: str) -> Getter:
+    """Read a field by dotted path; a key that literally contains the dots wins."""
+    if "." not in path:
+
+        def get_key(value: dict[str, Any]) -> Any:
+            return value.get(path, _MISSING)
+
+        return get_key
+    parts = tuple(path.split("."))
+
+    def get_path(value: dict[str, Any]) -> Any:
+        found = value.get(path, _MISSING)
+        if found is not _MISSING:
+            return found
+        node: Any = value
+        for part in parts:
+            if type(node) is not dict:
+                return _MISSING
+            node = node.get(part, _MISSING)
+            if node is _MISSING:
+                return _MISSING
+        return node
+
+    return get_path
+
+
+def _render(value: Any) -> str:
+    """A non-string field as text in a template: JSON's spelling (``true``, ``1.5``)."""
+    return orjson.dumps(value).decode()
+
+
+class Template:
+    """A ``{field}`` template, parsed once.
+
+    ``{{``/``}}`` are literal braces; in the literal text the two characters ``\\n`` mean a
+    newline, ``\\t`` a tab and ``\\\\`` a backslash, so a template can be typed in a shell.
+    Field names are dotted paths, taken literally otherwise (``{dc:title}`` is the field
+    ``dc:title``).
+    """
+
+    __slots__ = ("_parts", "fields", "text")
+
+    def __init__(self, text: str, option: str) -> None:
+        self.text = text
+        parts: list[str | tuple[str, Getter]] = []
+        literal: list[str] = []
+        i, n = 0, len(text)
+
+        def bad(problem: str) -> NoReturn:
+            raise ConfigError(
+                f"{option} {text!r}: {problem}",
+                hint="Write {field} for a field, {{ and }} for literal braces.",
+            )
+
+        while i < n:
+            c = text[i]
+            if c == "{":
+                if text.startswith("{{", i):
+                    literal.append("{")
+                    i += 2
+                    continue
+                close = text.find("}", i + 1)
+                reopen = text.find("{", i + 1)
+                if close < 0 or 0 <= reopen < close:
+                    bad(f"the brace at position {i + 1} is never closed")
+                name = text[i + 1 : close]
+                if not name.strip():
+                    bad(f"empty {{}} at position {i + 1}; put a field name inside")
+                if literal:
+                    parts.append("".join(literal))
+                    literal.clear()
+                parts.append((name, _getter(name)))
+                i = close + 1
+            elif c == "}":
+                if not text.startswith("}}", i):
+                    bad(f"the brace at position {i + 1} closes nothing (write }}}} for a brace)")
+                literal.append("}")
+                i += 2
+            elif c == "\\" and text[i + 1 : i + 2] in ("n", "t", "\\"):
+                literal.append({"n": "\n", "t": "\t", "\\": "\\"}[text[i + 1]])
+                i += 2
+            else:
+                literal.append(c)
+                i += 1
+        if literal:
+            parts.append("".join(literal))
+        if not any(isinstance(p, tuple) for p in parts):
+            bad("it names no field, so every record would get the same value")
+        self._parts = tuple(parts)
+        self.fields = tuple(p[0] for p in parts if isinstance(p, tuple))
+        """The field names the template uses, in order."""
+
+    def render(self, value: dict[str, Any], missing: Callable[[str, bool], NoReturn]) -> str:
+        """The template filled from ``value``; ``missing(name, is_null)`` if a field has none.
+
+        The result is ``""`` when every field is empty: the template's own text alone
+        (``"doc-"``, a lone newline) is never an id or a text worth sending.
+        """
+        out: list[str] = []
+        filled = False
+        for part in self._parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            name, get = part
+            found = get(value)
+            if type(found) is str:
+                if found:
+                    filled = True
+                    out.append(found)
+            elif found is _MISSING or found is None:
+                missing(name, found is None)
+            else:
+                filled = True
+                out.append(_render(found))
+        return "".join(out) if filled else ""
+
+
+class _Bad(Exception):
+    """A row cannot become a record; raised inside the mapper, never outside it."""
+
+    def __init__(self, reason: str, part: str | None = None, value: Any = _MISSING) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.part = part
+        """``"id"``, ``"data"`` or ``"metadata"``: the part that could not be made."""
+        self.value = value
+        """The offending value, kept in the rejection's body so the user sees it there."""
+
+
+class Mapper:
+    """Maps the rows of one input format to records, per :class:`MappingOptions`.
+
+    JSON Lines (``tabular=False``): ``id_field``, ``data_field`` and ``metadata_field``
+    are dotted paths. ``metadata_columns``, if given, builds the metadata from those
+    fields instead (absent ones are left out).
+
+    CSV/TSV (``tabular=True``): the same options name columns. Every column that is not
+    used for the id or the data (directly or through a template) becomes a metadata key,
+    or only ``metadata_columns``; cells become numbers/booleans per :func:`infer_value`
+    unless ``infer_types`` is off, and empty cells are left out. A column the options
+    name but the header lacks raises :class:`InputError` at the first row.
+
+    A rejects-file line (it has the ``"_vupsert"`` key) is always read as
+    ``{id, data, metadata}``, whatever the options say.
+
+    Sharding (``shard=(k, n)``): a record, or a rejection that has an id, belongs to
+    shard ``shard_of(id, n)``; a rejection without an id (the id is missing or bad, the
+    row could not be parsed, or ``id_from="hash"`` could not hash it) is reported by
+    shard 0 only, so across the n jobs each is reported exactly once.
+    """
+
+    def __init__(self, options: MappingOptions, *, tabular: bool = False) -> None:
+        self._options = options
+        self._infer = options.infer_types
+        for option in ("id_field", "data_field", "metadata_field"):
+            if not getattr(options, option):
+                raise ConfigError(f"--{option.replace('_', '-')} must not be empty")
+
+        self._shard_k = 0
+        self._shard_n = 0
+        if options.shard is not None:
+            k, n = options.shard
+            if not (n >= 1 and 0 <= k < n):
+                raise ConfigError(
+                    f"shard {k}/{n} does not exist; with n shards, k is 0 to n-1",
+                    hint="For 4 jobs, run --shard 0/4, 1/4, 2/4 and 3/4.",
+                )
+            self._shard_k, self._shard_n = k, n
+
+        self._id_from = options.id_from
+        self._id_template: Template | None = None
+        if options.id_template is not None:
+            if options.id_from != "field":
+                raise ConfigError(
+                    f"--id-template and --id-from {options.id_from} both make the id; give only one"
+                )
+            self._id_template = Template(options.id_template, "--id-template")
+        self._id_name = options.id_field
+        self._get_id = _getter(options.id_field)
+
+        self._data_template: Template | None = None
+        if options.data_template is not None:
+            self._data_template = Template(options.data_template, "--data-template")
+        self._data_name = options.data_field
+        self._get_data = _getter(options.data_field)
+
+        self._meta_name = options.metadata_field
+        self._get_meta = _getter(options.metadata_field)
+        self._meta_columns: tuple[tuple[str, Getter], ...] | None = None
+        if options.metadata_columns is not None:
+            self._meta_columns = tuple((c, _getter(c)) for c in options.metadata_columns)
+        # Columns already sent as id or data are not repeated as metadata.
+        used: set[str] = set()
+        if self._id_template is not None:
+            used.update(self._id_template.fields)
+        elif self._id_from == "field":
+            used.add(options.id_field)
+        if self._data_template is not None:
+            used.update(self._data_template.fields)
+        else:
+            used.add(options.data_field)
+        self._not_metadata = frozenset(used)
+
+        self._plain: Mapper | None = None
+        """The mapper for rejects-file lines: default fields, same shard."""
+
+        # The common JSON Lines case gets a path with no per-field calls; anything it does
+        # not accept at a glance goes through the general path, which has the last word.
+        self._fast_jsonl = (
+            self._id_from == "field"
+            and self._id_template is None
+            and self._data_template is None
+            and self._meta_columns is None
+            and self._shard_n == 0
+            and not any("." in f for f in (self._id_name, self._data_name, self._meta_name))
+        )
+        self._tabular = self._fast = False
+        self._word = "field"
+        self.tabular = tabular
+
+    @property
+    def tabular(self) -> bool:
+        """Whether rows come from CSV/TSV; one mapper can be switched between inputs."""
+        return self._tabular
+
+    @tabular.setter
+    def tabular(self, tabular: bool) -> None:
+        self._tabular = tabular
+        self._word = "column" if tabular else "field"
+        self._fast = self._fast_jsonl and not tabular
+
+    @property
+    def reports_unattributed(self) -> bool:
+        """Whether this shard reports rejections that have no id (see the class doc)."""
+        return self._shard_k == 0
+
+    def map(self, row: Row) -> Record | Rejection | None:
+        """The row as a record or a rejection; ``None`` if it belongs to another shard."""
+        value = row.value
+        if self._fast:
+            if REJECT_KEY in value:
+                return self._map_rejects_line(row, value)
+            id_ = value.get(self._id_name)
+            data = value.get(self._data_name)
+            meta = value.get(self._meta_name)
+            if (
+                type(id_) is str
+                and id_
+                and type(data) is str
+                and data
+                and (meta is None or type(meta) is dict)
+            ):
+                try:
+                    body = orjson.dumps(
+                        {"id": id_, "data": data}
+                        if meta is None
+                        else {"id": id_, "data": data, "metadata": meta}
+                    )
+                except orjson.JSONEncodeError:
+                    pass
+                else:
+                    if len(body) <= MAX_METADATA_BYTES:
+                        return Record(id_, body, row.source, row.line, row.end)
+            return self._map(row, value)
+        if not self._tabular and REJECT_KEY in value:
+            return self._map_rejects_line(row, value)
+        return self._map(row, value)
+
+    def _map(self, row: Row, value: dict[str, Any]) -> Record | Rejection | None:
+        id_: str | None = None
+        data: Any = _MISSING
+        meta: Any = _MISSING
+        try:
+            if self._id_from != "hash":
+                id_ = self._make_id(row, value)
+                if self._shard_n and shard_of(id_, self._shard_n) != self._shard_k:
+                    return None
+            data = self._make_data(row, value)
+            meta = self._make_metadata(row, value)
+            if id_ is None:
+                id_ = self._hash_id(data, meta)
+                if self._shard_n and shard_of(id_, self._shard_n) != self._shard_k:
+                    return None
+            try:
+                body = orjson.dumps(
+                    {"id": id_, "data": data}
+                    if meta is None
+                    else {"id": id_, "data": data, "metadata": meta}
+                )
+            except orjson.JSONEncodeError:
+                raise _Bad(*_text_problem(id_, data, meta)) from None
+            # The whole body under the smaller limit proves both parts are under theirs.
+            if len(body) > MAX_METADATA_BYTES:
+                _check_sizes(data, meta)
+        except _Bad as bad:
+            if id_ is None and not self.reports_unattributed:
+                return None
+            return self._reject(row, value, bad, id_, data, meta)
+        return Record(id_, body, row.source, row.line, row.end)
+
+    def _reject(
+        self, row: Row, value: dict[str, Any], bad: _Bad, id_: str | None, data: Any, meta: Any
+    ) -> Rejection:
+        """The rejection, with the record as far as it can be mapped, to be fixed in place.
+
+        Parts not reached before the failure are still made if they can be, so a record
+        rejected for its id keeps its data and metadata in the rejects file.
+        """
+        parts: dict[str, Any] = {"id": _MISSING if id_ is None else id_, "data": data}
+        parts["metadata"] = meta
+        if bad.part is not None:
+            parts[bad.part] = bad.value
+        makers = (("data", self._make_data), ("metadata", self._make_metadata))
+        for part, make in makers:
+            if parts[part] is _MISSING and part != bad.part:
+                try:
+                    parts[part] = make(row, value)
+                except _Bad as other:
+                    parts[part] = other.value
+        # A null id or data stays visible; absent metadata is just absent.
+        partial = {
+            k: v
+            for k, v in parts.items()
+            if v is not _MISSING and not (v is None and k == "metadata")
+        }
+        try:
+            body = orjson.dumps(partial)
+        except orjson.JSONEncodeError:
+            body = orjson.dumps(_scrub(partial))
+        return Rejection(row.source, row.line, row.end, bad.reason, body=body, id=id_)
+
+    # --- id ---------------------------------------------------------------------------
+
+    def _make_id(self, row: Row, value: dict[str, Any]) -> str:
+        if self._id_template is not None:
+            id_ = self._id_template.render(
+                value, lambda f, null: self._missing(row, f, "id template", null)
+            )
+            if not id_:
+                raise _Bad(f"empty id (every field of {self._id_template.text!r} is empty)", "id")
+            return id_
+        if self._id_from == "line":
+            return f"{row.source}:{row.line}"
+        raw = self._get_id(value)
+        if isinstance(raw, str):
+            if raw:
+                return raw
+            raise _Bad(f'empty id ({self._word} "{self._id_name}")', "id", raw)
+        kind = type(raw)
+        if kind is int:
+            return str(raw)
+        if kind is float:
+            if raw.is_integer() and abs(raw) >= _EXACT_FLOAT_INT:
+                # orjson reads integers beyond 64 bits as floats; digits would be lost.
+                raise _Bad(
+                    f'id {raw!r} is too large a number to keep exactly (field "{self._id_name}");'
+                    " write it as a string",
+                    "id",
+                    raw,
+                )
+            return str(raw)
+        if raw is _MISSING:
+            self._missing(row, self._id_name, "id")
+        raise _Bad(
+            f'id is not a string or number (got {_json_type(raw)}, field "{self._id_name}")',
+            "id",
+            raw,
+        )
+
+    def _hash_id(self, data: str, meta: dict[str, Any] | None) -> str:
+        try:
+            return hash_id(data, meta)
+        except orjson.JSONEncodeError:
+            raise _Bad(*_text_problem(None, data, meta)) from None
+
+    # --- data and metadata ------------------------------------------------------------
+
+    def _make_data(self, row: Row, value: dict[str, Any]) -> str:
+        if self._data_template is not None:
+            data = self._data_template.render(
+                value, lambda f, null: self._missing(row, f, "data template", null)
+            )
+            if not data:
+                raise _Bad(
+                    f"empty data (every field of {self._data_template.text!r} is empty)", "data"
+                )
+            return data
+        raw = self._get_data(value)
+        if isinstance(raw, str):
+            if raw:
+                return raw
+            raise _Bad(f'empty data ({self._word} "{self._data_name}")', "data", raw)
+        if raw is _MISSING:
+            self._missing(row, self._data_name, "data")
+        raise _Bad(
+            f'data is not a string (got {_json_type(raw)}, field "{self._data_name}")',
+            "data",
+            raw,
+        )
+
+    def _make_metadata(self, row: Row, value: dict[str, Any]) -> dict[str, Any] | None:
+        if self._tabular:
+            return self._table_metadata(row, value)
+        if self._meta_columns is not None:
+            picked = {}
+            for name, get in self._meta_columns:
+                found = get(value)
+                if found is not _MISSING:
+                    picked[name] = found
+            return picked or None
+        raw = self._get_meta(value)
+        if isinstance(raw, dict):
+            return raw
+        if raw is _MISSING or raw is None:
+            return None
+        raise _Bad(
+            f'metadata is not an object (got {_json_type(raw)}, field "{self._meta_name}")',
+            "metadata",
+            raw,
+        )
+
+    def _table_metadata(self, row: Row, value: dict[str, str]) -> dict[str, Any] | None:
+        infer: Callable[[str], Any] = infer_value if self._infer else str
+        if self._meta_columns is None:
+            skip = self._not_metadata
+            meta = {k: infer(v) for k, v in value.items() if v and k not in skip}
+        else:
+            meta = {}
+            for name, _ in self._meta_columns:
+                cell = value.get(name)
+                if cell is None:
+                    self._missing(row, name, "metadata")
+                if cell:
+                    meta[name] = infer(cell)
+        return meta or None
+
+    def _missing(self, row: Row, name: str, role: str, null: bool = False) -> NoReturn:
+        if self._tabular:
+            # Every row of this input has the same columns: one error, not a million.
+            columns = ", ".join(row.value)
+            raise InputError(
+                f"{row.source}: has no column {name!r} for the {role} (its columns: {columns})",
+                hint=_COLUMN_HINTS[role],
+            )
+        part = role.split()[0]
+        if role in ("id", "data"):
+            raise _Bad(f'missing {role} (field "{name}")', part)
+        if null:
+            raise _Bad(f'field "{name}" for the {role} is null', part)
+        raise _Bad(f'missing field "{name}" for the {role}', part)
+
+    # --- rejects-file lines -----------------------------------------------------------
+
+    def _map_rejects_line(self, row: Row, value: dict[str, Any]) -> Record | Rejection | None:
+        info = value[REJECT_KEY]
+        raw = info.get("raw") if type(info) is dict else None
+        if "id" not in value and "data" not in value and isinstance(raw, str):
+            if not self.reports_unattributed:
+                return None
+            reason = info.get("reason")
+            if not isinstance(reason, str) or not reason:
+                reason = "unknown reason"
+            if not reason.startswith(_PARSED_BEFORE):
+                reason = f"{_PARSED_BEFORE}{reason}; fix the raw text and feed it again"
+            return Rejection(row.source, row.line, row.end, reason, raw=raw)
+        if self._plain is None:
+            self._plain = Mapper(MappingOptions(shard=self._options.shard))
+        return self._plain._map(row, value)
+
+
+_COLUMN_HINTS = {
+    "id": "Name the id column with --id-field, or use --id-from hash or --id-from line.",
+    "data": "Name the text column with --data-field, or compose it with --data-template.",
+    "metadata": "List only columns of the header in --metadata-columns.",
+    "id template": "Use only columns of the header in --id-template.",
+    "data template": "Use only columns of the header in --data-template.",
+}
+
+
+def _check_sizes(data: str, meta: dict[str, Any] | None) -> None:
+    size = len(data.encode())
+    if size > MAX_DATA_BYTES:
+        raise _Bad(f"data is {size:,} bytes; the limit is {MAX_DATA_BYTES:,}", "data", data)
+    if meta is not None:
+        size = len(orjson.dumps(meta))
+        if size > MAX_METADATA_BYTES:
+            raise _Bad(
+                f"metadata is {size:,} bytes; the limit is {MAX_METADATA_BYTES:,}",
+                "metadata",
+                meta,
+            )
+
+
+def _bad_text_at(value: Any) -> str | None:
+    """Where a value holds a lone surrogate (text that is not valid Unicode), if it does."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            return f"character {exc.start + 1}"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if _bad_text_at(k) is not None:
+                return f"key {k.encode('utf-8', 'backslashreplace').decode()!r}"
+            where = _bad_text_at(v)
+            if where is not None:
+                return f"key {k!r}, {where}"
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            where = _bad_text_at(v)
+            if where is not None:
+                return f"item {i}, {where}"
+    return None
+
+
+def _text_problem(id_: str | None, data: Any, meta: Any) -> tuple[str, str | None, Any]:
+    """Why a record cannot be written as JSON, and the part at fault (for :class:`_Bad`)."""
+    for name, value in (("id", id_), ("data", data), ("metadata", meta)):
+        where = _bad_text_at(value)
+        if where is not None:
+            return f"{name} has invalid text (a lone surrogate at {where})", name, value
+    return "the record cannot be written as JSON", None, _MISSING
+
+
+def _scrub(value: Any) -> Any:
+    """A copy of a value that orjson can always write: bad text made visible as escapes."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def map_rows(rows: Iterable[Row | Rejection], mapper: Mapper) -> Iterator[Record | Rejection]:
+    """Map a reader's output: records and rejections in input order, other shards dropped.
+
+    A reader's rejection (an unparseable item) has no id, so only shard 0 passes it on.
+    """
+    keep_unattributed = mapper.reports_unattributed
+    map_row = mapper.map
+    for item in rows:
+        if isinstance(item, Row):
+            out = map_row(item)
+            if out is not None:
+                yield out
+        elif keep_unattributed:
+            yield item

@@ -9,8 +9,9 @@ from vupsert.records import Position, Record, Rejection
 
 def rec(i: int, id_: str | None = None, size: int = 10, source: str = "a.jsonl") -> Record:
     body = orjson.dumps({"id": id_ or f"r{i}", "data": "x" * size})
-    return Record(id=id_ or f"r{i}", body=body, source=source, line=i,
-                  end=Position(offset=i * 100, line=i))
+    return Record(
+        id=id_ or f"r{i}", body=body, source=source, line=i, end=Position(offset=i * 100, line=i)
+    )
 
 
 def rej(i: int, source: str = "a.jsonl") -> Rejection:
@@ -71,7 +72,8 @@ def test_empty_input_gives_no_batch() -> None:
 
 def test_build_body_is_a_json_array() -> None:
     assert orjson.loads(build_body([rec(1), rec(2)])) == [
-        {"id": "r1", "data": "x" * 10}, {"id": "r2", "data": "x" * 10}
+        {"id": "r1", "data": "x" * 10},
+        {"id": "r2", "data": "x" * 10},
     ]
     assert build_body([]) == b"[]"
 

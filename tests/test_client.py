@@ -32,8 +32,9 @@ def test_request_shape_and_namespace_is_percent_encoded() -> None:
         seen.append(request)
         return httpx.Response(200, json={"result": "Success"})
 
-    client = Client("http://127.0.0.1:1/", TOKEN, namespace="a b/c",
-                    transport=httpx.MockTransport(handler))
+    client = Client(
+        "http://127.0.0.1:1/", TOKEN, namespace="a b/c", transport=httpx.MockTransport(handler)
+    )
     answer = client.upsert(b'[{"id":"1","data":"x"}]')
     assert answer.kind is Kind.OK
     (request,) = seen
@@ -54,8 +55,7 @@ def test_request_shape_and_namespace_is_percent_encoded() -> None:
         (403, "Forbidden: /upsert-data is not allowed", Kind.FATAL),
         (404, "", Kind.FATAL),
         (405, "", Kind.FATAL),
-        (422, '{"error":"Embedding data for this index is not allowed.","status":422}',
-         Kind.FATAL),
+        (422, '{"error":"Embedding data for this index is not allowed.","status":422}', Kind.FATAL),
         (429, '{"error":"ERR max requests limit exceeded"}', Kind.TRANSIENT),
         (500, "oops", Kind.TRANSIENT),
         (502, "<html><body><h1>502 Bad Gateway</h1></body></html>", Kind.TRANSIENT),
@@ -72,8 +72,9 @@ def test_status_to_kind(status: int, body: str, kind: Kind) -> None:
 
 
 def test_non_json_error_body_is_readable() -> None:
-    answer = answering(502, "<html><body><h1>502 Bad Gateway</h1>\n<p>nginx</p></body></html>"
-                       ).upsert(b"[]")
+    answer = answering(
+        502, "<html><body><h1>502 Bad Gateway</h1>\n<p>nginx</p></body></html>"
+    ).upsert(b"[]")
     assert answer.message == "502 Bad Gateway nginx"
 
 

@@ -30,8 +30,13 @@ class FakeClient:
 
 def make_batch(n: int) -> Batch:
     records = [
-        Record(id=f"r{i}", body=orjson.dumps({"id": f"r{i}", "data": "x"}), source="in.jsonl",
-               line=i, end=Position(i, i))
+        Record(
+            id=f"r{i}",
+            body=orjson.dumps({"id": f"r{i}", "data": "x"}),
+            source="in.jsonl",
+            line=i,
+            end=Position(i, i),
+        )
         for i in range(1, n + 1)
     ]
     return Batch(seq=1, records=records, first_where="in.jsonl:1", last_where=f"in.jsonl:{n}")
@@ -64,8 +69,7 @@ def test_success_sends_the_prebuilt_body_once() -> None:
 
 
 def test_transient_failures_are_retried_with_the_same_body() -> None:
-    answers = iter([Answer(Kind.TRANSIENT, 503, "busy"), Answer(Kind.TRANSIENT, None, "reset"),
-                    OK])
+    answers = iter([Answer(Kind.TRANSIENT, 503, "busy"), Answer(Kind.TRANSIENT, None, "reset"), OK])
     client = FakeClient(lambda ids: next(answers))
     waits: list[float] = []
     s = sender(client, sleeps=waits).send(make_batch(3))

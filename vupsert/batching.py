@@ -61,8 +61,19 @@ Item = tuple[int, Record | Rejection]
 class _Open:
     """The batch being filled."""
 
-    __slots__ = ("by_id", "count", "first", "input", "last", "end", "per_input",
-                 "records", "rejections", "size", "superseded")
+    __slots__ = (
+        "by_id",
+        "count",
+        "end",
+        "first",
+        "input",
+        "last",
+        "per_input",
+        "records",
+        "rejections",
+        "size",
+        "superseded",
+    )
 
     def __init__(self) -> None:
         self.records: list[Record | None] = []

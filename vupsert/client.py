@@ -181,11 +181,19 @@ class Client:
         try:
             response = self._http.post(self.upsert_path, content=body)
         except httpx.TimeoutException as exc:
-            return Answer(Kind.TRANSIENT, None, f"timed out ({type(exc).__name__})",
-                          elapsed=time.monotonic() - started)
+            return Answer(
+                Kind.TRANSIENT,
+                None,
+                f"timed out ({type(exc).__name__})",
+                elapsed=time.monotonic() - started,
+            )
         except httpx.TransportError as exc:
-            return Answer(Kind.TRANSIENT, None, f"connection failed: {_describe(exc)}",
-                          elapsed=time.monotonic() - started)
+            return Answer(
+                Kind.TRANSIENT,
+                None,
+                f"connection failed: {_describe(exc)}",
+                elapsed=time.monotonic() - started,
+            )
         return self._answer(response, time.monotonic() - started)
 
     def _answer(self, response: httpx.Response, elapsed: float) -> Answer:
@@ -199,12 +207,21 @@ class Client:
                 return Answer(Kind.OK, status, "Success", elapsed=elapsed)
             # A 200 that is not Upstash's answer (a captive portal, a proxy page) means
             # we cannot know whether the write happened: try again.
-            return Answer(Kind.TRANSIENT, status,
-                          f"unexpected answer: {error_message(response)}", elapsed=elapsed)
+            return Answer(
+                Kind.TRANSIENT,
+                status,
+                f"unexpected answer: {error_message(response)}",
+                elapsed=elapsed,
+            )
         message = error_message(response)
         if status in RETRYABLE:
-            return Answer(Kind.TRANSIENT, status, message,
-                          retry_after_seconds(response.headers.get("retry-after")), elapsed)
+            return Answer(
+                Kind.TRANSIENT,
+                status,
+                message,
+                retry_after_seconds(response.headers.get("retry-after")),
+                elapsed,
+            )
         if status in REFUSED:
             return Answer(Kind.REFUSED, status, message, elapsed=elapsed)
         if status in FATAL_HINTS or 400 <= status < 500:
@@ -222,8 +239,7 @@ class Client:
             ) from None
         if response.status_code != 200:
             raise ServerError(
-                f"{self.base_url}/info answered {response.status_code}: "
-                f"{error_message(response)}",
+                f"{self.base_url}/info answered {response.status_code}: {error_message(response)}",
                 status=response.status_code,
                 hint=FATAL_HINTS.get(response.status_code),
             )

@@ -6,8 +6,9 @@ Two controls share one lock:
   (AIMD), never above ``--concurrency``. It starts at one request so that a server that
   refuses everything (bad token, no embedding model) sees exactly one request;
 - a start rate, unknown (unlimited) until the server first says 429. Then it is set to
-  what the server let through in the last second, and probed upwards by 1% per success,
-  so a rate-limited index is used near its limit with few refusals.
+  what the server let through in the last second, cut by 10% on each later 429 and
+  probed upwards by about 0.1 request/s each second, so a rate-limited index is used
+  near its limit with few refusals.
 
 A ``Retry-After`` pauses every sender, not only the one that was told.
 """
@@ -98,7 +99,9 @@ class Throttle:
             else:
                 self._window = min(float(self.max_in_flight), self._window + 1.0 / self._window)
             if self._rate is not None:
-                self._rate *= 1.01
+                # About +0.1 request/s per second of success: slow enough that a limit
+                # found once is not hit again for many requests.
+                self._rate += 0.1 / self._rate
             self._watch_latency(started, now)
             return
         if answer.status in (429, 503) and started > self._last_decrease:
@@ -107,9 +110,12 @@ class Throttle:
             self._last_decrease = now
             self._window = max(1.0, self._window / 2)
             if answer.status == 429:
-                let_through = len(self._recent_ok)
-                learned = max(0.5, 0.95 * let_through) if let_through else 0.5
-                self._rate = learned if self._rate is None else min(self._rate * 0.9, learned)
+                if self._rate is None:
+                    # What the server let through in the last second, while we were
+                    # pushing as fast as we could, is the first estimate of its limit.
+                    self._rate = max(0.5, 0.95 * len(self._recent_ok))
+                else:
+                    self._rate = max(0.1, self._rate * 0.9)
 
     def _watch_latency(self, started: float, now: float) -> None:
         latency = now - started

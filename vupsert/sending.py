@@ -1,8 +1,9 @@
 """Send one batch until every record of it is settled: retried, split, or rejected.
 
-- Transient failures (connection, timeout, 429, 5xx) are retried with capped exponential
-  backoff and full jitter, at least as long as ``Retry-After`` asks. The body is built
-  once and re-sent as is.
+- Transient failures (connection, timeout, 5xx) are retried with capped exponential
+  backoff and full jitter, at least as long as ``Retry-After`` asks. A 429 waits as long
+  as ``Retry-After`` asks (or a short jittered backoff) and has its own, larger budget:
+  the shared throttle is what slows down. The body is built once and re-sent as is.
 - A refusal (400, 413) splits the records in halves, recursively, so only the records
   the server really refuses are rejected: about ``2 * log2(batch size)`` extra requests
   per bad record.
@@ -28,6 +29,8 @@ class RetryPolicy:
     retries: int = 8
     base: float = 0.5
     max_backoff: float = 60.0
+    throttled_retries: int = 100
+    """429 answers one batch may get before it is given up on."""
 
     def delay(self, attempt: int, rng: random.Random, retry_after: float | None) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
@@ -61,7 +64,10 @@ class Settlement:
     attempts: int = 0
     retries: int = 0
     status: int | None = None
+    """Status of the last answer."""
     error: str | None = None
+    """Message of the last failure, even if a retry or a split then succeeded."""
+    error_status: int | None = None
     started: float = 0.0
     duration: float = 0.0
 
@@ -110,7 +116,7 @@ class Sender:
             return
         if body is None:
             body = build_body(records)
-        attempt = 0
+        attempt = throttled = 0
         while True:
             started = self.throttle.acquire(self.abandon.is_set)
             if started is None:
@@ -124,7 +130,7 @@ class Sender:
                 return
             if answer.kind is Kind.FATAL:
                 raise Fatal(answer)
-            s.error = answer.message
+            s.error, s.error_status = answer.message, answer.status
             if answer.kind is Kind.REFUSED:
                 if len(records) == 1:
                     s.rejected.append(_rejection(records[0], answer.message, answer.status))
@@ -133,13 +139,25 @@ class Sender:
                 self._send(records[:middle], None, s)
                 self._send(records[middle:], None, s)
                 return
-            if attempt >= self.policy.retries:
-                reason = f"gave up after {attempt + 1} attempts: {answer.message}"
+            if answer.status == 429:
+                # Throttling is not failure: the shared throttle already slows every
+                # sender down, so wait as asked and keep a separate, larger budget.
+                throttled += 1
+                exhausted = throttled > self.policy.throttled_retries
+                delay = answer.retry_after
+                if delay is None:
+                    delay = self.policy.delay(min(throttled, 4), self.rng, None)
+            else:
+                attempt += 1
+                exhausted = attempt > self.policy.retries
+                delay = self.policy.delay(attempt, self.rng, answer.retry_after)
+            if exhausted:
+                tries = attempt + throttled
+                reason = f"gave up after {tries} attempts: {answer.message}"
                 s.rejected.extend(_rejection(r, reason, answer.status) for r in records)
                 return
-            attempt += 1
             s.retries += 1
-            if self._sleep(self.policy.delay(attempt, self.rng, answer.retry_after)):
+            if self._sleep(delay):
                 raise Abandoned
 
 

@@ -1,0 +1,81 @@
+"""Shared fixtures: a real local index per test, and the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from vupsert.server import LocalServer, ServerConfig
+
+# Unexpected exceptions crash loudly under test instead of becoming a polite message.
+os.environ["VUPSERT_RAISE_ERRORS"] = "1"
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        value = orjson.loads(self.stdout.strip().splitlines()[-1])
+        assert isinstance(value, dict)
+        return value
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    with LocalServer(ServerConfig(port=0, seed=7)) as running:
+        yield running
+
+
+def cli_env(server: LocalServer | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UPSTASH_")}
+    env["NO_COLOR"] = "1"
+    env["COLUMNS"] = "200"
+    if server is not None:
+        env["UPSTASH_VECTOR_REST_URL"] = server.url
+        env["UPSTASH_VECTOR_REST_TOKEN"] = server.token
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str | Path,
+    server: LocalServer | None = None,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+) -> Result:
+    """Run ``python -m vupsert ARGS`` as a user would, pointed at ``server``."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "vupsert", *map(str, args)],
+        input=input if input is not None else b"",
+        capture_output=True,
+        env=env if env is not None else cli_env(server),
+        cwd=cwd,
+        timeout=timeout,
+    )
+    return Result(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    return path

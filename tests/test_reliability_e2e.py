@@ -1,0 +1,303 @@
+"""Nothing lost: faults, duplicates, kill -9 and resume, against the real local index."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from vupsert.server import LocalServer, ServerConfig
+
+from .conftest import cli_env, read_jsonl, run_cli, write_jsonl
+
+
+def corpus(n: int, *, poison_every: int = 0, dup_every: int = 0) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for i in range(n):
+        data = f"record {i} talks about subject {i % 13} and more words {i * 7}"
+        if poison_every and i % poison_every == poison_every - 1:
+            data += " POISON"
+        id_ = f"id-{i}"
+        if dup_every and i % dup_every == dup_every - 1:
+            id_ = f"id-{i - dup_every + 1}"  # repeats an earlier id, with new data
+        rows.append({"id": id_, "data": data, "metadata": {"i": i}})
+    return rows
+
+
+def expected_index(rows: list[dict[str, Any]]) -> dict[str, tuple[str, Any]]:
+    """Last occurrence of each id wins; refused records keep their earlier version."""
+    out: dict[str, tuple[str, Any]] = {}
+    for row in rows:
+        if "POISON" in row["data"]:
+            continue
+        out[row["id"]] = (row["data"], row["metadata"])
+    return out
+
+
+def test_faults_end_with_exact_index_and_rejects(tmp_path: Path) -> None:
+    rows = corpus(6000, poison_every=997, dup_every=50)
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    rejects = tmp_path / "rejects.jsonl"
+    config = ServerConfig(
+        port=0, seed=3, fail_rate=0.15, drop_rate=0.05, rate_limit=40, refuse_matching="POISON"
+    )
+    with LocalServer(config) as server:
+        result = run_cli(
+            "upsert",
+            path,
+            "-b",
+            "200",
+            "--rejects",
+            rejects,
+            "--json",
+            "--max-backoff",
+            "1",
+            "--seed",
+            "5",
+            server=server,
+        )
+        assert result.code == 1, result.stderr
+        summary = result.summary
+        assert server.records("") == expected_index(rows)
+        refused = [r for r in rows if "POISON" in r["data"]]
+        lines = read_jsonl(rejects)
+        assert sorted(line["id"] for line in lines) == sorted(r["id"] for r in refused)
+        assert summary["records_rejected"] == len(refused)
+        assert summary["records_upserted"] + summary["records_rejected"] == len(rows)
+        assert summary["retries"] > 0
+        statuses = server.stats["statuses"]
+        assert any(str(s) in ("500", "502", "503") or s in (500, 502, 503) for s in statuses)
+
+
+def test_retry_after_is_honoured(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", corpus(3000))
+    with LocalServer(ServerConfig(port=0, rate_limit=4)) as server:
+        started = time.monotonic()
+        result = run_cli("upsert", path, "-b", "100", "--json", server=server)
+        elapsed = time.monotonic() - started
+        assert result.code == 0, result.stderr
+        throttled = result.summary["throttled"]
+        # 30 requests at 4/s need at least ~6 s. The first burst (16 in flight) meets
+        # the limit at once; after that the client keeps to it. One that ignored
+        # Retry-After would hammer the server and collect hundreds of 429s.
+        assert elapsed >= 5
+        assert throttled <= 24, throttled
+        assert len(server.records("")) == 3000
+
+
+def test_gave_up_batches_are_rejected_not_lost(tmp_path: Path) -> None:
+    rows = corpus(300)
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    rejects = tmp_path / "rejects.jsonl"
+    with LocalServer(ServerConfig(port=0, seed=1, fail_rate=1.0)) as server:
+        result = run_cli(
+            "upsert",
+            path,
+            "-b",
+            "100",
+            "--retries",
+            "1",
+            "--max-backoff",
+            "0.05",
+            "--rejects",
+            rejects,
+            "--json",
+            server=server,
+        )
+        assert result.code == 1
+        lines = read_jsonl(rejects)
+        kept = set(server.records(""))
+        rejected = {line["id"] for line in lines}
+        # Each record is in the index (a 5xx after the write) or in the rejects, or both:
+        # never neither.
+        assert kept | rejected == {r["id"] for r in rows}
+        assert all("gave up after 2 attempts" in line["_vupsert"]["reason"] for line in lines)
+
+
+def test_fail_fast_stops_at_the_first_failed_batch(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", corpus(3000, poison_every=10))
+    with LocalServer(ServerConfig(port=0, refuse_matching="POISON")) as server:
+        result = run_cli(
+            "upsert", path, "-b", "100", "-c", "1", "--fail-fast", "--json", server=server
+        )
+        assert result.code == 1
+        assert "--fail-fast" in result.stderr
+        assert result.summary["batches_sent"] < 30
+
+
+def wait_for(predicate: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("kill_after_requests", [1, 4, 9])
+def test_kill_9_then_resume_is_exact(tmp_path: Path, kill_after_requests: int) -> None:
+    rows = corpus(4000, poison_every=333, dup_every=40)
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    checkpoint = tmp_path / "cp.json"
+    rejects = tmp_path / "rejects.jsonl"
+    args = [
+        "upsert",
+        str(path),
+        "-b",
+        "100",
+        "--checkpoint",
+        str(checkpoint),
+        "--rejects",
+        str(rejects),
+        "--json",
+        "-c",
+        "4",
+    ]
+    config = ServerConfig(
+        port=0, seed=kill_after_requests, latency_ms=40, refuse_matching="POISON", fail_rate=0.1
+    )
+    with LocalServer(config) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vupsert", *args],
+            env=cli_env(server),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        wait_for(lambda: sum(server.stats["requests"].values()) >= kill_after_requests + 1)
+        time.sleep(0.05 * kill_after_requests)
+        proc.kill()
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        result = run_cli(*args, server=server)
+        assert result.code == 1, result.stderr
+        assert server.records("") == expected_index(rows)
+        lines = read_jsonl(rejects)
+        refused = sorted(r["id"] for r in rows if "POISON" in r["data"])
+        assert sorted(line["id"] for line in lines) == refused  # each exactly once
+        summary = result.summary
+        assert summary["records_read"] == len(rows)
+        assert (
+            summary["records_upserted"] + summary["records_rejected"] + summary["records_skipped"]
+        ) == len(rows)
+        assert summary["records_skipped"] > 0 or kill_after_requests == 1
+
+
+def test_sigterm_finishes_in_flight_and_writes_checkpoint(tmp_path: Path) -> None:
+    rows = corpus(5000)
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    checkpoint = tmp_path / "cp.json"
+    args = ["upsert", str(path), "-b", "100", "--checkpoint", str(checkpoint), "--json"]
+    with LocalServer(ServerConfig(port=0, latency_ms=100)) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vupsert", *args],
+            env=cli_env(server),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        wait_for(lambda: server.stats["records_written"] >= 500)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        summary = orjson.loads(out.strip().splitlines()[-1])
+        assert summary["interrupted"] is True
+        assert 0 < summary["records_upserted"] < 5000
+        state = orjson.loads(checkpoint.read_bytes())
+        assert state["inputs"]
+        result = run_cli(*args, server=server)
+        assert result.code == 0, result.stderr
+        assert result.summary["records_skipped"] == summary["records_upserted"]
+        assert len(server.records("")) == 5000
+
+
+def test_append_only_file_three_runs_sends_nothing_twice(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    checkpoint = tmp_path / "cp.json"
+    rows = corpus(900)
+    with LocalServer(ServerConfig(port=0)) as server:
+        for part in range(3):
+            with path.open("ab") as f:
+                for row in rows[part * 300 : (part + 1) * 300]:
+                    f.write(orjson.dumps(row) + b"\n")
+            result = run_cli(
+                "upsert", path, "--checkpoint", checkpoint, "-b", "64", "--json", server=server
+            )
+            assert result.code == 0, result.stderr
+            assert result.summary["records_skipped"] == part * 300
+            assert result.summary["records_upserted"] == 300
+        assert len(server.records("")) == 900
+        assert server.stats["records_received"] == 900
+
+
+def test_changed_file_is_refused_unless_restart(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", corpus(50))
+    checkpoint = tmp_path / "cp.json"
+    with LocalServer(ServerConfig(port=0)) as server:
+        assert run_cli("upsert", path, "--checkpoint", checkpoint, server=server).code == 0
+        write_jsonl(path, corpus(60)[::-1])
+        result = run_cli("upsert", path, "--checkpoint", checkpoint, server=server)
+        assert result.code == 2 and "changed" in result.stderr and "--restart" in result.stderr
+        result = run_cli(
+            "upsert", path, "--checkpoint", checkpoint, "--restart", "--json", server=server
+        )
+        assert result.code == 0 and result.summary["records_upserted"] == 60
+
+
+def test_two_runs_on_one_checkpoint(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", corpus(3000))
+    checkpoint = tmp_path / "cp.json"
+    with LocalServer(ServerConfig(port=0, latency_ms=200)) as server:
+        args = ["upsert", str(path), "--checkpoint", str(checkpoint), "-b", "100", "-c", "1"]
+        first = subprocess.Popen(
+            [sys.executable, "-m", "vupsert", *args],
+            env=cli_env(server),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        wait_for(lambda: sum(server.stats["requests"].values()) >= 2)
+        started = time.monotonic()
+        second = run_cli(*args, server=server)
+        assert time.monotonic() - started < 10
+        assert second.code == 2 and "in use by another run" in second.stderr
+        first.send_signal(signal.SIGINT)
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+
+
+def test_token_never_reaches_any_output_or_file(tmp_path: Path) -> None:
+    token = "tok-NEVER-PRINT-ME-123"
+    rows = corpus(500, poison_every=100)
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    outputs = [tmp_path / "rejects.jsonl", tmp_path / "cp.json", tmp_path / "report.jsonl"]
+    with LocalServer(
+        ServerConfig(port=0, token=token, refuse_matching="POISON", fail_rate=0.2, seed=2)
+    ) as server:
+        result = run_cli(
+            "upsert",
+            path,
+            "-b",
+            "50",
+            "--rejects",
+            outputs[0],
+            "--checkpoint",
+            outputs[1],
+            "--report",
+            outputs[2],
+            "--json",
+            "--max-backoff",
+            "0.1",
+            server=server,
+        )
+        assert result.code == 1
+        bad = run_cli(
+            "upsert", path, "--json", env=cli_env(server, UPSTASH_VECTOR_REST_TOKEN=token + "x")
+        )
+        assert bad.code == 3
+    texts = [result.stdout, result.stderr, bad.stdout, bad.stderr]
+    texts += [p.read_text() for p in outputs]
+    texts += [p.read_text() for p in tmp_path.iterdir() if p.is_file() and p.suffix != ".jsonl"]
+    assert all(token not in text for text in texts)

@@ -1,0 +1,538 @@
+"""The command line: options -> settings -> core; exceptions -> messages and exit codes.
+
+This is the only module that imports Typer. Set ``VUPSERT_RAISE_ERRORS=1`` to let
+unexpected exceptions crash with a traceback (the tests do).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, BinaryIO, NoReturn, TextIO
+
+import orjson
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import ConfigError, ExitStatus, UsageError, VupsertError
+from .pipeline import Events, Run, exit_status_of
+from .records import MAX_BATCH_RECORDS
+from .report import ConsoleEvents, Many, ReportFile, describe_info
+from .settings import Format, IdFrom, MappingOptions, ReadOptions, Secret, Settings
+
+URL_ENV = "UPSTASH_VECTOR_REST_URL"
+TOKEN_ENV = "UPSTASH_VECTOR_REST_TOKEN"
+
+EXIT_CODES_HELP = """\
+Exit codes: 0 every record upserted; 1 the run finished but some records were rejected
+or failed; 2 usage or configuration error, nothing sent; 3 stopped by the server's answer
+(bad token, no embedding model) or unreadable input; 130 interrupted.
+"""
+
+
+@dataclass
+class Environment:
+    """Where the CLI reads and writes; tests replace any part of it."""
+
+    stdin: BinaryIO = field(default_factory=lambda: sys.stdin.buffer)
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def console(self) -> Console:
+        # rich honours NO_COLOR and TERM=dumb itself; stderr_isatty decides animation.
+        return Console(file=self.stderr, stderr=True, highlight=False)
+
+
+env = Environment()
+
+app = typer.Typer(
+    name="vupsert",
+    help="Bulk-load JSONL/CSV text into an Upstash Vector index, in batches, without "
+    "losing a record.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        env.stdout.write(f"vupsert {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Bulk-load JSONL/CSV text into an Upstash Vector index, in batches, without losing
+    a record. Run `vupsert COMMAND --help` for each command."""
+
+
+def fail(error: VupsertError, console: Console) -> NoReturn:
+    console.print(f"[bold red]error:[/] {error.message}", highlight=False)
+    if error.hint:
+        console.print(error.hint, markup=False, highlight=False)
+    raise typer.Exit(int(error.exit_status))
+
+
+@contextmanager
+def user_errors(console: Console) -> Iterator[None]:
+    """The one place where exceptions become what a user sees."""
+    try:
+        yield
+    except VupsertError as error:
+        fail(error, console)
+    except (typer.Exit, typer.Abort):
+        raise
+    except KeyboardInterrupt:
+        console.print("interrupted", highlight=False)
+        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+    except Exception as exc:
+        if env.environ.get("VUPSERT_RAISE_ERRORS"):
+            raise
+        console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}. This is a bug in vupsert; "
+            "rerun with VUPSERT_RAISE_ERRORS=1 to see where, and report it.",
+            highlight=False,
+        )
+        raise typer.Exit(int(ExitStatus.STOPPED)) from None
+
+
+def _connection(url: str | None, token: str | None, *, required: bool = True) -> tuple[str, Secret]:
+    url = url or env.environ.get(URL_ENV, "")
+    token = token or env.environ.get(TOKEN_ENV, "")
+    if required and not url:
+        raise ConfigError(
+            f"No index URL: set {URL_ENV} or pass --url.",
+            hint="Find the REST URL on the index's page in the Upstash console, or start a "
+            "local index with `vupsert serve`.",
+        )
+    if required and not token:
+        raise ConfigError(
+            f"No token: set {TOKEN_ENV} or pass --token.",
+            hint="Find the REST token on the index's page in the Upstash console.",
+        )
+    return url, Secret(token)
+
+
+def _split(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    parts = tuple(p.strip() for p in value.split(",") if p.strip())
+    return parts or None
+
+
+def _shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    k, sep, n = value.partition("/")
+    try:
+        shard, shards = int(k), int(n)
+    except ValueError:
+        shard, shards = -1, 0
+    if not sep or shards < 1 or not 0 <= shard < shards:
+        raise UsageError(
+            f"--shard {value!r} is not K/N with 0 <= K < N.",
+            hint="For example --shard 0/4 ... --shard 3/4 for four jobs.",
+        )
+    return shard, shards
+
+
+def _unescape(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value in ("\\t", "tab"):
+        return "\t"
+    if len(value) != 1:
+        raise UsageError(f"--delimiter must be one character, got {value!r}.")
+    return value
+
+
+# Options shared by commands that talk to an index.
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help=f"REST URL of the index. [default: ${URL_ENV}]", show_default=False),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token", help=f"REST token of the index. [default: ${TOKEN_ENV}]", show_default=False
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")
+]
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def upsert(
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Input files, read in order as one stream; - or nothing reads stdin. "
+            ".gz, .bz2 and .xz are decompressed.",
+            show_default=False,
+        ),
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    namespace: Annotated[
+        str, typer.Option("-n", "--namespace", help="Namespace to upsert into.")
+    ] = "",
+    format: Annotated[
+        str,
+        typer.Option(
+            "-f",
+            "--format",
+            help="auto|jsonl|csv|tsv. auto goes by extension; stdin is JSONL.",
+        ),
+    ] = "auto",
+    id_field: Annotated[
+        str, typer.Option(help="Field (dotted path in JSONL) or column holding the id.")
+    ] = "id",
+    data_field: Annotated[
+        str, typer.Option(help="Field or column holding the text to embed.")
+    ] = "data",
+    metadata_field: Annotated[
+        str, typer.Option(help="JSONL field holding the metadata object.")
+    ] = "metadata",
+    metadata_columns: Annotated[
+        str | None,
+        typer.Option(help="CSV/TSV: only these columns (a,b,c) become metadata."),
+    ] = None,
+    data_template: Annotated[
+        str | None,
+        typer.Option(help="Compose data from fields, e.g. '{title}\\n\\n{body}'."),
+    ] = None,
+    id_template: Annotated[
+        str | None, typer.Option(help="Compose the id from fields, e.g. 'doc-{n}'.")
+    ] = None,
+    id_from: Annotated[
+        str,
+        typer.Option(
+            help="field: the id field; hash: a stable hash of data and metadata "
+            "(reruns are idempotent); line: file:line."
+        ),
+    ] = "field",
+    infer_types: Annotated[
+        bool,
+        typer.Option(
+            "--infer-types/--no-infer-types",
+            help="CSV/TSV: turn numbers and true/false in metadata cells into JSON types.",
+        ),
+    ] = True,
+    delimiter: Annotated[
+        str | None, typer.Option(help="CSV/TSV delimiter (one character, or \\t).")
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(help="CSV/TSV without a header: the column names, e.g. id,data,lang."),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="K/N: load only the records whose id hashes to shard K of N."),
+    ] = None,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "-b",
+            "--batch-size",
+            min=1,
+            max=MAX_BATCH_RECORDS,
+            help="Records per request (Upstash's limit is 1000).",
+        ),
+    ] = MAX_BATCH_RECORDS,
+    max_batch_bytes: Annotated[int, typer.Option(min=1024, help="Request body limit in bytes.")] = 8
+    * 1024
+    * 1024,
+    concurrency: Annotated[
+        int, typer.Option("-c", "--concurrency", min=1, max=256, help="Batches in flight, at most.")
+    ] = 16,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for one request's answer.")
+    ] = 600.0,
+    retries: Annotated[
+        int, typer.Option(min=0, help="Retries of a batch after 429, 5xx or a network error.")
+    ] = 10,
+    max_backoff: Annotated[
+        float, typer.Option(min=0.0, help="Longest wait between two retries, in seconds.")
+    ] = 30.0,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write every record not upserted here, one JSON line with its source and "
+            "reason; the file can be fed back as input.",
+            dir_okay=False,
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="Remember what is settled here; rerunning the same command carries on.",
+            dir_okay=False,
+        ),
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option(help="Ignore what --checkpoint remembers and start over.")
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write one JSON line per batch here.", dir_okay=False),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Read, map, validate and batch everything; send nothing.")
+    ] = False,
+    strict: Annotated[bool, typer.Option(help="Stop at the first bad record.")] = False,
+    fail_fast: Annotated[
+        bool, typer.Option(help="Stop at the first batch that fails for good.")
+    ] = False,
+    preflight: Annotated[
+        bool,
+        typer.Option(
+            "--preflight/--no-preflight",
+            help="Check with /info that the index has an embedding model before sending.",
+        ),
+    ] = True,
+    allow_insecure_http: Annotated[
+        bool, typer.Option(help="Allow sending the token over plain http to another host.")
+    ] = False,
+    json_out: JsonOption = False,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="No progress and no per-batch lines.")
+    ] = False,
+    seed: Annotated[int | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Stream JSONL or CSV records into the index's /upsert-data endpoint, in batches.
+
+    Every record ends up in the index or in --rejects with its file:line and the reason.
+    Failed batches are retried (429, 5xx, network errors) or split to isolate the records
+    the server refuses. Progress and per-batch errors go to stderr; --json prints the
+    summary on stdout.
+    """
+    console = env.console()
+    with user_errors(console):
+        if format not in ("auto", "jsonl", "csv", "tsv"):
+            raise UsageError(f"--format {format!r}: use auto, jsonl, csv or tsv.")
+        if id_from not in ("field", "hash", "line"):
+            raise UsageError(f"--id-from {id_from!r}: use field, hash or line.")
+        the_url, the_token = _connection(url, token, required=not dry_run)
+        fmt: Format = format  # type: ignore[assignment]
+        source: IdFrom = id_from  # type: ignore[assignment]
+        settings = Settings(
+            url=the_url,
+            token=the_token,
+            inputs=tuple(files) if files else ("-",),
+            namespace=namespace,
+            read=ReadOptions(format=fmt, delimiter=_unescape(delimiter), columns=_split(columns)),
+            mapping=MappingOptions(
+                id_field=id_field,
+                data_field=data_field,
+                metadata_field=metadata_field,
+                metadata_columns=_split(metadata_columns),
+                infer_types=infer_types,
+                data_template=data_template,
+                id_template=id_template,
+                id_from=source,
+                shard=_shard(shard),
+            ),
+            batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes,
+            timeout=timeout,
+            concurrency=concurrency,
+            retries=retries,
+            max_backoff=max_backoff,
+            rejects=rejects,
+            checkpoint=checkpoint,
+            restart=restart,
+            report=report,
+            dry_run=dry_run,
+            strict=strict,
+            fail_fast=fail_fast,
+            preflight=preflight,
+            allow_insecure_http=allow_insecure_http,
+        )
+        sinks: list[Events] = [
+            ConsoleEvents(console, quiet=quiet, rejects=str(rejects) if rejects else None)
+        ]
+        if report is not None:
+            sinks.append(ReportFile(report))
+        run = Run(settings, events=Many(*sinks), stdin=env.stdin, seed=seed)
+        with _signals(run.request_stop):
+            summary = run.execute()
+        if json_out:
+            env.stdout.write(orjson.dumps(summary.as_dict()).decode() + "\n")
+            env.stdout.flush()
+        status = exit_status_of(summary)
+        if summary.error is not None:
+            fail(summary.error, console)
+        if summary.interrupted and not quiet:
+            console.print("interrupted: the checkpoint and summary are written.", highlight=False)
+        raise typer.Exit(int(status))
+
+
+@contextmanager
+def _signals(stop: Callable[[], None]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM ask the run to stop; a second Ctrl-C abandons what is in flight."""
+    if sys.platform == "win32" or not _main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+@app.command()
+def info(url: UrlOption = None, token: TokenOption = None, json_out: JsonOption = False) -> None:
+    """Show the index: dimension, similarity, embedding model, vectors per namespace.
+
+    Warns when the index has no embedding model (then upsert-data cannot work).
+    Exit 3 when the index cannot be reached or refuses the token.
+    """
+    from .client import Client, check_url
+
+    console = env.console()
+    with user_errors(console):
+        the_url, the_token = _connection(url, token)
+        with Client(check_url(the_url, allow_insecure_http=True), the_token) as client:
+            result = client.info()
+        if json_out:
+            env.stdout.write(orjson.dumps(result).decode() + "\n")
+        else:
+            Console(file=env.stdout, highlight=False).print(describe_info(result))
+        model = (result.get("denseIndex") or {}).get("embeddingModel")
+        if not model:
+            console.print(
+                "warning: this index has no embedding model: upsert-data (and so "
+                "vupsert upsert) will be refused with 422.",
+                highlight=False,
+            )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 8787,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Token clients must send. [default: a new random one]", show_default=False
+        ),
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option(help="SQLite file to keep the index in. [default: memory]")
+    ] = None,
+    dimension: Annotated[int, typer.Option(min=1, help="Vector dimension.")] = 384,
+    embedding: Annotated[
+        bool,
+        typer.Option(
+            "--embedding/--no-embedding",
+            help="--no-embedding: a plain dense index; upsert-data answers 422.",
+        ),
+    ] = True,
+    latency_ms: Annotated[float, typer.Option(help="Added to every write.")] = 0.0,
+    latency_per_record_ms: Annotated[
+        float, typer.Option(help="Added per record of a write (embedding cost).")
+    ] = 0.0,
+    fail_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of writes answered 500/502/503.")
+    ] = 0.0,
+    rate_limit: Annotated[
+        float, typer.Option(min=0.0, help="Writes per second; beyond it 429 with Retry-After.")
+    ] = 0.0,
+    drop_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of writes whose connection is dropped.")
+    ] = 0.0,
+    refuse_matching: Annotated[
+        str | None,
+        typer.Option(help="Refuse (400) a request holding a record whose data contains this."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for the fault injection.")] = None,
+) -> None:
+    """Run a local index that speaks Upstash Vector's REST API, for demos and tests.
+
+    Prints the two `export` lines to point vupsert (or an SDK) at it, then serves until
+    Ctrl-C. Faults can be injected to test a client's retries.
+    """
+    from .server import ServerConfig, serve_forever
+
+    console = env.console()
+    with user_errors(console):
+        config = ServerConfig(
+            host=host,
+            port=port,
+            token=token,
+            db=str(db) if db else None,
+            dimension=dimension,
+            embedding=embedding,
+            latency_ms=latency_ms,
+            latency_per_record_ms=latency_per_record_ms,
+            fail_rate=fail_rate,
+            rate_limit=rate_limit,
+            drop_rate=drop_rate,
+            refuse_matching=refuse_matching,
+            seed=seed,
+        )
+
+        def announce(text: str) -> None:
+            env.stdout.write(text.rstrip("\n") + "\n")
+            env.stdout.flush()
+
+        try:
+            serve_forever(config, announce)
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot listen on {host}:{port}: {exc.strerror}.",
+                hint="Pick another --port (0 picks a free one).",
+            ) from None
+
+
+@app.command()
+def demo(
+    samples: Annotated[
+        Path, typer.Argument(help="Folder holding articles.jsonl and products.csv.")
+    ] = Path("samples"),
+) -> None:
+    """Load the bundled samples into a local index, then query it: no account needed.
+
+    Starts the same local server as `vupsert serve` on a free port, runs the same
+    pipeline as `vupsert upsert` on samples/articles.jsonl and samples/products.csv,
+    shows what the index holds and the best matches of a question.
+    """
+    from .demo import run_demo
+
+    console = env.console()
+    with user_errors(console):
+        status = run_demo(samples, console, Console(file=env.stdout, highlight=False))
+        raise typer.Exit(int(status))
+
+
+def main(argv: list[str] | None = None, environment: Environment | None = None) -> Any:
+    """Entry point of the ``vupsert`` script and ``python -m vupsert``."""
+    global env
+    env = environment or Environment()
+    return app(args=argv, prog_name="vupsert")

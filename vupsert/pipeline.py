@@ -1,0 +1,542 @@
+"""One run of ``vupsert upsert``: read -> map -> batch -> send -> settle.
+
+The calling thread reads, maps and batches; a bounded queue hands batches to sender
+threads that share one connection pool and one :class:`~vupsert.pacing.Throttle`. Reading
+never waits for the network except when the queue is full, which is what keeps memory
+constant. Every batch ends as a :class:`~vupsert.sending.Settlement`; settlements arrive
+in any order, and the settled prefix (rejects file, checkpoint) advances in batch order.
+
+A batch whose ids overlap a batch still in flight waits for it, so that the last
+occurrence of an id is the one the index keeps, whatever retries happen.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
+
+import httpx
+
+from .batching import Batch, Item, batches
+from .checkpoint import Checkpoint, input_key
+from .client import FATAL_HINTS, Client, check_url
+from .errors import (
+    ConfigError,
+    ExitStatus,
+    FailFastError,
+    PreflightError,
+    ServerError,
+    StrictModeError,
+    UsageError,
+    VupsertError,
+)
+from .mapping import Mapper
+from .pacing import Throttle
+from .records import Record, Rejection
+from .rejects import RejectsWriter
+from .sending import Abandoned, Fatal, RetryPolicy, Sender, Settlement
+from .settings import Settings
+from .sources import detect_format, input_size, iter_rows
+
+CHECKPOINT_EVERY = 2.0
+"""Seconds between checkpoint writes while running."""
+
+
+@dataclass
+class Summary:
+    """The totals of a run; ``as_dict`` is the ``--json`` document."""
+
+    namespace: str = ""
+    dry_run: bool = False
+    records_read: int = 0
+    records_upserted: int = 0
+    records_rejected: int = 0
+    records_skipped: int = 0
+    batches: int = 0
+    batches_sent: int = 0
+    batches_failed: int = 0
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    rejects_file: str | None = None
+    checkpoint: str | None = None
+    error: VupsertError | None = field(default=None, repr=False)
+
+    @property
+    def records_pending(self) -> int:
+        """Read but neither upserted, rejected nor skipped: the run stopped early."""
+        if self.dry_run:
+            return 0
+        return max(
+            0,
+            self.records_read
+            - self.records_upserted
+            - self.records_rejected
+            - self.records_skipped,
+        )
+
+    @property
+    def records_valid(self) -> int:
+        return self.records_read - self.records_skipped - self.records_rejected
+
+    @property
+    def records_per_s(self) -> float:
+        done = self.records_read - self.records_skipped - self.records_pending
+        return done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records_read": self.records_read,
+            "records_upserted": self.records_upserted,
+            "records_rejected": self.records_rejected,
+            "records_skipped": self.records_skipped,
+            "records_pending": self.records_pending,
+            "records_valid": self.records_valid,
+            "batches": self.batches,
+            "batches_sent": self.batches_sent,
+            "batches_failed": self.batches_failed,
+            "requests": self.requests,
+            "retries": self.retries,
+            "throttled": self.throttled,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "records_per_s": round(self.records_per_s, 1),
+            "namespace": self.namespace,
+            "dry_run": self.dry_run,
+            "interrupted": self.interrupted,
+            "rejects_file": self.rejects_file,
+            "checkpoint": self.checkpoint,
+            "error": str(self.error.message) if self.error else None,
+        }
+
+
+class Events(Protocol):
+    """What a run tells the outside world; :mod:`vupsert.report` implements it."""
+
+    def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None: ...
+    def bytes_read(self, n: int) -> None: ...
+    def batch_done(self, settlement: Settlement, summary: Summary) -> None: ...
+    def warning(self, message: str) -> None: ...
+    def finished(self, summary: Summary) -> None: ...
+
+
+class NoEvents:
+    def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
+        pass
+
+    def bytes_read(self, n: int) -> None:
+        pass
+
+    def batch_done(self, settlement: Settlement, summary: Summary) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        pass
+
+    def finished(self, summary: Summary) -> None:
+        pass
+
+
+def preflight(client: Client) -> dict[str, Any]:
+    """Refuse to start when the index cannot embed raw text."""
+    info = client.info()
+    dense = info.get("denseIndex")
+    model = dense.get("embeddingModel") if isinstance(dense, dict) else None
+    if not model:
+        raise PreflightError(
+            f"The index at {client.base_url} has no embedding model, so it cannot take "
+            "raw text: every upsert-data request would be refused (422).",
+            status=422,
+            hint=FATAL_HINTS[422] + " To skip this check, pass --no-preflight.",
+        )
+    return info
+
+
+class Run:
+    """Everything one run needs; ``execute`` does it and returns the summary.
+
+    Only errors that stop the run before anything is read are raised; every later
+    failure is recorded on ``Summary.error`` so the summary is still shown.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        events: Events | None = None,
+        transport: httpx.BaseTransport | None = None,
+        stdin: BinaryIO | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.events: Events = events or NoEvents()
+        self.transport = transport
+        self.stdin = stdin
+        self.rng = random.Random(seed)
+        self.summary = Summary(
+            namespace=settings.namespace,
+            dry_run=settings.dry_run,
+            rejects_file=str(settings.rejects) if settings.rejects else None,
+            checkpoint=str(settings.checkpoint) if settings.checkpoint else None,
+        )
+        self._stop = threading.Event()
+        """Stop reading; let batches in flight finish."""
+        self._abandon = threading.Event()
+        """Stop at once; batches in flight are left unsettled."""
+        self._closing = threading.Event()
+        """Nothing more will be queued."""
+        self._lock = threading.Condition()
+        self._in_flight_ids: dict[str, int] = {}
+        self._done: dict[int, tuple[Batch, list[Rejection]]] = {}
+        self._next_seq = 1
+        self._fatal: Fatal | None = None
+        self._checkpoint: Checkpoint | None = None
+        self._rejects: RejectsWriter | None = None
+        self._last_save = 0.0
+        self._start_skipped: list[int] = []
+
+    # -- control ------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """First call: finish what is in flight. Second call: abandon it."""
+        if self._stop.is_set():
+            self._abandon.set()
+        self._stop.set()
+        self.summary.interrupted = True
+        with self._lock:
+            self._lock.notify_all()
+
+    # -- the run ------------------------------------------------------------------
+
+    def execute(self) -> Summary:
+        started = time.monotonic()
+        s = self.settings
+        self._check_inputs()
+        client: Client | None = None
+        if not s.dry_run:
+            url = check_url(s.url, allow_insecure_http=s.allow_insecure_http)
+            if not s.token:
+                raise ConfigError(
+                    "No token: set UPSTASH_VECTOR_REST_TOKEN or pass --token.",
+                )
+            client = Client(
+                url,
+                s.token,
+                namespace=s.namespace,
+                timeout=s.timeout,
+                max_connections=s.concurrency,
+                transport=self.transport,
+            )
+        try:
+            if client is not None and s.preflight:
+                preflight(client)
+            self._open_outputs()
+            self._run(client)
+        finally:
+            if client is not None:
+                client.close()
+            self.summary.elapsed_s = time.monotonic() - started
+            self._close_outputs()
+        self.events.finished(self.summary)
+        return self.summary
+
+    def _check_inputs(self) -> None:
+        s = self.settings
+        seen: set[str] = set()
+        for name in s.inputs:
+            if name == "-":
+                continue
+            if not os.path.exists(name):
+                raise UsageError(
+                    f"{name}: no such file.", hint="Check the path; use - to read stdin."
+                )
+            if os.path.isdir(name):
+                raise UsageError(f"{name} is a folder, not a file.")
+            key = input_key(name)
+            if key in seen:
+                raise UsageError(f"{name} is given twice.")
+            seen.add(key)
+        if s.inputs.count("-") > 1:
+            raise UsageError("stdin (-) is given twice.")
+        for label, path in (("--rejects", s.rejects), ("--checkpoint", s.checkpoint)):
+            if path is not None and input_key(str(path)) in seen:
+                raise UsageError(
+                    f"{label} {path} is also an input: it would be overwritten.",
+                    hint=f"Write {label} to another path.",
+                )
+
+    def _open_outputs(self) -> None:
+        s = self.settings
+        resume_at: int | None = None
+        if s.checkpoint is not None and not s.dry_run:
+            self._checkpoint = Checkpoint(
+                s.checkpoint, s.inputs, namespace=s.namespace, restart=s.restart
+            )
+            cp = self._checkpoint
+            rejects = str(s.rejects.resolve()) if s.rejects else None
+            if cp.rejects_path is not None and cp.rejects_path == rejects:
+                resume_at = cp.rejects_offset
+            cp.rejects_path = rejects
+            if "-" in s.inputs:
+                self.events.warning(
+                    "stdin is checkpointed by position: the rerun must get the same input."
+                )
+        if s.rejects is not None:
+            self._rejects = RejectsWriter(s.rejects, resume_at=resume_at)
+            if self._checkpoint is not None:
+                self._checkpoint.rejects_offset = self._rejects.offset()
+
+    def _close_outputs(self) -> None:
+        if self._checkpoint is not None:
+            # Always safe: only the prefix of settled batches is ever recorded.
+            self._save_checkpoint()
+            self._checkpoint.close()
+        if self._rejects is not None:
+            self._rejects.close()
+
+    def _items(self) -> Iterator[Item]:
+        s = self.settings
+        mapper = Mapper(s.mapping)
+        summary = self.summary
+        for index, name in enumerate(s.inputs):
+            if self._stop.is_set():
+                return
+            position = None
+            if self._checkpoint is not None:
+                start = self._checkpoint.start(index)
+                position = start.position
+                summary.records_read += start.skipped
+                summary.records_skipped += start.skipped
+            fmt = detect_format(name, s.read.format)
+            mapper.tabular = fmt != "jsonl"
+            rows = iter_rows(
+                name,
+                s.read,
+                start=position,
+                stdin=self.stdin if name == "-" else None,
+                on_bytes=self.events.bytes_read,
+            )
+            for row in rows:
+                summary.records_read += 1
+                item: Record | Rejection | None
+                if isinstance(row, Rejection):
+                    # Input with no id is reported by one shard only, not by each job.
+                    item = row if mapper.reports_unattributed else None
+                else:
+                    item = mapper.map(row)
+                if item is None:
+                    summary.records_skipped += 1
+                    continue
+                if s.strict and isinstance(item, Rejection):
+                    if self._rejects is not None:
+                        self._rejects.write(item)
+                    summary.records_rejected += 1
+                    raise StrictModeError(
+                        f"{item.where}: {item.reason}",
+                        hint="Stopped by --strict at the first bad record. Fix it, or run "
+                        "without --strict to reject bad records and carry on.",
+                    )
+                yield index, item
+                if self._stop.is_set():
+                    return
+
+    def _run(self, client: Client | None) -> None:
+        s = self.settings
+        total = 0
+        for name in s.inputs:
+            size = input_size(name)
+            if size is None:
+                total = -1
+                break
+            total += size
+        self.events.started(total if total >= 0 else None, s.inputs)
+
+        work: queue.Queue[Batch] = queue.Queue(maxsize=max(1, s.concurrency))
+        threads: list[threading.Thread] = []
+        if client is not None:
+            throttle = Throttle(s.concurrency)
+            self._throttle = throttle
+            policy = RetryPolicy(retries=s.retries, max_backoff=s.max_backoff)
+            for n in range(s.concurrency):
+                sender = Sender(
+                    client,
+                    throttle,
+                    policy,
+                    abandon=self._abandon,
+                    rng=random.Random(self.rng.random()),
+                )
+                thread = threading.Thread(
+                    target=self._sender_loop,
+                    args=(sender, work),
+                    name=f"sender-{n}",
+                    daemon=True,
+                )
+                thread.start()
+                threads.append(thread)
+        try:
+            for batch in batches(
+                self._items(), max_records=s.batch_size, max_bytes=s.max_batch_bytes
+            ):
+                self.summary.batches += 1
+                if client is None or not batch.records:
+                    self._settle(Settlement(batch, upserted=0 if s.dry_run else batch.superseded))
+                    continue
+                if not self._claim_ids(batch):
+                    break
+                while True:
+                    try:
+                        work.put(batch, timeout=0.25)
+                        break
+                    except queue.Full:
+                        if self._abandon.is_set():
+                            self._release_ids(batch)
+                            break
+                if self._stop.is_set():
+                    break
+        except VupsertError as exc:
+            # Unreadable input or --strict: what is in flight still settles.
+            self.summary.error = exc
+            self._stop.set()
+        finally:
+            # Senders finish the queue, then see the flag and leave.
+            self._closing.set()
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.25)
+        if client is not None:
+            self.summary.throttled = self._throttle.throttled
+        if self._fatal is not None:
+            answer = self._fatal.answer
+            self.summary.error = ServerError(
+                f"The server answered {answer.status}: {answer.message}. "
+                "Stopped sending: no batch can succeed.",
+                status=answer.status,
+                hint=FATAL_HINTS.get(answer.status or 0),
+            )
+
+    def _sender_loop(self, sender: Sender, work: queue.Queue[Batch]) -> None:
+        while True:
+            try:
+                batch = work.get(timeout=0.1)
+            except queue.Empty:
+                if self._closing.is_set():
+                    return
+                continue
+            if self._abandon.is_set() or self._fatal is not None:
+                # Left unsettled: the checkpoint never moves past it.
+                self._release_ids(batch)
+                continue
+            try:
+                settlement = sender.send(batch)
+            except Fatal as fatal:
+                with self._lock:
+                    if self._fatal is None:
+                        self._fatal = fatal
+                self._stop.set()
+                self._abandon.set()
+                self._release_ids(batch)
+                continue
+            except Abandoned:
+                self._release_ids(batch)
+                continue
+            except Exception:
+                # A bug, not a server answer: stop everything rather than lose track.
+                self._stop.set()
+                self._abandon.set()
+                self._release_ids(batch)
+                if os.environ.get("VUPSERT_RAISE_ERRORS"):
+                    raise
+                print(f"internal error while sending batch {batch.seq}", file=sys.stderr)
+                continue
+            self._settle(settlement)
+            self._release_ids(batch)
+
+    # -- ordering and settling ------------------------------------------------------
+
+    def _claim_ids(self, batch: Batch) -> bool:
+        ids = self._in_flight_ids
+        with self._lock:
+            while any(r.id in ids for r in batch.records):
+                if self._abandon.is_set() or self._stop.is_set():
+                    return False
+                self._lock.wait(0.25)
+            for record in batch.records:
+                ids[record.id] = batch.seq
+        return True
+
+    def _release_ids(self, batch: Batch) -> None:
+        ids = self._in_flight_ids
+        with self._lock:
+            for record in batch.records:
+                if ids.get(record.id) == batch.seq:
+                    del ids[record.id]
+            self._lock.notify_all()
+
+    def _settle(self, settlement: Settlement) -> None:
+        batch = settlement.batch
+        summary = self.summary
+        with self._lock:
+            summary.records_upserted += settlement.upserted
+            summary.records_rejected += len(settlement.rejected) + len(batch.rejections)
+            summary.requests += settlement.attempts
+            summary.retries += settlement.retries
+            if settlement.attempts:
+                summary.batches_sent += 1
+            if settlement.rejected:
+                summary.batches_failed += 1
+            rejected = batch.rejections + settlement.rejected
+            if len(rejected) > 1 and settlement.rejected and batch.rejections:
+                rejected.sort(key=lambda r: (r.source, r.line))
+            self._done[batch.seq] = (batch, rejected)
+            self._advance()
+            if settlement.rejected and self.settings.fail_fast and summary.error is None:
+                summary.error = FailFastError(
+                    f"batch {batch.seq} ({batch.span}) failed: {settlement.error}",
+                    hint="Stopped by --fail-fast; what was in flight has settled.",
+                )
+                self._stop.set()
+            self.events.batch_done(settlement, summary)
+
+    def _advance(self) -> None:
+        """Write out what is settled in batch order: rejects, then the checkpoint."""
+        moved = False
+        while self._next_seq in self._done:
+            batch, rejected = self._done.pop(self._next_seq)
+            self._next_seq += 1
+            if self._rejects is not None:
+                for rejection in rejected:
+                    self._rejects.write(rejection)
+            if self._checkpoint is not None:
+                for index, (count, end) in batch.per_input.items():
+                    self._checkpoint.advance(index, end, count)
+            moved = True
+        if moved and self._checkpoint is not None:
+            now = time.monotonic()
+            if now - self._last_save >= CHECKPOINT_EVERY:
+                self._save_checkpoint()
+                self._last_save = now
+
+    def _save_checkpoint(self) -> None:
+        if self._checkpoint is None or self.settings.dry_run:
+            return
+        if self._rejects is not None:
+            self._checkpoint.rejects_offset = self._rejects.offset()
+        self._checkpoint.save()
+
+
+def exit_status_of(summary: Summary) -> ExitStatus:
+    if summary.error is not None:
+        return summary.error.exit_status
+    if summary.interrupted:
+        return ExitStatus.INTERRUPTED
+    if summary.records_rejected or summary.records_pending:
+        return ExitStatus.PARTIAL
+    return ExitStatus.SUCCESS

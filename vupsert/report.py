@@ -1,0 +1,271 @@
+"""What the user sees: progress, one line per batch that went wrong, the summary.
+
+Everything here writes to stderr except the ``--json`` summary (stdout) and the
+``--report`` file. On a terminal the progress is a live rich display; elsewhere (CI logs,
+cron mail) a plain line every few seconds, with no control characters.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from .errors import ConfigError
+from .pipeline import Events, Summary
+from .sending import Settlement
+
+PLAIN_EVERY = 5.0
+"""Seconds between plain progress lines when stderr is not a terminal."""
+
+
+def batch_problem(settlement: Settlement, rejects: str | None) -> str | None:
+    """One line for a batch that did not fully land, or ``None`` when it did."""
+    batch = settlement.batch
+    if not settlement.rejected:
+        return None
+    status = f"HTTP {settlement.error_status}" if settlement.error_status else "no answer"
+    message = settlement.error or ""
+    if len(message) > 160:
+        message = message[:159] + "…"
+    fate = f"{settlement.upserted:,} upserted, {len(settlement.rejected):,} rejected"
+    if rejects:
+        fate += f" (written to {rejects})"
+    retries = f", {settlement.retries} retries" if settlement.retries else ""
+    return f"batch {batch.seq} ({batch.span}): {status}{retries}: {message} — {fate}"
+
+
+class ConsoleEvents:
+    """Progress and per-batch lines on stderr; the summary table at the end."""
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        quiet: bool = False,
+        live: bool | None = None,
+        rejects: str | None = None,
+        plain_every: float = PLAIN_EVERY,
+    ) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.live = console.is_terminal if live is None else live
+        self.rejects = rejects
+        self.plain_every = plain_every
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._bytes = 0
+        self._total: int | None = None
+        self._started = time.monotonic()
+        self._last_plain = self._started
+        self._summary: Summary | None = None
+        self._lock = threading.Lock()
+
+    def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
+        self._started = self._last_plain = time.monotonic()
+        self._total = total_bytes
+        if self.quiet or not self.live:
+            return
+        columns: list[Any] = [SpinnerColumn(), TextColumn("[bold]upserting[/]")]
+        if total_bytes:
+            columns += [BarColumn(), DownloadColumn(), TimeRemainingColumn()]
+        columns.append(TextColumn("{task.fields[stats]}"))
+        self._progress = Progress(*columns, console=self.console, transient=False)
+        self._task = self._progress.add_task("upsert", total=total_bytes or None, stats="")
+        self._progress.start()
+
+    def bytes_read(self, n: int) -> None:
+        self._bytes += n
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=self._bytes)
+        elif not self.quiet:
+            self._maybe_plain()
+
+    def batch_done(self, settlement: Settlement, summary: Summary) -> None:
+        self._summary = summary
+        line = None if self.quiet else batch_problem(settlement, self.rejects)
+        if line:
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, stats=self._stats(summary))
+        elif not self.quiet:
+            self._maybe_plain()
+
+    def warning(self, message: str) -> None:
+        self.console.print(f"warning: {message}", markup=False, highlight=False)
+
+    def finished(self, summary: Summary) -> None:
+        if self._progress is not None:
+            if self._task is not None:
+                self._progress.update(self._task, stats=self._stats(summary))
+            self._progress.stop()
+        if not self.quiet:
+            self.console.print(summary_table(summary))
+
+    def _stats(self, summary: Summary) -> str:
+        elapsed = max(1e-9, time.monotonic() - self._started)
+        rate = (summary.records_upserted + summary.records_rejected) / elapsed
+        return (
+            f"{summary.records_upserted:,} upserted · {rate:,.0f} rec/s · "
+            f"{summary.batches_sent:,} batches · {summary.records_rejected:,} rejected"
+        )
+
+    def _maybe_plain(self) -> None:
+        now = time.monotonic()
+        if now - self._last_plain < self.plain_every:
+            return
+        with self._lock:
+            if now - self._last_plain < self.plain_every:
+                return
+            self._last_plain = now
+        parts = []
+        if self._summary is not None:
+            parts.append(self._stats(self._summary))
+        if self._total:
+            parts.append(f"{self._bytes / self._total:.0%} of {self._total:,} bytes read")
+        else:
+            parts.append(f"{self._bytes:,} bytes read")
+        self.console.print("progress: " + " · ".join(parts), markup=False, highlight=False)
+
+
+def summary_table(summary: Summary) -> Table:
+    table = Table(
+        title="vupsert dry run" if summary.dry_run else "vupsert",
+        show_header=False,
+        box=None,
+        padding=(0, 2),
+    )
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows: list[tuple[str, str]] = [
+        ("records read", f"{summary.records_read:,}"),
+        (
+            "upserted" if not summary.dry_run else "valid (not sent)",
+            f"{summary.records_upserted if not summary.dry_run else summary.records_valid:,}",
+        ),
+        ("rejected", f"{summary.records_rejected:,}"),
+    ]
+    if summary.records_skipped:
+        rows.append(("skipped", f"{summary.records_skipped:,}"))
+    if summary.records_pending:
+        rows.append(("not settled", f"{summary.records_pending:,}"))
+    rows += [
+        (
+            "batches sent" if not summary.dry_run else "batches",
+            f"{summary.batches_sent or summary.batches:,}",
+        ),
+        ("batches failed", f"{summary.batches_failed:,}"),
+        ("retries", f"{summary.retries:,}"),
+        ("elapsed", f"{summary.elapsed_s:,.1f} s"),
+        ("records/s", f"{summary.records_per_s:,.0f}"),
+        ("namespace", repr(summary.namespace) if summary.namespace else "(default)"),
+    ]
+    if summary.rejects_file and summary.records_rejected:
+        rows.append(("rejects in", summary.rejects_file))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+class ReportFile:
+    """``--report``: one JSON line per batch, for CI artifacts and debugging."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._handle: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in finished()
+        except OSError as exc:
+            raise ConfigError(f"Cannot write the report file {path}: {exc.strerror}.") from None
+
+    def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
+        pass
+
+    def bytes_read(self, n: int) -> None:
+        pass
+
+    def batch_done(self, settlement: Settlement, summary: Summary) -> None:
+        batch = settlement.batch
+        line = {
+            "batch": batch.seq,
+            "span": batch.span,
+            "records": batch.size,
+            "sent": len(batch.records),
+            "upserted": settlement.upserted,
+            "rejected": len(settlement.rejected) + len(batch.rejections),
+            "outcome": settlement.outcome,
+            "attempts": settlement.attempts,
+            "status": settlement.status,
+            "error": settlement.error,
+            "duration_s": round(settlement.duration, 4),
+        }
+        self._handle.write(orjson.dumps(line) + b"\n")
+
+    def warning(self, message: str) -> None:
+        pass
+
+    def finished(self, summary: Summary) -> None:
+        self._handle.close()
+
+
+class Many:
+    """Several event sinks as one."""
+
+    def __init__(self, *sinks: Events) -> None:
+        self.sinks = sinks
+
+    def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
+        for sink in self.sinks:
+            sink.started(total_bytes, inputs)
+
+    def bytes_read(self, n: int) -> None:
+        for sink in self.sinks:
+            sink.bytes_read(n)
+
+    def batch_done(self, settlement: Settlement, summary: Summary) -> None:
+        for sink in self.sinks:
+            sink.batch_done(settlement, summary)
+
+    def warning(self, message: str) -> None:
+        for sink in self.sinks:
+            sink.warning(message)
+
+    def finished(self, summary: Summary) -> None:
+        for sink in self.sinks:
+            sink.finished(summary)
+
+
+def describe_info(info: dict[str, Any]) -> Table:
+    """``vupsert info`` as a table."""
+    dense = info.get("denseIndex") or {}
+    model = dense.get("embeddingModel") if isinstance(dense, dict) else None
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("dimension", str(info.get("dimension", "?")))
+    table.add_row("similarity", str(info.get("similarityFunction", "?")))
+    table.add_row("index type", str(info.get("indexType", "?")))
+    table.add_row("embedding model", str(model) if model else "none (upsert-data will fail)")
+    table.add_row("vectors", f"{info.get('vectorCount', 0):,}")
+    table.add_row("pending", f"{info.get('pendingVectorCount', 0):,}")
+    namespaces = info.get("namespaces") or {}
+    for name, counts in sorted(namespaces.items()):
+        label = f"namespace {name!r}" if name else "namespace (default)"
+        table.add_row(
+            label,
+            f"{counts.get('vectorCount', 0):,} vectors, "
+            f"{counts.get('pendingVectorCount', 0):,} pending",
+        )
+    return table

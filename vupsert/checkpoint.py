@@ -93,9 +93,11 @@ class Checkpoint:
         inputs: tuple[str, ...],
         *,
         namespace: str,
+        index: str = "",
         restart: bool = False,
     ) -> None:
         self.path = path
+        self.index = index
         self.inputs = inputs
         self.keys = [input_key(name) for name in inputs]
         self.namespace = namespace
@@ -162,6 +164,12 @@ class Checkpoint:
         return data
 
     def _adopt(self, data: dict[str, Any]) -> None:
+        if data.get("index", "") != self.index:
+            raise CheckpointError(
+                f"The checkpoint {self.path} was written for the index at "
+                f"{data.get('index') or '(none)'}, not {self.index}.",
+                hint="Use another --checkpoint for this index, or --restart.",
+            )
         if data.get("namespace", "") != self.namespace:
             raise CheckpointError(
                 f"The checkpoint {self.path} belongs to namespace "
@@ -212,6 +220,7 @@ class Checkpoint:
                 self._hashed[key] = state.offset
         payload = {
             "version": VERSION,
+            "index": self.index,
             "namespace": self.namespace,
             "inputs": {key: vars(state) for key, state in self.states.items()},
             "rejects_path": self.rejects_path,

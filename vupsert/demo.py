@@ -6,10 +6,12 @@ runs the same pipeline as ``vupsert upsert``.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from rich.console import Console
 from rich.table import Table
 
@@ -54,6 +56,24 @@ def run_demo(folder: Path, console: Console, out: Console) -> ExitStatus:
             worst = max(worst, exit_status_of(summary))
             stored = len(server.records(namespace))
             out.print(f"the index now holds {stored:,} records in namespace {namespace!r}")
+        bad = folder / "bad-records.jsonl"
+        if bad.exists():
+            out.print(f"\n[bold]vupsert upsert {bad} -n bad --rejects REJECTS[/]")
+            with tempfile.TemporaryDirectory() as tmp:
+                rejects = Path(tmp) / "rejects.jsonl"
+                settings = Settings(
+                    url=server.url,
+                    token=Secret(server.token),
+                    inputs=(str(bad),),
+                    namespace="bad",
+                    rejects=rejects,
+                )
+                # Rejections are the point of this step, not a failure of the demo.
+                Run(settings, events=ConsoleEvents(console)).execute()
+                out.print("each record not upserted is in the rejects file, with its reason:")
+                for line in rejects.read_bytes().splitlines():
+                    info = orjson.loads(line)["_vupsert"]
+                    out.print(f"  {info['source']}: {info['reason']}", markup=False)
         out.print(f"\n[bold]query-data[/] {QUESTION!r} in 'articles':")
         out.print(_query_table(server.url, server.token, QUESTION))
     return worst

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -278,7 +279,12 @@ class Run:
         resume_at: int | None = None
         if s.checkpoint is not None and not s.dry_run:
             self._checkpoint = Checkpoint(
-                s.checkpoint, s.inputs, namespace=s.namespace, restart=s.restart
+                s.checkpoint,
+                s.inputs,
+                namespace=s.namespace,
+                # The host only: a URL may carry credentials, the checkpoint never does.
+                index=_index_address(s.url),
+                restart=s.restart,
             )
             cp = self._checkpoint
             rejects = str(s.rejects.resolve()) if s.rejects else None
@@ -530,6 +536,11 @@ class Run:
         if self._rejects is not None:
             self._checkpoint.rejects_offset = self._rejects.offset()
         self._checkpoint.save()
+
+
+def _index_address(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
 
 
 def exit_status_of(summary: Summary) -> ExitStatus:

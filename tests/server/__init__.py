@@ -1,0 +1,1 @@
+"""Tests of the local Upstash-compatible server (``vupsert.server``)."""

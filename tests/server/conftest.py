@@ -1,0 +1,44 @@
+"""Fixtures of the local server's own tests: running indexes and a raw HTTP client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from vupsert.server import LocalServer, ServerConfig
+
+from .server_helpers import Api
+
+Serve = Callable[..., LocalServer]
+
+
+@pytest.fixture
+def local() -> Iterator[LocalServer]:
+    """A running in-memory index with embedding, no faults."""
+    with LocalServer(ServerConfig(port=0, seed=1)) as server:
+        yield server
+
+
+@pytest.fixture
+def api(local: LocalServer) -> Iterator[Api]:
+    client = Api(local)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """``serve(**config)`` starts a server (port 0 unless given), stopped after the test."""
+    started: list[LocalServer] = []
+
+    def start(**config: Any) -> LocalServer:
+        config.setdefault("port", 0)
+        server = LocalServer(ServerConfig(**config)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

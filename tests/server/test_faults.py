@@ -1,0 +1,210 @@
+"""Fault injection: what a client under test will meet, seeded so that it replays."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from vupsert.errors import ConfigError
+from vupsert.server import LocalServer
+
+from .conftest import Serve
+from .server_helpers import Api, docs
+
+
+def one(i: int) -> list[dict[str, str]]:
+    return [{"id": f"r{i}", "data": f"record {i}"}]
+
+
+def test_latency_delays_writes_without_blocking_other_connections(serve: Serve) -> None:
+    server = serve(latency_ms=300, latency_per_record_ms=2)
+    writer, reader = Api(server), Api(server)
+    outcome: dict[str, float] = {}
+
+    def write() -> None:
+        started = time.perf_counter()
+        assert writer.send("/upsert-data", docs(100)).status_code == 200
+        outcome["write"] = time.perf_counter() - started
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    time.sleep(0.05)
+    started = time.perf_counter()
+    assert reader.send("/info").status_code == 200
+    outcome["read"] = time.perf_counter() - started
+    thread.join()
+    assert outcome["write"] >= 0.3 + 100 * 0.002
+    assert outcome["read"] < 0.3
+
+
+def test_reads_are_never_faulted(serve: Serve) -> None:
+    api = Api(serve(fail_rate=1.0, seed=1))
+    for path in ("/info", "/list-namespaces"):
+        assert api.send(path).status_code == 200
+    assert api.send("/fetch", {"ids": ["x"]}).status_code == 200
+    assert api.send("/query-data", {"data": "x"}).status_code == 200
+
+
+def test_fail_rate_answers_5xx_and_half_of_them_after_writing(serve: Serve) -> None:
+    server = serve(fail_rate=0.4, seed=11)
+    api = Api(server)
+    answered_ok: set[str] = set()
+    failed: set[str] = set()
+    bodies: dict[int, set[str]] = {500: set(), 502: set(), 503: set()}
+    for i in range(300):
+        response = api.send("/upsert-data", one(i))
+        if response.status_code == 200:
+            answered_ok.add(f"r{i}")
+        else:
+            failed.add(f"r{i}")
+            bodies[response.status_code].add(response.headers["Content-Type"])
+    assert 80 <= len(failed) <= 160
+    assert bodies == {500: {"application/json"}, 502: {"text/html"}, 503: {"text/plain"}}
+    stored = set(server.records())
+    assert answered_ok <= stored
+    applied_anyway = stored - answered_ok
+    assert applied_anyway <= failed
+    assert 0.25 * len(failed) <= len(applied_anyway) <= 0.75 * len(failed)
+    stats = server.stats
+    assert stats["records_written"] == len(stored)
+    assert stats["records_received"] == 300
+    assert sum(stats["statuses"].values()) == 300
+
+
+def test_a_seed_replays_the_same_faults(serve: Serve) -> None:
+    def statuses(server: LocalServer) -> list[int]:
+        api = Api(server)
+        return [api.send("/upsert-data", one(i)).status_code for i in range(40)]
+
+    first = statuses(serve(fail_rate=0.5, seed=5))
+    assert first == statuses(serve(fail_rate=0.5, seed=5))
+    assert first != statuses(serve(fail_rate=0.5, seed=6))
+
+
+def test_proxy_style_bodies_are_not_json(serve: Serve) -> None:
+    api = Api(serve(fail_rate=1.0, seed=2))
+    seen = {}
+    for i in range(30):
+        response = api.send("/upsert-data", one(i))
+        seen[response.status_code] = response.text
+    assert set(seen) == {500, 502, 503}
+    assert seen[500].startswith('{"error":')
+    assert "502 Bad Gateway" in seen[502]
+    assert seen[503].startswith("upstream connect error")
+
+
+def test_rate_limit_answers_429_with_retry_after(serve: Serve) -> None:
+    server = serve(rate_limit=10)
+    api = Api(server)
+    statuses = [api.send("/upsert-data", one(i)) for i in range(15)]
+    codes = [r.status_code for r in statuses]
+    assert codes.count(200) >= 10
+    assert 429 in codes
+    refused = next(r for r in statuses if r.status_code == 429)
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.json() == {
+        "error": "Too many requests: the local server allows 10 writes per second",
+        "status": 429,
+    }
+    assert api.send("/info").status_code == 200  # reads are not limited
+    time.sleep(0.25)
+    assert api.send("/upsert-data", one(99)).status_code == 200
+    assert server.stats["records_received"] == 16
+    assert server.stats["records_written"] == codes.count(200) + 1
+
+
+def test_a_slow_rate_limit_asks_for_a_longer_wait(serve: Serve) -> None:
+    api = Api(serve(rate_limit=0.25))
+    assert api.send("/upsert-data", one(0)).status_code == 200
+    refused = api.send("/upsert-data", one(1))
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) == 4
+
+
+def test_drop_closes_the_connection_before_or_after_writing(serve: Serve) -> None:
+    server = serve(drop_rate=1.0, seed=3)
+    api = Api(server)
+    for i in range(20):
+        with pytest.raises(httpx.RemoteProtocolError):
+            api.send("/upsert-data", one(i))
+    stats = server.stats
+    assert stats["dropped"] == 20
+    assert stats["statuses"] == {}
+    assert 3 <= len(server.records()) <= 17
+    assert api.send("/info").status_code == 200
+
+
+def test_refuse_matching_names_the_record_and_writes_nothing(serve: Serve) -> None:
+    server = serve(refuse_matching="POISON")
+    api = Api(server)
+    batch = [*docs(2), {"id": "bad-one", "data": "this holds POISON inside"}, *docs(2, start=5)]
+    message = api.error("/upsert-data", batch, status=400)
+    assert (
+        message == 'Invalid record at index 2 (id "bad-one"): the server could not embed this data'
+    )
+    assert server.records() == {}
+    assert server.stats["records_received"] == 5
+    assert api.result("/upsert-data", docs(2)) == "Success"
+
+
+def test_faults_change_at_runtime(serve: Serve) -> None:
+    server = serve(seed=1)
+    api = Api(server)
+    assert api.send("/upsert-data", one(0)).status_code == 200
+    server.set_faults(fail_rate=1.0)
+    assert server.faults.fail_rate == 1.0
+    assert api.send("/upsert-data", one(1)).status_code in (500, 502, 503)
+    server.set_faults(fail_rate=0, refuse_matching="record 2")
+    assert api.send("/upsert-data", one(2)).status_code == 400
+    server.set_faults(refuse_matching=None)
+    assert api.send("/upsert-data", one(2)).status_code == 200
+    assert server.config.fail_rate == 0  # the initial settings are kept apart
+    with pytest.raises(TypeError, match="Not a fault setting: dimension"):
+        server.set_faults(dimension=3)
+    with pytest.raises(ConfigError, match="fail_rate"):
+        server.set_faults(fail_rate=2)
+
+
+def test_stop_wakes_writes_sleeping_on_latency(serve: Serve) -> None:
+    server = serve(latency_ms=30_000)
+    api = Api(server)
+    errors: list[Exception] = []
+
+    def write() -> None:
+        try:
+            api.send("/upsert-data", one(0))
+        except httpx.HTTPError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    time.sleep(0.1)
+    started = time.perf_counter()
+    server.stop()
+    thread.join(5)
+    assert time.perf_counter() - started < 3
+    assert len(errors) == 1
+
+
+def test_stats_count_requests_statuses_and_records(local: LocalServer, api: Api) -> None:
+    api.result("/upsert-data", docs(3))
+    api.error("/upsert-data", [{"id": ""}], status=400)
+    api.send("/upsert", raw=b"not json")
+    httpx.post(f"{local.url}/upsert-data", content=b'[{"id": "x", "data": "y"}]')
+    api.result("/info")
+    stats = local.stats
+    assert stats["requests"] == {"upsert-data": 3, "upsert": 1, "info": 1}
+    assert stats["statuses"] == {200: 2, 400: 2, 401: 1}
+    assert stats["records_received"] == 5  # refused requests included, 401 too
+    assert stats["records_written"] == 3
+    local.reset_stats()
+    assert local.stats == {
+        "requests": {},
+        "statuses": {},
+        "records_received": 0,
+        "records_written": 0,
+        "dropped": 0,
+    }

@@ -1,0 +1,183 @@
+"""The pipeline in-process, with httpx.MockTransport standing in for the index."""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from vupsert.checkpoint import Checkpoint
+from vupsert.errors import CheckpointError, ExitStatus, UsageError
+from vupsert.pipeline import Run, Summary, exit_status_of
+from vupsert.rejects import RejectsWriter, reject_line
+from vupsert.records import Position, Rejection
+from vupsert.settings import Secret, Settings
+
+from .conftest import write_jsonl
+
+INFO = {"result": {"dimension": 8, "denseIndex": {"embeddingModel": "X"}}}
+
+
+def settings(path: Path, **kw: Any) -> Settings:
+    base: dict[str, Any] = {"url": "http://127.0.0.1:9", "token": Secret("t"),
+                            "inputs": (str(path),), "retries": 3, "max_backoff": 0.01}
+    base.update(kw)
+    return Settings(**base)
+
+
+class Recorder:
+    """A fake index: stores upserts in order, answers by a script."""
+
+    def __init__(self, script: Any = None) -> None:
+        self.script = script
+        self.lock = threading.Lock()
+        self.calls: list[tuple[float, list[dict[str, Any]]]] = []
+        self.index: dict[str, str] = {}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/info":
+            return httpx.Response(200, json=INFO)
+        items = orjson.loads(request.content)
+        with self.lock:
+            self.calls.append((time.monotonic(), items))
+            n = len(self.calls)
+        if self.script is not None:
+            answer = self.script(n, items)
+            if answer is not None:
+                return answer
+        with self.lock:
+            for item in items:
+                self.index[item["id"]] = item["data"]
+        return httpx.Response(200, json={"result": "Success"})
+
+
+def run(path: Path, recorder: Recorder, **kw: Any) -> Summary:
+    return Run(settings(path, **kw), transport=httpx.MockTransport(recorder), seed=1).execute()
+
+
+def rows(n: int, prefix: str = "r") -> list[dict[str, Any]]:
+    return [{"id": f"{prefix}{i}", "data": f"text {i}"} for i in range(n)]
+
+
+def test_retry_after_http_date_is_waited_for(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", rows(5))
+
+    def script(n: int, items: list[Any]) -> httpx.Response | None:
+        if n == 1:
+            when = email.utils.formatdate(time.time() + 2, usegmt=True)
+            return httpx.Response(429, json={"error": "slow"}, headers={"Retry-After": when})
+        return None
+
+    recorder = Recorder(script)
+    summary = run(path, recorder)
+    assert summary.records_upserted == 5 and summary.retries == 1
+    (t1, _), (t2, _) = recorder.calls
+    assert t2 - t1 >= 1.0  # an HTTP date rounds to whole seconds
+
+
+def test_duplicate_ids_never_land_out_of_order(tmp_path: Path) -> None:
+    # Batch 1 fails twice before landing; batch 2 holds a newer version of one of its ids.
+    data = rows(10) + [{"id": "r3", "data": "newer"}] + rows(9, "s")
+    path = write_jsonl(tmp_path / "in.jsonl", data)
+
+    def script(n: int, items: list[Any]) -> httpx.Response | None:
+        if items[0]["id"] == "r0" and n <= 3:
+            return httpx.Response(503, text="busy")
+        return None
+
+    recorder = Recorder(script)
+    summary = run(path, recorder, batch_size=10, concurrency=4)
+    assert summary.records_upserted == 20
+    assert recorder.index["r3"] == "newer"
+
+
+def test_stdin_checkpoint_warns(tmp_path: Path) -> None:
+    import io
+
+    class Warnings:
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None: ...
+        def bytes_read(self, n: int) -> None: ...
+        def batch_done(self, settlement: Any, summary: Summary) -> None: ...
+        def warning(self, message: str) -> None:
+            self.seen.append(message)
+        def finished(self, summary: Summary) -> None: ...
+
+    events = Warnings()
+    stdin = io.BytesIO(b'{"id":"a","data":"x"}\n')
+    s = settings(tmp_path, inputs=("-",), checkpoint=tmp_path / "cp.json")
+    summary = Run(s, events=events, stdin=stdin,
+                  transport=httpx.MockTransport(Recorder())).execute()
+    assert summary.records_upserted == 1
+    assert any("stdin" in w for w in events.seen)
+    state = orjson.loads((tmp_path / "cp.json").read_bytes())
+    assert state["inputs"]["<stdin>"]["records"] == 1
+
+
+def test_rejects_path_equal_to_input_is_refused(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", rows(1))
+    with pytest.raises(UsageError):
+        run(path, Recorder(), rejects=path)
+
+
+def test_exit_status_of() -> None:
+    assert exit_status_of(Summary()) is ExitStatus.SUCCESS
+    assert exit_status_of(Summary(records_read=2, records_upserted=1,
+                                  records_rejected=1)) is ExitStatus.PARTIAL
+    assert exit_status_of(Summary(interrupted=True)) is ExitStatus.INTERRUPTED
+
+
+def test_reject_line_shapes() -> None:
+    where = Position(10, 1)
+    full = Rejection("f", 1, where, "bad", body=b'{"id":"a","data":""}', status=400)
+    assert orjson.loads(reject_line(full)) == {
+        "id": "a", "data": "", "_vupsert": {"source": "f:1", "reason": "bad", "status": 400}
+    }
+    raw = Rejection("f", 2, where, "not valid JSON", raw='{"id": ')
+    assert orjson.loads(reject_line(raw)) == {
+        "_vupsert": {"source": "f:2", "reason": "not valid JSON", "raw": '{"id": '}
+    }
+    empty = Rejection("f", 3, where, "x", body=b"{}")
+    assert orjson.loads(reject_line(empty))["_vupsert"]["source"] == "f:3"
+
+
+def test_rejects_writer_resumes_by_cutting_back(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    writer = RejectsWriter(path)
+    writer.write(Rejection("f", 1, Position(1, 1), "a", body=b'{"id":"1"}'))
+    keep = writer.offset()
+    writer.write(Rejection("f", 2, Position(2, 2), "b", body=b'{"id":"2"}'))
+    writer.close()
+    again = RejectsWriter(path, resume_at=keep)
+    again.close()
+    assert path.read_bytes().count(b"\n") == 1
+
+
+def test_checkpoint_lock_and_atomic_save(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "in.jsonl", rows(3))
+    cp_path = tmp_path / "cp.json"
+    first = Checkpoint(cp_path, (str(data),), namespace="ns")
+    with pytest.raises(CheckpointError, match="in use"):
+        Checkpoint(cp_path, (str(data),), namespace="ns")
+    first.advance(0, Position(data.stat().st_size, 3), 3)
+    first.save()
+    first.close()
+    assert not list(tmp_path.glob(".cp.json.*"))  # no temporary file left behind
+    second = Checkpoint(cp_path, (str(data),), namespace="ns")
+    start = second.start(0)
+    assert start.skipped == 3 and start.position == Position(data.stat().st_size, 3)
+    second.close()
+    with pytest.raises(CheckpointError, match="namespace"):
+        Checkpoint(cp_path, (str(data),), namespace="other")
+    cp_path.write_text("{not json")
+    with pytest.raises(CheckpointError, match="--restart"):
+        Checkpoint(cp_path, (str(data),), namespace="ns")
+    Checkpoint(cp_path, (str(data),), namespace="ns", restart=True).close()

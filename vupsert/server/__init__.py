@@ -1,0 +1,34 @@
+"""A local index that speaks Upstash Vector's REST API, for demos, tests and benchmarks.
+
+``vupsert serve`` runs it in the foreground (:func:`serve_forever`); tests and the demo
+use :class:`LocalServer`, which serves from a background thread on a free port::
+
+    with LocalServer(ServerConfig(port=0, fail_rate=0.1, seed=1)) as server:
+        run_client(server.url, server.token)
+        assert server.stats["records_written"] == 1000
+
+It stores namespaces, ids, data, metadata and vectors in SQLite (in memory, or in the
+``db`` file so the index survives restarts), embeds text with a deterministic hashed
+n-gram embedder, enforces Upstash's limits with precise 400 messages, and can inject
+latency, 5xx answers, 429s, dropped connections and refused records into writes.
+
+Modules: ``_app`` (routing, auth, faults, counters), ``_api`` (the endpoints),
+``_http`` (the socket server), ``_storage`` (SQLite), ``_embed``, ``_filter``
+(metadata filters), ``_faults``, ``_stats``, ``_server`` (start/stop).
+"""
+
+from ._api import NO_EMBEDDING
+from ._app import UNKNOWN_ENDPOINT
+from ._config import EMBEDDING_MODEL, ServerConfig
+from ._embed import HashEmbedder
+from ._server import LocalServer, serve_forever
+
+__all__ = [
+    "EMBEDDING_MODEL",
+    "NO_EMBEDDING",
+    "UNKNOWN_ENDPOINT",
+    "HashEmbedder",
+    "LocalServer",
+    "ServerConfig",
+    "serve_forever",
+]

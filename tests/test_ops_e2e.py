@@ -37,8 +37,16 @@ def test_info_bad_token_exit_3(server: LocalServer) -> None:
 def test_shards_are_disjoint_and_complete(server: LocalServer) -> None:
     per_shard = []
     for k in range(3):
-        result = run_cli("upsert", SAMPLES / "articles.jsonl", "--shard", f"{k}/3", "-n", f"s{k}",
-                         "--json", server=server)
+        result = run_cli(
+            "upsert",
+            SAMPLES / "articles.jsonl",
+            "--shard",
+            f"{k}/3",
+            "-n",
+            f"s{k}",
+            "--json",
+            server=server,
+        )
         assert result.code == 0, result.stderr
         per_shard.append(set(server.records(f"s{k}")))
         assert result.summary["records_read"] == 300
@@ -65,13 +73,25 @@ def test_report_has_a_line_per_batch(tmp_path: Path) -> None:
 
 
 def test_id_from_hash_is_idempotent_and_templates(server: LocalServer, tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "in.jsonl", [
-        {"title": "T1", "body": "first body", "n": 1},
-        {"title": "T2", "body": "second body", "n": 2},
-        {"title": "T3", "n": 3},
-    ])
-    args = ["upsert", str(path), "--data-template", "{title}\\n\\n{body}", "--id-from", "hash",
-            "-n", "h", "--json"]
+    path = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"title": "T1", "body": "first body", "n": 1},
+            {"title": "T2", "body": "second body", "n": 2},
+            {"title": "T3", "n": 3},
+        ],
+    )
+    args = [
+        "upsert",
+        str(path),
+        "--data-template",
+        "{title}\\n\\n{body}",
+        "--id-from",
+        "hash",
+        "-n",
+        "h",
+        "--json",
+    ]
     first = run_cli(*args, server=server)
     assert first.code == 1 and first.summary["records_rejected"] == 1
     assert "body" in first.stderr or first.summary["records_rejected"] == 1
@@ -79,8 +99,18 @@ def test_id_from_hash_is_idempotent_and_templates(server: LocalServer, tmp_path:
     stored = server.records("h")
     assert len(stored) == 2 and again.summary["records_upserted"] == 2
     assert sorted(d for d, _ in stored.values()) == ["T1\n\nfirst body", "T2\n\nsecond body"]
-    templ = run_cli("upsert", str(path), "--id-template", "doc-{n}", "--data-field", "title",
-                    "-n", "t", "--json", server=server)
+    templ = run_cli(
+        "upsert",
+        str(path),
+        "--id-template",
+        "doc-{n}",
+        "--data-field",
+        "title",
+        "-n",
+        "t",
+        "--json",
+        server=server,
+    )
     assert templ.code == 0 and set(server.records("t")) == {"doc-1", "doc-2", "doc-3"}
 
 

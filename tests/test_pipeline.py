@@ -25,8 +25,13 @@ INFO = {"result": {"dimension": 8, "denseIndex": {"embeddingModel": "X"}}}
 
 
 def settings(path: Path, **kw: Any) -> Settings:
-    base: dict[str, Any] = {"url": "http://127.0.0.1:9", "token": Secret("t"),
-                            "inputs": (str(path),), "retries": 3, "max_backoff": 0.01}
+    base: dict[str, Any] = {
+        "url": "http://127.0.0.1:9",
+        "token": Secret("t"),
+        "inputs": (str(path),),
+        "retries": 3,
+        "max_backoff": 0.01,
+    }
     base.update(kw)
     return Settings(**base)
 
@@ -109,13 +114,15 @@ def test_stdin_checkpoint_warns(tmp_path: Path) -> None:
         def batch_done(self, settlement: Any, summary: Summary) -> None: ...
         def warning(self, message: str) -> None:
             self.seen.append(message)
+
         def finished(self, summary: Summary) -> None: ...
 
     events = Warnings()
     stdin = io.BytesIO(b'{"id":"a","data":"x"}\n')
     s = settings(tmp_path, inputs=("-",), checkpoint=tmp_path / "cp.json")
-    summary = Run(s, events=events, stdin=stdin,
-                  transport=httpx.MockTransport(Recorder())).execute()
+    summary = Run(
+        s, events=events, stdin=stdin, transport=httpx.MockTransport(Recorder())
+    ).execute()
     assert summary.records_upserted == 1
     assert any("stdin" in w for w in events.seen)
     state = orjson.loads((tmp_path / "cp.json").read_bytes())
@@ -130,8 +137,10 @@ def test_rejects_path_equal_to_input_is_refused(tmp_path: Path) -> None:
 
 def test_exit_status_of() -> None:
     assert exit_status_of(Summary()) is ExitStatus.SUCCESS
-    assert exit_status_of(Summary(records_read=2, records_upserted=1,
-                                  records_rejected=1)) is ExitStatus.PARTIAL
+    assert (
+        exit_status_of(Summary(records_read=2, records_upserted=1, records_rejected=1))
+        is ExitStatus.PARTIAL
+    )
     assert exit_status_of(Summary(interrupted=True)) is ExitStatus.INTERRUPTED
 
 
@@ -139,7 +148,9 @@ def test_reject_line_shapes() -> None:
     where = Position(10, 1)
     full = Rejection("f", 1, where, "bad", body=b'{"id":"a","data":""}', status=400)
     assert orjson.loads(reject_line(full)) == {
-        "id": "a", "data": "", "_vupsert": {"source": "f:1", "reason": "bad", "status": 400}
+        "id": "a",
+        "data": "",
+        "_vupsert": {"source": "f:1", "reason": "bad", "status": 400},
     }
     raw = Rejection("f", 2, where, "not valid JSON", raw='{"id": ')
     assert orjson.loads(reject_line(raw)) == {

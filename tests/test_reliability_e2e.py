@@ -301,3 +301,36 @@ def test_token_never_reaches_any_output_or_file(tmp_path: Path) -> None:
     texts += [p.read_text() for p in outputs]
     texts += [p.read_text() for p in tmp_path.iterdir() if p.is_file() and p.suffix != ".jsonl"]
     assert all(token not in text for text in texts)
+
+
+def test_an_outage_costs_no_record(tmp_path: Path) -> None:
+    # The default retry budget on a shorter time scale: with --max-backoff 30 a batch
+    # keeps trying for ~150 s on average, and a 60 s outage is 40% of that; with
+    # --max-backoff 0.5 it is ~3.75 s, so the server fails every write for 1.5 s.
+    rows = corpus(2000)
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    with LocalServer(ServerConfig(port=0, seed=4, fail_rate=1.0)) as server:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vupsert",
+                "upsert",
+                str(path),
+                "-b",
+                "100",
+                "--json",
+                "--max-backoff",
+                "0.5",
+            ],
+            env=cli_env(server),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(1.5)
+        server.set_faults(fail_rate=0.0)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        summary = orjson.loads(out.strip().splitlines()[-1])
+        assert summary["retries"] > 0 and summary["records_rejected"] == 0
+        assert server.records("") == expected_index(rows)

@@ -163,12 +163,12 @@ def _unescape(value: str | None) -> str | None:
 # Options shared by commands that talk to an index.
 UrlOption = Annotated[
     str | None,
-    typer.Option("--url", help=f"REST URL of the index. [default: ${URL_ENV}]", show_default=False),
+    typer.Option("--url", help=f"REST URL of the index. Default: ${URL_ENV}.", show_default=False),
 ]
 TokenOption = Annotated[
     str | None,
     typer.Option(
-        "--token", help=f"REST token of the index. [default: ${TOKEN_ENV}]", show_default=False
+        "--token", help=f"REST token of the index. Default: ${TOKEN_ENV}.", show_default=False
     ),
 ]
 JsonOption = Annotated[
@@ -197,33 +197,45 @@ def upsert(
             "-f",
             "--format",
             help="auto|jsonl|csv|tsv. auto goes by extension; stdin is JSONL.",
+            rich_help_panel="Reading",
         ),
     ] = "auto",
     id_field: Annotated[
-        str, typer.Option(help="Field (dotted path in JSONL) or column holding the id.")
+        str,
+        typer.Option(
+            help="Field (dotted path in JSONL) or column holding the id.", rich_help_panel="Mapping"
+        ),
     ] = "id",
     data_field: Annotated[
-        str, typer.Option(help="Field or column holding the text to embed.")
+        str,
+        typer.Option(help="Field or column holding the text to embed.", rich_help_panel="Mapping"),
     ] = "data",
     metadata_field: Annotated[
-        str, typer.Option(help="JSONL field holding the metadata object.")
+        str,
+        typer.Option(help="JSONL field holding the metadata object.", rich_help_panel="Mapping"),
     ] = "metadata",
     metadata_columns: Annotated[
         str | None,
-        typer.Option(help="CSV/TSV: only these columns (a,b,c) become metadata."),
+        typer.Option(
+            help="CSV/TSV: only these columns (a,b,c) become metadata.", rich_help_panel="Mapping"
+        ),
     ] = None,
     data_template: Annotated[
         str | None,
-        typer.Option(help="Compose data from fields, e.g. '{title}\\n\\n{body}'."),
+        typer.Option(
+            help="Compose data from fields, e.g. '{title}\\n\\n{body}'.", rich_help_panel="Mapping"
+        ),
     ] = None,
     id_template: Annotated[
-        str | None, typer.Option(help="Compose the id from fields, e.g. 'doc-{n}'.")
+        str | None,
+        typer.Option(help="Compose the id from fields, e.g. 'doc-{n}'.", rich_help_panel="Mapping"),
     ] = None,
     id_from: Annotated[
         str,
         typer.Option(
             help="field: the id field; hash: a stable hash of data and metadata "
-            "(reruns are idempotent); line: file:line."
+            "(reruns are idempotent); line: file:line.",
+            rich_help_panel="Mapping",
         ),
     ] = "field",
     infer_types: Annotated[
@@ -231,18 +243,26 @@ def upsert(
         typer.Option(
             "--infer-types/--no-infer-types",
             help="CSV/TSV: turn numbers and true/false in metadata cells into JSON types.",
+            rich_help_panel="Mapping",
         ),
     ] = True,
     delimiter: Annotated[
-        str | None, typer.Option(help="CSV/TSV delimiter (one character, or \\t).")
+        str | None,
+        typer.Option(help="CSV/TSV delimiter (one character, or \\t).", rich_help_panel="Reading"),
     ] = None,
     columns: Annotated[
         str | None,
-        typer.Option(help="CSV/TSV without a header: the column names, e.g. id,data,lang."),
+        typer.Option(
+            help="CSV/TSV without a header: the column names, e.g. id,data,lang.",
+            rich_help_panel="Reading",
+        ),
     ] = None,
     shard: Annotated[
         str | None,
-        typer.Option(help="K/N: load only the records whose id hashes to shard K of N."),
+        typer.Option(
+            help="K/N: load only the records whose id hashes to shard K of N.",
+            rich_help_panel="Mapping",
+        ),
     ] = None,
     batch_size: Annotated[
         int,
@@ -252,22 +272,43 @@ def upsert(
             min=1,
             max=MAX_BATCH_RECORDS,
             help="Records per request (Upstash's limit is 1000).",
+            rich_help_panel="Sending",
         ),
     ] = MAX_BATCH_RECORDS,
-    max_batch_bytes: Annotated[int, typer.Option(min=1024, help="Request body limit in bytes.")] = 8
-    * 1024
-    * 1024,
+    max_batch_bytes: Annotated[
+        int, typer.Option(min=1024, help="Request body limit in bytes.", rich_help_panel="Sending")
+    ] = 8 * 1024 * 1024,
     concurrency: Annotated[
-        int, typer.Option("-c", "--concurrency", min=1, max=256, help="Batches in flight, at most.")
+        int,
+        typer.Option(
+            "-c",
+            "--concurrency",
+            min=1,
+            max=256,
+            help="Batches in flight, at most.",
+            rich_help_panel="Sending",
+        ),
     ] = 16,
     timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds to wait for one request's answer.")
+        float,
+        typer.Option(
+            min=0.1, help="Seconds to wait for one request's answer.", rich_help_panel="Sending"
+        ),
     ] = 600.0,
     retries: Annotated[
-        int, typer.Option(min=0, help="Retries of a batch after 429, 5xx or a network error.")
-    ] = 10,
+        int,
+        typer.Option(
+            min=0,
+            help="Retries of a batch after a 5xx, a timeout or a network error; about 2.5 "
+            "minutes of trying with the default backoff. 429s have their own budget.",
+            rich_help_panel="Sending",
+        ),
+    ] = 15,
     max_backoff: Annotated[
-        float, typer.Option(min=0.0, help="Longest wait between two retries, in seconds.")
+        float,
+        typer.Option(
+            min=0.0, help="Longest wait between two retries, in seconds.", rich_help_panel="Sending"
+        ),
     ] = 30.0,
     rejects: Annotated[
         Path | None,
@@ -275,6 +316,7 @@ def upsert(
             help="Write every record not upserted here, one JSON line with its source and "
             "reason; the file can be fed back as input.",
             dir_okay=False,
+            rich_help_panel="Results and recovery",
         ),
     ] = None,
     checkpoint: Annotated[
@@ -282,35 +324,66 @@ def upsert(
         typer.Option(
             help="Remember what is settled here; rerunning the same command carries on.",
             dir_okay=False,
+            rich_help_panel="Results and recovery",
         ),
     ] = None,
     restart: Annotated[
-        bool, typer.Option(help="Ignore what --checkpoint remembers and start over.")
+        bool,
+        typer.Option(
+            help="Ignore what --checkpoint remembers and start over.",
+            rich_help_panel="Results and recovery",
+        ),
     ] = False,
     report: Annotated[
         Path | None,
-        typer.Option(help="Write one JSON line per batch here.", dir_okay=False),
+        typer.Option(
+            help="Write one JSON line per batch here.",
+            dir_okay=False,
+            rich_help_panel="Results and recovery",
+        ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option(help="Read, map, validate and batch everything; send nothing.")
+        bool,
+        typer.Option(
+            help="Read, map, validate and batch everything; send nothing.",
+            rich_help_panel="Results and recovery",
+        ),
     ] = False,
-    strict: Annotated[bool, typer.Option(help="Stop at the first bad record.")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(help="Stop at the first bad record.", rich_help_panel="Results and recovery"),
+    ] = False,
     fail_fast: Annotated[
-        bool, typer.Option(help="Stop at the first batch that fails for good.")
+        bool,
+        typer.Option(
+            help="Stop at the first batch that fails for good.",
+            rich_help_panel="Results and recovery",
+        ),
     ] = False,
     preflight: Annotated[
         bool,
         typer.Option(
             "--preflight/--no-preflight",
             help="Check with /info that the index has an embedding model before sending.",
+            rich_help_panel="Sending",
         ),
     ] = True,
     allow_insecure_http: Annotated[
-        bool, typer.Option(help="Allow sending the token over plain http to another host.")
+        bool,
+        typer.Option(
+            help="Allow sending the token over plain http to another host.",
+            rich_help_panel="Sending",
+        ),
     ] = False,
     json_out: JsonOption = False,
     quiet: Annotated[
-        bool, typer.Option("-q", "--quiet", help="No progress and no per-batch lines.")
+        bool,
+        typer.Option(
+            "-q",
+            "--quiet",
+            help="No progress and no per-batch lines.",
+            rich_help_panel="Results and recovery",
+        ),
     ] = False,
     seed: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
@@ -440,11 +513,11 @@ def serve(
     token: Annotated[
         str | None,
         typer.Option(
-            help="Token clients must send. [default: a new random one]", show_default=False
+            help="Token clients must send. Default: a new random one.", show_default=False
         ),
     ] = None,
     db: Annotated[
-        Path | None, typer.Option(help="SQLite file to keep the index in. [default: memory]")
+        Path | None, typer.Option(help="SQLite file to keep the index in. Default: in memory.")
     ] = None,
     dimension: Annotated[int, typer.Option(min=1, help="Vector dimension.")] = 384,
     embedding: Annotated[

@@ -81,8 +81,8 @@ class Settings:
     max_batch_bytes: int = 8 * 1024 * 1024
     timeout: float = 600.0
     concurrency: int = 4
-    retries: int = 8
-    max_backoff: float = 60.0
+    retries: int = 15
+    max_backoff: float = 30.0
     rejects: Path | None = None
     checkpoint: Path | None = None
     restart: bool = False

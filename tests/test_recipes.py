@@ -1,0 +1,712 @@
+"""The README's recipes, run as written against a local index, so they cannot rot.
+
+Every fenced block between ``<!-- recipes:start -->`` and ``<!-- recipes:end -->`` in
+README.md is preceded by ``<!-- test: NAME -->``, and every NAME has a test below that
+runs the block's commands the way the recipe's host would: through bash for ``sh`` blocks
+and GitHub Actions steps, ``sh -c`` for a Kubernetes container and for cron. Nothing is
+rewritten but what a test machine cannot have: ``/var/...`` paths move into ``tmp_path``,
+``sudo`` is dropped, and the URL and token point at a :class:`LocalServer`. ``vupsert`` is
+a shim on PATH that runs this checkout's ``python -m vupsert``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from vupsert.errors import ExitStatus
+from vupsert.server import LocalServer, ServerConfig
+
+from .conftest import ROOT, SAMPLES, Result, cli_env, read_jsonl, write_jsonl
+
+pytestmark = pytest.mark.skipif(
+    sys.platform == "win32" or shutil.which("bash") is None,
+    reason="the recipes are POSIX shell commands",
+)
+
+README = ROOT / "README.md"
+WORKFLOW = SAMPLES / "github-actions.yml"
+START, END = "<!-- recipes:start -->", "<!-- recipes:end -->"
+
+TESTED = {
+    "jq-pipe",
+    "zcat-pipe",
+    "github-actions",
+    "k8s-indexed-job",
+    "xargs",
+    "gnu-parallel",
+    "cron-setup",
+    "cron",
+}
+"""The tagged blocks this file runs; a new block in the section needs a test here."""
+
+
+# ---------------------------------------------------------------------------------------
+# Reading the recipes
+
+
+def recipes_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    assert text.count(START) == 1 and text.count(END) == 1, "README needs one recipes section"
+    return text[text.index(START) + len(START) : text.index(END)]
+
+
+_BLOCK = re.compile(r"<!-- test: ([\w-]+) -->\n```([\w-]+)\n(.*?)^```$", re.S | re.M)
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    lang: str
+    text: str
+
+
+def recipe_blocks() -> list[Block]:
+    return [Block(m[1], m[2], m[3]) for m in _BLOCK.finditer(recipes_section())]
+
+
+def blocks(name: str) -> list[Block]:
+    found = [b for b in recipe_blocks() if b.name == name]
+    assert found, f"README has no block tagged <!-- test: {name} -->"
+    return found
+
+
+def block(name: str) -> Block:
+    (only,) = blocks(name)
+    return only
+
+
+def shell_lines(text: str) -> list[str]:
+    """The commands of a shell block: comments and blank lines out, ``\\`` lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return [line for line in joined.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def one_line(text: str) -> str:
+    (line,) = shell_lines(text)
+    return line
+
+
+def squash(text: str) -> str:
+    """Whitespace as Markdown renders it: any run is one space (and rich's wrapping)."""
+    return " ".join(text.split())
+
+
+def localize(command: str, root: Path) -> str:
+    """Move absolute ``/var/...`` paths of a recipe under ``root``."""
+    return re.sub(r"(?<![\w./-])/var/", f"{root}/var/", command)
+
+
+# ---------------------------------------------------------------------------------------
+# Running them
+
+
+@dataclass
+class Shell:
+    """Runs recipe commands in ``cwd`` with this checkout's vupsert first on PATH."""
+
+    cwd: Path
+    bin: Path
+    env: dict[str, str]
+
+    def path(self, rest: str | None = None) -> str:
+        tail = os.environ.get("PATH", "/usr/bin:/bin") if rest is None else rest
+        return os.pathsep.join([str(self.bin), str(Path(sys.executable).parent), tail])
+
+    def argv(self, command: str, shell: str) -> list[str]:
+        if shell == "bash":
+            return ["bash", "-c", command]
+        if shell == "actions":  # what `shell: bash` runs in a GitHub Actions step
+            return ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", command]
+        assert shell == "sh"
+        return ["/bin/sh", "-c", command]
+
+    def environ(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        env = dict(self.env)
+        env.update(extra or {})
+        return env
+
+    def run(
+        self, command: str, *, shell: str = "bash", env: Mapping[str, str] | None = None
+    ) -> Result:
+        proc = subprocess.run(
+            self.argv(command, shell),
+            cwd=self.cwd,
+            env=self.environ(env),
+            capture_output=True,
+            timeout=60,
+        )
+        return Result(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+    def run_all(
+        self, commands: list[tuple[str, Mapping[str, str] | None]], *, shell: str = "bash"
+    ) -> list[Result]:
+        """Start every command at once, as N jobs of a matrix would, and wait for all."""
+        procs = [
+            subprocess.Popen(
+                self.argv(command, shell),
+                cwd=self.cwd,
+                env=self.environ(env),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for command, env in commands
+        ]
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            results.append(Result(proc.returncode, out.decode(), err.decode()))
+        return results
+
+
+def make_shell(tmp_path: Path, server: LocalServer | None) -> Shell:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "vupsert"
+    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m vupsert "$@"\n')
+    shim.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    shell = Shell(work, bin_dir, cli_env(server))
+    shell.env["PATH"] = shell.path()
+    return shell
+
+
+@pytest.fixture
+def sh(tmp_path: Path, server: LocalServer) -> Shell:
+    return make_shell(tmp_path, server)
+
+
+def docs(n: int, prefix: str = "doc") -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"{prefix}-{i}",
+            "data": f"{prefix} text {i} about topic {i % 7}",
+            "metadata": {"n": i},
+        }
+        for i in range(n)
+    ]
+
+
+def as_stored(rows: list[dict[str, Any]]) -> dict[str, tuple[str | None, dict[str, Any] | None]]:
+    return {r["id"]: (r["data"], r.get("metadata")) for r in rows}
+
+
+def received(server: LocalServer) -> int:
+    count = server.stats["records_received"]
+    assert isinstance(count, int)
+    return count
+
+
+# ---------------------------------------------------------------------------------------
+# The section itself
+
+
+def test_every_recipe_block_is_tagged_and_tested() -> None:
+    section = recipes_section()
+    fences = [line for line in section.splitlines() if line.startswith("```")]
+    found = recipe_blocks()
+    assert len(fences) == 2 * len(found), "every fenced block in the recipes needs a test tag"
+    assert {b.name for b in found} == TESTED
+    text = README.read_text(encoding="utf-8")
+    after = text[text.index(END) + len(END) :]
+    assert after.lstrip().startswith("## A local index"), "recipes go just before it"
+
+
+# ---------------------------------------------------------------------------------------
+# From a pipe
+
+
+@pytest.mark.skipif(
+    shutil.which("jq") is None,
+    reason="jq is not installed: the jq recipe cannot run here (the zcat recipe is the "
+    "pipe that needs no jq)",
+)
+def test_jq_pipe(sh: Shell, server: LocalServer) -> None:
+    articles = [
+        {
+            "slug": "router-reset",
+            "title": "Reset a router",
+            "body": "Hold the button.",
+            "tags": ["net"],
+        },
+        {"slug": "cold-brew", "title": "Cold brew", "body": "Steep it overnight.", "tags": []},
+        {
+            "slug": "tire-patch",
+            "title": "Patch a tube",
+            "body": "Find the hole.",
+            "tags": ["bike", "diy"],
+        },
+    ]
+    (sh.cwd / "docs.json").write_bytes(orjson.dumps(articles))
+    result = sh.run(one_line(block("jq-pipe").text))
+    assert result.code == 0, result.stderr
+    assert server.records("docs") == {
+        a["slug"]: (f"{a['title']}\n\n{a['body']}", {"tags": a["tags"]}) for a in articles
+    }
+
+
+@pytest.mark.skipif(
+    shutil.which("zcat") is None or shutil.which("grep") is None, reason="needs zcat and grep"
+)
+def test_zcat_pipe_is_idempotent(sh: Shell, server: LocalServer) -> None:
+    logs = sh.cwd / "logs"
+    logs.mkdir()
+    lines = [
+        {"ts": f"2025-06-0{day}T10:{i:02d}:00Z", "level": level, "service": svc, "msg": msg}
+        for day in (1, 2)
+        for i, (level, svc, msg) in enumerate(
+            [
+                ("info", "api", "request served"),
+                ("error", "api", "upstream timed out"),
+                ("error", "worker", f"job {day} failed: disk full"),
+                ("warn", "api", "slow query"),
+                ("error", "billing", "card declined"),
+            ]
+        )
+    ]
+    for day in (1, 2):
+        rows = [line for line in lines if line["ts"].startswith(f"2025-06-0{day}")]
+        body = b"".join(orjson.dumps(r) + b"\n" for r in rows)
+        (logs / f"app-{day}.jsonl.gz").write_bytes(gzip.compress(body))
+    errors = [line for line in lines if line["level"] == "error"]
+    texts = {f"{e['service']}: {e['msg']}" for e in errors}
+    assert len(errors) == 6 and len(texts) == 4  # the same message on both days: one record
+
+    command = one_line(block("zcat-pipe").text)
+    first = sh.run(command)
+    assert first.code == 0, first.stderr
+    stored = server.records("errors")
+    assert {data for data, _ in stored.values()} == texts and len(stored) == 4
+
+    again = sh.run(command)
+    assert again.code == 0, again.stderr
+    assert server.records("errors") == stored  # same ids: nothing duplicated
+
+
+# ---------------------------------------------------------------------------------------
+# --shard: GitHub Actions, Kubernetes, xargs, GNU parallel
+
+
+def workflow_runs(text: str) -> list[str]:
+    """The ``run:`` scripts of a workflow: one-line values and ``|`` blocks."""
+    runs = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = re.match(r"^(\s*)(?:- )?run:\s*(.*)$", line)
+        if not m:
+            continue
+        indent, value = len(m[1]), m[2].strip()
+        if value not in ("|", "|-", ">", ">-"):
+            runs.append(value)
+            continue
+        body = []
+        for following in lines[i + 1 :]:
+            if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                break
+            body.append(following)
+        width = min(len(b) - len(b.lstrip()) for b in body if b.strip())
+        runs.append("\n".join(b[width:] for b in body).strip() + "\n")
+    return runs
+
+
+def matrix_values(text: str, key: str) -> list[str]:
+    m = re.search(rf"^\s*{key}:\s*\[([^\]]*)\]", text, re.M)
+    assert m, f"no matrix {key} in the workflow"
+    return [v.strip() for v in m[1].split(",")]
+
+
+def data_dir(root: Path) -> tuple[list[dict[str, Any]], int]:
+    """data/*.jsonl for the workflow: the articles sample, more records and 2 bad lines."""
+    data = root / "data"
+    data.mkdir()
+    shutil.copy(SAMPLES / "articles.jsonl", data / "articles.jsonl")
+    more = docs(250, "more")
+    lines = [orjson.dumps(r) for r in more]
+    lines.insert(40, b'{"id": "cut-off", "data": "half a rec')
+    lines.insert(90, orjson.dumps({"id": "no-text", "data": ""}))
+    (data / "more.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    return read_jsonl(SAMPLES / "articles.jsonl") + more, 2
+
+
+def test_github_actions_matrix_loads_every_record_once(sh: Shell, server: LocalServer) -> None:
+    workflow = WORKFLOW.read_text(encoding="utf-8")
+    # The README shows the workflow's own lines.
+    for excerpt in blocks("github-actions"):
+        assert excerpt.text in workflow, f"README excerpt not in {WORKFLOW.name}:\n{excerpt.text}"
+    for name in ("UPSTASH_VECTOR_REST_URL", "UPSTASH_VECTOR_REST_TOKEN"):
+        assert f"{name}: ${{{{ secrets.{name} }}}}" in workflow
+    assert "fail-fast: false" in workflow
+    upload = workflow[workflow.index("uses: actions/upload-artifact@") :]
+    assert "if: always()" in workflow[workflow.rindex("- name:", 0, workflow.index(upload)) :]
+    for kept in ("rejects-${{ matrix.shard }}.jsonl", "report-${{ matrix.shard }}.jsonl"):
+        assert kept in upload
+
+    shards = matrix_values(workflow, "shard")
+    (script,) = [run for run in workflow_runs(workflow) if run.startswith("vupsert ")]
+    assert f"--shard ${{{{ matrix.shard }}}}/{len(shards)} " in script
+    rows, bad = data_dir(sh.cwd)
+    scripts = [script.replace("${{ matrix.shard }}", shard) for shard in shards]
+    assert not any("${{" in s for s in scripts)
+
+    results = sh.run_all([(s, None) for s in scripts], shell="actions")
+
+    summaries = [r.summary for r in results]
+    for shard, result, summary in zip(shards, results, summaries, strict=True):
+        expected = ExitStatus.PARTIAL if summary["records_rejected"] else ExitStatus.SUCCESS
+        assert result.code == expected, result.stderr
+        assert summary["records_read"] == len(rows) + bad
+        assert summary["records_pending"] == 0 and summary["error"] is None
+        assert (
+            summary["records_upserted"] + summary["records_rejected"] + summary["records_skipped"]
+            == summary["records_read"]
+        )
+        report = read_jsonl(sh.cwd / f"report-{shard}.jsonl")
+        assert sum(b["upserted"] for b in report) == summary["records_upserted"]
+        rejects = read_jsonl(sh.cwd / f"rejects-{shard}.jsonl")
+        assert len(rejects) == summary["records_rejected"]
+    # Complete and disjoint: every record stored, none sent by two shards.
+    assert server.records("") == as_stored(rows)
+    assert sum(s["records_upserted"] for s in summaries) == len(rows) == received(server)
+    assert sum(s["records_rejected"] for s in summaries) == bad
+    sources = sorted(
+        r["_vupsert"]["source"]
+        for shard in shards
+        for r in read_jsonl(sh.cwd / f"rejects-{shard}.jsonl")
+    )
+    assert sources == ["data/more.jsonl:41", "data/more.jsonl:91"]
+
+
+BIG = 1200
+
+
+def big_input(cwd: Path) -> list[dict[str, Any]]:
+    rows = docs(BIG, "big")
+    write_jsonl(cwd / "big.jsonl", rows)
+    return rows
+
+
+def assert_big_loaded(
+    server: LocalServer, rows: list[dict[str, Any]], results: list[Result]
+) -> None:
+    for result in results:
+        assert result.code == 0, result.stderr
+    assert server.records("big") == as_stored(rows)
+    assert received(server) == len(rows)  # disjoint: no shard sent another's record
+
+
+def test_kubernetes_indexed_job(tmp_path: Path, server: LocalServer) -> None:
+    manifest = block("k8s-indexed-job").text
+    completions = int(re.search(r"^\s*completions:\s*(\d+)", manifest, re.M)[1])  # type: ignore[index]
+    assert re.search(rf"^\s*parallelism:\s*{completions}\b", manifest, re.M)
+    assert "completionMode: Indexed" in manifest
+    assert 'command: ["sh", "-c"]' in manifest
+    args = re.search(r'^\s*args:\s*\[(".*")\]\s*$', manifest, re.M)
+    assert args, "args must be one JSON string"
+    command = orjson.loads(args[1])
+    assert isinstance(command, str)
+    assert f"--shard $JOB_COMPLETION_INDEX/{completions} " in command
+    # What the pod failure policy expects of the exit codes.
+    codes = {
+        m[1]: [int(v) for v in m[2].split(",")]
+        for m in re.finditer(
+            r"action: (\w+)\n\s*onExitCodes: \{.*values: \[([\d, ]+)\]\}", manifest
+        )
+    }
+    assert codes == {
+        "FailIndex": [ExitStatus.PARTIAL],
+        "FailJob": [ExitStatus.USAGE, ExitStatus.STOPPED],
+    }
+    workdir = re.search(r"^\s*workingDir:\s*(\S+)", manifest, re.M)
+    assert workdir and workdir[1] == "/data"
+    shell = make_shell(tmp_path, server)
+    shell.cwd = tmp_path / "data"  # the volume mounted at /data
+    shell.cwd.mkdir()
+    rows = big_input(shell.cwd)
+
+    pods = [(command, {"JOB_COMPLETION_INDEX": str(k)}) for k in range(completions)]
+    results = shell.run_all(pods, shell="sh")
+    assert_big_loaded(server, rows, results)
+    for k in range(completions):
+        assert (shell.cwd / f"big-{k}.ckpt").exists()
+
+    # A retried pod carries on from its checkpoint: nothing is sent again.
+    retry = shell.run(command, shell="sh", env={"JOB_COMPLETION_INDEX": "0"})
+    assert retry.code == 0, retry.stderr
+    assert retry.summary["records_upserted"] == 0
+    assert retry.summary["records_skipped"] == len(rows)
+    assert received(server) == len(rows)
+
+
+def test_xargs_shards(sh: Shell, server: LocalServer) -> None:
+    rows = big_input(sh.cwd)
+    result = sh.run(one_line(block("xargs").text))
+    assert_big_loaded(server, rows, [result])
+    assert result.stdout == result.stderr == ""
+    for k in range(4):
+        assert (sh.cwd / f"big-{k}.rejects.jsonl").read_bytes() == b""
+
+
+def gnu_parallel() -> bool:
+    if shutil.which("parallel") is None:
+        return False
+    proc = subprocess.run(["parallel", "--version"], capture_output=True, text=True)
+    return proc.returncode == 0 and "GNU parallel" in proc.stdout
+
+
+def test_gnu_parallel_shards(sh: Shell, server: LocalServer) -> None:
+    rows = big_input(sh.cwd)
+    line = one_line(block("gnu-parallel").text)
+    if gnu_parallel():
+        results = [sh.run(line)]
+    else:
+        # No GNU parallel here: run the commands it would run, all at once.
+        command, sep, values = line.partition(" ::: ")
+        assert sep and command.startswith("parallel ")
+        command = command.removeprefix("parallel ")
+        results = sh.run_all([(command.replace("{}", v), None) for v in values.split()])
+    assert_big_loaded(server, rows, results)
+
+
+# ---------------------------------------------------------------------------------------
+# cron
+
+
+@dataclass
+class Cron:
+    """The README's crontab, made runnable: its environment and its job's command."""
+
+    shell: Shell
+    env: dict[str, str]
+    command: str
+    log: Path
+    lib: Path
+
+    def tick(self) -> str:
+        """Run the job as cron would; return what cron would mail."""
+        result = self.shell.run(self.command, shell="sh", env=self.env)
+        assert result.code == 0, result  # cron ignores it; `|| echo` always ends in 0
+        return result.stdout + result.stderr
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        with self.log.open("ab") as f:
+            f.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+
+
+def crontab(tmp_path: Path, server: LocalServer) -> Cron:
+    shell = make_shell(tmp_path, server)
+    env: dict[str, str] = {}
+    jobs = []
+    for line in block("cron").text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if m := re.match(r"^([A-Z_]+)=(.*)$", line):
+            env[m[1]] = m[2]
+        else:
+            jobs.append(line)
+    (job,) = jobs
+    m = re.match(r"^(\S+\s+){5}(.+)$", job)
+    assert m, f"not a crontab job line: {job}"
+    assert env.keys() == {"PATH", "UPSTASH_VECTOR_REST_URL", "UPSTASH_VECTOR_REST_TOKEN"}
+    env["PATH"] = shell.path(env["PATH"])  # this checkout's vupsert, then cron's PATH
+    env["UPSTASH_VECTOR_REST_URL"], env["UPSTASH_VECTOR_REST_TOKEN"] = server.url, server.token
+    command = localize(m[2], tmp_path)
+    (tmp_path / "var/log/app").mkdir(parents=True)
+    (tmp_path / "var/lock").mkdir(parents=True)
+
+    setup = one_line(block("cron-setup").text).removeprefix("sudo ")
+    result = shell.run(localize(setup, tmp_path), shell="sh")
+    assert result.code == 0, result.stderr
+    lib = tmp_path / "var/lib/vupsert"
+    assert lib.is_dir() and lib.stat().st_mode & 0o777 == 0o700
+    return Cron(shell, env, command, tmp_path / "var/log/app/docs.jsonl", lib)
+
+
+def test_cron_job_sends_nothing_twice(tmp_path: Path, server: LocalServer) -> None:
+    cron = crontab(tmp_path, server)
+    rows = docs(300)
+    cron.append(rows[:100])
+    assert cron.tick() == ""  # a clean run mails nothing
+    cron.append(rows[100:250])
+    assert cron.tick() == ""
+    cron.append(rows[250:])
+    assert cron.tick() == ""
+    assert server.records("docs") == as_stored(rows)
+    assert received(server) == len(rows)
+
+    # A run still in progress holds the lock: the next one is skipped without a word.
+    more = docs(10, "late")
+    cron.append(more)
+    with (tmp_path / "var/lock/vupsert-docs.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert cron.tick() == ""
+        assert received(server) == len(rows)
+    assert cron.tick() == ""
+    rows += more
+    assert received(server) == len(rows) and server.records("docs") == as_stored(rows)
+
+    # A rejected record: one line of cron mail, the record in the rejects file.
+    cron.append([{"id": "empty", "data": ""}])
+    assert cron.tick() == "vupsert docs: exit 1\n"
+    (reject,) = read_jsonl(cron.lib / "docs.rejects.jsonl")
+    assert reject["_vupsert"]["source"].endswith("docs.jsonl:311")
+    assert cron.tick() == ""
+
+    # Rotation: the replaced file stops the job (exit 2) until the checkpoint goes.
+    last = docs(5, "last")
+    cron.append(last)
+    assert cron.tick() == ""  # prerotate: load the end of the old file
+    rows += last
+    cron.log.rename(cron.log.with_name("docs.jsonl.1"))
+    fresh = docs(20, "fresh")
+    cron.append(fresh)
+    mail = cron.tick()
+    assert mail.endswith("vupsert docs: exit 2\n") and "changed since the checkpoint" in mail
+    (cron.lib / "docs.ckpt").unlink()  # postrotate
+    (cron.lib / "docs.rejects.jsonl").rename(cron.lib / "docs.rejects.jsonl.1")
+    assert cron.tick() == ""
+    rows += fresh
+    assert server.records("docs") == as_stored(rows)
+    assert received(server) == len(rows)  # over eight runs, nothing was sent twice
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a half-written last line is read as a record and rejected, and every "
+    "later run then exits 3 (the resume point is not at the end of a line)",
+)
+def test_cron_job_waits_for_a_half_written_line(tmp_path: Path, server: LocalServer) -> None:
+    cron = crontab(tmp_path, server)
+    rows = docs(4)
+    cron.append(rows[:2])
+    line = orjson.dumps(rows[2]) + b"\n"
+    with cron.log.open("ab") as f:
+        f.write(line[:10])  # the application is in the middle of a write
+    cron.tick()
+    with cron.log.open("ab") as f:
+        f.write(line[10:])
+    cron.append(rows[3:])
+    assert cron.tick() == ""
+    assert server.records("docs") == as_stored(rows)
+
+
+# ---------------------------------------------------------------------------------------
+# Troubleshooting
+
+
+def troubleshooting() -> dict[int, str]:
+    """Status -> the advice the README says vupsert prints (``says `...```)."""
+    section = recipes_section()
+    text = section[section.index("### Troubleshooting") :]
+    items = re.split(r"^- ", text, flags=re.M)[1:]
+    advice = {}
+    for item in items:
+        status = re.match(r"\*\*(\d{3}) ", item)
+        says = re.search(r"says `([^`]+)`", item)
+        if status and says:
+            advice[int(status[1])] = squash(says[1])
+    return advice
+
+
+def test_troubleshooting_covers_the_statuses() -> None:
+    statuses = re.findall(r"^- \*\*(\d{3}) ", recipes_section(), re.M)
+    assert statuses == ["401", "403", "422", "429"]
+    assert troubleshooting().keys() == {401, 403, 422}
+
+
+def test_401_message_gives_the_advice(sh: Shell, server: LocalServer) -> None:
+    advice = troubleshooting()[401]
+    write_jsonl(sh.cwd / "docs.jsonl", docs(5))
+    wrong = {"UPSTASH_VECTOR_REST_TOKEN": "not-" + server.token}
+    upsert = sh.run("vupsert upsert docs.jsonl -n docs", env=wrong)
+    assert upsert.code == ExitStatus.STOPPED
+    assert "401" in upsert.stderr and advice in squash(upsert.stderr)
+    assert received(server) == 0  # stopped before sending anything
+    info = sh.run("vupsert info", env=wrong)  # "tests the pair without writing"
+    assert info.code == ExitStatus.STOPPED and advice in squash(info.stderr)
+
+
+def test_422_message_gives_the_advice(tmp_path: Path) -> None:
+    advice = troubleshooting()[422]
+    with LocalServer(ServerConfig(port=0, embedding=False)) as plain:
+        sh = make_shell(tmp_path, plain)
+        write_jsonl(sh.cwd / "docs.jsonl", docs(5))
+        upsert = sh.run("vupsert upsert docs.jsonl -n docs")
+        assert upsert.code == ExitStatus.STOPPED
+        assert "422" in upsert.stderr and advice in squash(upsert.stderr)
+        assert received(plain) == 0  # the /info check caught it
+        # Without the check, the first batch's 422 gives the same advice.
+        unchecked = sh.run("vupsert upsert docs.jsonl -n docs --no-preflight")
+        assert unchecked.code == ExitStatus.STOPPED and advice in squash(unchecked.stderr)
+        info = sh.run("vupsert info")  # "vupsert info shows the model"
+        assert info.code == 0 and "embedding model" in info.stdout
+
+
+class _ReadOnlyIndex(BaseHTTPRequestHandler):
+    """An index whose token may read (/info) but not write, like a read-only token."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == "/info":
+            dense = {"dimension": 384, "similarityFunction": "COSINE", "embeddingModel": "BGE"}
+            status, body = 200, {"result": {"dimension": 384, "denseIndex": dense}}
+        else:
+            status, body = 403, {"error": "Forbidden: read-only token", "status": 403}
+        payload = orjson.dumps(body)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def read_only_index() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ReadOnlyIndex)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_403_message_gives_the_advice(tmp_path: Path, read_only_index: str) -> None:
+    advice = troubleshooting()[403]
+    sh = make_shell(tmp_path, None)
+    write_jsonl(sh.cwd / "docs.jsonl", docs(5))
+    env = {"UPSTASH_VECTOR_REST_URL": read_only_index, "UPSTASH_VECTOR_REST_TOKEN": "read-only"}
+    result = sh.run("vupsert upsert docs.jsonl -n docs", env=env)
+    assert result.code == ExitStatus.STOPPED
+    assert "403" in result.stderr and advice in squash(result.stderr)
+
+
+def test_429_is_waited_out(tmp_path: Path) -> None:
+    sh = make_shell(tmp_path, None)
+    rows = docs(60)
+    write_jsonl(sh.cwd / "docs.jsonl", rows)
+    with LocalServer(ServerConfig(port=0, rate_limit=5)) as limited:
+        env = {"UPSTASH_VECTOR_REST_URL": limited.url, "UPSTASH_VECTOR_REST_TOKEN": limited.token}
+        result = sh.run("vupsert upsert docs.jsonl -n docs -b 5 --json", env=env)
+        assert result.code == 0, result.stderr
+        assert result.summary["throttled"] > 0 and result.summary["records_rejected"] == 0
+        assert limited.records("docs") == as_stored(rows)

@@ -15,8 +15,8 @@ import pytest
 from vupsert.checkpoint import Checkpoint
 from vupsert.errors import CheckpointError, ExitStatus, UsageError
 from vupsert.pipeline import Run, Summary, exit_status_of
-from vupsert.rejects import RejectsWriter, reject_line
 from vupsert.records import Position, Rejection
+from vupsert.rejects import RejectsWriter, reject_line
 from vupsert.settings import Secret, Settings
 
 from .conftest import write_jsonl
@@ -88,7 +88,7 @@ def test_retry_after_http_date_is_waited_for(tmp_path: Path) -> None:
 
 def test_duplicate_ids_never_land_out_of_order(tmp_path: Path) -> None:
     # Batch 1 fails twice before landing; batch 2 holds a newer version of one of its ids.
-    data = rows(10) + [{"id": "r3", "data": "newer"}] + rows(9, "s")
+    data = [*rows(10), {"id": "r3", "data": "newer"}, *rows(9, "s")]
     path = write_jsonl(tmp_path / "in.jsonl", data)
 
     def script(n: int, items: list[Any]) -> httpx.Response | None:

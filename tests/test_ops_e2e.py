@@ -98,7 +98,7 @@ def test_id_from_hash_is_idempotent_and_templates(server: LocalServer, tmp_path:
     again = run_cli(*args, server=server)
     stored = server.records("h")
     assert len(stored) == 2 and again.summary["records_upserted"] == 2
-    assert sorted(d for d, _ in stored.values()) == ["T1\n\nfirst body", "T2\n\nsecond body"]
+    assert sorted(d or "" for d, _ in stored.values()) == ["T1\n\nfirst body", "T2\n\nsecond body"]
     templ = run_cli(
         "upsert",
         str(path),

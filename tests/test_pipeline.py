@@ -53,7 +53,7 @@ class Recorder:
             self.calls.append((time.monotonic(), items))
             n = len(self.calls)
         if self.script is not None:
-            answer = self.script(n, items)
+            answer: httpx.Response | None = self.script(n, items)
             if answer is not None:
                 return answer
         with self.lock:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import queue
 import random
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -202,7 +201,7 @@ class Run:
         self._checkpoint: Checkpoint | None = None
         self._rejects: RejectsWriter | None = None
         self._last_save = 0.0
-        self._start_skipped: list[int] = []
+        self._crash: BaseException | None = None
 
     # -- control ------------------------------------------------------------------
 
@@ -417,6 +416,8 @@ class Run:
             for thread in threads:
                 while thread.is_alive():
                     thread.join(0.25)
+        if self._crash is not None:
+            raise self._crash
         if client is not None:
             self.summary.throttled = self._throttle.throttled
         if self._fatal is not None:
@@ -453,14 +454,12 @@ class Run:
             except Abandoned:
                 self._release_ids(batch)
                 continue
-            except Exception:
-                # A bug, not a server answer: stop everything rather than lose track.
+            except Exception as exc:
+                # A bug, not a server answer: stop everything and let the caller raise it.
+                self._crash = exc
                 self._stop.set()
                 self._abandon.set()
                 self._release_ids(batch)
-                if os.environ.get("VUPSERT_RAISE_ERRORS"):
-                    raise
-                print(f"internal error while sending batch {batch.seq}", file=sys.stderr)
                 continue
             self._settle(settlement)
             self._release_ids(batch)

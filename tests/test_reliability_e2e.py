@@ -334,3 +334,39 @@ def test_an_outage_costs_no_record(tmp_path: Path) -> None:
         summary = orjson.loads(out.strip().splitlines()[-1])
         assert summary["retries"] > 0 and summary["records_rejected"] == 0
         assert server.records("") == expected_index(rows)
+
+
+def test_checkpointed_file_with_a_growing_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    checkpoint = tmp_path / "cp.json"
+    rows = corpus(4)
+    lines = [orjson.dumps(r) for r in rows]
+    args = [
+        "upsert",
+        str(path),
+        "--checkpoint",
+        str(checkpoint),
+        "--rejects",
+        str(tmp_path / "rej.jsonl"),
+        "--json",
+    ]
+    with LocalServer(ServerConfig(port=0)) as server:
+        # A complete object whose newline is not written yet is loaded...
+        path.write_bytes(lines[0] + b"\n" + lines[1])
+        first = run_cli(*args, server=server)
+        assert first.code == 0 and first.summary["records_upserted"] == 2
+        # ...and half a record is left for the next run, with a warning.
+        path.write_bytes(lines[0] + b"\n" + lines[1] + b"\n" + lines[2][:15])
+        second = run_cli(*args, server=server)
+        assert second.code == 0 and second.summary["records_upserted"] == 0
+        assert "log.jsonl:3" in second.stderr and "next run" in second.stderr
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        third = run_cli(*args, server=server)
+        assert third.code == 0, third.stderr
+        assert third.summary["records_upserted"] == 2
+        assert server.records("") == expected_index(rows)
+        assert server.stats["records_received"] == 4
+        # Line numbers stay true after the late newline.
+        path.write_bytes(b"\n".join(lines) + b"\n" + b'{"id": ""}\n')
+        fourth = run_cli(*args, server=server)
+        assert fourth.code == 1 and "log.jsonl:5" in (tmp_path / "rej.jsonl").read_text()

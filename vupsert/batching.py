@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .records import MAX_BATCH_RECORDS, Position, Record, Rejection
+from .records import MAX_BATCH_RECORDS, Position, Record, Rejection, Skip
 
 
 @dataclass(slots=True)
@@ -54,7 +54,7 @@ def build_body(records: list[Record]) -> bytes:
     return b"[" + b",".join([r.body for r in records]) + b"]"
 
 
-Item = tuple[int, Record | Rejection]
+Item = tuple[int, Record | Rejection | Skip]
 """An item of the stream with the index of the input it came from."""
 
 
@@ -89,14 +89,14 @@ class _Open:
         """Items of the current input in this span."""
         self.per_input: dict[int, tuple[int, Position]] = {}
 
-    def add(self, input_index: int, item: Record | Rejection) -> None:
+    def add(self, input_index: int, item: Record | Rejection | Skip) -> None:
         if input_index != self.input:
             self._close_input()
             self.input = input_index
         self.count += 1
         if isinstance(item, Rejection):
             self.rejections.append(item)
-        else:
+        elif isinstance(item, Record):
             earlier = self.by_id.get(item.id)
             if earlier is not None:
                 # None marks the superseded slot; filtered once when the batch closes.

@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
@@ -39,7 +39,7 @@ from .errors import (
 )
 from .mapping import Mapper
 from .pacing import Throttle
-from .records import Record, Rejection
+from .records import Record, Rejection, Skip
 from .rejects import RejectsWriter
 from .sending import Abandoned, Fatal, RetryPolicy, Sender, Settlement
 from .settings import Settings
@@ -311,6 +311,9 @@ class Run:
         s = self.settings
         mapper = Mapper(s.mapping)
         summary = self.summary
+        # A checkpointed file may still be written to (the cron case): a last line
+        # without its newline is left for the next run rather than read half-written.
+        read_options = replace(s.read, whole_lines=self._checkpoint is not None)
         for index, name in enumerate(s.inputs):
             if self._stop.is_set():
                 return
@@ -324,14 +327,15 @@ class Run:
             mapper.tabular = fmt != "jsonl"
             rows = iter_rows(
                 name,
-                s.read,
+                read_options,
                 start=position,
                 stdin=self.stdin if name == "-" else None,
                 on_bytes=self.events.bytes_read,
+                on_warning=self.events.warning,
             )
             for row in rows:
                 summary.records_read += 1
-                item: Record | Rejection | None
+                item: Record | Rejection | Skip | None
                 if isinstance(row, Rejection):
                     # Input with no id is reported by one shard only, not by each job.
                     item = row if mapper.reports_unattributed else None
@@ -339,7 +343,7 @@ class Run:
                     item = mapper.map(row)
                 if item is None:
                     summary.records_skipped += 1
-                    continue
+                    item = Skip(row.source, row.line, row.end)
                 if s.strict and isinstance(item, Rejection):
                     if self._rejects is not None:
                         self._rejects.write(item)
@@ -423,7 +427,7 @@ class Run:
         if self._fatal is not None:
             answer = self._fatal.answer
             self.summary.error = ServerError(
-                f"The server answered {answer.status}: {answer.message}. "
+                f"The server answered {answer.status}: {answer.message.rstrip('.')}. "
                 "Stopped sending: no batch can succeed.",
                 status=answer.status,
                 hint=FATAL_HINTS.get(answer.status or 0),
@@ -445,6 +449,7 @@ class Run:
                 settlement = sender.send(batch)
             except Fatal as fatal:
                 with self._lock:
+                    self.summary.requests += 1
                     if self._fatal is None:
                         self._fatal = fatal
                 self._stop.set()

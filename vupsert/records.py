@@ -91,3 +91,17 @@ class Rejection:
     @property
     def where(self) -> str:
         return f"{self.source}:{self.line}"
+
+
+@dataclass(slots=True)
+class Skip:
+    """A row read but not ours to load (another ``--shard``'s): it still moves the
+    settled position, so a resume neither re-reads nor miscounts it."""
+
+    source: str
+    line: int
+    end: Position
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"

@@ -115,6 +115,16 @@ class ConsoleEvents:
             self._progress.stop()
         if not self.quiet:
             self.console.print(summary_table(summary))
+        elif summary.records_rejected or summary.records_pending:
+            # Quiet is for clean runs; cron mail must still say that records are missing.
+            where = f"; see {self.rejects}" if self.rejects and summary.records_rejected else ""
+            self.console.print(
+                f"vupsert: {summary.records_rejected:,} records rejected, "
+                f"{summary.records_pending:,} not settled, of {summary.records_read:,} read"
+                f"{where}",
+                markup=False,
+                highlight=False,
+            )
 
     def _stats(self, summary: Summary) -> str:
         elapsed = max(1e-9, time.monotonic() - self._started)
@@ -165,8 +175,8 @@ def summary_table(summary: Summary) -> Table:
         rows.append(("not settled", f"{summary.records_pending:,}"))
     rows += [
         (
-            "batches sent" if not summary.dry_run else "batches",
-            f"{summary.batches_sent or summary.batches:,}",
+            "batches" if summary.dry_run else "batches sent",
+            f"{summary.batches if summary.dry_run else summary.batches_sent:,}",
         ),
         ("batches failed", f"{summary.batches_failed:,}"),
         ("retries", f"{summary.retries:,}"),

@@ -47,6 +47,9 @@ class ReadOptions:
     """CSV/TSV delimiter; ``None`` means ``,`` for CSV and tab for TSV."""
     columns: tuple[str, ...] | None = None
     """Column names for header-less CSV/TSV; ``None`` means the first row is the header."""
+    whole_lines: bool = False
+    """Leave a last line that has no newline yet for the next run: with a checkpoint on
+    a file that is still being written, it may be half a record."""
 
 
 @dataclass(frozen=True)

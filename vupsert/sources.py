@@ -133,6 +133,7 @@ def iter_rows(
     start: Position | None = None,
     stdin: BinaryIO | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Iterator[Row | Rejection]:
     """Yield each item of an input as a :class:`Row`, or a :class:`Rejection` if unparseable.
 
@@ -143,6 +144,8 @@ def iter_rows(
     ``start`` resumes after an earlier run's :attr:`Row.end`: the reader seeks there (or
     reads and discards, for compressed input and stdin) and numbers lines after
     ``start.line``. CSV/TSV still read their header from the top first.
+
+    ``on_warning(message)`` hears of a last line left unread (``options.whole_lines``).
 
     ``on_bytes(n)`` is called with the number of on-disk (compressed) bytes consumed
     since its previous call (an increment, never negative), about once per 64 KiB and
@@ -156,8 +159,11 @@ def iter_rows(
     a mid-stream failure have already been yielded.
     """
     fmt = detect_format(name, options.format)
+    whole_lines = options.whole_lines and name != STDIN
     if fmt == "jsonl":
-        return _read(name, start, stdin, on_bytes, _JsonLines())
+        lines = _JsonLines(whole_lines)
+        lines.warn = on_warning
+        return _read(name, start, stdin, on_bytes, lines)
     delimiter = options.delimiter
     if delimiter is None:
         delimiter = "," if fmt == "csv" else "\t"
@@ -169,7 +175,9 @@ def iter_rows(
         if isinstance(checked, str):
             raise ConfigError(checked)
         columns = checked
-    return _read(name, start, stdin, on_bytes, _Table(delimiter, columns))
+    table = _Table(delimiter, columns, whole_lines)
+    table.warn = on_warning
+    return _read(name, start, stdin, on_bytes, table)
 
 
 # --- opening --------------------------------------------------------------------------
@@ -365,6 +373,8 @@ def read_prefix(name: str, size: int) -> tuple[bytes, bool]:
 class _Format:
     """How one kind of input turns a stream into rows."""
 
+    warn: Callable[[str], None] | None = None
+
     def rows(
         self, stream: _Stream, source: str, start: Position | None
     ) -> Iterator[Row | Rejection]:
@@ -403,8 +413,12 @@ def _read(
 _TEST_COMMANDS = {"gzip": "gzip -t", "bzip2": "bzip2 -t", "xz": "xz -t"}
 
 
-def _skip_to(stream: _Stream, here: int, start: Position, source: str) -> None:
-    """Move the stream from byte ``here`` to ``start.offset``, proving it is a line end."""
+def _skip_to(stream: _Stream, here: int, start: Position, source: str) -> bool:
+    """Move the stream from byte ``here`` to ``start.offset``, proving it is a line end.
+
+    True when the resume point is a last line whose newline came after that run: the
+    newline then ends the line already counted, not a new one.
+    """
     target = start.offset
     if target < here:
         raise InputError(
@@ -412,7 +426,7 @@ def _skip_to(stream: _Stream, here: int, start: Position, source: str) -> None:
             hint=_RESTART_HINT,
         )
     if target == here:
-        return
+        return False
     # Land one byte early: the byte before the resume point must end a line, or the
     # input is not the one the checkpoint was written for.
     if stream.seekable():
@@ -431,13 +445,16 @@ def _skip_to(stream: _Stream, here: int, start: Position, source: str) -> None:
             "it changed since that run",
             hint=_RESTART_HINT,
         )
-    # The last item of a file may end without a newline; then nothing may follow it.
-    if last != b"\n" and stream.peek(1):
+    # The last item of a file may end without a newline; then nothing may follow it but
+    # the newline its writer had not written yet.
+    mid_line = last != b"\n"
+    if mid_line and (last == b"\r" or stream.peek(1)[:1] not in (b"", b"\n", b"\r")):
         raise InputError(
             f"{source}: the checkpoint's resume point (byte {target:,}) is not at the end of "
             "a line; the input changed since that run",
             hint=_RESTART_HINT,
         )
+    return mid_line
 
 
 def _raw_text(data: bytes) -> str:
@@ -456,17 +473,39 @@ def _utf8_error(data: bytes) -> int | None:
     return None
 
 
+def _complete_object(data: bytes) -> bool:
+    try:
+        return type(orjson.loads(data)) is dict
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _left_for_later(warn: Callable[[str], None] | None, source: str, line: int) -> None:
+    if warn is not None:
+        warn(
+            f"{source}:{line}: the last line has no newline yet and is left for the next "
+            "run (the file may still be being written)"
+        )
+
+
 class _JsonLines(_Format):
+    def __init__(self, whole_lines: bool = False) -> None:
+        self._whole_lines = whole_lines
+
     def rows(
         self, stream: _Stream, source: str, start: Position | None
     ) -> Iterator[Row | Rejection]:
         offset = line = 0
         if start is not None:
-            _skip_to(stream, 0, start, source)
-            offset, line = start.offset, start.line
+            mid_line = _skip_to(stream, 0, start, source)
+            offset, line = start.offset, start.line - mid_line
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
+        whole_lines = self._whole_lines
         for data in stream:
+            if whole_lines and not data.endswith(b"\n") and not _complete_object(data):
+                _left_for_later(self.warn, source, line + 1)
+                return
             offset += len(data)
             line += 1
             try:
@@ -553,9 +592,14 @@ def _check_header(names: list[str], what: str) -> list[str] | str:
 class _LineState:
     """What the CSV line feeder has consumed, read back after each record."""
 
-    __slots__ = ("bad", "line", "lines", "offset")
+    __slots__ = ("bad", "line", "lines", "offset", "source", "warn", "whole_lines")
 
-    def __init__(self) -> None:
+    def __init__(
+        self, whole_lines: bool = False, source: str = "", warn: Callable[[str], None] | None = None
+    ) -> None:
+        self.whole_lines = whole_lines
+        self.source = source
+        self.warn = warn
         self.offset = 0
         self.line = 0
         self.lines: list[str] = []
@@ -571,6 +615,9 @@ def _feed(stream: _Stream, st: _LineState) -> Iterator[str]:
     yields a record, ``st`` says exactly where that record ended.
     """
     for data in stream:
+        if st.whole_lines and not data.endswith(b"\n"):
+            _left_for_later(st.warn, st.source, st.line + 1)
+            return
         st.offset += len(data)
         st.line += 1
         try:
@@ -591,9 +638,12 @@ def _record_text(lines: list[str]) -> str:
 
 
 class _Table(_Format):
-    def __init__(self, delimiter: str, columns: list[str] | None) -> None:
+    def __init__(
+        self, delimiter: str, columns: list[str] | None, whole_lines: bool = False
+    ) -> None:
         self._delimiter = delimiter
         self._columns = columns
+        self._whole_lines = whole_lines
         if csv.field_size_limit() < _CSV_FIELD_LIMIT:
             # Process-wide, but only ever raised: the 128 Ki default is below the data limit.
             csv.field_size_limit(_CSV_FIELD_LIMIT)
@@ -601,7 +651,7 @@ class _Table(_Format):
     def rows(
         self, stream: _Stream, source: str, start: Position | None
     ) -> Iterator[Row | Rejection]:
-        st = _LineState()
+        st = _LineState(self._whole_lines, source, self.warn)
         reader = csv.reader(_feed(stream, st), delimiter=self._delimiter)
         header = self._columns
         if header is None:
@@ -609,8 +659,8 @@ class _Table(_Format):
             if header is None:
                 return
         if start is not None:
-            _skip_to(stream, st.offset, start, source)
-            st.offset, st.line = start.offset, start.line
+            mid_line = _skip_to(stream, st.offset, start, source)
+            st.offset, st.line = start.offset, start.line - mid_line
         width = len(header)
         while True:
             first = st.line + 1

@@ -589,9 +589,9 @@ def test_cron_job_sends_nothing_twice(tmp_path: Path, server: LocalServer) -> No
 
     # A rejected record: one line of cron mail, the record in the rejects file.
     cron.append([{"id": "empty", "data": ""}])
-    mail = cron.tick().splitlines()
-    assert any(line.startswith("vupsert: 1 records rejected") for line in mail)
-    assert "vupsert docs: exit 1" in mail and len(mail) == 2
+    lines = cron.tick().splitlines()
+    assert any(line.startswith("vupsert: 1 records rejected") for line in lines)
+    assert "vupsert docs: exit 1" in lines and len(lines) == 2
     (reject,) = read_jsonl(cron.lib / "docs.rejects.jsonl")
     assert reject["_vupsert"]["source"].endswith("docs.jsonl:311")
     assert cron.tick() == ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from .records import MAX_BATCH_RECORDS, Position, Record, Rejection, Skip
 
@@ -22,6 +23,7 @@ class Batch:
     """Records of this span rejected before sending; settled together with the batch."""
     superseded: int = 0
     """Records dropped because a later record of the same batch has the same id."""
+
     input_index: int = 0
     """Index of the input this span ends in."""
     end: Position | None = None
@@ -81,8 +83,8 @@ class _Open:
         self.by_id: dict[str, int] = {}
         self.superseded = 0
         self.size = 2
-        self.first = ""
-        self.last = ""
+        self.first: Record | Rejection | Skip | None = None
+        self.last: Record | Rejection | Skip | None = None
         self.input = -1
         self.end: Position | None = None
         self.count = 0
@@ -90,24 +92,27 @@ class _Open:
         self.per_input: dict[int, tuple[int, Position]] = {}
 
     def add(self, input_index: int, item: Record | Rejection | Skip) -> None:
+        # The hot path of batching: one call per record, so plain type checks and no
+        # strings built until the batch closes.
         if input_index != self.input:
             self._close_input()
             self.input = input_index
         self.count += 1
-        if isinstance(item, Rejection):
-            self.rejections.append(item)
-        elif isinstance(item, Record):
-            earlier = self.by_id.get(item.id)
+        if type(item) is Record:
+            by_id = self.by_id
+            earlier = by_id.get(item.id)
             if earlier is not None:
                 # None marks the superseded slot; filtered once when the batch closes.
                 self.records[earlier] = None
                 self.superseded += 1
-            self.by_id[item.id] = len(self.records)
+            by_id[item.id] = len(self.records)
             self.records.append(item)
             self.size += len(item.body) + 1
-        if not self.first:
-            self.first = item.where
-        self.last = item.where
+        elif type(item) is Rejection:
+            self.rejections.append(item)
+        if self.first is None:
+            self.first = item
+        self.last = item
         self.end = item.end
 
     def _close_input(self) -> None:
@@ -119,13 +124,15 @@ class _Open:
         self._close_input()
         return Batch(
             seq=seq,
-            records=[r for r in self.records if r is not None],
+            records=[r for r in self.records if r is not None]
+            if self.superseded
+            else cast("list[Record]", self.records),
             rejections=self.rejections,
             superseded=self.superseded,
             input_index=self.input,
             end=self.end,
-            first_where=self.first,
-            last_where=self.last,
+            first_where=self.first.where if self.first else "",
+            last_where=self.last.where if self.last else "",
             per_input=self.per_input,
         )
 
@@ -162,6 +169,6 @@ def batches(
             seq += 1
             yield current.close(seq)
             current = _Open()
-    if current.count or current.per_input:
+    if current.first is not None:
         seq += 1
         yield current.close(seq)

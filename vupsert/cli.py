@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 
 from . import __version__
+from ._malloc import tune_allocator
 from .errors import ConfigError, ExitStatus, UsageError, VupsertError
 from .pipeline import Events, Run, exit_status_of
 from .records import MAX_BATCH_RECORDS
@@ -608,4 +609,5 @@ def main(argv: list[str] | None = None, environment: Environment | None = None) 
     """Entry point of the ``vupsert`` script and ``python -m vupsert``."""
     global env
     env = environment or Environment()
+    tune_allocator()
     return app(args=argv, prog_name="vupsert")

@@ -368,7 +368,9 @@ class Run:
             total += size
         self.events.started(total if total >= 0 else None, s.inputs)
 
-        work: queue.Queue[Batch] = queue.Queue(maxsize=max(1, s.concurrency))
+        # A short queue is enough to keep the senders busy: reading is much faster than
+        # sending. Every queued batch is memory.
+        work: queue.Queue[Batch] = queue.Queue(maxsize=max(2, s.concurrency // 4))
         threads: list[threading.Thread] = []
         if client is not None:
             throttle = Throttle(s.concurrency)

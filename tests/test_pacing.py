@@ -64,3 +64,33 @@ def test_not_adaptive_keeps_the_full_window() -> None:
     assert s is not None
     t.release(s, LIMITED)
     assert t.window == 8
+
+
+def test_oks_of_the_first_burst_answered_late_raise_the_first_estimate() -> None:
+    clock = Clock()
+    t = Throttle(16, clock=clock)
+    first = t.acquire(never)
+    assert first is not None
+    t.release(first, OK)
+    burst = [t.acquire(never) for _ in range(16)]
+    clock.now += 0.01
+    for s in burst[:6]:
+        assert s is not None
+        t.release(s, OK)
+    assert burst[6] is not None
+    t.release(burst[6], LIMITED)  # the limit is met while 9 answers are still coming
+    early = t.rate
+    for s in burst[7:]:
+        assert s is not None
+        t.release(s, OK)
+    assert early is not None and t.rate is not None and t.rate > early
+    assert 14 <= t.rate <= 16
+
+
+def test_rate_grows_faster_the_longer_no_429_comes() -> None:
+    clock = Clock()
+    t = Throttle(4, clock=clock)
+    t._rate, t._last_throttled = 10.0, clock.now
+    assert t._growth(clock.now) == 1.02
+    assert t._growth(clock.now + 10) == 1.08
+    assert t._growth(clock.now + 60) == 1.5

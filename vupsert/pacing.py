@@ -6,15 +6,16 @@ Two controls share one lock:
   (AIMD), never above ``--concurrency``. It starts at one request so that a server that
   refuses everything (bad token, no embedding model) sees exactly one request;
 - a start rate, unknown (unlimited) until the server first says 429. Then it is set to
-  what the server let through in the last second, cut by 10% on each later 429 and
-  probed upwards by about 0.1 request/s each second, so a rate-limited index is used
-  near its limit with few refusals.
+  what the server let through in the last second, cut by 15% on each later 429, and
+  grown by 2% a second, faster the longer no 429 comes: a rate-limited index is used
+  near its limit with few refusals, and a first estimate that was too low does not last.
 
 A ``Retry-After`` pauses every sender, not only the one that was told.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -41,6 +42,8 @@ class Throttle:
         self._next_start = 0.0
         self._pause_until = 0.0
         self._last_decrease = -1.0
+        self._last_throttled = 0.0
+        self._learned_at = -1.0
         self._recent_ok: deque[float] = deque()
         self._best_latency: float | None = None
         self._latency = 0.0
@@ -99,9 +102,12 @@ class Throttle:
             else:
                 self._window = min(float(self.max_in_flight), self._window + 1.0 / self._window)
             if self._rate is not None:
-                # About +0.1 request/s per second of success: slow enough that a limit
-                # found once is not hit again for many requests.
-                self._rate += 0.1 / self._rate
+                if started <= self._learned_at:
+                    # Let through in the burst that first met the limit, answered after
+                    # it: part of what the server allows, so part of the estimate.
+                    self._rate = max(self._rate, 0.95 * len(self._recent_ok))
+                else:
+                    self._rate *= self._growth(now) ** (1.0 / self._rate)
             self._watch_latency(started, now)
             return
         if answer.status in (429, 503) and started > self._last_decrease:
@@ -110,12 +116,24 @@ class Throttle:
             self._last_decrease = now
             self._window = max(1.0, self._window / 2)
             if answer.status == 429:
+                self._last_throttled = now
                 if self._rate is None:
                     # What the server let through in the last second, while we were
                     # pushing as fast as we could, is the first estimate of its limit.
-                    self._rate = max(0.5, 0.95 * len(self._recent_ok))
+                    self._rate = max(1.0, 0.95 * len(self._recent_ok))
+                    self._learned_at = now
                 else:
-                    self._rate = max(0.1, self._rate * 0.9)
+                    self._rate = max(0.5, self._rate * 0.85)
+
+    def _growth(self, now: float) -> float:
+        """Factor by which the start rate may grow per second.
+
+        2% just after a 429, doubling every 5 s without one (at most 50%): a limit just
+        found is approached gently, while a first estimate that was far too low (the
+        limit was shared, or its bucket not full) is left behind within seconds.
+        """
+        calm = now - self._last_throttled
+        return 1.0 + min(0.5, 0.02 * math.pow(2.0, calm / 5.0))
 
     def _watch_latency(self, started: float, now: float) -> None:
         latency = now - started

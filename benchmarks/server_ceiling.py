@@ -1,6 +1,6 @@
 """Measure the local server: the embedder's cost per record, and upsert-data's ceiling.
 
-    python -m vupsert.server.bench [--batches 40] [--clients 4] [--batch-size 1000]
+    python benchmarks/server_ceiling.py [--batches 40] [--clients 4] [--batch-size 1000]
 
 The server runs in its own process (as ``vupsert serve`` does), the clients are threads
 of this one, each with its own keep-alive connection, sending prebuilt ~300-character

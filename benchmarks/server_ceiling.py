@@ -21,9 +21,7 @@ from typing import Any
 import httpx
 import orjson
 
-from ._config import ServerConfig
-from ._embed import HashEmbedder
-from ._server import serve_forever
+from vupsert.server import HashEmbedder, ServerConfig, serve_forever
 
 _SYLLABLES = (
     "ka",

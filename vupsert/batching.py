@@ -7,7 +7,7 @@ inside that span, so that when it settles everything up to its end is settled.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, KeysView
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -30,6 +30,8 @@ class Batch:
     """Reader position in that input just after the span."""
     first_where: str = ""
     last_where: str = ""
+    ids: KeysView[str] = field(default_factory=lambda: {}.keys())
+    """The ids this batch sends, each once."""
     per_input: dict[int, tuple[int, Position]] = field(default_factory=dict)
     """For each input the span touches: items it holds there, and the position after."""
 
@@ -129,6 +131,7 @@ class _Open:
             else cast("list[Record]", self.records),
             rejections=self.rejections,
             superseded=self.superseded,
+            ids=self.by_id.keys(),
             input_index=self.input,
             end=self.end,
             first_where=self.first.where if self.first else "",

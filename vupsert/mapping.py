@@ -242,7 +242,7 @@ def _exact(body: bytes) -> bytes:
     until its batch settles, so with thousands in flight the slack was most of the
     client's memory. One memcpy per record is cheaper than that.
     """
-    return bytes(memoryview(body))
+    return memoryview(body).tobytes()
 
 
 class Mapper:

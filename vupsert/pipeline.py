@@ -194,7 +194,7 @@ class Run:
         self._closing = threading.Event()
         """Nothing more will be queued."""
         self._lock = threading.Condition()
-        self._in_flight_ids: dict[str, int] = {}
+        self._in_flight_ids: set[str] = set()
         self._done: dict[int, tuple[Batch, list[Rejection]]] = {}
         self._next_seq = 1
         self._fatal: Fatal | None = None
@@ -474,22 +474,20 @@ class Run:
     # -- ordering and settling ------------------------------------------------------
 
     def _claim_ids(self, batch: Batch) -> bool:
+        # Ids are unique within a batch and a batch waits for every earlier holder of its
+        # ids, so an id is held by one batch at a time: plain set operations, in C.
         ids = self._in_flight_ids
         with self._lock:
-            while any(r.id in ids for r in batch.records):
+            while not ids.isdisjoint(batch.ids):
                 if self._abandon.is_set() or self._stop.is_set():
                     return False
                 self._lock.wait(0.25)
-            for record in batch.records:
-                ids[record.id] = batch.seq
+            ids.update(batch.ids)
         return True
 
     def _release_ids(self, batch: Batch) -> None:
-        ids = self._in_flight_ids
         with self._lock:
-            for record in batch.records:
-                if ids.get(record.id) == batch.seq:
-                    del ids[record.id]
+            self._in_flight_ids.difference_update(batch.ids)
             self._lock.notify_all()
 
     def _settle(self, settlement: Settlement) -> None:

@@ -101,3 +101,15 @@ def test_typer_is_imported_only_by_cli() -> None:
     ]
     assert offenders == []
     assert typer  # the CLI's own dependency
+
+
+def test_stdin_on_a_terminal_is_not_waited_on() -> None:
+    class Terminal(io.BytesIO):
+        def isatty(self) -> bool:
+            return True
+
+    err = io.StringIO()
+    environment = Environment(stdin=Terminal(), stdout=io.StringIO(), stderr=err, environ={})
+    with pytest.raises(SystemExit) as exit:
+        main(["upsert", "--dry-run"], environment)
+    assert exit.value.code == 2 and "stdin is a terminal" in err.getvalue()

@@ -401,6 +401,12 @@ def upsert(
             raise UsageError(f"--format {format!r}: use auto, jsonl, csv or tsv.")
         if id_from not in ("field", "hash", "line"):
             raise UsageError(f"--id-from {id_from!r}: use field, hash or line.")
+        if "-" in (files or ["-"]) and env.stdin.isatty():
+            raise UsageError(
+                "No input: stdin is a terminal.",
+                hint="Give one or more FILEs, or pipe records in: "
+                "jq -c '.[]' docs.json | vupsert upsert -n docs",
+            )
         the_url, the_token = _connection(url, token, required=not dry_run)
         fmt: Format = format  # type: ignore[assignment]
         source: IdFrom = id_from  # type: ignore[assignment]

@@ -180,20 +180,12 @@ class Client:
         started = time.monotonic()
         try:
             response = self._http.post(self.upsert_path, content=body)
-        except httpx.TimeoutException as exc:
-            return Answer(
-                Kind.TRANSIENT,
-                None,
-                f"timed out ({type(exc).__name__})",
-                elapsed=time.monotonic() - started,
-            )
         except httpx.TransportError as exc:
-            return Answer(
-                Kind.TRANSIENT,
-                None,
-                f"connection failed: {_describe(exc)}",
-                elapsed=time.monotonic() - started,
-            )
+            if isinstance(exc, httpx.TimeoutException):
+                message = f"timed out ({type(exc).__name__})"
+            else:
+                message = f"connection failed: {_describe(exc)}"
+            return Answer(Kind.TRANSIENT, None, message, elapsed=time.monotonic() - started)
         return self._answer(response, time.monotonic() - started)
 
     def _answer(self, response: httpx.Response, elapsed: float) -> Answer:

@@ -16,7 +16,7 @@ import orjson
 
 from ._api import Index
 from ._app import App
-from ._config import EMBEDDING_MODEL, ServerConfig
+from ._config import EMBEDDING_MODEL, FAULT_FIELDS, ServerConfig
 from ._embed import HashEmbedder
 from ._faults import Faults
 from ._http import IndexHTTPServer, make_server
@@ -179,15 +179,8 @@ class LocalServer:
         parts = [f"dimension {config.dimension}, {model}, {where}"]
         faults = [
             f"{name}={value}"
-            for name in (
-                "latency_ms",
-                "latency_per_record_ms",
-                "fail_rate",
-                "rate_limit",
-                "drop_rate",
-                "refuse_matching",
-            )
-            if (value := getattr(config, name))
+            for name in FAULT_FIELDS
+            if name != "seed" and (value := getattr(config, name))
         ]
         if faults:
             seed = f", seed={config.seed}" if config.seed is not None else ""

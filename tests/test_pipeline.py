@@ -192,3 +192,29 @@ def test_checkpoint_lock_and_atomic_save(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="--restart"):
         Checkpoint(cp_path, (str(data),), namespace="ns")
     Checkpoint(cp_path, (str(data),), namespace="ns", restart=True).close()
+
+
+def test_preflight_rides_out_a_blip_but_not_a_bad_token() -> None:
+    from vupsert.client import Client
+    from vupsert.errors import ServerError
+    from vupsert.pipeline import preflight
+
+    answers = iter([httpx.Response(503, text="busy"), httpx.Response(200, json=INFO)])
+    client = Client(
+        "http://127.0.0.1:9",
+        Secret("t"),
+        transport=httpx.MockTransport(lambda request: next(answers)),
+    )
+    waits: list[float] = []
+    assert preflight(client, sleep=waits.append)["dimension"] == 8
+    assert waits == [1.0]
+    refused = Client(
+        "http://127.0.0.1:9",
+        Secret("t"),
+        transport=httpx.MockTransport(
+            lambda request: httpx.Response(401, json={"error": "Unauthorized", "status": 401})
+        ),
+    )
+    with pytest.raises(ServerError):
+        preflight(refused, sleep=waits.append)
+    assert waits == [1.0]

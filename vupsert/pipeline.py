@@ -17,7 +17,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
@@ -26,7 +26,7 @@ import httpx
 
 from .batching import Batch, Item, batches
 from .checkpoint import Checkpoint, input_key
-from .client import FATAL_HINTS, Client, check_url
+from .client import FATAL_HINTS, RETRYABLE, Client, check_url
 from .errors import (
     ConfigError,
     ExitStatus,
@@ -145,9 +145,22 @@ class NoEvents:
         pass
 
 
-def preflight(client: Client) -> dict[str, Any]:
-    """Refuse to start when the index cannot embed raw text."""
-    info = client.info()
+def preflight(
+    client: Client, *, attempts: int = 4, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, Any]:
+    """Refuse to start when the index cannot embed raw text.
+
+    A transient failure (no answer, 429, 5xx) is tried again a few times, 1, 2 and 4 s
+    apart: a cron run should not die of a blip that the upserts themselves would ride out.
+    """
+    for attempt in range(attempts):
+        try:
+            info = client.info()
+            break
+        except ServerError as exc:
+            if attempt == attempts - 1 or not (exc.status is None or exc.status in RETRYABLE):
+                raise
+            sleep(2.0**attempt)
     dense = info.get("denseIndex")
     model = dense.get("embeddingModel") if isinstance(dense, dict) else None
     if not model:

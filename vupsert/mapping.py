@@ -235,6 +235,13 @@ class _Bad(Exception):
         """The offending value, kept in the rejection's body so the user sees it there."""
 
 
+def _dump(id_: str, data: str, meta: dict[str, Any] | None) -> bytes:
+    """The record as sent; the metadata key is left out when there is none."""
+    if meta is None:
+        return orjson.dumps({"id": id_, "data": data})
+    return orjson.dumps({"id": id_, "data": data, "metadata": meta})
+
+
 def _exact(body: bytes) -> bytes:
     """An exact-size copy of what orjson returned.
 
@@ -369,11 +376,7 @@ class Mapper:
                 and (meta is None or type(meta) is dict)
             ):
                 try:
-                    body = orjson.dumps(
-                        {"id": id_, "data": data}
-                        if meta is None
-                        else {"id": id_, "data": data, "metadata": meta}
-                    )
+                    body = _dump(id_, data, meta)
                 except orjson.JSONEncodeError:
                     pass
                 else:
@@ -400,11 +403,7 @@ class Mapper:
                 if self._shard_n and shard_of(id_, self._shard_n) != self._shard_k:
                     return None
             try:
-                body = orjson.dumps(
-                    {"id": id_, "data": data}
-                    if meta is None
-                    else {"id": id_, "data": data, "metadata": meta}
-                )
+                body = _dump(id_, data, meta)
             except orjson.JSONEncodeError:
                 raise _Bad(*_text_problem(id_, data, meta)) from None
             # The whole body under the smaller limit proves both parts are under theirs.

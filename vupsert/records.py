@@ -36,6 +36,18 @@ class Position(NamedTuple):
     line: int
 
 
+class _Located:
+    """``where``, as every message names a record: ``file:line``."""
+
+    __slots__ = ()
+    source: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+
 @dataclass(slots=True)
 class Row:
     """One raw item read from an input, before mapping.
@@ -53,7 +65,7 @@ class Row:
 
 
 @dataclass(slots=True)
-class Record:
+class Record(_Located):
     """A valid record, ready to be put in a batch."""
 
     id: str
@@ -63,13 +75,9 @@ class Record:
     line: int
     end: Position
 
-    @property
-    def where(self) -> str:
-        return f"{self.source}:{self.line}"
-
 
 @dataclass(slots=True)
-class Rejection:
+class Rejection(_Located):
     """A record that will not be upserted, and why.
 
     ``body`` holds the record as far as it could be mapped (a JSON object as bytes, the
@@ -88,20 +96,12 @@ class Rejection:
     id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def where(self) -> str:
-        return f"{self.source}:{self.line}"
-
 
 @dataclass(slots=True)
-class Skip:
+class Skip(_Located):
     """A row read but not ours to load (another ``--shard``'s): it still moves the
     settled position, so a resume neither re-reads nor miscounts it."""
 
     source: str
     line: int
     end: Position
-
-    @property
-    def where(self) -> str:
-        return f"{self.source}:{self.line}"

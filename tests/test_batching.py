@@ -23,7 +23,7 @@ def test_count_limit_and_spans() -> None:
     assert [len(b.records) for b in out] == [1000, 1000, 500]
     assert [b.seq for b in out] == [1, 2, 3]
     assert out[1].span == "a.jsonl:1001-2000"
-    assert out[2].end == Position(250000, 2500)
+    assert out[2].per_input == {0: (500, Position(250000, 2500))}
     assert out[0].per_input == {0: (1000, Position(100000, 1000))}
 
 
@@ -35,7 +35,7 @@ def test_byte_limit_keeps_overflowing_record_for_next_batch() -> None:
     for b in out:
         assert len(b.body()) <= 2 + 3 * (one + 1)
         assert orjson.loads(b.body())  # a valid JSON array
-    assert out[0].end == Position(300, 3)
+    assert out[0].per_input == {0: (3, Position(300, 3))}
 
 
 def test_record_bigger_than_limit_travels_alone() -> None:

@@ -24,10 +24,6 @@ class Batch:
     superseded: int = 0
     """Records dropped because a later record of the same batch has the same id."""
 
-    input_index: int = 0
-    """Index of the input this span ends in."""
-    end: Position | None = None
-    """Reader position in that input just after the span."""
     first_where: str = ""
     last_where: str = ""
     ids: KeysView[str] = field(default_factory=lambda: {}.keys())
@@ -132,8 +128,6 @@ class _Open:
             rejections=self.rejections,
             superseded=self.superseded,
             ids=self.by_id.keys(),
-            input_index=self.input,
-            end=self.end,
             first_where=self.first.where if self.first else "",
             last_where=self.last.where if self.last else "",
             per_input=self.per_input,

@@ -327,8 +327,9 @@ class Run:
         # A checkpointed file may still be written to (the cron case): a last line
         # without its newline is left for the next run rather than read half-written.
         read_options = replace(s.read, whole_lines=self._checkpoint is not None)
+        stopped, strict, map_row = self._stop.is_set, s.strict, mapper.map
         for index, name in enumerate(s.inputs):
-            if self._stop.is_set():
+            if stopped():
                 return
             position = None
             if self._checkpoint is not None:
@@ -353,11 +354,11 @@ class Run:
                     # Input with no id is reported by one shard only, not by each job.
                     item = row if mapper.reports_unattributed else None
                 else:
-                    item = mapper.map(row)
+                    item = map_row(row)
                 if item is None:
                     summary.records_skipped += 1
                     item = Skip(row.source, row.line, row.end)
-                if s.strict and isinstance(item, Rejection):
+                if strict and isinstance(item, Rejection):
                     if self._rejects is not None:
                         self._rejects.write(item)
                     summary.records_rejected += 1
@@ -367,7 +368,7 @@ class Run:
                         "without --strict to reject bad records and carry on.",
                     )
                 yield index, item
-                if self._stop.is_set():
+                if stopped():
                     return
 
     def _run(self, client: Client | None) -> None:

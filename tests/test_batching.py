@@ -33,8 +33,8 @@ def test_byte_limit_keeps_overflowing_record_for_next_batch() -> None:
     out = list(batches(items, max_bytes=2 + 3 * (one + 1)))
     assert [len(b.records) for b in out] == [3, 3, 3, 1]
     for b in out:
-        assert len(b.body()) <= 2 + 3 * (one + 1)
-        assert orjson.loads(b.body())  # a valid JSON array
+        assert len(b.body) <= 2 + 3 * (one + 1)
+        assert orjson.loads(b.body)  # a valid JSON array
     assert out[0].per_input == {0: (3, Position(300, 3))}
 
 
@@ -82,3 +82,47 @@ def test_build_body_is_a_json_array() -> None:
 def test_every_record_lands_in_exactly_one_batch(n: int) -> None:
     out: list[Batch] = list(batches((0, rec(i)) for i in range(1, n + 1)))
     assert sorted(r.line for b in out for r in b.records) == list(range(1, n + 1))
+
+
+def fresh(
+    i: int, id_: str | None = None, source: str = "a.jsonl"
+) -> tuple[str, bytes, str, int, int, int]:
+    r = rec(i, id_, source=source)
+    return (r.id, r.body, r.source, r.line, r.end.offset, r.end.line)
+
+
+def test_fresh_tuples_and_records_batch_alike() -> None:
+    as_records = list(batches((0, rec(i)) for i in range(1, 2501)))
+    as_tuples = list(batches((0, fresh(i)) for i in range(1, 2501)))
+    for a, b in zip(as_records, as_tuples, strict=True):
+        assert (a.body, a.ids, a.per_input, a.span) == (b.body, b.ids, b.per_input, b.span)
+        assert a.records == b.records
+
+
+def test_a_record_ends_where_its_last_line_ends() -> None:
+    # A CSV row with a quoted newline starts on line 4 and ends after line 5.
+    multi = Record("x", b'{"id":"x","data":"a"}', "t.csv", 4, Position(90, 5))
+    (batch,) = batches([(0, rec(2, source="t.csv")), (0, multi)])
+    assert batch.per_input == {0: (2, Position(90, 5))}
+    assert batch.records[1] == multi
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10])
+def test_every_part_of_a_body_is_the_json_of_those_records(n: int) -> None:
+    records = [rec(i, size=i) for i in range(1, n + 1)]
+    batch = Batch.of(1, records)
+    assert batch.body == build_body(records)
+    for lo in range(n):
+        for hi in range(lo + 1, n + 1):
+            expected = [orjson.loads(r.body) for r in records[lo:hi]]
+            assert orjson.loads(batch.part(lo, hi)) == expected
+    assert batch.records == records
+
+
+def test_superseded_records_leave_every_column() -> None:
+    items = [(0, fresh(1, "a")), (0, fresh(2, "b")), (0, fresh(3, "a")), (0, fresh(4, "c"))]
+    (batch,) = batches(items)
+    assert list(batch.ids) == ["b", "a", "c"]
+    assert [r.line for r in batch.records] == [2, 3, 4]
+    assert [r["id"] for r in orjson.loads(batch.body)] == ["b", "a", "c"]
+    assert batch.superseded == 1 and batch.size == 4

@@ -574,3 +574,41 @@ def test_map_rows_passes_reader_rejections_through() -> None:
     out = list(map_rows(items, Mapper(MappingOptions())))
     assert out[0] is reader_rejection
     assert isinstance(out[1], Record)
+
+
+# The hot path for JSON Lines (Mapper.json_records) must map every row exactly as the
+# general path (Mapper.map) does; these rows probe each check it makes at a glance.
+HOT_PATH_ROWS: list[dict[str, Any]] = [
+    {"id": "a", "data": "text"},
+    {"id": "a", "data": "text", "metadata": {"k": 1, "nested": {"x": [1, 2]}}},
+    {"id": "a", "data": "text", "metadata": None},
+    {"id": "a", "data": "text", "metadata": "not an object"},
+    {"id": "a", "data": "text", "metadata": {"big": "x" * MAX_METADATA_BYTES}},
+    {"id": 7, "data": "number id"},
+    {"id": "", "data": "empty id"},
+    {"id": "a", "data": ""},
+    {"id": "a", "data": 12},
+    {"data": "no id"},
+    {"id": "a"},
+    {"id": "a", "data": "text", "other": "ignored"},
+    {"id": "ü✓", "data": "unicode \u2028 line separator"},
+    {"id": "a", "data": "lone surrogate \ud800"},
+    {"id": "a", "data": "text", REJECT_KEY: {"source": "x.jsonl", "line": 2, "reason": "r"}},
+]
+
+
+@pytest.mark.parametrize("value", HOT_PATH_ROWS, ids=range(len(HOT_PATH_ROWS)))
+def test_the_hot_path_maps_like_the_general_path(value: dict[str, Any]) -> None:
+    mapper = Mapper(MappingOptions())
+    general = mapper.map(row(value, line=3))
+    (hot,) = mapper.json_records("in.jsonl", [(3, 100, value)])
+    if isinstance(hot, tuple):
+        hot = Record(hot[0], hot[1], hot[2], hot[3], Position(hot[4], hot[5]))
+    assert hot == general
+
+
+def test_the_hot_path_passes_reader_rejections_on() -> None:
+    bad = Rejection("in.jsonl", 2, Position(10, 2), "not valid JSON", raw="{")
+    out = list(Mapper(MappingOptions()).json_records("in.jsonl", [bad, (3, 20, {"data": "x"})]))
+    assert out[0] is bad
+    assert isinstance(out[1], Rejection) and out[1].line == 3

@@ -17,9 +17,7 @@ from vupsert.sending import Settlement
 
 def settlement(rejected: int = 1) -> Settlement:
     records = [Record(f"r{i}", b"{}", "docs.jsonl", 11001 + i, Position(i, i)) for i in range(1000)]
-    batch = Batch(
-        seq=12, records=records, first_where="docs.jsonl:11001", last_where="docs.jsonl:12000"
-    )
+    batch = Batch.of(12, records, first_where="docs.jsonl:11001", last_where="docs.jsonl:12000")
     refused = [
         Rejection("docs.jsonl", 11017, Position(1, 1), "cannot embed", status=400)
         for _ in range(rejected)

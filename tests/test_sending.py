@@ -39,7 +39,7 @@ def make_batch(n: int) -> Batch:
         )
         for i in range(1, n + 1)
     ]
-    return Batch(seq=1, records=records, first_where="in.jsonl:1", last_where=f"in.jsonl:{n}")
+    return Batch.of(1, records, first_where="in.jsonl:1", last_where=f"in.jsonl:{n}")
 
 
 def sender(client: FakeClient, retries: int = 3, sleeps: list[float] | None = None) -> Sender:
@@ -64,7 +64,7 @@ def test_success_sends_the_prebuilt_body_once() -> None:
     batch = make_batch(5)
     s = sender(client).send(batch)
     assert s.upserted == 5 and not s.rejected and s.attempts == 1 and s.retries == 0
-    assert client.bodies == [batch.body()]
+    assert client.bodies == [batch.body]
     assert s.outcome == "upserted"
 
 

@@ -3,22 +3,38 @@ re-sent, split and checkpointed.
 
 A batch also owns the span of input it came from, including the records rejected locally
 inside that span, so that when it settles everything up to its end is settled.
+
+A batch is stored by column: its request body, joined once when the batch closes, and
+per record the id, the length of its JSON, where it came from. Per-record objects exist
+only when something asks for them (a split, a rejection, a test): a million records
+should cost a million dict lookups and list appends, not a million objects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, KeysView
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import cast
 
-from .records import MAX_BATCH_RECORDS, Position, Record, Rejection, Skip
+from .records import MAX_BATCH_RECORDS, Fresh, Position, Record, Rejection, Skip
 
 
 @dataclass(slots=True)
 class Batch:
     seq: int
     """1-based batch number, as the user sees it."""
-    records: list[Record]
+    body: bytes = b"[]"
+    """The request body: the JSON array of every record sent, built once."""
+    ids: Sequence[str] = ()
+    """The id of each record sent, in body order; each id once."""
+    lengths: Sequence[int] = ()
+    """The length of each record's JSON in :attr:`body`."""
+    sources: Sequence[str] = ()
+    lines: Sequence[int] = ()
+    offsets: Sequence[int] = ()
+    end_lines: Sequence[int] = ()
+    """For each record, the reader's position just after it: ``Position(offset, end_line)``."""
     rejections: list[Rejection] = field(default_factory=list)
     """Records of this span rejected before sending; settled together with the batch."""
     superseded: int = 0
@@ -26,10 +42,15 @@ class Batch:
 
     first_where: str = ""
     last_where: str = ""
-    ids: KeysView[str] = field(default_factory=lambda: {}.keys())
-    """The ids this batch sends, each once."""
     per_input: dict[int, tuple[int, Position]] = field(default_factory=dict)
     """For each input the span touches: items it holds there, and the position after."""
+
+    @classmethod
+    def of(
+        cls, seq: int, records: list[Record], *, first_where: str = "", last_where: str = ""
+    ) -> Batch:
+        """A batch of ``records`` (tests, and anything that has records in hand)."""
+        return _columns(seq, [_fresh(r) for r in records], first_where, last_where)
 
     @property
     def span(self) -> str:
@@ -41,97 +62,160 @@ class Batch:
         return f"{self.first_where}-{self.last_where}"
 
     @property
+    def sent(self) -> int:
+        """Records this batch sends."""
+        return len(self.ids)
+
+    @property
     def size(self) -> int:
         """Records this batch accounts for: sent, superseded and rejected locally."""
-        return len(self.records) + self.superseded + len(self.rejections)
+        return len(self.ids) + self.superseded + len(self.rejections)
 
-    def body(self) -> bytes:
-        return build_body(self.records)
+    def starts(self) -> list[int]:
+        """Where each record's JSON starts in :attr:`body`, and one past the last."""
+        return list(accumulate((n + 1 for n in self.lengths), initial=1))
+
+    def part(self, lo: int, hi: int, starts: list[int] | None = None) -> bytes:
+        """The request body for records ``lo`` to ``hi - 1``: a slice, never a rebuild."""
+        if lo == 0 and hi == len(self.ids):
+            return self.body
+        starts = starts or self.starts()
+        return b"[" + self.body[starts[lo] : starts[hi] - 1] + b"]"
+
+    def record(self, i: int, starts: list[int] | None = None) -> Record:
+        starts = starts or self.starts()
+        return Record(
+            self.ids[i],
+            self.body[starts[i] : starts[i + 1] - 1],
+            self.sources[i],
+            self.lines[i],
+            Position(self.offsets[i], self.end_lines[i]),
+        )
+
+    @property
+    def records(self) -> list[Record]:
+        """The records sent, as objects: for splits, rejections and tests, not the hot path."""
+        starts = self.starts()
+        return [self.record(i, starts) for i in range(len(self.ids))]
+
+
+def _fresh(record: Record) -> Fresh:
+    return (record.id, record.body, record.source, record.line, *record.end)
+
+
+def _columns(seq: int, fresh: list[Fresh], first_where: str, last_where: str) -> Batch:
+    if not fresh:
+        return Batch(seq, first_where=first_where, last_where=last_where)
+    ids, bodies, sources, lines, offsets, end_lines = zip(*fresh, strict=True)
+    return Batch(
+        seq,
+        # orjson returns even a small body in a 4 KiB allocation: joining the bodies as
+        # the batch closes frees those at once instead of holding them while in flight.
+        body=_join(bodies),
+        ids=ids,
+        lengths=list(map(len, bodies)),
+        sources=sources,
+        lines=lines,
+        offsets=offsets,
+        end_lines=end_lines,
+        first_where=first_where,
+        last_where=last_where,
+    )
+
+
+def _join(bodies: Sequence[bytes]) -> bytes:
+    if len(bodies) < 2:
+        return b"[" + b"".join(bodies) + b"]"
+    # One copy of the whole body, not three: the brackets go on the end records first.
+    return b",".join([b"[" + bodies[0], *bodies[1:-1], bodies[-1] + b"]"])
 
 
 def build_body(records: list[Record]) -> bytes:
     """The JSON array for ``records``, joined from their prebuilt bodies."""
-    return b"[" + b",".join([r.body for r in records]) + b"]"
+    return _join([r.body for r in records])
 
 
-Item = tuple[int, Record | Rejection | Skip]
+Item = tuple[int, Fresh | Record | Rejection | Skip]
 """An item of the stream with the index of the input it came from."""
 
 
 class _Open:
-    """The batch being filled."""
+    """The batch being filled. Records are kept as the :data:`Fresh` tuples they came in
+    as, and split into columns once, when the batch closes."""
 
     __slots__ = (
         "by_id",
         "count",
-        "end",
         "first",
+        "fresh",
         "input",
         "last",
         "per_input",
-        "records",
         "rejections",
         "size",
         "superseded",
     )
 
-    def __init__(self) -> None:
-        self.records: list[Record | None] = []
+    def __init__(self, input_index: int) -> None:
+        self.fresh: list[Fresh | None] = []
+        """None marks a superseded record; filtered once when the batch closes."""
         self.rejections: list[Rejection] = []
         self.by_id: dict[str, int] = {}
         self.superseded = 0
         self.size = 2
-        self.first: Record | Rejection | Skip | None = None
-        self.last: Record | Rejection | Skip | None = None
-        self.input = -1
-        self.end: Position | None = None
+        self.first: Fresh | Rejection | Skip | None = None
+        self.last: Fresh | Rejection | Skip | None = None
+        self.input = input_index
         self.count = 0
         """Items of the current input in this span."""
         self.per_input: dict[int, tuple[int, Position]] = {}
 
-    def add(self, input_index: int, item: Record | Rejection | Skip) -> None:
-        # The hot path of batching: one call per record, so plain type checks and no
-        # strings built until the batch closes.
-        if input_index != self.input:
-            self._close_input()
-            self.input = input_index
-        self.count += 1
-        if type(item) is Record:
-            by_id = self.by_id
-            earlier = by_id.get(item.id)
-            if earlier is not None:
-                # None marks the superseded slot; filtered once when the batch closes.
-                self.records[earlier] = None
-                self.superseded += 1
-            by_id[item.id] = len(self.records)
-            self.records.append(item)
-            self.size += len(item.body) + 1
-        elif type(item) is Rejection:
+    def switch(self, input_index: int) -> None:
+        """The next items come from another input."""
+        if self.count and self.last is not None:
+            self.per_input[self.input] = (self.count, _end(self.last))
+        self.input = input_index
+        self.count = 0
+
+    def supersede(self, id_: str) -> None:
+        self.fresh[self.by_id[id_]] = None
+        self.superseded += 1
+
+    def add_other(self, item: Rejection | Skip) -> None:
+        if type(item) is Rejection:
             self.rejections.append(item)
+        self.count += 1
         if self.first is None:
             self.first = item
         self.last = item
-        self.end = item.end
-
-    def _close_input(self) -> None:
-        if self.count and self.end is not None:
-            self.per_input[self.input] = (self.count, self.end)
-        self.count = 0
 
     def close(self, seq: int) -> Batch:
-        self._close_input()
-        return Batch(
-            seq=seq,
-            records=[r for r in self.records if r is not None]
-            if self.superseded
-            else cast("list[Record]", self.records),
-            rejections=self.rejections,
-            superseded=self.superseded,
-            ids=self.by_id.keys(),
-            first_where=self.first.where if self.first else "",
-            last_where=self.last.where if self.last else "",
-            per_input=self.per_input,
+        self.switch(-1)
+        fresh = self.fresh
+        if self.superseded:
+            fresh = [f for f in fresh if f is not None]
+        batch = _columns(
+            seq,
+            cast("list[Fresh]", fresh),
+            _where(self.first) if self.first is not None else "",
+            _where(self.last) if self.last is not None else "",
         )
+        batch.rejections = self.rejections
+        batch.superseded = self.superseded
+        batch.per_input = self.per_input
+        return batch
+
+
+def _end(item: Fresh | Rejection | Skip) -> Position:
+    if isinstance(item, tuple):
+        return Position(item[4], item[5])
+    return item.end
+
+
+def _where(item: Fresh | Rejection | Skip) -> str:
+    if isinstance(item, tuple):
+        return f"{item[2]}:{item[3]}"
+    return item.where
 
 
 def batches(
@@ -151,21 +235,43 @@ def batches(
     never asked to resolve an order it does not document.
     """
     seq = 0
-    current = _Open()
+    current = _Open(-1)
+    # The hot loop: one pass per record, so the common case is written out here with
+    # plain type checks and no call.
     for input_index, item in items:
-        if (
-            isinstance(item, Record)
-            and current.by_id
-            and current.size + len(item.body) + 1 > max_bytes
-        ):
-            seq += 1
-            yield current.close(seq)
-            current = _Open()
-        current.add(input_index, item)
-        if len(current.by_id) >= max_records or len(current.rejections) >= max_rejections:
-            seq += 1
-            yield current.close(seq)
-            current = _Open()
+        if type(item) is Record:
+            item = _fresh(item)
+        if type(item) is tuple:
+            size = len(item[1]) + 1
+            if current.size + size > max_bytes and current.by_id:
+                seq += 1
+                yield current.close(seq)
+                current = _Open(input_index)
+            elif input_index != current.input:
+                current.switch(input_index)
+            id_ = item[0]
+            by_id = current.by_id
+            if id_ in by_id:
+                current.supersede(id_)
+            by_id[id_] = len(current.fresh)
+            current.fresh.append(item)
+            current.size += size
+            current.count += 1
+            current.last = item
+            if current.first is None:
+                current.first = item
+            if len(by_id) < max_records:
+                continue
+        else:
+            assert not isinstance(item, (tuple, Record))
+            if input_index != current.input:
+                current.switch(input_index)
+            current.add_other(item)
+            if len(current.rejections) < max_rejections:
+                continue
+        seq += 1
+        yield current.close(seq)
+        current = _Open(input_index)
     if current.first is not None:
         seq += 1
         yield current.close(seq)

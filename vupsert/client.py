@@ -10,6 +10,7 @@ import email.utils
 import enum
 import ipaddress
 import re
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -164,6 +165,12 @@ class Client:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             transport=transport,
+            # Plain http (the local server) never speaks TLS, so it need not load the CA
+            # bundle: 0.03 s of every start. This context verifies by default and holds
+            # no CA, so were TLS ever used through it, it would fail rather than trust.
+            verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            if urlsplit(self.base_url).scheme == "http"
+            else True,
         )
 
     def __enter__(self) -> Client:

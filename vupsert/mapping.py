@@ -24,9 +24,13 @@ from .records import (
     MAX_DATA_BYTES,
     MAX_METADATA_BYTES,
     REJECT_KEY,
+    Fresh,
+    JsonLine,
+    Position,
     Record,
     Rejection,
     Row,
+    Skip,
 )
 from .settings import MappingOptions
 
@@ -242,16 +246,6 @@ def _dump(id_: str, data: str, meta: dict[str, Any] | None) -> bytes:
     return orjson.dumps({"id": id_, "data": data, "metadata": meta})
 
 
-def _exact(body: bytes) -> bytes:
-    """An exact-size copy of what orjson returned.
-
-    orjson hands back even a 200-byte result in a 4 KiB allocation; a record's body lives
-    until its batch settles, so with thousands in flight the slack was most of the
-    client's memory. One memcpy per record is cheaper than that.
-    """
-    return memoryview(body).tobytes()
-
-
 class Mapper:
     """Maps the rows of one input format to records, per :class:`MappingOptions`.
 
@@ -362,30 +356,55 @@ class Mapper:
     def map(self, row: Row) -> Record | Rejection | None:
         """The row as a record or a rejection; ``None`` if it belongs to another shard."""
         value = row.value
-        if self._fast:
-            if REJECT_KEY in value:
-                return self._map_rejects_line(row, value)
-            id_ = value.get(self._id_name)
-            data = value.get(self._data_name)
-            meta = value.get(self._meta_name)
-            if (
-                type(id_) is str
-                and id_
-                and type(data) is str
-                and data
-                and (meta is None or type(meta) is dict)
-            ):
-                try:
-                    body = _dump(id_, data, meta)
-                except orjson.JSONEncodeError:
-                    pass
-                else:
-                    if len(body) <= MAX_METADATA_BYTES:
-                        return Record(id_, _exact(body), row.source, row.line, row.end)
-            return self._map(row, value)
         if not self._tabular and REJECT_KEY in value:
             return self._map_rejects_line(row, value)
         return self._map(row, value)
+
+    def json_records(
+        self, source: str, lines: Iterable[JsonLine | Rejection]
+    ) -> Iterator[Fresh | Record | Rejection | Skip]:
+        """Map the rows of one JSON Lines input (:func:`~vupsert.sources.iter_json_lines`).
+
+        The hot path: a row that is already a plain ``{id, data, metadata}`` object is
+        dumped and passed on as a :data:`Fresh` tuple with no call and no object made for
+        it. Anything it does not accept at a glance goes through :meth:`map`, which has
+        the last word; a row of another shard comes out as a :class:`Skip`.
+        """
+        fast = self._fast and not self._tabular
+        id_name, data_name, meta_name = self._id_name, self._data_name, self._meta_name
+        dumps, encode_error = orjson.dumps, orjson.JSONEncodeError
+        for item in lines:
+            if type(item) is not tuple:
+                assert isinstance(item, Rejection)
+                # Input with no id is reported by one shard only, not by each job.
+                yield item if self.reports_unattributed else Skip(item.source, item.line, item.end)
+                continue
+            line, offset, value = item
+            if fast and REJECT_KEY not in value:
+                id_ = value.get(id_name)
+                data = value.get(data_name)
+                meta = value.get(meta_name)
+                if (
+                    type(id_) is str
+                    and id_
+                    and type(data) is str
+                    and data
+                    and (meta is None or type(meta) is dict)
+                ):
+                    try:
+                        if meta is None:
+                            body = dumps({"id": id_, "data": data})
+                        else:
+                            body = dumps({"id": id_, "data": data, "metadata": meta})
+                    except encode_error:
+                        pass
+                    else:
+                        if len(body) <= MAX_METADATA_BYTES:
+                            yield id_, body, source, line, offset, line
+                            continue
+            row = Row(source, line, Position(offset, line), value)
+            mapped = self.map(row)
+            yield mapped if mapped is not None else Skip(source, line, row.end)
 
     def _map(self, row: Row, value: dict[str, Any]) -> Record | Rejection | None:
         id_: str | None = None
@@ -413,7 +432,7 @@ class Mapper:
             if id_ is None and not self.reports_unattributed:
                 return None
             return self._reject(row, value, bad, id_, data, meta)
-        return Record(id_, _exact(body), row.source, row.line, row.end)
+        return Record(id_, body, row.source, row.line, row.end)
 
     def _reject(
         self, row: Row, value: dict[str, Any], bad: _Bad, id_: str | None, data: Any, meta: Any

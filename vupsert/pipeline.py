@@ -39,11 +39,11 @@ from .errors import (
 )
 from .mapping import Mapper
 from .pacing import Throttle
-from .records import Record, Rejection, Skip
+from .records import Fresh, Record, Rejection, Row, Skip
 from .rejects import RejectsWriter
 from .sending import Abandoned, Fatal, RetryPolicy, Sender, Settlement
 from .settings import Settings
-from .sources import detect_format, input_size, iter_rows
+from .sources import detect_format, display_name, input_size, iter_json_lines, iter_rows
 
 CHECKPOINT_EVERY = 2.0
 """Seconds between checkpoint writes while running."""
@@ -327,7 +327,7 @@ class Run:
         # A checkpointed file may still be written to (the cron case): a last line
         # without its newline is left for the next run rather than read half-written.
         read_options = replace(s.read, whole_lines=self._checkpoint is not None)
-        stopped, strict, map_row = self._stop.is_set, s.strict, mapper.map
+        stopped, strict = self._stop.is_set, s.strict
         for index, name in enumerate(s.inputs):
             if stopped():
                 return
@@ -339,26 +339,32 @@ class Run:
                 summary.records_skipped += start.skipped
             fmt = detect_format(name, s.read.format)
             mapper.tabular = fmt != "jsonl"
-            rows = iter_rows(
-                name,
-                read_options,
-                start=position,
-                stdin=self.stdin if name == "-" else None,
-                on_bytes=self.events.bytes_read,
-                on_warning=self.events.warning,
-            )
-            for row in rows:
+            stdin = self.stdin if name == "-" else None
+            on_bytes, on_warning = self.events.bytes_read, self.events.warning
+            items: Iterator[Fresh | Record | Rejection | Skip]
+            if fmt == "jsonl":
+                lines = iter_json_lines(
+                    name,
+                    read_options,
+                    start=position,
+                    stdin=stdin,
+                    on_bytes=on_bytes,
+                    on_warning=on_warning,
+                )
+                items = mapper.json_records(display_name(name), lines)
+            else:
+                rows = iter_rows(
+                    name,
+                    read_options,
+                    start=position,
+                    stdin=stdin,
+                    on_bytes=on_bytes,
+                    on_warning=on_warning,
+                )
+                items = self._mapped(mapper, rows)
+            for item in items:
                 summary.records_read += 1
-                item: Record | Rejection | Skip | None
-                if isinstance(row, Rejection):
-                    # Input with no id is reported by one shard only, not by each job.
-                    item = row if mapper.reports_unattributed else None
-                else:
-                    item = map_row(row)
-                if item is None:
-                    summary.records_skipped += 1
-                    item = Skip(row.source, row.line, row.end)
-                if strict and isinstance(item, Rejection):
+                if strict and type(item) is Rejection:
                     if self._rejects is not None:
                         self._rejects.write(item)
                     summary.records_rejected += 1
@@ -367,9 +373,24 @@ class Run:
                         hint="Stopped by --strict at the first bad record. Fix it, or run "
                         "without --strict to reject bad records and carry on.",
                     )
+                if type(item) is Skip:
+                    summary.records_skipped += 1
                 yield index, item
                 if stopped():
                     return
+
+    @staticmethod
+    def _mapped(
+        mapper: Mapper, rows: Iterator[Row | Rejection]
+    ) -> Iterator[Record | Rejection | Skip]:
+        for row in rows:
+            item: Record | Rejection | Skip | None
+            if isinstance(row, Rejection):
+                # Input with no id is reported by one shard only, not by each job.
+                item = row if mapper.reports_unattributed else None
+            else:
+                item = mapper.map(row)
+            yield item if item is not None else Skip(row.source, row.line, row.end)
 
     def _run(self, client: Client | None) -> None:
         s = self.settings
@@ -411,7 +432,7 @@ class Run:
                 self._items(), max_records=s.batch_size, max_bytes=s.max_batch_bytes
             ):
                 self.summary.batches += 1
-                if client is None or not batch.records:
+                if client is None or not batch.ids:
                     self._settle(Settlement(batch, upserted=0 if s.dry_run else batch.superseded))
                     continue
                 if not self._claim_ids(batch):

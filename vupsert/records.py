@@ -64,6 +64,19 @@ class Row:
     value: dict[str, Any]
 
 
+JsonLine = tuple[int, int, dict[str, Any]]
+"""A JSON Lines row on the hot path, as a plain tuple: ``(line, offset, value)``.
+
+The same as a :class:`Row` whose ``end`` is ``Position(offset, line)``, without the two
+objects: creating them cost more than parsing the line.
+"""
+
+Fresh = tuple[str, bytes, str, int, int, int]
+"""A valid record on the hot path, as a plain tuple:
+``(id, body, source, line, end_offset, end_line)``, a :class:`Record` without the objects.
+"""
+
+
 @dataclass(slots=True)
 class Record(_Located):
     """A valid record, ready to be put in a batch."""

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .batching import Batch, build_body
+from .batching import Batch
 from .client import Answer, Client, Kind
 from .pacing import Throttle
 from .records import Record, Rejection
@@ -77,7 +77,7 @@ class Settlement:
 
     @property
     def outcome(self) -> str:
-        if not self.batch.records:
+        if not self.batch.ids:
             return "empty" if not self.batch.rejections else "rejected"
         if not self.rejected:
             return "upserted"
@@ -107,15 +107,15 @@ class Sender:
 
     def send(self, batch: Batch) -> Settlement:
         settlement = Settlement(batch, upserted=batch.superseded, started=time.monotonic())
-        self._send(batch.records, None, settlement)
+        self._send(batch, 0, len(batch.ids), settlement)
         settlement.duration = time.monotonic() - settlement.started
         return settlement
 
-    def _send(self, records: list[Record], body: bytes | None, s: Settlement) -> None:
-        if not records:
+    def _send(self, batch: Batch, lo: int, hi: int, s: Settlement) -> None:
+        """Settle records ``lo`` to ``hi - 1`` of ``batch``."""
+        if lo >= hi:
             return
-        if body is None:
-            body = build_body(records)
+        body = batch.part(lo, hi)
         attempt = throttled = 0
         while True:
             started = self.throttle.acquire(self.abandon.is_set)
@@ -126,18 +126,18 @@ class Sender:
             s.attempts += 1
             s.status = answer.status
             if answer.kind is Kind.OK:
-                s.upserted += len(records)
+                s.upserted += hi - lo
                 return
             if answer.kind is Kind.FATAL:
                 raise Fatal(answer)
             s.error, s.error_status = answer.message, answer.status
             if answer.kind is Kind.REFUSED:
-                if len(records) == 1:
-                    s.rejected.append(_rejection(records[0], answer.message, answer.status))
+                if hi - lo == 1:
+                    s.rejected.append(_rejection(batch.record(lo), answer.message, answer.status))
                     return
-                middle = len(records) // 2
-                self._send(records[:middle], None, s)
-                self._send(records[middle:], None, s)
+                middle = (lo + hi) // 2
+                self._send(batch, lo, middle, s)
+                self._send(batch, middle, hi, s)
                 return
             if answer.status == 429:
                 # Throttling is not failure: the shared throttle already slows every
@@ -154,7 +154,9 @@ class Sender:
             if exhausted:
                 tries = attempt + throttled
                 reason = f"gave up after {tries} attempts: {answer.message}"
-                s.rejected.extend(_rejection(r, reason, answer.status) for r in records)
+                s.rejected.extend(
+                    _rejection(r, reason, answer.status) for r in batch.records[lo:hi]
+                )
                 return
             s.retries += 1
             if self._sleep(delay):

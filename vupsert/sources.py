@@ -25,12 +25,12 @@ import stat
 import sys
 import zlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, BinaryIO, Literal, cast
+from typing import TYPE_CHECKING, BinaryIO, Literal, TypeVar, cast
 
 import orjson
 
 from .errors import ConfigError, InputError
-from .records import Position, Rejection, Row
+from .records import JsonLine, Position, Rejection, Row
 from .settings import Format, ReadOptions
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def iter_rows(
     if fmt == "jsonl":
         lines = _JsonLines(whole_lines)
         lines.warn = on_warning
-        return _read(name, start, stdin, on_bytes, lines)
+        return _read(name, start, stdin, on_bytes, lines.rows)
     delimiter = options.delimiter
     if delimiter is None:
         delimiter = "," if fmt == "csv" else "\t"
@@ -177,7 +177,26 @@ def iter_rows(
         columns = checked
     table = _Table(delimiter, columns, whole_lines)
     table.warn = on_warning
-    return _read(name, start, stdin, on_bytes, table)
+    return _read(name, start, stdin, on_bytes, table.rows)
+
+
+def iter_json_lines(
+    name: str,
+    options: ReadOptions,
+    *,
+    start: Position | None = None,
+    stdin: BinaryIO | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> Iterator[JsonLine | Rejection]:
+    """:func:`iter_rows` for a JSON Lines input, each row as a plain
+    :data:`~vupsert.records.JsonLine` tuple: the hot path's shape (see ``pipeline``)."""
+    lines = _JsonLines(options.whole_lines and name != STDIN)
+    lines.warn = on_warning
+    return _read(name, start, stdin, on_bytes, lines.lines)
+
+
+_T = TypeVar("_T")
 
 
 # --- opening --------------------------------------------------------------------------
@@ -386,15 +405,15 @@ def _read(
     start: Position | None,
     stdin: BinaryIO | None,
     on_bytes: Callable[[int], None] | None,
-    fmt: _Format,
-) -> Iterator[Row | Rejection]:
+    produce: Callable[[_Stream, str, Position | None], Iterator[_T]],
+) -> Iterator[_T]:
     source = display_name(name)
     if start is not None and start.offset <= 0:
         start = None
     with contextlib.ExitStack() as stack:
         stream, kind = _open(name, source, stdin, on_bytes, stack)
         try:
-            yield from fmt.rows(stream, source, start)
+            yield from produce(stream, source, start)
         except EOFError:
             raise InputError(
                 f"{source}: the {kind} data ends early; the file is truncated "
@@ -495,6 +514,17 @@ class _JsonLines(_Format):
     def rows(
         self, stream: _Stream, source: str, start: Position | None
     ) -> Iterator[Row | Rejection]:
+        for item in self.lines(stream, source, start):
+            if type(item) is tuple:
+                line, offset, value = item
+                yield Row(source, line, Position(offset, line), value)
+            else:
+                assert isinstance(item, Rejection)
+                yield item
+
+    def lines(
+        self, stream: _Stream, source: str, start: Position | None
+    ) -> Iterator[JsonLine | Rejection]:
         offset = line = 0
         if start is not None:
             mid_line = _skip_to(stream, 0, start, source)
@@ -517,7 +547,7 @@ class _JsonLines(_Format):
                     yield item
                 continue
             if type(value) is dict:
-                yield Row(source, line, Position(offset, line), value)
+                yield line, offset, value
             else:
                 yield _not_an_object(value, data, source, line, offset)
 
@@ -534,7 +564,7 @@ def _not_an_object(value: object, data: bytes, source: str, line: int, offset: i
 
 def _bad_json_line(
     data: bytes, exc: orjson.JSONDecodeError, source: str, line: int, offset: int
-) -> Row | Rejection | None:
+) -> JsonLine | Rejection | None:
     first_line = offset == len(data)
     if first_line and data.startswith(_BOM):
         data = data[3:]
@@ -544,7 +574,7 @@ def _bad_json_line(
             exc = again
         else:
             if type(value) is dict:
-                return Row(source, line, Position(offset, line), value)
+                return line, offset, value
             return _not_an_object(value, data, source, line, offset)
     stripped = data.strip()
     if not stripped:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypedDict
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,7 +39,7 @@ from .errors import (
 )
 from .mapping import Mapper
 from .pacing import Throttle
-from .records import Fresh, Record, Rejection, Row, Skip
+from .records import Fresh, Position, Record, Rejection, Row, Skip
 from .rejects import RejectsWriter
 from .sending import Abandoned, Fatal, RetryPolicy, Sender, Settlement
 from .settings import Settings
@@ -339,29 +339,18 @@ class Run:
                 summary.records_skipped += start.skipped
             fmt = detect_format(name, s.read.format)
             mapper.tabular = fmt != "jsonl"
-            stdin = self.stdin if name == "-" else None
-            on_bytes, on_warning = self.events.bytes_read, self.events.warning
+            reading = _Reading(
+                start=position,
+                stdin=self.stdin if name == "-" else None,
+                on_bytes=self.events.bytes_read,
+                on_warning=self.events.warning,
+            )
             items: Iterator[Fresh | Record | Rejection | Skip]
             if fmt == "jsonl":
-                lines = iter_json_lines(
-                    name,
-                    read_options,
-                    start=position,
-                    stdin=stdin,
-                    on_bytes=on_bytes,
-                    on_warning=on_warning,
-                )
+                lines = iter_json_lines(name, read_options, **reading)
                 items = mapper.json_records(display_name(name), lines)
             else:
-                rows = iter_rows(
-                    name,
-                    read_options,
-                    start=position,
-                    stdin=stdin,
-                    on_bytes=on_bytes,
-                    on_warning=on_warning,
-                )
-                items = self._mapped(mapper, rows)
+                items = self._mapped(mapper, iter_rows(name, read_options, **reading))
             for item in items:
                 summary.records_read += 1
                 if strict and type(item) is Rejection:
@@ -575,6 +564,15 @@ class Run:
         if self._rejects is not None:
             self._checkpoint.rejects_offset = self._rejects.offset()
         self._checkpoint.save()
+
+
+class _Reading(TypedDict):
+    """How the run reads each input (the keyword arguments of the readers)."""
+
+    start: Position | None
+    stdin: BinaryIO | None
+    on_bytes: Callable[[int], None] | None
+    on_warning: Callable[[str], None] | None
 
 
 def _index_address(url: str) -> str:

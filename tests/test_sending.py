@@ -121,6 +121,24 @@ def test_fatal_answer_raises() -> None:
     assert len(client.bodies) == 1
 
 
+def test_fatal_answer_abandons_before_freeing_its_slot() -> None:
+    # Another sender waiting for the slot must see the run abandoned when it gets it, or a
+    # refused token meets a second request.
+    client = FakeClient(lambda ids: Answer(Kind.FATAL, 401, "Unauthorized"))
+    s = sender(client)
+    seen: list[bool] = []
+    release = s.throttle.release
+
+    def watched(started: float, answer: Answer) -> None:
+        seen.append(s.abandon.is_set())
+        release(started, answer)
+
+    s.throttle.release = watched  # type: ignore[method-assign]
+    with pytest.raises(Fatal):
+        s.send(make_batch(2))
+    assert seen == [True]
+
+
 def test_abandon_stops_a_backoff() -> None:
     client = FakeClient(lambda ids: Answer(Kind.TRANSIENT, 503, "busy"))
     s = sender(client)

@@ -122,6 +122,10 @@ class Sender:
             if started is None:
                 raise Abandoned
             answer = self.client.upsert(body)
+            if answer.kind is Kind.FATAL:
+                # Before the slot is freed: a sender waiting for it must not start another
+                # request with a token the server has just refused.
+                self.abandon.set()
             self.throttle.release(started, answer)
             s.attempts += 1
             s.status = answer.status

@@ -3,7 +3,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from vupsert.batching import Batch, batches, build_body
+from vupsert.batching import Batch, batches
 from vupsert.records import Position, Record, Rejection
 
 
@@ -70,12 +70,12 @@ def test_empty_input_gives_no_batch() -> None:
     assert list(batches([])) == []
 
 
-def test_build_body_is_a_json_array() -> None:
-    assert orjson.loads(build_body([rec(1), rec(2)])) == [
+def test_a_batch_body_is_a_json_array() -> None:
+    assert orjson.loads(Batch.of(1, [rec(1), rec(2)]).body) == [
         {"id": "r1", "data": "x" * 10},
         {"id": "r2", "data": "x" * 10},
     ]
-    assert build_body([]) == b"[]"
+    assert Batch.of(1, []).body == b"[]"
 
 
 @pytest.mark.parametrize("n", [1, 999, 1000, 1001])
@@ -111,7 +111,7 @@ def test_a_record_ends_where_its_last_line_ends() -> None:
 def test_every_part_of_a_body_is_the_json_of_those_records(n: int) -> None:
     records = [rec(i, size=i) for i in range(1, n + 1)]
     batch = Batch.of(1, records)
-    assert batch.body == build_body(records)
+    assert batch.body == b"[" + b",".join(r.body for r in records) + b"]"
     for lo in range(n):
         for hi in range(lo + 1, n + 1):
             expected = [orjson.loads(r.body) for r in records[lo:hi]]

@@ -130,11 +130,6 @@ def _join(bodies: Sequence[bytes]) -> bytes:
     return b",".join([b"[" + bodies[0], *bodies[1:-1], bodies[-1] + b"]"])
 
 
-def build_body(records: list[Record]) -> bytes:
-    """The JSON array for ``records``, joined from their prebuilt bodies."""
-    return _join([r.body for r in records])
-
-
 Item = tuple[int, Fresh | Record | Rejection | Skip]
 """An item of the stream with the index of the input it came from."""
 

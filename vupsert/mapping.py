@@ -360,24 +360,30 @@ class Mapper:
             return self._map_rejects_line(row, value)
         return self._map(row, value)
 
+    def records(self, rows: Iterable[Row | Rejection]) -> Iterator[Record | Rejection | Skip]:
+        """Map a reader's output (:func:`~vupsert.sources.iter_rows`) in input order; a
+        row of another shard comes out as a :class:`Skip`, so it still counts as read."""
+        for item in rows:
+            yield self._mapped(item) if isinstance(item, Row) else self._passed_on(item)
+
     def json_records(
         self, source: str, lines: Iterable[JsonLine | Rejection]
     ) -> Iterator[Fresh | Record | Rejection | Skip]:
-        """Map the rows of one JSON Lines input (:func:`~vupsert.sources.iter_json_lines`).
+        """:meth:`records` for the rows of one JSON Lines input
+        (:func:`~vupsert.sources.iter_json_lines`).
 
         The hot path: a row that is already a plain ``{id, data, metadata}`` object is
-        dumped and passed on as a :data:`Fresh` tuple with no call and no object made for
-        it. Anything it does not accept at a glance goes through :meth:`map`, which has
-        the last word; a row of another shard comes out as a :class:`Skip`.
+        dumped and passed on as a :data:`Fresh` tuple, with no object made for it.
+        Anything it does not accept at a glance goes through :meth:`map`, which has the
+        last word.
         """
-        fast = self._fast and not self._tabular
+        fast = self._fast
         id_name, data_name, meta_name = self._id_name, self._data_name, self._meta_name
-        dumps, encode_error = orjson.dumps, orjson.JSONEncodeError
+        encode_error = orjson.JSONEncodeError
         for item in lines:
             if type(item) is not tuple:
                 assert isinstance(item, Rejection)
-                # Input with no id is reported by one shard only, not by each job.
-                yield item if self.reports_unattributed else Skip(item.source, item.line, item.end)
+                yield self._passed_on(item)
                 continue
             line, offset, value = item
             if fast and REJECT_KEY not in value:
@@ -392,19 +398,24 @@ class Mapper:
                     and (meta is None or type(meta) is dict)
                 ):
                     try:
-                        if meta is None:
-                            body = dumps({"id": id_, "data": data})
-                        else:
-                            body = dumps({"id": id_, "data": data, "metadata": meta})
+                        body = _dump(id_, data, meta)
                     except encode_error:
                         pass
                     else:
                         if len(body) <= MAX_METADATA_BYTES:
                             yield id_, body, source, line, offset, line
                             continue
-            row = Row(source, line, Position(offset, line), value)
-            mapped = self.map(row)
-            yield mapped if mapped is not None else Skip(source, line, row.end)
+            yield self._mapped(Row(source, line, Position(offset, line), value))
+
+    def _mapped(self, row: Row) -> Record | Rejection | Skip:
+        mapped = self.map(row)
+        return mapped if mapped is not None else Skip(row.source, row.line, row.end)
+
+    def _passed_on(self, rejection: Rejection) -> Rejection | Skip:
+        # A reader's rejection has no id: one shard reports it, not each job.
+        if self.reports_unattributed:
+            return rejection
+        return Skip(rejection.source, rejection.line, rejection.end)
 
     def _map(self, row: Row, value: dict[str, Any]) -> Record | Rejection | None:
         id_: str | None = None
@@ -675,12 +686,6 @@ def map_rows(rows: Iterable[Row | Rejection], mapper: Mapper) -> Iterator[Record
 
     A reader's rejection (an unparseable item) has no id, so only shard 0 passes it on.
     """
-    keep_unattributed = mapper.reports_unattributed
-    map_row = mapper.map
-    for item in rows:
-        if isinstance(item, Row):
-            out = map_row(item)
-            if out is not None:
-                yield out
-        elif keep_unattributed:
+    for item in mapper.records(rows):
+        if not isinstance(item, Skip):
             yield item

@@ -39,7 +39,7 @@ from .errors import (
 )
 from .mapping import Mapper
 from .pacing import Throttle
-from .records import Fresh, Position, Record, Rejection, Row, Skip
+from .records import Fresh, Position, Record, Rejection, Skip
 from .rejects import RejectsWriter
 from .sending import Abandoned, Fatal, RetryPolicy, Sender, Settlement
 from .settings import Settings
@@ -350,7 +350,7 @@ class Run:
                 lines = iter_json_lines(name, read_options, **reading)
                 items = mapper.json_records(display_name(name), lines)
             else:
-                items = self._mapped(mapper, iter_rows(name, read_options, **reading))
+                items = mapper.records(iter_rows(name, read_options, **reading))
             for item in items:
                 summary.records_read += 1
                 if strict and type(item) is Rejection:
@@ -367,19 +367,6 @@ class Run:
                 yield index, item
                 if stopped():
                     return
-
-    @staticmethod
-    def _mapped(
-        mapper: Mapper, rows: Iterator[Row | Rejection]
-    ) -> Iterator[Record | Rejection | Skip]:
-        for row in rows:
-            item: Record | Rejection | Skip | None
-            if isinstance(row, Rejection):
-                # Input with no id is reported by one shard only, not by each job.
-                item = row if mapper.reports_unattributed else None
-            else:
-                item = mapper.map(row)
-            yield item if item is not None else Skip(row.source, row.line, row.end)
 
     def _run(self, client: Client | None) -> None:
         s = self.settings
@@ -478,8 +465,8 @@ class Run:
                     self.summary.requests += 1
                     if self._fatal is None:
                         self._fatal = fatal
+                # The sender has abandoned the run already, before freeing its slot.
                 self._stop.set()
-                self._abandon.set()
                 self._release_ids(batch)
                 continue
             except Abandoned:

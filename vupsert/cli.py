@@ -4,7 +4,8 @@ This is the only module that imports Typer. Set ``VUPSERT_RAISE_ERRORS=1`` to le
 unexpected exceptions crash with a traceback (the tests do).
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations": Typer would eval every annotation string at
+# each start (0.01 s of CPU); real objects it reads as they are.
 
 import os
 import signal

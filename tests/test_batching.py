@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from vupsert.batching import Batch, batches
-from vupsert.records import Position, Record, Rejection
+from vupsert.records import Position, Record, Rejection, Skip
 
 
 def rec(i: int, id_: str | None = None, size: int = 10, source: str = "a.jsonl") -> Record:
@@ -126,3 +126,23 @@ def test_superseded_records_leave_every_column() -> None:
     assert [r.line for r in batch.records] == [2, 3, 4]
     assert [r["id"] for r in orjson.loads(batch.body)] == ["b", "a", "c"]
     assert batch.superseded == 1 and batch.size == 4
+
+
+def test_a_span_knows_its_first_and_last_item_whatever_they_are() -> None:
+    # The first record is superseded later; a rejection ends the span; skips and
+    # rejections sit between records of two inputs.
+    items: list[tuple[int, Record | Rejection | Skip]] = [
+        (0, rec(1, "a")),
+        (0, rej(2)),
+        (0, rec(3, "a")),
+        (1, Skip("b.jsonl", 1, Position(50, 1))),
+        (1, rec(2, "b", source="b.jsonl")),
+        (1, rej(3, source="b.jsonl")),
+    ]
+    (batch,) = batches(items)
+    assert batch.span == "a.jsonl:1-b.jsonl:3"
+    assert batch.per_input == {0: (3, Position(300, 3)), 1: (3, Position(300, 3))}
+    assert list(batch.ids) == ["a", "b"] and batch.superseded == 1
+    (batch,) = batches([(0, rej(4)), (0, rec(5)), (0, Skip("a.jsonl", 6, Position(600, 6)))])
+    assert (batch.first_where, batch.last_where) == ("a.jsonl:4", "a.jsonl:6")
+    assert batch.per_input == {0: (3, Position(600, 6))}

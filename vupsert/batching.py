@@ -136,65 +136,91 @@ Item = tuple[int, Fresh | Record | Rejection | Skip]
 
 class _Open:
     """The batch being filled. Records are kept as the :data:`Fresh` tuples they came in
-    as, and split into columns once, when the batch closes."""
+    as, and split into columns once, when the batch closes.
+
+    Adding a record is the per-record hot path (in :func:`batches`), so it only appends
+    to ``fresh`` and ``by_id``; everything else about the span (its first and last item,
+    how many items each input holds) is worked out from those when needed.
+    """
 
     __slots__ = (
         "by_id",
-        "count",
-        "first",
+        "first_fresh",
+        "first_other",
         "fresh",
         "input",
-        "last",
+        "last_other",
+        "mark",
+        "others",
         "per_input",
         "rejections",
-        "size",
         "superseded",
     )
 
     def __init__(self, input_index: int) -> None:
         self.fresh: list[Fresh | None] = []
         """None marks a superseded record; filtered once when the batch closes."""
-        self.rejections: list[Rejection] = []
         self.by_id: dict[str, int] = {}
+        """Each id's slot in ``fresh``."""
+        self.rejections: list[Rejection] = []
         self.superseded = 0
-        self.size = 2
-        self.first: Fresh | Rejection | Skip | None = None
-        self.last: Fresh | Rejection | Skip | None = None
+        self.first_fresh: Fresh | None = None
+        """The first record, kept here only when a later one supersedes it."""
+        self.others = 0
+        """Rejections and skips in the span."""
+        self.first_other: tuple[int, Rejection | Skip] | None = None
+        self.last_other: tuple[int, Rejection | Skip] | None = None
+        """The rejection or skip, with how many records came before it."""
         self.input = input_index
-        self.count = 0
-        """Items of the current input in this span."""
+        self.mark = 0
+        """Items in the span when the current input began."""
         self.per_input: dict[int, tuple[int, Position]] = {}
+
+    @property
+    def empty(self) -> bool:
+        return not self.fresh and not self.others
+
+    def first(self) -> Fresh | Rejection | Skip:
+        if self.first_other is not None and self.first_other[0] == 0:
+            return self.first_other[1]
+        return self.first_fresh or cast("Fresh", self.fresh[0])
+
+    def last(self) -> Fresh | Rejection | Skip:
+        # The newest record is never a superseded one: it is what supersedes.
+        if self.last_other is not None and self.last_other[0] == len(self.fresh):
+            return self.last_other[1]
+        return cast("Fresh", self.fresh[-1])
 
     def switch(self, input_index: int) -> None:
         """The next items come from another input."""
-        if self.count and self.last is not None:
-            self.per_input[self.input] = (self.count, _end(self.last))
+        items = len(self.fresh) + self.others
+        if items > self.mark:
+            self.per_input[self.input] = (items - self.mark, _end(self.last()))
         self.input = input_index
-        self.count = 0
+        self.mark = items
 
     def supersede(self, id_: str) -> None:
-        self.fresh[self.by_id[id_]] = None
+        earlier = self.by_id[id_]
+        if earlier == 0 and self.first_fresh is None:
+            self.first_fresh = self.fresh[0]
+        self.fresh[earlier] = None
         self.superseded += 1
 
     def add_other(self, item: Rejection | Skip) -> None:
         if type(item) is Rejection:
             self.rejections.append(item)
-        self.count += 1
-        if self.first is None:
-            self.first = item
-        self.last = item
+        self.others += 1
+        self.last_other = (len(self.fresh), item)
+        if self.first_other is None:
+            self.first_other = self.last_other
 
     def close(self, seq: int) -> Batch:
+        first, last = _where(self.first()), _where(self.last())
         self.switch(-1)
         fresh = self.fresh
         if self.superseded:
             fresh = [f for f in fresh if f is not None]
-        batch = _columns(
-            seq,
-            cast("list[Fresh]", fresh),
-            _where(self.first) if self.first is not None else "",
-            _where(self.last) if self.last is not None else "",
-        )
+        batch = _columns(seq, cast("list[Fresh]", fresh), first, last)
         batch.rejections = self.rejections
         batch.superseded = self.superseded
         batch.per_input = self.per_input
@@ -230,43 +256,41 @@ def batches(
     never asked to resolve an order it does not document.
     """
     seq = 0
-    current = _Open(-1)
-    # The hot loop: one pass per record, so the common case is written out here with
-    # plain type checks and no call.
+    span = _Open(-1)
+    # The hot loop: one pass per record. The open span's list, index and size live in
+    # locals here, and the common case is written out with plain type checks, no call.
+    fresh, by_id, size = span.fresh, span.by_id, 2
     for input_index, item in items:
         if type(item) is Record:
             item = _fresh(item)
         if type(item) is tuple:
-            size = len(item[1]) + 1
-            if current.size + size > max_bytes and current.by_id:
+            n = len(item[1]) + 1
+            if size + n > max_bytes and by_id:
                 seq += 1
-                yield current.close(seq)
-                current = _Open(input_index)
-            elif input_index != current.input:
-                current.switch(input_index)
+                yield span.close(seq)
+                span = _Open(input_index)
+                fresh, by_id, size = span.fresh, span.by_id, 2
+            elif input_index != span.input:
+                span.switch(input_index)
             id_ = item[0]
-            by_id = current.by_id
             if id_ in by_id:
-                current.supersede(id_)
-            by_id[id_] = len(current.fresh)
-            current.fresh.append(item)
-            current.size += size
-            current.count += 1
-            current.last = item
-            if current.first is None:
-                current.first = item
+                span.supersede(id_)
+            by_id[id_] = len(fresh)
+            fresh.append(item)
+            size += n
             if len(by_id) < max_records:
                 continue
         else:
             assert not isinstance(item, (tuple, Record))
-            if input_index != current.input:
-                current.switch(input_index)
-            current.add_other(item)
-            if len(current.rejections) < max_rejections:
+            if input_index != span.input:
+                span.switch(input_index)
+            span.add_other(item)
+            if len(span.rejections) < max_rejections:
                 continue
         seq += 1
-        yield current.close(seq)
-        current = _Open(input_index)
-    if current.first is not None:
+        yield span.close(seq)
+        span = _Open(input_index)
+        fresh, by_id, size = span.fresh, span.by_id, 2
+    if not span.empty:
         seq += 1
-        yield current.close(seq)
+        yield span.close(seq)

@@ -353,6 +353,11 @@ class Run:
                 items = mapper.records(iter_rows(name, read_options, **reading))
             for item in items:
                 summary.records_read += 1
+                if type(item) is tuple:
+                    # A record: its batch closes within 1,000 of them, and the run checks
+                    # for a stop after each batch.
+                    yield index, item
+                    continue
                 if strict and type(item) is Rejection:
                     if self._rejects is not None:
                         self._rejects.write(item)
@@ -365,6 +370,7 @@ class Run:
                 if type(item) is Skip:
                     summary.records_skipped += 1
                 yield index, item
+                # A span of skips or rejections can run long before its batch closes.
                 if stopped():
                     return
 

@@ -132,6 +132,18 @@ def error_message(response: httpx.Response, limit: int = 300) -> str:
     return text
 
 
+def _released(response: httpx.Response) -> httpx.Response:
+    """``response``, read and closed, out of its reference cycle.
+
+    In httpx 0.28 a response and its stream point at each other (encode/httpx#3733), so
+    the request, and the batch body it holds, waited for the cyclic collector: memory
+    then grew with the number of requests between two collections. The body has been
+    read into the response by now; the stream has nothing left to give.
+    """
+    response.stream = httpx.ByteStream(b"")
+    return response
+
+
 class Client:
     """Talks to one index (and one namespace) over one connection pool.
 
@@ -186,7 +198,7 @@ class Client:
         """One attempt at upserting a prepared JSON array; never raises for HTTP trouble."""
         started = time.monotonic()
         try:
-            response = self._http.post(self.upsert_path, content=body)
+            response = _released(self._http.post(self.upsert_path, content=body))
         except httpx.TransportError as exc:
             if isinstance(exc, httpx.TimeoutException):
                 message = f"timed out ({type(exc).__name__})"

@@ -28,33 +28,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # The corpus, the server and the environment are bench.py's.
 import bench
 
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
-
-
-def floor_pass(path: Path | None) -> None:
-    """One pass of the floor; with no path, only the interpreter and its imports."""
-    if path is None:
-        return
-    loads, dumps = orjson.loads, orjson.dumps
-    with path.open("rb") as f:
-        batch: list[bytes] = []
-        for line in f:
-            value = loads(line)
-            batch.append(
-                dumps({"id": value["id"], "data": value["data"], "metadata": value["metadata"]})
-            )
-            if len(batch) == 1000:
-                b"[" + b",".join(batch) + b"]"
-                batch = []
-        if batch:
-            b"[" + b",".join(batch) + b"]"
 
 
 def instructions(argv: list[str], env: dict[str, str] | None = None) -> int:
@@ -104,7 +83,8 @@ def main() -> None:
     parser.add_argument("--floor", nargs="?", const="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor is not None:
-        floor_pass(Path(args.floor) if args.floor else None)
+        if args.floor:  # with no file: only the interpreter and its imports
+            bench.floor_pass(Path(args.floor))
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt install valgrind)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -342,3 +344,34 @@ def test_summary_goes_to_stderr_and_json_to_stdout(server: LocalServer, tmp_path
     result = run_cli("upsert", path, server=server)
     assert result.stdout == ""
     assert "upserted" in result.stderr and "10" in result.stderr
+
+
+def test_a_clean_quiet_run_never_imports_rich(tmp_path: Path, server: LocalServer) -> None:
+    # rich costs about 0.05 s of CPU at every start; cron and pipes run with -q or --json
+    # and, when every record lands, print nothing through it.
+    path = write_jsonl(tmp_path / "a.jsonl", docs(3))
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "vupsert", "upsert", str(path), "--json", "-q"],
+        capture_output=True,
+        env=cli_env(server),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert orjson.loads(proc.stdout)["records_upserted"] == 3
+    assert len(server.records("")) == 3
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.decode().splitlines()
+        if line.startswith("import time:")
+    }
+    assert {"httpx", "typer", "vupsert.pipeline"} <= imported  # the check sees imports
+    assert sorted(name for name in imported if name.split(".")[0] == "rich") == []
+
+
+def test_a_quiet_run_with_rejections_still_says_so(tmp_path: Path, server: LocalServer) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"id": "a", "data": "x"}\n{"id": "b"}\n')
+    result = run_cli("upsert", path, "-q", server=server)
+    assert result.code == 1
+    assert "1 records rejected" in result.stderr
+    assert list(server.records("")) == ["a"]

@@ -15,19 +15,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, BinaryIO, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TextIO
 
 import orjson
 import typer
-from rich.console import Console
 
 from . import __version__
 from ._malloc import tune_allocator
 from .errors import ConfigError, ExitStatus, UsageError, VupsertError
 from .pipeline import Events, Run, exit_status_of
 from .records import MAX_BATCH_RECORDS
-from .report import ConsoleEvents, Many, ReportFile, describe_info
+from .report import ConsoleEvents, Many, ReportFile, Terminal, describe_info
 from .settings import Format, IdFrom, MappingOptions, ReadOptions, Secret, Settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 URL_ENV = "UPSTASH_VECTOR_REST_URL"
 TOKEN_ENV = "UPSTASH_VECTOR_REST_TOKEN"
@@ -48,9 +50,13 @@ class Environment:
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
-    def console(self) -> Console:
-        # rich honours NO_COLOR and TERM=dumb itself; stderr_isatty decides animation.
-        return Console(file=self.stderr, stderr=True, highlight=False)
+    def console(self) -> Terminal:
+        return Terminal(self.stderr)
+
+    def out(self) -> "Console":
+        from rich.console import Console
+
+        return Console(file=self.stdout, highlight=False)
 
 
 env = Environment()
@@ -82,7 +88,7 @@ def main_options(
     a record. Run `vupsert COMMAND --help` for each command."""
 
 
-def fail(error: VupsertError, console: Console) -> NoReturn:
+def fail(error: VupsertError, console: Terminal) -> NoReturn:
     console.print(f"[bold red]error:[/] {error.message}", highlight=False)
     if error.hint:
         console.print(error.hint, markup=False, highlight=False)
@@ -90,7 +96,7 @@ def fail(error: VupsertError, console: Console) -> NoReturn:
 
 
 @contextmanager
-def user_errors(console: Console) -> Iterator[None]:
+def user_errors(console: Terminal) -> Iterator[None]:
     """The one place where exceptions become what a user sees."""
     try:
         yield
@@ -504,7 +510,7 @@ def info(url: UrlOption = None, token: TokenOption = None, json_out: JsonOption 
         if json_out:
             env.stdout.write(orjson.dumps(result).decode() + "\n")
         else:
-            Console(file=env.stdout, highlight=False).print(describe_info(result))
+            env.out().print(describe_info(result))
         model = (result.get("denseIndex") or {}).get("embeddingModel")
         if not model:
             console.print(
@@ -608,7 +614,7 @@ def demo(
 
     console = env.console()
     with user_errors(console):
-        status = run_demo(samples, console, Console(file=env.stdout, highlight=False))
+        status = run_demo(samples, console, env.out())
         raise typer.Exit(int(status))
 
 

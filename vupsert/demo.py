@@ -17,7 +17,7 @@ from rich.table import Table
 
 from .errors import ExitStatus, UsageError
 from .pipeline import Run, Summary, exit_status_of
-from .report import ConsoleEvents
+from .report import ConsoleEvents, Terminal
 from .server import LocalServer, ServerConfig
 from .settings import MappingOptions, Secret, Settings
 
@@ -34,7 +34,7 @@ def find_samples(folder: Path) -> tuple[Path, Path]:
     return articles, products
 
 
-def run_demo(folder: Path, console: Console, out: Console) -> ExitStatus:
+def run_demo(folder: Path, console: Terminal, out: Console) -> ExitStatus:
     articles, products = find_samples(folder)
     worst = ExitStatus.SUCCESS
     with LocalServer(ServerConfig(port=0)) as server:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
-from rich.console import Console
 
 if TYPE_CHECKING:
-    # Imported where used: a quiet or --json run in cron or a pipe shows neither, and
-    # the two cost 0.03 s of every start.
+    # rich is imported where it is used: a quiet or --json run in cron or a pipe prints
+    # nothing on the happy path, and importing rich costs about 0.05 s of every start.
+    from rich.console import Console
     from rich.progress import Progress, TaskID
     from rich.table import Table
 
@@ -27,6 +27,26 @@ from .sending import Settlement
 
 PLAIN_EVERY = 5.0
 """Seconds between plain progress lines when stderr is not a terminal."""
+
+
+class Terminal:
+    """stderr as a rich ``Console``, made the first time something is printed."""
+
+    def __init__(self, file: IO[str] | None = None, *, console: Console | None = None) -> None:
+        self._file = file
+        self._console = console
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            # rich honours NO_COLOR and TERM=dumb itself.
+            self._console = Console(file=self._file, stderr=True, highlight=False)
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.console.print(*objects, **options)
 
 
 def batch_problem(settlement: Settlement, rejects: str | None) -> str | None:
@@ -50,16 +70,17 @@ class ConsoleEvents:
 
     def __init__(
         self,
-        console: Console,
+        console: Terminal | Console,
         *,
         quiet: bool = False,
         live: bool | None = None,
         rejects: str | None = None,
         plain_every: float = PLAIN_EVERY,
     ) -> None:
-        self.console = console
+        self.terminal = console if isinstance(console, Terminal) else Terminal(console=console)
         self.quiet = quiet
-        self.live = console.is_terminal if live is None else live
+        # None: decided when the run starts, by whether stderr is a terminal.
+        self.live = live
         self.rejects = rejects
         self.plain_every = plain_every
         self._progress: Progress | None = None
@@ -74,7 +95,11 @@ class ConsoleEvents:
     def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
         self._started = self._last_plain = time.monotonic()
         self._total = total_bytes
-        if self.quiet or not self.live:
+        if self.quiet:
+            return
+        if self.live is None:
+            self.live = self.terminal.console.is_terminal
+        if not self.live:
             return
         from rich.progress import (
             BarColumn,
@@ -89,7 +114,7 @@ class ConsoleEvents:
         if total_bytes:
             columns += [BarColumn(), DownloadColumn(), TimeRemainingColumn()]
         columns.append(TextColumn("{task.fields[stats]}"))
-        self._progress = Progress(*columns, console=self.console, transient=False)
+        self._progress = Progress(*columns, console=self.terminal.console, transient=False)
         self._task = self._progress.add_task("upsert", total=total_bytes or None, stats="")
         self._progress.start()
 
@@ -104,14 +129,14 @@ class ConsoleEvents:
         self._summary = summary
         line = None if self.quiet else batch_problem(settlement, self.rejects)
         if line:
-            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            self.terminal.print(line, markup=False, highlight=False, soft_wrap=True)
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, stats=self._stats(summary))
         elif not self.quiet:
             self._maybe_plain()
 
     def warning(self, message: str) -> None:
-        self.console.print(f"warning: {message}", markup=False, highlight=False)
+        self.terminal.print(f"warning: {message}", markup=False, highlight=False)
 
     def finished(self, summary: Summary) -> None:
         if self._progress is not None:
@@ -119,11 +144,11 @@ class ConsoleEvents:
                 self._progress.update(self._task, stats=self._stats(summary))
             self._progress.stop()
         if not self.quiet:
-            self.console.print(summary_table(summary))
+            self.terminal.print(summary_table(summary))
         elif summary.records_rejected or summary.records_pending:
             # Quiet is for clean runs; cron mail must still say that records are missing.
             where = f"; see {self.rejects}" if self.rejects and summary.records_rejected else ""
-            self.console.print(
+            self.terminal.print(
                 f"vupsert: {summary.records_rejected:,} records rejected, "
                 f"{summary.records_pending:,} not settled, of {summary.records_read:,} read"
                 f"{where}",
@@ -154,7 +179,7 @@ class ConsoleEvents:
             parts.append(f"{self._bytes / self._total:.0%} of {self._total:,} bytes read")
         else:
             parts.append(f"{self._bytes:,} bytes read")
-        self.console.print("progress: " + " · ".join(parts), markup=False, highlight=False)
+        self.terminal.print("progress: " + " · ".join(parts), markup=False, highlight=False)
 
 
 def summary_table(summary: Summary) -> Table:

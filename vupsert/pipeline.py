@@ -204,7 +204,6 @@ class Run:
         """Stop reading; let batches in flight finish."""
         self._abandon = threading.Event()
         """Stop at once; batches in flight are left unsettled."""
-        self._closing = threading.Event()
         """Nothing more will be queued."""
         self._lock = threading.Condition()
         self._in_flight_ids: set[str] = set()
@@ -387,7 +386,7 @@ class Run:
 
         # A short queue is enough to keep the senders busy: reading is much faster than
         # sending. Every queued batch is memory.
-        work: queue.Queue[Batch] = queue.Queue(maxsize=max(2, s.concurrency // 4))
+        work: queue.Queue[Batch | None] = queue.Queue(maxsize=max(2, s.concurrency // 4))
         threads: list[threading.Thread] = []
         if client is not None:
             throttle = Throttle(s.concurrency)
@@ -419,14 +418,8 @@ class Run:
                     continue
                 if not self._claim_ids(batch):
                     break
-                while True:
-                    try:
-                        work.put(batch, timeout=0.25)
-                        break
-                    except queue.Full:
-                        if self._abandon.is_set():
-                            self._release_ids(batch)
-                            break
+                if not _offer(work, batch, give_up=self._abandon.is_set):
+                    self._release_ids(batch)
                 if self._stop.is_set():
                     break
         except VupsertError as exc:
@@ -434,8 +427,10 @@ class Run:
             self.summary.error = exc
             self._stop.set()
         finally:
-            # Senders finish the queue, then see the flag and leave.
-            self._closing.set()
+            # Senders finish the queue, then each takes one None and leaves. They take
+            # batches even when abandoned, so there is room; a dead one is not waited for.
+            for _ in threads:
+                _offer(work, None, give_up=lambda: not any(t.is_alive() for t in threads))
             for thread in threads:
                 while thread.is_alive():
                     thread.join(0.25)
@@ -452,14 +447,10 @@ class Run:
                 hint=FATAL_HINTS.get(answer.status or 0),
             )
 
-    def _sender_loop(self, sender: Sender, work: queue.Queue[Batch]) -> None:
-        while True:
-            try:
-                batch = work.get(timeout=0.1)
-            except queue.Empty:
-                if self._closing.is_set():
-                    return
-                continue
+    def _sender_loop(self, sender: Sender, work: queue.Queue[Batch | None]) -> None:
+        # A blocking get: sixteen threads polling with a timeout cost a GIL hand-off each
+        # time one woke up to find nothing.
+        while (batch := work.get()) is not None:
             if self._abandon.is_set() or self._fatal is not None:
                 # Left unsettled: the checkpoint never moves past it.
                 self._release_ids(batch)
@@ -581,3 +572,16 @@ def exit_status_of(summary: Summary) -> ExitStatus:
     if summary.records_rejected or summary.records_pending:
         return ExitStatus.PARTIAL
     return ExitStatus.SUCCESS
+
+
+def _offer(
+    work: queue.Queue[Batch | None], item: Batch | None, give_up: Callable[[], bool]
+) -> bool:
+    """Put ``item`` on the queue once there is room; False if ``give_up()`` first."""
+    while True:
+        try:
+            work.put(item, timeout=0.25)
+            return True
+        except queue.Full:
+            if give_up():
+                return False

@@ -59,7 +59,13 @@ STDIN_NAME = "<stdin>"
 
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 
-_BUFFER_SIZE = 64 * 1024
+_BUFFER_SIZE = 1024 * 1024
+"""Read size of a plain file. Each read lets the sender threads take the GIL: at 64 KiB
+the main thread gave it up 870 times per 100k records instead of 57, and every hand-off
+is a context switch. A pipe still returns whatever it has at once."""
+_DECODED_BUFFER_SIZE = 64 * 1024
+"""Read size from a decompressor, which fills a whole read before returning: a truncated
+archive must still give up the lines before the break."""
 _REPORT_EVERY = 64 * 1024
 """``on_bytes`` is called at most once per this many on-disk bytes (and at the end)."""
 _DISCARD_CHUNK = 1024 * 1024
@@ -371,7 +377,10 @@ def _open(
         stack.enter_context(decoded)
     # A BufferedReader over the decompressor too: its line iteration runs in C and only
     # calls back into Python once per buffer, not once per line.
-    reader = io.BufferedReader(cast(io.RawIOBase, decoded), buffer_size=_BUFFER_SIZE)
+    reader = io.BufferedReader(
+        cast(io.RawIOBase, decoded),
+        buffer_size=_BUFFER_SIZE if decoded is raw else _DECODED_BUFFER_SIZE,
+    )
     stack.enter_context(reader)
     return reader, kind
 

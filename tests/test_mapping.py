@@ -17,6 +17,7 @@ from vupsert.records import (
     Record,
     Rejection,
     Row,
+    Skip,
 )
 from vupsert.settings import MappingOptions, ReadOptions
 from vupsert.sources import iter_rows
@@ -597,18 +598,73 @@ HOT_PATH_ROWS: list[dict[str, Any]] = [
 ]
 
 
+def as_read(value: dict[str, Any]) -> bytes:
+    """The line a reader would have parsed ``value`` from (orjson cannot write a lone
+    surrogate, and orjson cannot read one either: that row never comes from a file)."""
+    try:
+        return orjson.dumps(value) + b"\n"
+    except orjson.JSONEncodeError:
+        return b""
+
+
+def hot_record(mapper: Mapper, value: dict[str, Any], text: bytes) -> Record | Rejection | Skip:
+    (hot,) = mapper.json_records("in.jsonl", [(3, 100, value, text)])
+    if isinstance(hot, tuple):
+        return Record(hot[0], hot[1], hot[2], hot[3], Position(hot[4], hot[5]))
+    return hot
+
+
 @pytest.mark.parametrize("value", HOT_PATH_ROWS, ids=range(len(HOT_PATH_ROWS)))
 def test_the_hot_path_maps_like_the_general_path(value: dict[str, Any]) -> None:
     mapper = Mapper(MappingOptions())
     general = mapper.map(row(value, line=3))
-    (hot,) = mapper.json_records("in.jsonl", [(3, 100, value)])
-    if isinstance(hot, tuple):
-        hot = Record(hot[0], hot[1], hot[2], hot[3], Position(hot[4], hot[5]))
-    assert hot == general
+    assert hot_record(mapper, value, as_read(value)) == general
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"id": "a", "data": "text"}\n',
+        b'  {"metadata": {"n": 18446744073709551616, "f": 1.50},\t"data":"x\\u00e9","id":"a"}\r\n',
+        b'{"id":"a","data":"text","metadata":{"id":"inner","data":"inner"}}',
+    ],
+)
+def test_a_line_that_is_the_record_is_sent_as_written(text: bytes) -> None:
+    # Whitespace, key order, escapes and number spelling are the user's: the server
+    # reads the same JSON. (An integer past 64 bits stays exact instead of a float.)
+    hot = hot_record(Mapper(MappingOptions()), orjson.loads(text), text)
+    assert isinstance(hot, Record)
+    assert hot.body == text.strip()
+
+
+@pytest.mark.parametrize(
+    ("text", "sent"),
+    [
+        (b'{"id":"a","data":"t","extra":1}\n', {"id": "a", "data": "t"}),
+        (b'{"id":"a","data":"t","metadata":null}\n', {"id": "a", "data": "t"}),
+        (
+            b'{"id":"a","data":"t","metadata":{"k":1},"x":2}\n',
+            {"id": "a", "data": "t", "metadata": {"k": 1}},
+        ),
+    ],
+)
+def test_a_line_with_more_than_the_record_is_dumped(text: bytes, sent: dict[str, Any]) -> None:
+    hot = hot_record(Mapper(MappingOptions()), orjson.loads(text), text)
+    assert isinstance(hot, Record)
+    assert hot.body == orjson.dumps(sent)
+
+
+def test_other_field_names_dump_under_the_api_names() -> None:
+    mapper = Mapper(MappingOptions(id_field="key", data_field="text", metadata_field="meta"))
+    text = b'{"key":"a","text":"t","meta":{"k":1}}\n'
+    hot = hot_record(mapper, orjson.loads(text), text)
+    assert isinstance(hot, Record)
+    assert orjson.loads(hot.body) == {"id": "a", "data": "t", "metadata": {"k": 1}}
 
 
 def test_the_hot_path_passes_reader_rejections_on() -> None:
     bad = Rejection("in.jsonl", 2, Position(10, 2), "not valid JSON", raw="{")
-    out = list(Mapper(MappingOptions()).json_records("in.jsonl", [bad, (3, 20, {"data": "x"})]))
+    line = (3, 20, {"data": "x"}, b'{"data": "x"}\n')
+    out = list(Mapper(MappingOptions()).json_records("in.jsonl", [bad, line]))
     assert out[0] is bad
     assert isinstance(out[1], Rejection) and out[1].line == 3

@@ -375,3 +375,28 @@ def test_a_quiet_run_with_rejections_still_says_so(tmp_path: Path, server: Local
     assert result.code == 1
     assert "1 records rejected" in result.stderr
     assert list(server.records("")) == ["a"]
+
+
+def test_lines_sent_as_written_land_as_parsed(server: LocalServer, tmp_path: Path) -> None:
+    # Lines that hold exactly {id, data, metadata} are sent as the user wrote them; the
+    # index must end up with what a JSON parser reads from each line, whatever the
+    # spacing, key order, escapes or line ends, and the same as for lines that are dumped.
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(
+        b'{"id": "a", "data": "caf\\u00e9",  "metadata": {"n": 1.50, "tags": ["x"]}}\r\n'
+        b'  {"metadata":{"nested":{"id":"inner"}},"data":"b text","id":"b"}\n'
+        b'{"id":"c","data":"c text"}\n'
+        b'{"id":"d","data":"d text","metadata":null}\n'
+        b'{"id":"e","data":"e text","extra":"not sent"}\n'
+        b'{"id":"f","data":"f text","metadata":{"k":2}}'
+    )
+    result = run_cli("upsert", path, "--json", server=server)
+    assert result.code == 0, result.stderr
+    assert server.records("") == {
+        "a": ("café", {"n": 1.5, "tags": ["x"]}),
+        "b": ("b text", {"nested": {"id": "inner"}}),
+        "c": ("c text", None),
+        "d": ("d text", None),
+        "e": ("e text", None),
+        "f": ("f text", {"k": 2}),
+    }

@@ -373,19 +373,24 @@ class Mapper:
         (:func:`~vupsert.sources.iter_json_lines`).
 
         The hot path: a row that is already a plain ``{id, data, metadata}`` object is
-        dumped and passed on as a :data:`Fresh` tuple, with no object made for it.
+        passed on as a :data:`Fresh` tuple, with no object made for it; its body is the
+        line itself when the line holds nothing else under the API's names, else it is
+        dumped.
         Anything it does not accept at a glance goes through :meth:`map`, which has the
         last word.
         """
         fast = self._fast
         id_name, data_name, meta_name = self._id_name, self._data_name, self._meta_name
+        # Under the API's own field names, a line that holds the record and nothing else
+        # is already its JSON: it is sent as written, not dumped again.
+        as_written = fast and (id_name, data_name, meta_name) == ("id", "data", "metadata")
         encode_error = orjson.JSONEncodeError
         for item in lines:
             if type(item) is not tuple:
                 assert isinstance(item, Rejection)
                 yield self._passed_on(item)
                 continue
-            line, offset, value = item
+            line, offset, value, text = item
             if fast and REJECT_KEY not in value:
                 id_ = value.get(id_name)
                 data = value.get(data_name)
@@ -397,14 +402,17 @@ class Mapper:
                     and data
                     and (meta is None or type(meta) is dict)
                 ):
-                    try:
-                        body = _dump(id_, data, meta)
-                    except encode_error:
-                        pass
+                    # Two keys and no metadata, or three with it: nothing else is there.
+                    if as_written and len(value) == (2 if meta is None else 3):
+                        body = text.strip()
                     else:
-                        if len(body) <= MAX_METADATA_BYTES:
-                            yield id_, body, source, line, offset, line
-                            continue
+                        try:
+                            body = _dump(id_, data, meta)
+                        except encode_error:
+                            body = b""
+                    if body and len(body) <= MAX_METADATA_BYTES:
+                        yield id_, body, source, line, offset, line
+                        continue
             yield self._mapped(Row(source, line, Position(offset, line), value))
 
     def _mapped(self, row: Row) -> Record | Rejection | Skip:

@@ -1,7 +1,8 @@
 """The values that flow through a run: where a record came from, the record, its rejection.
 
-A record is serialised exactly once, by :class:`vupsert.mapping.Mapper`, into ``body``:
-the JSON object sent in the batch array. Nothing downstream re-serialises it; the batch
+A record is serialised at most once, by :class:`vupsert.mapping.Mapper`, into ``body``:
+the JSON object sent in the batch array (a JSON Lines line that is exactly the record is
+its own body, not serialised at all). Nothing downstream re-serialises it; the batch
 joins the bodies into its request once, and a split re-sends slices of that.
 
 The common JSON Lines case travels as plain tuples (:data:`JsonLine`, :data:`Fresh`)
@@ -68,8 +69,9 @@ class Row:
     value: dict[str, Any]
 
 
-JsonLine = tuple[int, int, dict[str, Any]]
-"""A JSON Lines row on the hot path, as a plain tuple: ``(line, offset, value)``.
+JsonLine = tuple[int, int, dict[str, Any], bytes]
+"""A JSON Lines row on the hot path, as a plain tuple: ``(line, offset, value, text)``,
+``text`` being the line as read, from which ``value`` was parsed.
 
 The same as a :class:`Row` whose ``end`` is ``Position(offset, line)``, without the two
 objects: creating them cost more than parsing the line.

@@ -525,7 +525,7 @@ class _JsonLines(_Format):
     ) -> Iterator[Row | Rejection]:
         for item in self.lines(stream, source, start):
             if type(item) is tuple:
-                line, offset, value = item
+                line, offset, value, _ = item
                 yield Row(source, line, Position(offset, line), value)
             else:
                 assert isinstance(item, Rejection)
@@ -556,7 +556,7 @@ class _JsonLines(_Format):
                     yield item
                 continue
             if type(value) is dict:
-                yield line, offset, value
+                yield line, offset, value, data
             else:
                 yield _not_an_object(value, data, source, line, offset)
 
@@ -583,7 +583,7 @@ def _bad_json_line(
             exc = again
         else:
             if type(value) is dict:
-                return line, offset, value
+                return line, offset, value, data
             return _not_an_object(value, data, source, line, offset)
     stripped = data.strip()
     if not stripped:

@@ -46,6 +46,44 @@ def test_request_shape_and_namespace_is_percent_encoded() -> None:
     assert request.content == b'[{"id":"1","data":"x"}]'
 
 
+def test_both_routes_send_the_same_request() -> None:
+    # Without proxy variables an upsert goes straight to the transport; with them, through
+    # httpx's client. The server must not be able to tell.
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"result": "Success"})
+
+    for proxied in (False, True):
+        client = Client(
+            "http://127.0.0.1:1/",
+            TOKEN,
+            namespace="ns",
+            timeout=7.0,
+            transport=httpx.MockTransport(handler),
+            proxied=proxied,
+        )
+        assert client.upsert(b'[{"id":"1","data":"x"}]').kind is Kind.OK
+    direct, routed = seen
+    assert (direct.method, direct.url, direct.content) == (
+        routed.method,
+        routed.url,
+        routed.content,
+    )
+    assert sorted(direct.headers.multi_items()) == sorted(routed.headers.multi_items())
+    assert direct.extensions["timeout"] == routed.extensions["timeout"]
+    assert direct.extensions["timeout"]["read"] == 7.0
+
+
+def test_proxy_variables_send_upserts_through_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert Client("http://127.0.0.1:1", TOKEN)._transport is not None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert Client("https://index.example", TOKEN)._transport is None
+
+
 @pytest.mark.parametrize(
     ("status", "body", "kind"),
     [
@@ -143,11 +181,14 @@ def test_token_does_not_show_in_reprs() -> None:
     assert "s3cr3t" not in repr(client.__dict__)
 
 
+@pytest.mark.parametrize("proxied", [False, True], ids=["transport", "client"])
 @pytest.mark.parametrize("status", [200, 400, 503])
-def test_a_sent_body_is_freed_without_the_cyclic_collector(status: int) -> None:
+def test_a_sent_body_is_freed_without_the_cyclic_collector(status: int, proxied: bool) -> None:
     # httpx 0.28 leaves each response in a reference cycle with its stream; the body a
     # request holds must not wait for the collector, or memory grows with the run.
-    client = answering(status, '{"result": "Success"}' if status == 200 else "{}")
+    content = b'{"result": "Success"}' if status == 200 else b"{}"
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, content=content))
+    client = Client("http://127.0.0.1:1", TOKEN, transport=transport, proxied=proxied)
     body = b'[{"id": "a", "data": "text"}]' + b" " * 1000
     before = sys.getrefcount(body)
     collecting = gc.isenabled()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +219,43 @@ def test_preflight_rides_out_a_blip_but_not_a_bad_token() -> None:
     with pytest.raises(ServerError):
         preflight(refused, sleep=waits.append)
     assert waits == [1.0]
+
+
+def test_a_stalled_batch_does_not_hold_the_bodies_settled_after_it(tmp_path: Path) -> None:
+    # Batch 2 is answered only after 30 later batches were. Those must be freed as they
+    # settle, not kept until batch 2's turn: memory must not grow with a retry's length.
+    # (Batch 1 goes first and alone: the first success opens the window.)
+    path = write_jsonl(
+        tmp_path / "in.jsonl", [{"id": f"r{i}", "data": "x" * 4000} for i in range(4000)]
+    )
+    answered = 0
+    lock = threading.Lock()
+    held: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal answered
+        if request.url.path == "/info":
+            return httpx.Response(200, json=INFO)
+        if request.content.startswith(b'[{"id":"r100",'):
+            deadline = time.monotonic() + 30
+            while answered < 30 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            held.append(tracemalloc.get_traced_memory()[0])
+        else:
+            with lock:
+                answered += 1
+        return httpx.Response(200, json={"result": "Success"})
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        summary = Run(
+            settings(path, batch_size=100, concurrency=4),
+            transport=httpx.MockTransport(handler),
+            seed=1,
+        ).execute()
+    finally:
+        tracemalloc.stop()
+    assert summary.records_upserted == 4000 and answered >= 31
+    # A body is 400 KB. In flight, queued and being filled: about ten of them.
+    assert held[0] - before < 10_000_000

@@ -204,10 +204,11 @@ class Run:
         """Stop reading; let batches in flight finish."""
         self._abandon = threading.Event()
         """Stop at once; batches in flight are left unsettled."""
-        """Nothing more will be queued."""
         self._lock = threading.Condition()
         self._in_flight_ids: set[str] = set()
-        self._done: dict[int, tuple[Batch, list[Rejection]]] = {}
+        self._done: dict[int, tuple[dict[int, tuple[int, Position]], list[Rejection]]] = {}
+        """Settled batches waiting for an earlier one: what their turn needs, without
+        their bodies (a batch in a long retry would otherwise hold every later one)."""
         self._next_seq = 1
         self._fatal: Fatal | None = None
         self._checkpoint: Checkpoint | None = None
@@ -513,7 +514,7 @@ class Run:
             rejected = batch.rejections + settlement.rejected
             if len(rejected) > 1 and settlement.rejected and batch.rejections:
                 rejected.sort(key=lambda r: (r.source, r.line))
-            self._done[batch.seq] = (batch, rejected)
+            self._done[batch.seq] = (batch.per_input, rejected)
             self._advance()
             if settlement.rejected and self.settings.fail_fast and summary.error is None:
                 summary.error = FailFastError(
@@ -527,13 +528,13 @@ class Run:
         """Write out what is settled in batch order: rejects, then the checkpoint."""
         moved = False
         while self._next_seq in self._done:
-            batch, rejected = self._done.pop(self._next_seq)
+            per_input, rejected = self._done.pop(self._next_seq)
             self._next_seq += 1
             if self._rejects is not None:
                 for rejection in rejected:
                     self._rejects.write(rejection)
             if self._checkpoint is not None:
-                for index, (count, end) in batch.per_input.items():
+                for index, (count, end) in per_input.items():
                     self._checkpoint.advance(index, end, count)
             moved = True
         if moved and self._checkpoint is not None:

@@ -55,6 +55,26 @@ def test_upsert_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) ->
         assert piece in text
 
 
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_paragraphs_flow_at_any_width(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Docstrings are wrapped at 99 columns in the source; the help must rewrap them to the
+    # terminal, not keep the source's line ends (which left one-word lines at 80 columns).
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    prose = [
+        line.strip()
+        for line in capsys.readouterr().out.splitlines()
+        if line.strip() and not line.strip().startswith(("│", "╭", "╰", "Usage"))
+    ]
+    assert len(prose) >= 2
+    for line in prose:
+        # Only the last line of a paragraph may be short, and it ends a sentence.
+        assert len(line) > 40 or line.endswith((".", ":")), f"{line!r} in {command} --help"
+
+
 def test_version() -> None:
     code, out, _ = run("--version")
     assert code == 0 and out.startswith("vupsert ")

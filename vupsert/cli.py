@@ -67,6 +67,9 @@ app = typer.Typer(
     "losing a record.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Markdown joins a docstring's wrapped lines into paragraphs and rewraps them to the
+    # terminal; "rich" keeps each source line end, leaving one-word lines at 80 columns.
+    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -400,3 +400,22 @@ def test_lines_sent_as_written_land_as_parsed(server: LocalServer, tmp_path: Pat
         "e": ("e text", None),
         "f": ("f text", {"k": 2}),
     }
+
+
+def test_with_proxy_variables_upserts_take_httpx_s_route(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    # With a proxy variable set, upserts go through httpx's client, which honours
+    # NO_PROXY: the local index is reached directly, and a proxy that does not exist is
+    # never used (a request through it would fail to connect).
+    path = write_jsonl(tmp_path / "in.jsonl", docs(1500))
+    env = cli_env(server, HTTP_PROXY="http://127.0.0.1:9", NO_PROXY="127.0.0.1,localhost")
+    result = run_cli("upsert", path, "--json", env=env)
+    assert result.code == 0, result.stderr
+    assert result.summary["records_upserted"] == 1500
+    assert len(server.records("")) == 1500
+    # Without NO_PROXY the same run goes to the missing proxy, fails, and says so.
+    env.pop("NO_PROXY")
+    result = run_cli("upsert", path, "--json", env=env)
+    assert result.code == 3
+    assert "Could not reach" in result.stderr and "NO_PROXY" in result.stderr

@@ -181,6 +181,8 @@ class Client:
         # then picks each request's route, as httpx users expect.
         if proxied is None:
             proxied = transport is None and _proxies_configured()
+        self.proxied = proxied
+        """Whether requests may go through a proxy named in the environment."""
         self._transport: httpx.BaseTransport | None = None
         if not proxied:
             self._transport = transport or httpx.HTTPTransport(verify=verify, limits=limits)
@@ -275,9 +277,14 @@ class Client:
         try:
             response = self._http.post("/info")
         except httpx.TransportError as exc:
+            hint = "Check UPSTASH_VECTOR_REST_URL (or --url) and the network."
+            if self.proxied:
+                hint += (
+                    " A proxy is set in the environment (HTTP_PROXY, HTTPS_PROXY or "
+                    "ALL_PROXY): check it, or add the index's host to NO_PROXY."
+                )
             raise ServerError(
-                f"Could not reach {self.base_url}: {_describe(exc)}",
-                hint="Check UPSTASH_VECTOR_REST_URL (or --url) and the network.",
+                f"Could not reach {self.base_url}: {_describe(exc)}", hint=hint
             ) from None
         if response.status_code != 200:
             raise ServerError(

@@ -71,32 +71,36 @@ class Batch:
         """Records this batch accounts for: sent, superseded and rejected locally."""
         return len(self.ids) + self.superseded + len(self.rejections)
 
-    def starts(self) -> list[int]:
+    def _starts(self) -> list[int]:
         """Where each record's JSON starts in :attr:`body`, and one past the last."""
         return list(accumulate((n + 1 for n in self.lengths), initial=1))
 
-    def part(self, lo: int, hi: int, starts: list[int] | None = None) -> bytes:
+    def part(self, lo: int, hi: int) -> bytes:
         """The request body for records ``lo`` to ``hi - 1``: a slice, never a rebuild."""
         if lo == 0 and hi == len(self.ids):
             return self.body
-        starts = starts or self.starts()
+        starts = self._starts()
         return b"[" + self.body[starts[lo] : starts[hi] - 1] + b"]"
 
-    def record(self, i: int, starts: list[int] | None = None) -> Record:
-        starts = starts or self.starts()
-        return Record(
-            self.ids[i],
-            self.body[starts[i] : starts[i + 1] - 1],
-            self.sources[i],
-            self.lines[i],
-            Position(self.offsets[i], self.end_lines[i]),
-        )
+    def records_in(self, lo: int, hi: int) -> list[Record]:
+        """Records ``lo`` to ``hi - 1`` as objects: for splits, rejections and tests, not
+        the hot path."""
+        starts = self._starts()
+        return [
+            Record(
+                self.ids[i],
+                self.body[starts[i] : starts[i + 1] - 1],
+                self.sources[i],
+                self.lines[i],
+                Position(self.offsets[i], self.end_lines[i]),
+            )
+            for i in range(lo, hi)
+        ]
 
     @property
     def records(self) -> list[Record]:
-        """The records sent, as objects: for splits, rejections and tests, not the hot path."""
-        starts = self.starts()
-        return [self.record(i, starts) for i in range(len(self.ids))]
+        """Every record sent, as objects."""
+        return self.records_in(0, len(self.ids))
 
 
 def _fresh(record: Record) -> Fresh:
@@ -110,7 +114,8 @@ def _columns(seq: int, fresh: list[Fresh], first_where: str, last_where: str) ->
     return Batch(
         seq,
         # orjson returns even a small body in a 4 KiB allocation: joining the bodies as
-        # the batch closes frees those at once instead of holding them while in flight.
+        # the batch closes frees those (and the lines sent as written) at once, instead
+        # of holding them while in flight.
         body=_join(bodies),
         ids=ids,
         lengths=list(map(len, bodies)),
@@ -227,6 +232,13 @@ class _Open:
         return batch
 
 
+def _opened(input_index: int) -> tuple[_Open, list[Fresh | None], dict[str, int], int]:
+    """A new span, with the locals :func:`batches` keeps for it: its records, their
+    slots by id, and the size of an empty body (``[]``)."""
+    span = _Open(input_index)
+    return span, span.fresh, span.by_id, 2
+
+
 def _end(item: Fresh | Rejection | Skip) -> Position:
     if isinstance(item, tuple):
         return Position(item[4], item[5])
@@ -256,10 +268,9 @@ def batches(
     never asked to resolve an order it does not document.
     """
     seq = 0
-    span = _Open(-1)
     # The hot loop: one pass per record. The open span's list, index and size live in
     # locals here, and the common case is written out with plain type checks, no call.
-    fresh, by_id, size = span.fresh, span.by_id, 2
+    span, fresh, by_id, size = _opened(-1)
     for input_index, item in items:
         if type(item) is Record:
             item = _fresh(item)
@@ -268,8 +279,7 @@ def batches(
             if size + n > max_bytes and by_id:
                 seq += 1
                 yield span.close(seq)
-                span = _Open(input_index)
-                fresh, by_id, size = span.fresh, span.by_id, 2
+                span, fresh, by_id, size = _opened(input_index)
             elif input_index != span.input:
                 span.switch(input_index)
             id_ = item[0]
@@ -289,8 +299,7 @@ def batches(
                 continue
         seq += 1
         yield span.close(seq)
-        span = _Open(input_index)
-        fresh, by_id, size = span.fresh, span.by_id, 2
+        span, fresh, by_id, size = _opened(input_index)
     if not span.empty:
         seq += 1
         yield span.close(seq)

@@ -137,7 +137,8 @@ class Sender:
             s.error, s.error_status = answer.message, answer.status
             if answer.kind is Kind.REFUSED:
                 if hi - lo == 1:
-                    s.rejected.append(_rejection(batch.record(lo), answer.message, answer.status))
+                    (record,) = batch.records_in(lo, hi)
+                    s.rejected.append(_rejection(record, answer.message, answer.status))
                     return
                 middle = (lo + hi) // 2
                 self._send(batch, lo, middle, s)
@@ -159,7 +160,7 @@ class Sender:
                 tries = attempt + throttled
                 reason = f"gave up after {tries} attempts: {answer.message}"
                 s.rejected.extend(
-                    _rejection(r, reason, answer.status) for r in batch.records[lo:hi]
+                    _rejection(r, reason, answer.status) for r in batch.records_in(lo, hi)
                 )
                 return
             s.retries += 1

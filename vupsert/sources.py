@@ -33,6 +33,8 @@ from .errors import ConfigError, InputError
 from .records import JsonLine, Position, Rejection, Row
 from .settings import Format, ReadOptions
 
+_T = TypeVar("_T")
+
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
@@ -167,9 +169,7 @@ def iter_rows(
     fmt = detect_format(name, options.format)
     whole_lines = options.whole_lines and name != STDIN
     if fmt == "jsonl":
-        lines = _JsonLines(whole_lines)
-        lines.warn = on_warning
-        return _read(name, start, stdin, on_bytes, lines.rows)
+        return _read(name, start, stdin, on_bytes, _JsonLines(whole_lines, on_warning).rows)
     delimiter = options.delimiter
     if delimiter is None:
         delimiter = "," if fmt == "csv" else "\t"
@@ -181,8 +181,7 @@ def iter_rows(
         if isinstance(checked, str):
             raise ConfigError(checked)
         columns = checked
-    table = _Table(delimiter, columns, whole_lines)
-    table.warn = on_warning
+    table = _Table(delimiter, columns, whole_lines, on_warning)
     return _read(name, start, stdin, on_bytes, table.rows)
 
 
@@ -197,12 +196,8 @@ def iter_json_lines(
 ) -> Iterator[JsonLine | Rejection]:
     """:func:`iter_rows` for a JSON Lines input, each row as a plain
     :data:`~vupsert.records.JsonLine` tuple: the hot path's shape (see ``pipeline``)."""
-    lines = _JsonLines(options.whole_lines and name != STDIN)
-    lines.warn = on_warning
+    lines = _JsonLines(options.whole_lines and name != STDIN, on_warning)
     return _read(name, start, stdin, on_bytes, lines.lines)
-
-
-_T = TypeVar("_T")
 
 
 # --- opening --------------------------------------------------------------------------
@@ -401,7 +396,10 @@ def read_prefix(name: str, size: int) -> tuple[bytes, bool]:
 class _Format:
     """How one kind of input turns a stream into rows."""
 
-    warn: Callable[[str], None] | None = None
+    def __init__(self, whole_lines: bool, warn: Callable[[str], None] | None) -> None:
+        self._whole_lines = whole_lines
+        """Leave a last line without its newline for the next run (see ``warn``)."""
+        self.warn = warn
 
     def rows(
         self, stream: _Stream, source: str, start: Position | None
@@ -517,9 +515,6 @@ def _left_for_later(warn: Callable[[str], None] | None, source: str, line: int) 
 
 
 class _JsonLines(_Format):
-    def __init__(self, whole_lines: bool = False) -> None:
-        self._whole_lines = whole_lines
-
     def rows(
         self, stream: _Stream, source: str, start: Position | None
     ) -> Iterator[Row | Rejection]:
@@ -678,11 +673,15 @@ def _record_text(lines: list[str]) -> str:
 
 class _Table(_Format):
     def __init__(
-        self, delimiter: str, columns: list[str] | None, whole_lines: bool = False
+        self,
+        delimiter: str,
+        columns: list[str] | None,
+        whole_lines: bool,
+        warn: Callable[[str], None] | None,
     ) -> None:
+        super().__init__(whole_lines, warn)
         self._delimiter = delimiter
         self._columns = columns
-        self._whole_lines = whole_lines
         if csv.field_size_limit() < _CSV_FIELD_LIMIT:
             # Process-wide, but only ever raised: the 128 Ki default is below the data limit.
             csv.field_size_limit(_CSV_FIELD_LIMIT)

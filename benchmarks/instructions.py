@@ -2,13 +2,16 @@
 
 CPU-seconds on a small shared VM drift by 1.5x from one minute to the next; instruction
 counts do not. This runs, each under valgrind's callgrind (Linux, ``apt install
-valgrind``; about a minute in all):
+valgrind``; about two minutes in all):
 
 - the floor of ``bench.py`` (read the lines, ``orjson.loads`` each, ``orjson.dumps``
   ``{id, data, metadata}``, join batches of 1,000), one pass, and the same interpreter
   with nothing to read, whose count is taken off the floor's;
 - vupsert as a user runs it, ``python -m vupsert upsert FILE --json -q``, against a local
-  server (not under valgrind), on one record (its start-up) and on N records.
+  server (not under valgrind), on one record (its start-up) and on N records;
+- the same two with ``--dry-run``, so that what sending costs (per request, and at
+  start-up: the client, the preflight, the sender threads) is told apart from reading,
+  parsing, mapping and batching.
 
 It prints instructions per record and the ratios: the whole process, and net of
 start-up. What it cannot show is what seconds also hold: cache misses, page faults,
@@ -32,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # The corpus, the server and the environment are bench.py's.
 import bench
+
+from vupsert.records import MAX_BATCH_RECORDS
 
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
@@ -58,6 +63,9 @@ def measure(records: int, folder: Path) -> dict[str, Any]:
         env = bench._env(running.url)
         startup = instructions([*vupsert, str(one), "--json", "-q"], env)
         whole = instructions([*vupsert, str(corpus), "--json", "-q"], env)
+        # The same with --dry-run: everything but the client, the preflight and sending.
+        dry_startup = instructions([*vupsert, str(one), "--dry-run", "--json", "-q"], env)
+        dry_whole = instructions([*vupsert, str(corpus), "--dry-run", "--json", "-q"], env)
         landed = (
             int(running.info().get("vectorCount", -1)) == records
         )  # the one record is the first
@@ -72,6 +80,11 @@ def measure(records: int, folder: Path) -> dict[str, Any]:
             (startup + (whole - startup) / records * 1e5) / (floor / records * 1e5), 2
         ),
         "ratio_net": round((whole - startup) / floor, 2),
+        "dry_run_per_record_net": round((dry_whole - dry_startup) / records),
+        "sending_startup": startup - dry_startup,
+        "sending_per_request": round(
+            ((whole - startup) - (dry_whole - dry_startup)) / -(-records // MAX_BATCH_RECORDS)
+        ),
         "every_record_landed": landed,
     }
 
@@ -100,6 +113,12 @@ def main() -> None:
     print(f"  vupsert start-up (one record):    {figures['vupsert_startup']:>10,}")
     print(f"  ratio net of start-up:            {figures['ratio_net']:>10.2f}x")
     print(f"  ratio, whole process at 100,000:  {figures['ratio_whole_at_100k']:>10.2f}x")
+    print("  of which (a --dry-run on the same input taken off):")
+    print(
+        f"    read, parse, map, batch:        {figures['dry_run_per_record_net']:>10,} per record"
+    )
+    print(f"    sending:                        {figures['sending_per_request']:>10,} per request")
+    print(f"    client, preflight, threads:     {figures['sending_startup']:>10,} at start-up")
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -534,7 +534,11 @@ def serve(
         ),
     ] = None,
     db: Annotated[
-        Path | None, typer.Option(help="SQLite file to keep the index in. Default: in memory.")
+        Path | None,
+        typer.Option(
+            help="SQLite file to keep the index in. Default: in memory, which grows by "
+            "about 0.8 GB per million records at 384 dimensions."
+        ),
     ] = None,
     dimension: Annotated[int, typer.Option(min=1, help="Vector dimension.")] = 384,
     embedding: Annotated[

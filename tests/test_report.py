@@ -11,7 +11,7 @@ from rich.console import Console
 from vupsert.batching import Batch
 from vupsert.pipeline import Summary
 from vupsert.records import Position, Record, Rejection
-from vupsert.report import ConsoleEvents, ReportFile, batch_problem, summary_table
+from vupsert.report import ConsoleEvents, ReportFile, Terminal, batch_problem, summary_table
 from vupsert.sending import Settlement
 
 
@@ -34,9 +34,10 @@ def settlement(rejected: int = 1) -> Settlement:
     )
 
 
-def console() -> tuple[Console, io.StringIO]:
+def console() -> tuple[Terminal, io.StringIO]:
     out = io.StringIO()
-    return Console(file=out, force_terminal=False, width=200, no_color=True), out
+    plain = Console(file=out, force_terminal=False, width=200, no_color=True)
+    return Terminal(console=plain), out
 
 
 def test_batch_problem_line_names_batch_span_status_message_and_fate() -> None:

@@ -70,14 +70,14 @@ class ConsoleEvents:
 
     def __init__(
         self,
-        console: Terminal | Console,
+        terminal: Terminal,
         *,
         quiet: bool = False,
         live: bool | None = None,
         rejects: str | None = None,
         plain_every: float = PLAIN_EVERY,
     ) -> None:
-        self.terminal = console if isinstance(console, Terminal) else Terminal(console=console)
+        self.terminal = terminal
         self.quiet = quiet
         # None: decided when the run starts, by whether stderr is a terminal.
         self.live = live

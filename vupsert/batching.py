@@ -37,8 +37,9 @@ class Batch:
     """For each record, the reader's position just after it: ``Position(offset, end_line)``."""
     rejections: list[Rejection] = field(default_factory=list)
     """Records of this span rejected before sending; settled together with the batch."""
-    superseded: int = 0
-    """Records dropped because a later record of the same batch has the same id."""
+    superseded: list[Fresh] = field(default_factory=list)
+    """Records a later record of this batch replaces (same id), in input order: not sent,
+    unless the record that replaces them is refused (see :mod:`vupsert.sending`)."""
 
     first_where: str = ""
     last_where: str = ""
@@ -69,7 +70,7 @@ class Batch:
     @property
     def size(self) -> int:
         """Records this batch accounts for: sent, superseded and rejected locally."""
-        return len(self.ids) + self.superseded + len(self.rejections)
+        return len(self.ids) + len(self.superseded) + len(self.rejections)
 
     def _starts(self) -> list[int]:
         """Where each record's JSON starts in :attr:`body`, and one past the last."""
@@ -105,6 +106,11 @@ class Batch:
 
 def _fresh(record: Record) -> Fresh:
     return (record.id, record.body, record.source, record.line, *record.end)
+
+
+def batch_of(seq: int, fresh: list[Fresh]) -> Batch:
+    """A batch of records already in hand, numbered ``seq``: a fallback's records."""
+    return _columns(seq, fresh, "", "")
 
 
 def _columns(seq: int, fresh: list[Fresh], first_where: str, last_where: str) -> Batch:
@@ -168,9 +174,9 @@ class _Open:
         self.by_id: dict[str, int] = {}
         """Each id's slot in ``fresh``."""
         self.rejections: list[Rejection] = []
-        self.superseded = 0
+        self.superseded: list[Fresh] = []
         self.first_fresh: Fresh | None = None
-        """The first record, kept here only when a later one supersedes it."""
+        """The first record, kept here only when a later one replaces it."""
         self.others = 0
         """Rejections and skips in the span."""
         self.first_other: tuple[int, Rejection | Skip] | None = None
@@ -191,7 +197,7 @@ class _Open:
         return self.first_fresh or cast("Fresh", self.fresh[0])
 
     def last(self) -> Fresh | Rejection | Skip:
-        # The newest record is never a superseded one: it is what supersedes.
+        # The newest record is never a superseded one: it is what replaces.
         if self.last_other is not None and self.last_other[0] == len(self.fresh):
             return self.last_other[1]
         return cast("Fresh", self.fresh[-1])
@@ -206,10 +212,11 @@ class _Open:
 
     def supersede(self, id_: str) -> None:
         earlier = self.by_id[id_]
+        record = cast("Fresh", self.fresh[earlier])
         if earlier == 0 and self.first_fresh is None:
-            self.first_fresh = self.fresh[0]
+            self.first_fresh = record
+        self.superseded.append(record)
         self.fresh[earlier] = None
-        self.superseded += 1
 
     def add_other(self, item: Rejection | Skip) -> None:
         if type(item) is Rejection:
@@ -263,9 +270,9 @@ def batches(
 
     A record bigger than ``max_bytes`` on its own still travels, alone. A span holding
     only rejections closes after ``max_rejections`` of them so that a file of bad lines
-    does not pile up in memory. Within a batch the last occurrence of an id wins and the
-    earlier one counts as superseded: the index would end up the same, and the server is
-    never asked to resolve an order it does not document.
+    does not pile up in memory. Within a batch only the last occurrence of an id is sent;
+    the earlier ones are kept aside (:attr:`Batch.superseded`) in case the server refuses it,
+    and the server is never asked to resolve an order it does not document.
     """
     seq = 0
     # The hot loop: one pass per record. The open span's list, index and size live in

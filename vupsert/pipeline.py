@@ -59,6 +59,7 @@ class Summary:
     records_upserted: int = 0
     records_rejected: int = 0
     records_skipped: int = 0
+    records_superseded: int = 0
     batches: int = 0
     batches_sent: int = 0
     batches_failed: int = 0
@@ -73,7 +74,8 @@ class Summary:
 
     @property
     def records_pending(self) -> int:
-        """Read but neither upserted, rejected nor skipped: the run stopped early."""
+        """Read but neither upserted, rejected, skipped nor superseded: the run stopped
+        early."""
         if self.dry_run:
             return 0
         return max(
@@ -81,7 +83,8 @@ class Summary:
             self.records_read
             - self.records_upserted
             - self.records_rejected
-            - self.records_skipped,
+            - self.records_skipped
+            - self.records_superseded,
         )
 
     @property
@@ -99,6 +102,7 @@ class Summary:
             "records_upserted": self.records_upserted,
             "records_rejected": self.records_rejected,
             "records_skipped": self.records_skipped,
+            "records_superseded": self.records_superseded,
             "records_pending": self.records_pending,
             "records_valid": self.records_valid,
             "batches": self.batches,
@@ -215,6 +219,11 @@ class Run:
         self._rejects: RejectsWriter | None = None
         self._last_save = 0.0
         self._crash: BaseException | None = None
+        ranks = {display_name(name): rank for rank, name in enumerate(settings.inputs)}
+        self._input_order: Callable[[Rejection], tuple[int, int]] = lambda r: (
+            ranks.get(r.source, 0),
+            r.line,
+        )
 
     # -- control ------------------------------------------------------------------
 
@@ -415,7 +424,7 @@ class Run:
             ):
                 self.summary.batches += 1
                 if client is None or not batch.ids:
-                    self._settle(Settlement(batch, upserted=0 if s.dry_run else batch.superseded))
+                    self._settle(Settlement(batch, superseded=len(batch.superseded)))
                     continue
                 if not self._claim_ids(batch):
                     break
@@ -504,6 +513,7 @@ class Run:
         summary = self.summary
         with self._lock:
             summary.records_upserted += settlement.upserted
+            summary.records_superseded += settlement.superseded
             summary.records_rejected += len(settlement.rejected) + len(batch.rejections)
             summary.requests += settlement.attempts
             summary.retries += settlement.retries
@@ -512,8 +522,9 @@ class Run:
             if settlement.rejected:
                 summary.batches_failed += 1
             rejected = batch.rejections + settlement.rejected
-            if len(rejected) > 1 and settlement.rejected and batch.rejections:
-                rejected.sort(key=lambda r: (r.source, r.line))
+            if len(rejected) > 1 and settlement.rejected:
+                # Splits and fallbacks settle records out of input order.
+                rejected.sort(key=self._input_order)
             self._done[batch.seq] = (batch.per_input, rejected)
             self._advance()
             if settlement.rejected and self.settings.fail_fast and summary.error is None:

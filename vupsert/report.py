@@ -203,6 +203,8 @@ def summary_table(summary: Summary) -> Table:
     ]
     if summary.records_skipped:
         rows.append(("skipped", f"{summary.records_skipped:,}"))
+    if summary.records_superseded:
+        rows.append(("superseded", f"{summary.records_superseded:,}"))
     if summary.records_pending:
         rows.append(("not settled", f"{summary.records_pending:,}"))
     rows += [
@@ -246,6 +248,7 @@ class ReportFile:
             "records": batch.size,
             "sent": batch.sent,
             "upserted": settlement.upserted,
+            "superseded": settlement.superseded,
             "rejected": len(settlement.rejected) + len(batch.rejections),
             "outcome": settlement.outcome,
             "attempts": settlement.attempts,

@@ -8,6 +8,9 @@
   the server really refuses are rejected: about ``2 * log2(batch size)`` extra requests
   per bad record.
 - A fatal answer (401, 403, 404, 405, 422) raises :class:`Fatal`: no batch can succeed.
+- A record refused for good whose batch held an earlier record with the same id (sent in
+  its place: see :attr:`~vupsert.batching.Batch.superseded`) falls back to that one, so the
+  index ends as if every record had been sent in input order, the refused ones skipped.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .batching import Batch
+from .batching import Batch, batch_of
 from .client import Answer, Client, Kind
 from .pacing import Throttle
-from .records import Record, Rejection
+from .records import Fresh, Record, Rejection
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class Settlement:
 
     batch: Batch
     upserted: int = 0
+    superseded: int = 0
+    """Records never sent because a later record of the batch with the same id landed."""
     rejected: list[Rejection] = field(default_factory=list)
     """Records the server refused or that were given up on (local ones are on the batch)."""
     attempts: int = 0
@@ -106,10 +111,29 @@ class Sender:
         self._sleep = sleep or abandon.wait
 
     def send(self, batch: Batch) -> Settlement:
-        settlement = Settlement(batch, upserted=batch.superseded, started=time.monotonic())
+        settlement = Settlement(batch, superseded=len(batch.superseded), started=time.monotonic())
         self._send(batch, 0, len(batch.ids), settlement)
+        if batch.superseded and settlement.rejected:
+            self._fall_back(batch, settlement)
         settlement.duration = time.monotonic() - settlement.started
         return settlement
+
+    def _fall_back(self, batch: Batch, s: Settlement) -> None:
+        """Send, for each id whose last record was refused, the record it superseded; and
+        so on down each id's records until one lands or none is left."""
+        earlier: dict[str, list[Fresh]] = {}
+        for record in batch.superseded:
+            earlier.setdefault(record[0], []).append(record)
+        refused = s.rejected
+        while True:
+            fallback = [earlier[r.id].pop() for r in refused if r.id and earlier.get(r.id)]
+            if not fallback:
+                return
+            s.superseded -= len(fallback)
+            settled = len(s.rejected)
+            retry = batch_of(batch.seq, fallback)
+            self._send(retry, 0, len(retry.ids), s)
+            refused = s.rejected[settled:]
 
     def _send(self, batch: Batch, lo: int, hi: int, s: Settlement) -> None:
         """Settle records ``lo`` to ``hi - 1`` of ``batch``."""

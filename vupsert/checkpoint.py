@@ -97,6 +97,10 @@ class Checkpoint:
         restart: bool = False,
     ) -> None:
         self.path = path
+        """As given, for messages."""
+        self._file = path.resolve()
+        """What it names: a symlinked checkpoint is locked, read and replaced at its
+        target, so two runs through two names still exclude each other."""
         self.index = index
         self.inputs = inputs
         self.keys = [input_key(name) for name in inputs]
@@ -121,7 +125,7 @@ class Checkpoint:
     def _acquire_lock(self) -> None:
         if fcntl is None:
             return
-        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_path = self._file.with_name(self._file.name + ".lock")
         try:
             handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held open
         except OSError as exc:
@@ -147,7 +151,7 @@ class Checkpoint:
 
     def _load(self) -> dict[str, Any] | None:
         try:
-            raw = self.path.read_bytes()
+            raw = self._file.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -226,14 +230,14 @@ class Checkpoint:
             "rejects_path": self.rejects_path,
             "rejects_offset": self.rejects_offset,
         }
-        directory = self.path.parent
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+        directory = self._file.parent
+        fd, tmp = tempfile.mkstemp(prefix=f".{self._file.name}.", dir=directory)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            os.replace(tmp, self._file)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

@@ -23,9 +23,9 @@ import typer
 from . import __version__
 from ._malloc import tune_allocator
 from .errors import ConfigError, ExitStatus, UsageError, VupsertError
-from .pipeline import Events, Run, exit_status_of
+from .pipeline import Run, exit_status_of
 from .records import MAX_BATCH_RECORDS
-from .report import ConsoleEvents, Many, ReportFile, Terminal, describe_info
+from .report import ConsoleEvents, Terminal, describe_info
 from .settings import Format, IdFrom, MappingOptions, ReadOptions, Secret, Settings
 
 if TYPE_CHECKING:
@@ -453,12 +453,8 @@ def upsert(
             preflight=preflight,
             allow_insecure_http=allow_insecure_http,
         )
-        sinks: list[Events] = [
-            ConsoleEvents(console, quiet=quiet, rejects=str(rejects) if rejects else None)
-        ]
-        if report is not None:
-            sinks.append(ReportFile(report))
-        run = Run(settings, events=Many(*sinks), stdin=env.stdin, seed=seed)
+        events = ConsoleEvents(console, quiet=quiet, rejects=str(rejects) if rejects else None)
+        run = Run(settings, events=events, stdin=env.stdin, seed=seed)
         with _signals(run.request_stop):
             summary = run.execute()
         if json_out:

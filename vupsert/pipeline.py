@@ -38,6 +38,7 @@ from .errors import (
     VupsertError,
 )
 from .mapping import Mapper
+from .outputs import check_outputs, lock_path
 from .pacing import Throttle
 from .records import Fresh, Position, Record, Rejection, Skip
 from .rejects import RejectsWriter
@@ -288,12 +289,15 @@ class Run:
             seen.add(key)
         if s.inputs.count("-") > 1:
             raise UsageError("stdin (-) is given twice.")
-        for label, path in (("--rejects", s.rejects), ("--checkpoint", s.checkpoint)):
-            if path is not None and input_key(str(path)) in seen:
-                raise UsageError(
-                    f"{label} {path} is also an input: it would be overwritten.",
-                    hint=f"Write {label} to another path.",
-                )
+        check_outputs(
+            s.inputs,
+            {
+                "the rejects file": s.rejects,
+                "the report file": s.report,
+                "the checkpoint": s.checkpoint,
+                "the checkpoint's lock file": lock_path(s.checkpoint) if s.checkpoint else None,
+            },
+        )
 
     def _open_outputs(self) -> None:
         s = self.settings
@@ -320,6 +324,10 @@ class Run:
             self._rejects = RejectsWriter(s.rejects, resume_at=resume_at)
             if self._checkpoint is not None:
                 self._checkpoint.rejects_offset = self._rejects.offset()
+        if s.report is not None:
+            from .report import Many, ReportFile
+
+            self.events = Many(self.events, ReportFile(s.report))
 
     def _close_outputs(self) -> None:
         if self._checkpoint is not None:

@@ -19,6 +19,7 @@ from vupsert.records import (
     Row,
     Skip,
 )
+from vupsert.rejects import reject_line
 from vupsert.settings import MappingOptions, ReadOptions
 from vupsert.sources import iter_rows
 
@@ -249,7 +250,7 @@ def test_data_template_rejections() -> None:
     options = MappingOptions(data_template="{title}\\n{body}")
     rej = rejection({"id": "a", "title": "T", "metadata": {"m": 1}}, options)
     assert rej.reason == 'missing field "body" for the data template'
-    assert body_of(rej) == {"id": "a", "metadata": {"m": 1}}
+    assert body_of(rej) == {"id": "a", "title": "T", "metadata": {"m": 1}}  # the row as read
     rej = rejection({"id": "a", "title": "T", "body": None}, options)
     assert rej.reason == 'field "body" for the data template is null'
     rej = rejection({"id": "a", "title": "", "body": ""}, options)
@@ -506,32 +507,60 @@ def test_shard_with_hash_ids() -> None:
 
 
 def rejects_line(rej: Rejection) -> dict[str, Any]:
-    """A line as --rejects writes it: the body's fields plus the ``_vupsert`` key."""
-    info: dict[str, Any] = {"source": rej.source, "line": rej.line, "reason": rej.reason}
-    if rej.raw is not None:
-        info["raw"] = rej.raw
-    line: dict[str, Any] = orjson.loads(rej.body) if rej.body is not None else {}
-    line[REJECT_KEY] = info
+    """The line --rejects writes for ``rej``, parsed."""
+    line: dict[str, Any] = orjson.loads(reject_line(rej))
     return line
 
 
-def test_rejects_line_is_read_whatever_the_options() -> None:
+def test_rejects_line_keeps_the_row_and_is_fed_back_with_the_same_options() -> None:
     options = MappingOptions(
         id_field="key", data_field="text", data_template="{title}", metadata_field="m"
     )
-    rej = rejection({"text": "body", "title": "T", "m": {"a": 1}}, options)
-    assert rej.reason == 'missing id (field "key")'
+    row_ = {"text": "body", "title": "T", "m": {"a": 1}}
+    rej = rejection(row_, options)
+    assert rej.reason == 'missing id (field "key")' and rej.stage == "map"
     fixed = rejects_line(rej)
-    assert fixed == {"data": "T", "metadata": {"a": 1}, REJECT_KEY: fixed[REJECT_KEY]}
-    fixed["id"] = "now-fixed"
+    assert fixed == {**row_, REJECT_KEY: fixed[REJECT_KEY]}
+    assert fixed[REJECT_KEY]["stage"] == "map"
+    fixed["key"] = "now-fixed"
     assert record(fixed, options) == {"id": "now-fixed", "data": "T", "metadata": {"a": 1}}
-    assert record(fixed, MappingOptions(id_from="hash"))["id"] == "now-fixed"
-    assert record(fixed, MappingOptions(id_from="line"))["id"] == "now-fixed"
+
+
+def test_a_sent_record_is_fed_back_whatever_the_options() -> None:
+    sent = Rejection(
+        "in.jsonl",
+        4,
+        Position(0, 4),
+        "cannot embed",
+        body=b'{"id":"a","data":"T","metadata":{"a":1}}',
+        status=400,
+        stage="send",
+    )
+    line = rejects_line(sent)
+    options = MappingOptions(id_field="key", data_template="{title}", metadata_field="m")
+    assert record(line, options) == {"id": "a", "data": "T", "metadata": {"a": 1}}
+    assert record(line, MappingOptions(id_from="hash"))["id"] == "a"
+    line["data"] = ""
+    again = rejection(line, options)
+    assert again.stage == "send" and again.reason == 'empty data (field "data")'
+
+
+def test_a_csv_row_is_fed_back_as_a_table_row() -> None:
+    options = MappingOptions(data_field="text")
+    rej = rejection({"id": "7", "text": "", "zip": "00501", "n": "3"}, options, tabular=True)
+    line = rejects_line(rej)
+    assert line[REJECT_KEY]["format"] == "csv" and line["zip"] == "00501"
+    line["text"] = "now fixed"
+    assert record(line, options) == {
+        "id": "7",
+        "data": "now fixed",
+        "metadata": {"zip": "00501", "n": 3},
+    }
 
 
 def test_unfixed_rejects_line_is_rejected_again_with_its_own_reason() -> None:
     rej = rejection({"id": "a", "data": 5})
-    again = rejection(rejects_line(rej), MappingOptions(data_field="other"))
+    again = rejection(rejects_line(rej))
     assert again.reason == 'data is not a string (got number, field "data")'
     assert body_of(again) == {"id": "a", "data": 5}
 
@@ -541,7 +570,8 @@ def test_rejects_line_of_an_unparseable_item() -> None:
     line = rejects_line(original)
     again = rejection(line)
     assert again.reason == (
-        "could not be parsed originally: not valid JSON: x; fix the raw text and feed it again"
+        "could not be parsed originally: not valid JSON: x; replace this line with the "
+        "record, fixed, and feed it again"
     )
     assert again.raw == '{"id": 1,'
     assert again.body is None
@@ -563,8 +593,9 @@ def test_rejects_line_round_trip_through_a_file(tmp_path: Path) -> None:
     path = tmp_path / "rejects.jsonl"
     path.write_bytes(b"".join(orjson.dumps(rejects_line(r)) + b"\n" for r in rejected))
     again = list(map_rows(iter_rows(str(path), ReadOptions()), mapper))
+    # Each line holds its row as read and is mapped again with the same options.
     assert [(o.line, getattr(o, "reason", None)) for o in again] == [
-        (1, 'missing id (field "id")'),
+        (1, 'missing id (field "doc_id")'),
         (2, 'empty data (field "data")'),
     ]
 
@@ -617,8 +648,9 @@ def hot_record(mapper: Mapper, value: dict[str, Any], text: bytes) -> Record | R
 @pytest.mark.parametrize("value", HOT_PATH_ROWS, ids=range(len(HOT_PATH_ROWS)))
 def test_the_hot_path_maps_like_the_general_path(value: dict[str, Any]) -> None:
     mapper = Mapper(MappingOptions())
-    general = mapper.map(row(value, line=3))
-    assert hot_record(mapper, value, as_read(value)) == general
+    text = as_read(value)
+    general = mapper.map(Row("in.jsonl", 3, Position(100, 3), value, text))
+    assert hot_record(mapper, value, text) == general
 
 
 @pytest.mark.parametrize(

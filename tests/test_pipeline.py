@@ -147,15 +147,22 @@ def test_exit_status_of() -> None:
 
 def test_reject_line_shapes() -> None:
     where = Position(10, 1)
-    full = Rejection("f", 1, where, "bad", body=b'{"id":"a","data":""}', status=400)
+    full = Rejection("f", 1, where, "bad", body=b'{"id":"a","data":""}', status=400, stage="send")
     assert orjson.loads(reject_line(full)) == {
         "id": "a",
         "data": "",
-        "_vupsert": {"source": "f:1", "reason": "bad", "status": 400},
+        "_vupsert": {"source": "f:1", "reason": "bad", "stage": "send", "status": 400},
     }
     raw = Rejection("f", 2, where, "not valid JSON", raw='{"id": ')
     assert orjson.loads(reject_line(raw)) == {
-        "_vupsert": {"source": "f:2", "reason": "not valid JSON", "raw": '{"id": '}
+        "_vupsert": {"source": "f:2", "reason": "not valid JSON", "stage": "read", "raw": '{"id": '}
+    }
+    row = Rejection("f", 3, where, "no data", body=b'{"id":"7","text":""}', stage="map", table=True)
+    assert orjson.loads(reject_line(row))["_vupsert"] == {
+        "source": "f:3",
+        "reason": "no data",
+        "stage": "map",
+        "format": "csv",
     }
     empty = Rejection("f", 3, where, "x", body=b"{}")
     assert orjson.loads(reject_line(empty))["_vupsert"]["source"] == "f:3"
@@ -164,9 +171,9 @@ def test_reject_line_shapes() -> None:
 def test_rejects_writer_resumes_by_cutting_back(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     writer = RejectsWriter(path)
-    writer.write(Rejection("f", 1, Position(1, 1), "a", body=b'{"id":"1"}'))
+    writer.write([Rejection("f", 1, Position(1, 1), "a", body=b'{"id":"1"}')])
     keep = writer.offset()
-    writer.write(Rejection("f", 2, Position(2, 2), "b", body=b'{"id":"2"}'))
+    writer.write([Rejection("f", 2, Position(2, 2), "b", body=b'{"id":"2"}')])
     writer.close()
     again = RejectsWriter(path, resume_at=keep)
     again.close()

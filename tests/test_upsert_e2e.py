@@ -197,11 +197,28 @@ def test_bad_csv_rows(server: LocalServer, tmp_path: Path) -> None:
     assert len(server.records("")) == 2
 
 
-def test_strict_stops_at_first_bad_record(server: LocalServer) -> None:
-    result = run_cli("upsert", SAMPLES / "bad-records.jsonl", "--strict", server=server)
+def test_strict_stops_at_first_bad_record(server: LocalServer, tmp_path: Path) -> None:
+    """The records before the bad one are loaded, as one by one they would have been; the
+    bad one is in the rejects file; nothing after it is read."""
+    rejects = tmp_path / "r.jsonl"
+    result = run_cli(
+        "upsert",
+        SAMPLES / "bad-records.jsonl",
+        "--strict",
+        "--rejects",
+        rejects,
+        "--json",
+        server=server,
+    )
     assert result.code == 1
     assert "bad-records.jsonl:2" in result.stderr
-    assert upserts(server) == 0
+    assert list(server.records("")) == ["good-1"]
+    assert [r["_vupsert"]["source"] for r in read_jsonl(rejects)] == [
+        f"{SAMPLES / 'bad-records.jsonl'}:2"
+    ]
+    summary = result.summary
+    assert (summary["records_read"], summary["records_upserted"]) == (2, 1)
+    assert (summary["records_rejected"], summary["records_pending"]) == (1, 0)
 
 
 def test_rejects_fed_back_upsert_what_now_succeeds(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import orjson
 
-from .errors import CheckpointError, InputError
+from .errors import CheckpointError, InputError, OutputError
 from .records import Position
 from .sources import read_prefix
 
@@ -231,16 +231,21 @@ class Checkpoint:
             "rejects_offset": self.rejects_offset,
         }
         directory = self._file.parent
-        fd, tmp = tempfile.mkstemp(prefix=f".{self._file.name}.", dir=directory)
+        tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self._file.name}.", dir=directory)
             with os.fdopen(fd, "wb") as f:
                 f.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self._file)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        except BaseException as exc:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            if isinstance(exc, OSError):
+                # The previous checkpoint is still whole: a rerun resumes from there.
+                raise OutputError(self.path, exc) from None
             raise
 
     def close(self) -> None:

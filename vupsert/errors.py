@@ -7,6 +7,8 @@ The core raises; only ``cli.py`` turns an exception into a message and an exit s
     │   ├── ConfigError              missing URL/token, insecure URL, bad template ...
     │   └── CheckpointError          checkpoint locked, corrupt, or input changed under it
     ├── InputError                   -> exit 3: an input cannot be read at all
+    ├── OutputError                  -> exit 3: the rejects, report or checkpoint file
+    │                                   cannot be written (a full disk): the run stops
     ├── StoppedEarly                 -> exit 1: the run stopped itself on purpose
     │   ├── StrictModeError          --strict and a record was invalid
     │   └── FailFastError            --fail-fast and a batch failed for good
@@ -68,6 +70,33 @@ class CheckpointError(UsageError):
 
 class InputError(VupsertError):
     exit_status = ExitStatus.STOPPED
+
+
+class OutputError(VupsertError):
+    """A file the run writes could not be written; what it would have held is counted."""
+
+    exit_status = ExitStatus.STOPPED
+
+    def __init__(self, path: object, exc: OSError, *, unrecorded: int = 0) -> None:
+        self.path = path
+        self.reason = exc.strerror or str(exc) or type(exc).__name__
+        message = f"could not write {path}: {self.reason}"
+        if unrecorded:
+            message += (
+                f"; {unrecorded:,} rejected record{'s' if unrecorded != 1 else ''} could not "
+                "be written to it"
+            )
+        super().__init__(
+            message,
+            hint="Free some space (or choose another path) and run the same command again: "
+            "upserts are idempotent, so nothing is duplicated, and the records not recorded "
+            "are rejected again.",
+        )
+        self._exc = exc
+
+    def counting(self, unrecorded: int) -> OutputError:
+        """The same error, saying how many rejected records it kept out of the file."""
+        return OutputError(self.path, self._exc, unrecorded=unrecorded)
 
 
 class StoppedEarly(VupsertError):

@@ -31,8 +31,9 @@ from .records import (
     Rejection,
     Row,
     Skip,
+    Stage,
 )
-from .settings import MappingOptions
+from .settings import MappingOptions, option
 
 __all__ = ["Mapper", "Template", "hash_id", "infer_value", "map_rows", "shard_of"]
 
@@ -46,6 +47,7 @@ _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?").fullma
 _NUMBER_START = frozenset("-0123456789")
 _BOOLS = {"true": True, "false": False}
 _PARSED_BEFORE = "could not be parsed originally: "
+_BOM = b"\xef\xbb\xbf"
 
 Getter = Callable[[dict[str, Any]], Any]
 
@@ -230,13 +232,9 @@ class Template:
 class _Bad(Exception):
     """A row cannot become a record; raised inside the mapper, never outside it."""
 
-    def __init__(self, reason: str, part: str | None = None, value: Any = _MISSING) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.part = part
-        """``"id"``, ``"data"`` or ``"metadata"``: the part that could not be made."""
-        self.value = value
-        """The offending value, kept in the rejection's body so the user sees it there."""
 
 
 def _dump(id_: str, data: str, meta: dict[str, Any] | None) -> bytes:
@@ -268,12 +266,16 @@ class Mapper:
     shard 0 only, so across the n jobs each is reported exactly once.
     """
 
-    def __init__(self, options: MappingOptions, *, tabular: bool = False) -> None:
+    def __init__(
+        self, options: MappingOptions, *, tabular: bool = False, stage: Stage = "map"
+    ) -> None:
         self._options = options
+        self._stage: Stage = stage
+        """What a rejection of this mapper holds: a row as read, or a record as sent."""
         self._infer = options.infer_types
-        for option in ("id_field", "data_field", "metadata_field"):
-            if not getattr(options, option):
-                raise ConfigError(f"--{option.replace('_', '-')} must not be empty")
+        for setting in ("id_field", "data_field", "metadata_field"):
+            if not getattr(options, setting):
+                raise ConfigError(f"{option(setting)} must not be empty")
 
         self._shard_k = 0
         self._shard_n = 0
@@ -321,7 +323,9 @@ class Mapper:
         self._not_metadata = frozenset(used)
 
         self._plain: Mapper | None = None
-        """The mapper for rejects-file lines: default fields, same shard."""
+        """For rejects-file lines holding a record as sent: default fields, same shard."""
+        self._table: Mapper | None = None
+        """For rejects-file lines holding a CSV/TSV row: this mapper's options, as a table."""
 
         # The common JSON Lines case gets a path with no per-field calls; anything it does
         # not accept at a glance goes through the general path, which has the last word.
@@ -413,7 +417,7 @@ class Mapper:
                     if body and len(body) <= MAX_METADATA_BYTES:
                         yield id_, body, source, line, offset, line
                         continue
-            yield self._mapped(Row(source, line, Position(offset, line), value))
+            yield self._mapped(Row(source, line, Position(offset, line), value, text))
 
     def _mapped(self, row: Row) -> Record | Rejection | Skip:
         mapped = self.map(row)
@@ -443,46 +447,29 @@ class Mapper:
             try:
                 body = _dump(id_, data, meta)
             except orjson.JSONEncodeError:
-                raise _Bad(*_text_problem(id_, data, meta)) from None
+                raise _Bad(_text_problem(id_, data, meta)) from None
             # The whole body under the smaller limit proves both parts are under theirs.
             if len(body) > MAX_METADATA_BYTES:
                 _check_sizes(data, meta)
         except _Bad as bad:
             if id_ is None and not self.reports_unattributed:
                 return None
-            return self._reject(row, value, bad, id_, data, meta)
+            return self._reject(row, value, bad, id_)
         return Record(id_, body, row.source, row.line, row.end)
 
-    def _reject(
-        self, row: Row, value: dict[str, Any], bad: _Bad, id_: str | None, data: Any, meta: Any
-    ) -> Rejection:
-        """The rejection, with the record as far as it can be mapped, to be fixed in place.
-
-        Parts not reached before the failure are still made if they can be, so a record
-        rejected for its id keeps its data and metadata in the rejects file.
-        """
-        parts: dict[str, Any] = {"id": _MISSING if id_ is None else id_, "data": data}
-        parts["metadata"] = meta
-        if bad.part is not None:
-            parts[bad.part] = bad.value
-        makers = (("data", self._make_data), ("metadata", self._make_metadata))
-        for part, make in makers:
-            if parts[part] is _MISSING and part != bad.part:
-                try:
-                    parts[part] = make(row, value)
-                except _Bad as other:
-                    parts[part] = other.value
-        # A null id or data stays visible; absent metadata is just absent.
-        partial = {
-            k: v
-            for k, v in parts.items()
-            if v is not _MISSING and not (v is None and k == "metadata")
-        }
-        try:
-            body = orjson.dumps(partial)
-        except orjson.JSONEncodeError:
-            body = orjson.dumps(_scrub(partial))
-        return Rejection(row.source, row.line, row.end, bad.reason, body=body, id=id_)
+    def _reject(self, row: Row, value: dict[str, Any], bad: _Bad, id_: str | None) -> Rejection:
+        """The rejection, keeping the row as read: fixed in the rejects file, it is fed back
+        with the same mapping options."""
+        return Rejection(
+            row.source,
+            row.line,
+            row.end,
+            bad.reason,
+            body=_as_read(row, value),
+            id=id_,
+            stage=self._stage,
+            table=self._tabular,
+        )
 
     # --- id ---------------------------------------------------------------------------
 
@@ -492,7 +479,7 @@ class Mapper:
                 value, lambda f, null: self._missing(row, f, "id template", null)
             )
             if not id_:
-                raise _Bad(f"empty id (every field of {self._id_template.text!r} is empty)", "id")
+                raise _Bad(f"empty id (every field of {self._id_template.text!r} is empty)")
             return id_
         if self._id_from == "line":
             return f"{row.source}:{row.line}"
@@ -500,7 +487,7 @@ class Mapper:
         if isinstance(raw, str):
             if raw:
                 return raw
-            raise _Bad(f'empty id ({self._word} "{self._id_name}")', "id", raw)
+            raise _Bad(f'empty id ({self._word} "{self._id_name}")')
         kind = type(raw)
         if kind is int:
             return str(raw)
@@ -509,24 +496,18 @@ class Mapper:
                 # orjson reads integers beyond 64 bits as floats; digits would be lost.
                 raise _Bad(
                     f'id {raw!r} is too large a number to keep exactly (field "{self._id_name}");'
-                    " write it as a string",
-                    "id",
-                    raw,
+                    " write it as a string"
                 )
             return str(raw)
         if raw is _MISSING:
             self._missing(row, self._id_name, "id")
-        raise _Bad(
-            f'id is not a string or number (got {_json_type(raw)}, field "{self._id_name}")',
-            "id",
-            raw,
-        )
+        raise _Bad(f'id is not a string or number (got {_json_type(raw)}, field "{self._id_name}")')
 
     def _hash_id(self, data: str, meta: dict[str, Any] | None) -> str:
         try:
             return hash_id(data, meta)
         except orjson.JSONEncodeError:
-            raise _Bad(*_text_problem(None, data, meta)) from None
+            raise _Bad(_text_problem(None, data, meta)) from None
 
     # --- data and metadata ------------------------------------------------------------
 
@@ -536,22 +517,16 @@ class Mapper:
                 value, lambda f, null: self._missing(row, f, "data template", null)
             )
             if not data:
-                raise _Bad(
-                    f"empty data (every field of {self._data_template.text!r} is empty)", "data"
-                )
+                raise _Bad(f"empty data (every field of {self._data_template.text!r} is empty)")
             return data
         raw = self._get_data(value)
         if isinstance(raw, str):
             if raw:
                 return raw
-            raise _Bad(f'empty data ({self._word} "{self._data_name}")', "data", raw)
+            raise _Bad(f'empty data ({self._word} "{self._data_name}")')
         if raw is _MISSING:
             self._missing(row, self._data_name, "data")
-        raise _Bad(
-            f'data is not a string (got {_json_type(raw)}, field "{self._data_name}")',
-            "data",
-            raw,
-        )
+        raise _Bad(f'data is not a string (got {_json_type(raw)}, field "{self._data_name}")')
 
     def _make_metadata(self, row: Row, value: dict[str, Any]) -> dict[str, Any] | None:
         if self._tabular:
@@ -568,11 +543,7 @@ class Mapper:
             return raw
         if raw is _MISSING or raw is None:
             return None
-        raise _Bad(
-            f'metadata is not an object (got {_json_type(raw)}, field "{self._meta_name}")',
-            "metadata",
-            raw,
-        )
+        raise _Bad(f'metadata is not an object (got {_json_type(raw)}, field "{self._meta_name}")')
 
     def _table_metadata(self, row: Row, value: dict[str, str]) -> dict[str, Any] | None:
         infer: Callable[[str], Any] = infer_value if self._infer else str
@@ -597,18 +568,21 @@ class Mapper:
                 f"{row.source}: has no column {name!r} for the {role} (its columns: {columns})",
                 hint=_COLUMN_HINTS[role],
             )
-        part = role.split()[0]
+        if role == "data" and self._data_template is None:
+            raise _Bad(f'missing data (field "{name}")' + _data_hint(row.value))
         if role in ("id", "data"):
-            raise _Bad(f'missing {role} (field "{name}")', part)
+            raise _Bad(f'missing {role} (field "{name}")')
         if null:
-            raise _Bad(f'field "{name}" for the {role} is null', part)
-        raise _Bad(f'missing field "{name}" for the {role}', part)
+            raise _Bad(f'field "{name}" for the {role} is null')
+        raise _Bad(f'missing field "{name}" for the {role}')
 
     # --- rejects-file lines -----------------------------------------------------------
 
     def _map_rejects_line(self, row: Row, value: dict[str, Any]) -> Record | Rejection | None:
         info = value[REJECT_KEY]
-        raw = info.get("raw") if type(info) is dict else None
+        if type(info) is not dict:
+            info = {}
+        raw = info.get("raw")
         if "id" not in value and "data" not in value and isinstance(raw, str):
             if not self.reports_unattributed:
                 return None
@@ -616,11 +590,23 @@ class Mapper:
             if not isinstance(reason, str) or not reason:
                 reason = "unknown reason"
             if not reason.startswith(_PARSED_BEFORE):
-                reason = f"{_PARSED_BEFORE}{reason}; fix the raw text and feed it again"
+                reason = (
+                    f"{_PARSED_BEFORE}{reason}; replace this line with the record, fixed, "
+                    "and feed it again"
+                )
             return Rejection(row.source, row.line, row.end, reason, raw=raw)
+        rest = {k: v for k, v in value.items() if k != REJECT_KEY}
+        if info.get("stage") == "map":
+            # The row as read: mapped again with this run's options.
+            if info.get("format") in ("csv", "tsv"):
+                if self._table is None:
+                    self._table = Mapper(self._options, tabular=True)
+                return self._table._map(row, rest)
+            return self._map(row, rest)
+        # The record as sent (or a line from before stages were recorded).
         if self._plain is None:
-            self._plain = Mapper(MappingOptions(shard=self._options.shard))
-        return self._plain._map(row, value)
+            self._plain = Mapper(MappingOptions(shard=self._options.shard), stage="send")
+        return self._plain._map(row, rest)
 
 
 _COLUMN_HINTS = {
@@ -632,18 +618,40 @@ _COLUMN_HINTS = {
 }
 
 
+_TEXT_FIELDS = ("text", "content", "body", "page_content", "document", "description")
+"""Where records kept their text when it was not under ``data``, most common first."""
+
+
+def _data_hint(value: dict[str, Any]) -> str:
+    """A hint for a record with no data field but a likely other name for its text."""
+    for name in _TEXT_FIELDS:
+        if type(value.get(name)) is str and value[name]:
+            return f'; the record has "{name}": use {option("data_field", name)}'
+    return ""
+
+
+def _as_read(row: Row, value: dict[str, Any]) -> bytes:
+    """The row as its input had it, as a JSON object, without any earlier rejection's key."""
+    if row.text and REJECT_KEY not in value:
+        text = row.text.strip()
+        if text.startswith(_BOM):
+            text = text[len(_BOM) :].lstrip()
+        return text
+    kept = {k: v for k, v in value.items() if k != REJECT_KEY}
+    try:
+        return orjson.dumps(kept)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(_scrub(kept))
+
+
 def _check_sizes(data: str, meta: dict[str, Any] | None) -> None:
     size = len(data.encode())
     if size > MAX_DATA_BYTES:
-        raise _Bad(f"data is {size:,} bytes; the limit is {MAX_DATA_BYTES:,}", "data", data)
+        raise _Bad(f"data is {size:,} bytes; the limit is {MAX_DATA_BYTES:,}")
     if meta is not None:
         size = len(orjson.dumps(meta))
         if size > MAX_METADATA_BYTES:
-            raise _Bad(
-                f"metadata is {size:,} bytes; the limit is {MAX_METADATA_BYTES:,}",
-                "metadata",
-                meta,
-            )
+            raise _Bad(f"metadata is {size:,} bytes; the limit is {MAX_METADATA_BYTES:,}")
 
 
 def _bad_text_at(value: Any) -> str | None:
@@ -669,13 +677,13 @@ def _bad_text_at(value: Any) -> str | None:
     return None
 
 
-def _text_problem(id_: str | None, data: Any, meta: Any) -> tuple[str, str | None, Any]:
-    """Why a record cannot be written as JSON, and the part at fault (for :class:`_Bad`)."""
+def _text_problem(id_: str | None, data: Any, meta: Any) -> str:
+    """Why a record cannot be written as JSON."""
     for name, value in (("id", id_), ("data", data), ("metadata", meta)):
         where = _bad_text_at(value)
         if where is not None:
-            return f"{name} has invalid text (a lone surrogate at {where})", name, value
-    return "the record cannot be written as JSON", None, _MISSING
+            return f"{name} has invalid text (a lone surrogate at {where})"
+    return "the record cannot be written as JSON"
 
 
 def _scrub(value: Any) -> Any:

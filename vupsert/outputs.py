@@ -17,6 +17,13 @@ from .errors import UsageError
 STDIN = "-"
 
 
+def write_fully(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``: a write near a size limit can take only part."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def lock_path(checkpoint: Path) -> Path:
     """The lock file beside a checkpoint (of the file a symlink points at)."""
     target = checkpoint.resolve()

@@ -31,8 +31,11 @@ from .errors import (
     ConfigError,
     ExitStatus,
     FailFastError,
+    InputError,
+    OutputError,
     PreflightError,
     ServerError,
+    StoppedEarly,
     StrictModeError,
     UsageError,
     VupsertError,
@@ -61,6 +64,8 @@ class Summary:
     records_rejected: int = 0
     records_skipped: int = 0
     records_superseded: int = 0
+    records_unrecorded: int = 0
+    """Rejected, but not written to the rejects file: it could not be written."""
     batches: int = 0
     batches_sent: int = 0
     batches_failed: int = 0
@@ -104,6 +109,7 @@ class Summary:
             "records_rejected": self.records_rejected,
             "records_skipped": self.records_skipped,
             "records_superseded": self.records_superseded,
+            "records_unrecorded": self.records_unrecorded,
             "records_pending": self.records_pending,
             "records_valid": self.records_valid,
             "batches": self.batches,
@@ -220,6 +226,10 @@ class Run:
         self._rejects: RejectsWriter | None = None
         self._last_save = 0.0
         self._crash: BaseException | None = None
+        self._read_error: VupsertError | None = None
+        """Why reading ended early, once what was read has been sent."""
+        self._unwritable = False
+        """An output could not be written: the settled prefix no longer moves."""
         ranks = {display_name(name): rank for rank, name in enumerate(settings.inputs)}
         self._input_order: Callable[[Rejection], tuple[int, int]] = lambda r: (
             ranks.get(r.source, 0),
@@ -268,6 +278,9 @@ class Run:
                 client.close()
             self.summary.elapsed_s = time.monotonic() - started
             self._close_outputs()
+            error, unrecorded = self.summary.error, self.summary.records_unrecorded
+            if isinstance(error, OutputError) and unrecorded:
+                self.summary.error = error.counting(unrecorded)
         self.events.finished(self.summary)
         return self.summary
 
@@ -368,28 +381,33 @@ class Run:
                 items = mapper.json_records(display_name(name), lines)
             else:
                 items = mapper.records(iter_rows(name, read_options, **reading))
-            for item in items:
-                summary.records_read += 1
-                if type(item) is tuple:
-                    # A record: its batch closes within 1,000 of them, and the run checks
-                    # for a stop after each batch.
+            try:
+                for item in items:
+                    summary.records_read += 1
+                    if type(item) is tuple:
+                        # A record: its batch closes within 1,000 of them, and the run
+                        # checks for a stop after each batch.
+                        yield index, item
+                        continue
                     yield index, item
-                    continue
-                if strict and type(item) is Rejection:
-                    if self._rejects is not None:
-                        self._rejects.write(item)
-                    summary.records_rejected += 1
-                    raise StrictModeError(
-                        f"{item.where}: {item.reason}",
-                        hint="Stopped by --strict at the first bad record. Fix it, or run "
-                        "without --strict to reject bad records and carry on.",
-                    )
-                if type(item) is Skip:
-                    summary.records_skipped += 1
-                yield index, item
-                # A span of skips or rejections can run long before its batch closes.
-                if stopped():
-                    return
+                    if strict and type(item) is Rejection:
+                        # Ends the stream here: what was read before it is still sent.
+                        self._read_error = StrictModeError(
+                            f"{item.where}: {item.reason}",
+                            hint="Stopped by --strict at the first bad record. Fix it, or "
+                            "run without --strict to reject bad records and carry on.",
+                        )
+                        return
+                    if type(item) is Skip:
+                        summary.records_skipped += 1
+                    # A span of skips or rejections can run long before its batch closes.
+                    if stopped():
+                        return
+            except InputError as exc:
+                # An input that breaks off (a truncated archive): the records read before
+                # the break are sent like any others, then the run stops.
+                self._read_error = exc
+                return
 
     def _run(self, client: Client | None) -> None:
         s = self.settings
@@ -440,8 +458,10 @@ class Run:
                     self._release_ids(batch)
                 if self._stop.is_set():
                     break
+            if self._read_error is not None and self.summary.error is None:
+                self.summary.error = self._read_error
         except VupsertError as exc:
-            # Unreadable input or --strict: what is in flight still settles.
+            # An input that cannot be opened or mapped at all: what is in flight settles.
             self.summary.error = exc
             self._stop.set()
         finally:
@@ -466,36 +486,34 @@ class Run:
             )
 
     def _sender_loop(self, sender: Sender, work: queue.Queue[Batch | None]) -> None:
-        # A blocking get: sixteen threads polling with a timeout cost a GIL hand-off each
-        # time one woke up to find nothing.
         while (batch := work.get()) is not None:
-            if self._abandon.is_set() or self._fatal is not None:
-                # Left unsettled: the checkpoint never moves past it.
-                self._release_ids(batch)
-                continue
             try:
-                settlement = sender.send(batch)
-            except Fatal as fatal:
-                with self._lock:
-                    self.summary.requests += 1
-                    if self._fatal is None:
-                        self._fatal = fatal
-                # The sender has abandoned the run already, before freeing its slot.
-                self._stop.set()
-                self._release_ids(batch)
-                continue
-            except Abandoned:
-                self._release_ids(batch)
-                continue
-            except Exception as exc:
+                self._send(sender, batch)
+            except BaseException as exc:
                 # A bug, not a server answer: stop everything and let the caller raise it.
                 self._crash = exc
                 self._stop.set()
                 self._abandon.set()
+            finally:
+                # Whatever happened, a later batch holding one of these ids must not wait.
                 self._release_ids(batch)
-                continue
-            self._settle(settlement)
-            self._release_ids(batch)
+
+    def _send(self, sender: Sender, batch: Batch) -> None:
+        if self._abandon.is_set() or self._fatal is not None:
+            return  # left unsettled: the checkpoint never moves past it
+        try:
+            settlement = sender.send(batch)
+        except Fatal as fatal:
+            with self._lock:
+                self.summary.requests += 1
+                if self._fatal is None:
+                    self._fatal = fatal
+            # The sender has abandoned the run already, before freeing its slot.
+            self._stop.set()
+            return
+        except Abandoned:
+            return
+        self._settle(settlement)
 
     # -- ordering and settling ------------------------------------------------------
 
@@ -541,7 +559,10 @@ class Run:
                     hint="Stopped by --fail-fast; what was in flight has settled.",
                 )
                 self._stop.set()
-            self.events.batch_done(settlement, summary)
+            try:
+                self.events.batch_done(settlement, summary)
+            except OutputError as exc:
+                self._output_failed(exc)
 
     def _advance(self) -> None:
         """Write out what is settled in batch order: rejects, then the checkpoint."""
@@ -549,9 +570,18 @@ class Run:
         while self._next_seq in self._done:
             per_input, rejected = self._done.pop(self._next_seq)
             self._next_seq += 1
-            if self._rejects is not None:
-                for rejection in rejected:
-                    self._rejects.write(rejection)
+            if self._unwritable:
+                # Past a failed write nothing is recorded: a rerun must settle it again.
+                if self._rejects is not None:
+                    self.summary.records_unrecorded += len(rejected)
+                continue
+            if self._rejects is not None and rejected:
+                try:
+                    self._rejects.write(rejected)
+                except OutputError as exc:
+                    self.summary.records_unrecorded += len(rejected)
+                    self._output_failed(exc)
+                    continue
             if self._checkpoint is not None:
                 for index, (count, end) in per_input.items():
                     self._checkpoint.advance(index, end, count)
@@ -562,12 +592,22 @@ class Run:
                 self._save_checkpoint()
                 self._last_save = now
 
+    def _output_failed(self, error: OutputError) -> None:
+        """A file could not be written: stop reading, let what is in flight settle."""
+        self._unwritable = True
+        if self.summary.error is None or isinstance(self.summary.error, StoppedEarly):
+            self.summary.error = error
+        self._stop.set()
+
     def _save_checkpoint(self) -> None:
         if self._checkpoint is None or self.settings.dry_run:
             return
-        if self._rejects is not None:
-            self._checkpoint.rejects_offset = self._rejects.offset()
-        self._checkpoint.save()
+        try:
+            if self._rejects is not None:
+                self._checkpoint.rejects_offset = self._rejects.offset()
+            self._checkpoint.save()
+        except OutputError as exc:
+            self._output_failed(exc)
 
 
 class _Reading(TypedDict):

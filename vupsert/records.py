@@ -11,8 +11,8 @@ rather than objects: at a million records, creating the objects cost more than p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 MAX_DATA_BYTES = 1_048_576
 """Upstash refuses a vector whose data is over 1 MB."""
@@ -67,6 +67,8 @@ class Row:
     end: Position
     """Reader position just after this item."""
     value: dict[str, Any]
+    text: bytes | None = None
+    """The JSON Lines line ``value`` was parsed from: what a rejection keeps."""
 
 
 JsonLine = tuple[int, int, dict[str, Any], bytes]
@@ -95,13 +97,21 @@ class Record(_Located):
     end: Position
 
 
+Stage = Literal["read", "map", "send"]
+
+
 @dataclass(slots=True)
 class Rejection(_Located):
-    """A record that will not be upserted, and why.
+    """A record that will not be upserted, and why, with what is needed to fix it.
 
-    ``body`` holds the record as far as it could be mapped (a JSON object as bytes, the
-    same shape as :attr:`Record.body`), or ``None`` when the input could not be parsed;
-    then ``raw`` keeps the original text so nothing the user wrote is lost.
+    What ``body`` holds depends on the ``stage`` the record was rejected at:
+
+    - ``"read"``: the input could not be parsed; ``body`` is ``None`` and ``raw`` keeps the
+      text as read.
+    - ``"map"``: it could not become a record; ``body`` is the row as read (a JSON Lines
+      object as written, or a CSV/TSV row's ``{column: cell}``, ``table`` set).
+    - ``"send"``: the server refused it or it was given up on; ``body`` is the record as
+      sent (``{id, data, metadata}``).
     """
 
     source: str
@@ -113,7 +123,9 @@ class Rejection(_Located):
     status: int | None = None
     """HTTP status when the server refused the record."""
     id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    stage: Stage = "read"
+    table: bool = False
+    """``body`` is a CSV/TSV row: its cells are text, mapped as a table's."""
 
 
 @dataclass(slots=True)

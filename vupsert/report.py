@@ -7,6 +7,7 @@ cron mail) a plain line every few seconds, with no control characters.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
     from rich.table import Table
 
-from .errors import ConfigError
+from .errors import ConfigError, OutputError
+from .outputs import write_fully
 from .pipeline import Events, Summary
 from .sending import Settlement
 
@@ -205,6 +207,8 @@ def summary_table(summary: Summary) -> Table:
         rows.append(("skipped", f"{summary.records_skipped:,}"))
     if summary.records_superseded:
         rows.append(("superseded", f"{summary.records_superseded:,}"))
+    if summary.records_unrecorded:
+        rows.append(("rejected, not in the rejects file", f"{summary.records_unrecorded:,}"))
     if summary.records_pending:
         rows.append(("not settled", f"{summary.records_pending:,}"))
     rows += [
@@ -229,10 +233,13 @@ class ReportFile:
     """``--report``: one JSON line per batch, for CI artifacts and debugging."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         try:
-            self._handle: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in finished()
+            # Unbuffered: one write per batch, and a failed write is known at once.
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         except OSError as exc:
             raise ConfigError(f"Cannot write the report file {path}: {exc.strerror}.") from None
+        self._broken = False
 
     def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
         pass
@@ -256,13 +263,19 @@ class ReportFile:
             "error": settlement.error,
             "duration_s": round(settlement.duration, 4),
         }
-        self._handle.write(orjson.dumps(line) + b"\n")
+        if self._broken:
+            return
+        try:
+            write_fully(self._fd, orjson.dumps(line) + b"\n")
+        except OSError as exc:
+            self._broken = True
+            raise OutputError(self.path, exc) from None
 
     def warning(self, message: str) -> None:
         pass
 
     def finished(self, summary: Summary) -> None:
-        self._handle.close()
+        os.close(self._fd)
 
 
 class Many:

@@ -201,4 +201,5 @@ def _rejection(record: Record, reason: str, status: int | None) -> Rejection:
         body=record.body,
         status=status,
         id=record.id,
+        stage="send",
     )

@@ -9,6 +9,14 @@ from typing import Literal
 from .records import MAX_BATCH_RECORDS
 
 Format = Literal["auto", "jsonl", "csv", "tsv"]
+
+
+def option(setting: str, value: object = None) -> str:
+    """How a message names a setting (and a value for it) to the user."""
+    flag = "--" + setting.replace("_", "-")
+    return flag if value is None else f"{flag} {value}"
+
+
 IdFrom = Literal["field", "hash", "line"]
 
 

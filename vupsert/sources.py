@@ -425,7 +425,8 @@ def _read(
             raise InputError(
                 f"{source}: the {kind} data ends early; the file is truncated "
                 "(an interrupted download or copy?)",
-                hint="The rows before the break were read. Fetch a complete copy and resume.",
+                hint="The records before the break were loaded as usual. Fetch a complete "
+                "copy and run again: upserts are idempotent.",
             ) from None
         except (OSError, zlib.error, lzma.LZMAError) as exc:
             if kind is None:
@@ -520,8 +521,8 @@ class _JsonLines(_Format):
     ) -> Iterator[Row | Rejection]:
         for item in self.lines(stream, source, start):
             if type(item) is tuple:
-                line, offset, value, _ = item
-                yield Row(source, line, Position(offset, line), value)
+                line, offset, value, text = item
+                yield Row(source, line, Position(offset, line), value, text)
             else:
                 assert isinstance(item, Rejection)
                 yield item

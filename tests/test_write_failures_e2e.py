@@ -1,0 +1,133 @@
+"""A file that cannot be written (a full disk) stops the run with a clear error: no record
+lost, no hang, no traceback, and the summary still printed.
+
+``/dev/full`` answers every write with ENOSPC, as a full disk does; a file-size limit
+(``RLIMIT_FSIZE``) cuts a file in the middle of a line, as a disk that fills up mid-run
+does. Neither needs privileges.
+"""
+
+from __future__ import annotations
+
+import gzip
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from vupsert.server import LocalServer, ServerConfig
+
+from .conftest import Result, cli_env, read_jsonl, run_cli, write_jsonl
+
+FULL = Path("/dev/full")
+pytestmark = pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full")
+
+
+def rows(n: int, *, poison_every: int = 0) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"r{i}",
+            "data": f"record {i} {'POISON' if poison_every and i % poison_every == 0 else ''}",
+        }
+        for i in range(n)
+    ]
+
+
+def run_limited(limit: int, *args: str | Path, server: LocalServer) -> Result:
+    """The CLI with every file it writes limited to ``limit`` bytes."""
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "vupsert", *map(str, args)],
+        capture_output=True,
+        env=cli_env(server),
+        timeout=120,
+        preexec_fn=cap,
+    )
+    return Result(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def assert_clean_failure(result: Result, path: Path | str) -> dict[str, Any]:
+    assert result.code == 3, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert f"error: could not write {path}" in result.stderr
+    summary = result.summary  # the --json summary is still printed
+    assert summary["error"].startswith(f"could not write {path}")
+    return summary
+
+
+def test_rejects_on_a_full_disk(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", rows(300, poison_every=10))
+    with LocalServer(ServerConfig(port=0, refuse_matching="POISON")) as server:
+        result = run_cli("upsert", path, "--rejects", FULL, "--json", "-b", "50", server=server)
+        summary = assert_clean_failure(result, FULL)
+        assert summary["records_unrecorded"] > 0
+        assert summary["records_unrecorded"] == summary["records_rejected"]
+        assert f"{summary['records_unrecorded']:,} rejected" in result.stderr
+        # What was sent before the stop is in the index.
+        assert len(server.records("")) == summary["records_upserted"] > 0
+
+
+def test_a_rejects_file_cut_by_the_disk_ends_on_a_whole_line(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", rows(400, poison_every=4))
+    rejects = tmp_path / "rejects.jsonl"
+    with LocalServer(ServerConfig(port=0, refuse_matching="POISON")) as server:
+        result = run_limited(
+            3000, "upsert", path, "--rejects", rejects, "--json", "-b", "20", server=server
+        )
+        summary = assert_clean_failure(result, rejects)
+    data = rejects.read_bytes()
+    assert 0 < len(data) <= 3000 and data.endswith(b"\n")
+    written = read_jsonl(rejects)  # every line whole
+    assert len(written) + summary["records_unrecorded"] == summary["records_rejected"]
+    assert summary["records_unrecorded"] > 0
+
+
+def test_report_on_a_full_disk_does_not_hang(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", rows(3000))
+    with LocalServer(ServerConfig(port=0)) as server:
+        result = run_cli("upsert", path, "--report", FULL, "--json", "-b", "100", server=server)
+        summary = assert_clean_failure(result, FULL)
+        assert summary["records_pending"] == 0
+        assert len(server.records("")) == summary["records_upserted"] > 0
+
+
+def test_checkpoint_on_a_full_disk_keeps_the_last_good_one(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", rows(2000))
+    checkpoint = tmp_path / "cp.json"
+    with LocalServer(ServerConfig(port=0)) as server:
+        first = run_cli("upsert", path, "--checkpoint", checkpoint, "-b", "100", server=server)
+        assert first.code == 0
+        good = checkpoint.read_bytes()
+        path.write_bytes(path.read_bytes() + b"".join(orjson.dumps(r) + b"\n" for r in rows(5)))
+        result = run_limited(
+            100, "upsert", path, "--checkpoint", checkpoint, "--json", server=server
+        )
+        assert_clean_failure(result, checkpoint)
+        assert checkpoint.read_bytes() == good  # replaced whole or not at all
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cp.json.")]
+        again = run_cli("upsert", path, "--checkpoint", checkpoint, "--json", server=server)
+        assert again.code == 0 and again.summary["records_skipped"] == 2000
+
+
+def test_a_truncated_archive_sends_what_came_before_the_break(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    whole = gzip.compress(b"".join(orjson.dumps(r) + b"\n" for r in rows(5000)))
+    path = tmp_path / "in.jsonl.gz"
+    path.write_bytes(whole[: len(whole) * 2 // 3])
+    result = run_cli("upsert", path, "--json", server=server)
+    assert result.code == 3 and "truncated" in result.stderr
+    summary = result.summary
+    assert summary["records_read"] > 1000 and summary["records_pending"] == 0
+    stored = server.records("")
+    # Every record read before the break is in the index (a line cut by the break
+    # is rejected, not lost).
+    assert len(stored) == summary["records_upserted"]
+    assert summary["records_upserted"] + summary["records_rejected"] == summary["records_read"]
+    assert "were loaded" in result.stderr

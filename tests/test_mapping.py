@@ -657,16 +657,47 @@ def test_the_hot_path_maps_like_the_general_path(value: dict[str, Any]) -> None:
     "text",
     [
         b'{"id": "a", "data": "text"}\n',
-        b'  {"metadata": {"n": 18446744073709551616, "f": 1.50},\t"data":"x\\u00e9","id":"a"}\r\n',
+        b'  {"metadata": {"n": 9223372036854775807, "f": 1.50},\t"data":"x\\u00e9","id":"a"}\r\n',
         b'{"id":"a","data":"text","metadata":{"id":"inner","data":"inner"}}',
     ],
 )
 def test_a_line_that_is_the_record_is_sent_as_written(text: bytes) -> None:
     # Whitespace, key order, escapes and number spelling are the user's: the server
-    # reads the same JSON. (An integer past 64 bits stays exact instead of a float.)
+    # reads the same JSON.
     hot = hot_record(Mapper(MappingOptions()), orjson.loads(text), text)
     assert isinstance(hot, Record)
     assert hot.body == text.strip()
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        (b'{"id":"a","data":"t","metadata":{"n":18446744073709551616}}', "metadata.n"),
+        (
+            b'{"id":"a","data":"t","metadata":{"l":[1,{"x":-9223372036854775809}]}}',
+            "metadata.l[1].x",
+        ),
+        (b'{"id":"a","data":"t","metadata":{"n":9223372036854775808}}', "metadata.n"),
+    ],
+)
+def test_an_integer_beyond_64_bits_in_metadata_is_rejected(text: bytes, path: str) -> None:
+    hot = hot_record(Mapper(MappingOptions()), orjson.loads(text), text)
+    assert isinstance(hot, Rejection) and hot.stage == "map" and hot.body == text
+    assert f'field "{path}"' in hot.reason and "write it as a string" in hot.reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"id":"a","data":"t","metadata":{"n":9223372036854775807,"m":-9223372036854775808}}',
+        b'{"id":"a","data":"t","metadata":{"s":"123456789012345678901234"}}',
+        b'{"id":"a","data":"t","unused":123456789012345678901234}',
+        b'{"id":"a","data":"t","metadata":{"f":1.2345678901234567890123}}',
+    ],
+)
+def test_long_digits_that_are_not_a_huge_integer_in_metadata_pass(text: bytes) -> None:
+    hot = hot_record(Mapper(MappingOptions()), orjson.loads(text), text)
+    assert isinstance(hot, Record)
 
 
 @pytest.mark.parametrize(

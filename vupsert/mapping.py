@@ -13,6 +13,7 @@ header) raises :class:`InputError` instead of rejecting the whole file row by ro
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NoReturn
@@ -389,12 +390,19 @@ class Mapper:
         # is already its JSON: it is sent as written, not dumped again.
         as_written = fast and (id_name, data_name, meta_name) == ("id", "data", "metadata")
         encode_error = orjson.JSONEncodeError
+        long_number = _LONG_NUMBER
         for item in lines:
             if type(item) is not tuple:
                 assert isinstance(item, Rejection)
                 yield self._passed_on(item)
                 continue
             line, offset, value, text = item
+            if long_number(text) is not None:
+                where = self._inexact_number(text)
+                if where is not None:
+                    row = Row(source, line, Position(offset, line), value, text)
+                    yield self._passed_on(self._reject(row, value, _Bad(where), None))
+                    continue
             if fast and REJECT_KEY not in value:
                 id_ = value.get(id_name)
                 data = value.get(data_name)
@@ -418,6 +426,33 @@ class Mapper:
                         yield id_, body, source, line, offset, line
                         continue
             yield self._mapped(Row(source, line, Position(offset, line), value, text))
+
+    def _inexact_number(self, text: bytes) -> str | None:
+        """What is wrong with a line whose metadata (or a field a template uses) holds an
+        integer beyond 64 bits: JSON readers, orjson and Upstash's among them, keep it
+        only as an approximate float, so it would be stored changed."""
+        try:
+            exact = json.loads(text, parse_int=_exact_int)
+        except ValueError:
+            return None
+        if type(exact) is not dict:
+            return None
+        if self._meta_columns is not None:
+            parts = [(name, get(exact)) for name, get in self._meta_columns]
+        else:
+            parts = [(self._meta_name, self._get_meta(exact))]
+        for template in (self._id_template, self._data_template):
+            if template is not None:
+                parts += [(name, _getter(name)(exact)) for name in template.fields]
+        for name, found in parts:
+            where = _huge_at(found, name)
+            if where is not None:
+                path, digits = where
+                return (
+                    f'field "{path}" holds {digits}, too large for a 64-bit integer: it would '
+                    "be stored as an approximate number; write it as a string"
+                )
+        return None
 
     def _mapped(self, row: Row) -> Record | Rejection | Skip:
         mapped = self.map(row)
@@ -616,6 +651,37 @@ _COLUMN_HINTS = {
     "id template": "Use only columns of the header in --id-template.",
     "data template": "Use only columns of the header in --data-template.",
 }
+
+
+_LONG_NUMBER = re.compile(rb"[0-9]{19}").search
+"""Finds a line that may hold an integer beyond 64 bits (19 digits or more); only such
+lines are parsed a second time, exactly."""
+
+
+class _Huge(str):
+    """An integer literal beyond 64 bits, as written."""
+
+
+def _exact_int(literal: str) -> int | _Huge:
+    number = int(literal)
+    return number if -_INT64 <= number < _INT64 else _Huge(literal)
+
+
+def _huge_at(value: Any, path: str) -> tuple[str, str] | None:
+    """The dotted path and digits of the first :class:`_Huge` in ``value``, if any."""
+    if type(value) is _Huge:
+        return path, str(value)
+    if type(value) is dict:
+        for key, item in value.items():
+            found = _huge_at(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif type(value) is list:
+        for n, item in enumerate(value):
+            found = _huge_at(item, f"{path}[{n}]")
+            if found is not None:
+                return found
+    return None
 
 
 _TEXT_FIELDS = ("text", "content", "body", "page_content", "document", "description")

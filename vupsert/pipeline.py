@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -135,6 +136,9 @@ class Events(Protocol):
     def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None: ...
     def bytes_read(self, n: int) -> None: ...
     def batch_done(self, settlement: Settlement, summary: Summary) -> None: ...
+    def rejected(self, rejections: list[Rejection]) -> None:
+        """Records that will not be upserted, in input order, as they are settled."""
+
     def warning(self, message: str) -> None: ...
     def finished(self, summary: Summary) -> None: ...
 
@@ -147,6 +151,9 @@ class NoEvents:
         pass
 
     def batch_done(self, settlement: Settlement, summary: Summary) -> None:
+        pass
+
+    def rejected(self, rejections: list[Rejection]) -> None:
         pass
 
     def warning(self, message: str) -> None:
@@ -358,6 +365,7 @@ class Run:
         # without its newline is left for the next run rather than read half-written.
         read_options = replace(s.read, whole_lines=self._checkpoint is not None)
         stopped, strict = self._stop.is_set, s.strict
+        guard: _MisfitGuard | None = _MisfitGuard()
         for index, name in enumerate(s.inputs):
             if stopped():
                 return
@@ -387,8 +395,14 @@ class Run:
                     if type(item) is tuple:
                         # A record: its batch closes within 1,000 of them, and the run
                         # checks for a stop after each batch.
+                        if guard is not None:
+                            guard = None
                         yield index, item
                         continue
+                    if guard is not None and (
+                        isinstance(item, (tuple, Record)) or not guard.see(item)
+                    ):
+                        guard = None
                     yield index, item
                     if strict and type(item) is Rejection:
                         # Ends the stream here: what was read before it is still sent.
@@ -575,6 +589,8 @@ class Run:
                 if self._rejects is not None:
                     self.summary.records_unrecorded += len(rejected)
                 continue
+            if rejected:
+                self.events.rejected(rejected)
             if self._rejects is not None and rejected:
                 try:
                     self._rejects.write(rejected)
@@ -608,6 +624,42 @@ class Run:
             self._checkpoint.save()
         except OutputError as exc:
             self._output_failed(exc)
+
+
+class _MisfitGuard:
+    """Stops a run whose first records are all rejected for one reason, before anything
+    is sent: the options do not fit the input, and the rejects file would be as long
+    as the input."""
+
+    LIMIT = 100
+
+    def __init__(self) -> None:
+        self.first: Rejection | None = None
+        self.kind = ""
+        self.count = 0
+
+    def see(self, item: Rejection | Skip) -> bool:
+        """Take the next item that is not a record; False when there is nothing more to
+        watch for."""
+        if type(item) is not Rejection:
+            return True
+        kind = _DIGITS.sub("N", item.reason)
+        if self.first is None:
+            self.first, self.kind = item, kind
+        elif kind != self.kind:
+            return False
+        self.count += 1
+        if self.count >= self.LIMIT:
+            raise UsageError(
+                f"{self.first.where}: {self.first.reason}",
+                hint=f"So were the next {self.LIMIT - 1} records, and none was valid, so "
+                "nothing was sent: the mapping options do not fit this input. Fix them "
+                "and run again.",
+            )
+        return True
+
+
+_DIGITS = re.compile(r"\d+")
 
 
 class _Reading(TypedDict):

@@ -25,10 +25,13 @@ if TYPE_CHECKING:
 from .errors import ConfigError, OutputError
 from .outputs import write_fully
 from .pipeline import Events, Summary
+from .records import Rejection
 from .sending import Settlement
 
 PLAIN_EVERY = 5.0
 """Seconds between plain progress lines when stderr is not a terminal."""
+SHOWN_REJECTIONS = 10
+"""Rejected records named on stderr, one line each; the rest are counted."""
 
 
 class Terminal:
@@ -93,6 +96,9 @@ class ConsoleEvents:
         self._last_plain = self._started
         self._summary: Summary | None = None
         self._lock = threading.Lock()
+        self._shown = 0
+        self._unshown = 0
+        """Rejected records past the first few, which are only counted."""
 
     def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
         self._started = self._last_plain = time.monotonic()
@@ -137,6 +143,22 @@ class ConsoleEvents:
         elif not self.quiet:
             self._maybe_plain()
 
+    def rejected(self, rejections: list[Rejection]) -> None:
+        # Quiet keeps them off a clean cron mail only when the rejects file has them.
+        if self.quiet and self.rejects:
+            return
+        for rejection in rejections:
+            if self._shown >= SHOWN_REJECTIONS:
+                self._unshown += 1
+                continue
+            self._shown += 1
+            self.terminal.print(
+                f"rejected {rejection.where}: {rejection.reason}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+
     def warning(self, message: str) -> None:
         self.terminal.print(f"warning: {message}", markup=False, highlight=False)
 
@@ -145,6 +167,18 @@ class ConsoleEvents:
             if self._task is not None:
                 self._progress.update(self._task, stats=self._stats(summary))
             self._progress.stop()
+        if self._unshown:
+            where = (
+                f"all are in {self.rejects}"
+                if self.rejects
+                else "--rejects FILE keeps every one with its reason"
+            )
+            self.terminal.print(
+                f"... and {self._unshown:,} more rejected records: {where}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         if not self.quiet:
             self.terminal.print(summary_table(summary))
         elif summary.records_rejected or summary.records_pending:
@@ -271,6 +305,9 @@ class ReportFile:
             self._broken = True
             raise OutputError(self.path, exc) from None
 
+    def rejected(self, rejections: list[Rejection]) -> None:
+        pass
+
     def warning(self, message: str) -> None:
         pass
 
@@ -295,6 +332,10 @@ class Many:
     def batch_done(self, settlement: Settlement, summary: Summary) -> None:
         for sink in self.sinks:
             sink.batch_done(settlement, summary)
+
+    def rejected(self, rejections: list[Rejection]) -> None:
+        for sink in self.sinks:
+            sink.rejected(rejections)
 
     def warning(self, message: str) -> None:
         for sink in self.sinks:

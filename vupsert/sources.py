@@ -31,7 +31,7 @@ import orjson
 
 from .errors import ConfigError, InputError
 from .records import JsonLine, Position, Rejection, Row
-from .settings import Format, ReadOptions
+from .settings import Format, ReadOptions, option
 
 _T = TypeVar("_T")
 
@@ -605,6 +605,11 @@ def _bad_json_line(
         if "end of data" not in exc.msg:
             # pos counts characters of this line alone, as an editor's column does.
             reason += f" at column {exc.pos + 1}"
+        if not stripped.startswith((b"{", b"[")) and (b"," in stripped or b"\t" in stripped):
+            reason += (
+                f"; the line looks like CSV: use {option('format', 'csv')} "
+                f"(or {option('format', 'tsv')})"
+            )
     return Rejection(source, line, Position(offset, line), reason, raw=_raw_text(data))
 
 

@@ -590,7 +590,7 @@ def test_cron_job_sends_nothing_twice(tmp_path: Path, server: LocalServer) -> No
     # A rejected record: one line of cron mail, the record in the rejects file.
     cron.append([{"id": "empty", "data": ""}])
     lines = cron.tick().splitlines()
-    assert any(line.startswith("vupsert: 1 records rejected") for line in lines)
+    assert any(line.startswith("vupsert: 1 record rejected") for line in lines)
     assert "vupsert docs: exit 1" in lines and len(lines) == 2
     (reject,) = read_jsonl(cron.lib / "docs.rejects.jsonl")
     assert reject["_vupsert"]["source"].endswith("docs.jsonl:311")

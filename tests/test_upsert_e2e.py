@@ -373,7 +373,7 @@ def test_a_quiet_run_with_rejections_still_says_so(tmp_path: Path, server: Local
     path.write_bytes(b'{"id": "a", "data": "x"}\n{"id": "b"}\n')
     result = run_cli("upsert", path, "-q", server=server)
     assert result.code == 1
-    assert "1 records rejected" in result.stderr
+    assert "1 record rejected" in result.stderr
     assert list(server.records("")) == ["a"]
 
 

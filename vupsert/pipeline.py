@@ -27,6 +27,7 @@ import httpx
 from .batching import Batch, Item, batches
 from .checkpoint import Checkpoint, input_key
 from .client import FATAL_HINTS, RETRYABLE, Client, check_url
+from .columns import check_columns
 from .errors import (
     ConfigError,
     ExitStatus,
@@ -299,6 +300,7 @@ class Run:
                     f"{label} {path} is also an input: it would be overwritten.",
                     hint=f"Write {label} to another path.",
                 )
+        check_columns(s)
 
     def _open_outputs(self) -> None:
         s = self.settings

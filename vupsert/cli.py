@@ -367,6 +367,7 @@ def upsert(
     restart: Annotated[
         bool,
         typer.Option(
+            "--restart",
             help="Ignore what --checkpoint remembers and start over.",
             rich_help_panel="Results and recovery",
         ),
@@ -382,17 +383,21 @@ def upsert(
     dry_run: Annotated[
         bool,
         typer.Option(
+            "--dry-run",
             help="Read, map, validate and batch everything; send nothing.",
             rich_help_panel="Results and recovery",
         ),
     ] = False,
     strict: Annotated[
         bool,
-        typer.Option(help="Stop at the first bad record.", rich_help_panel="Results and recovery"),
+        typer.Option(
+            "--strict", help="Stop at the first bad record.", rich_help_panel="Results and recovery"
+        ),
     ] = False,
     fail_fast: Annotated[
         bool,
         typer.Option(
+            "--fail-fast",
             help="Stop at the first batch that fails for good.",
             rich_help_panel="Results and recovery",
         ),
@@ -408,8 +413,9 @@ def upsert(
     allow_insecure_http: Annotated[
         bool,
         typer.Option(
+            "--allow-insecure-http",
+            # Beside --url and --token, where the width is there to show its whole name.
             help="Allow sending the token over plain http to another host.",
-            rich_help_panel="Sending",
         ),
     ] = False,
     json_out: JsonOption = False,

@@ -310,29 +310,31 @@ class _LiveLine:
         )
         share = events.share()
         summary = events._summary or Summary()
-        optional: list[tuple[str, str]] = []  # (where, text), in order of priority
-        if share is not None:
-            optional.append(("pct", f"{share:>4.0%}"))
-        optional.append(("rate", f"{events.rate():,.0f} rec/s"))
+        room = width - len(essential)
+        shown: dict[str, str] = {}
+        bar = 0
+        if share is not None and room >= 5:
+            shown["pct"] = f"{share:>4.0%}"
+            room -= 5
+            if room >= 11:  # a bar of 10 at least, before any other part
+                bar, room = 10, room - 11
+        optional: list[tuple[str, str]] = [("rate", f"{events.rate():,.0f} rec/s")]
         eta = events.eta()
         if eta is not None:
             optional.append(("eta", f"eta {_clock(eta)}"))
         optional.append(("batches", plural(summary.batches_sent, "batch", "batches")))
-        room = width - len(essential)
-        shown: dict[str, str] = {}
         for where, text in optional:
-            cost = len(text) + 3
-            if cost <= room:
+            if len(text) + 3 <= room:
                 shown[where] = text
-                room -= cost
+                room -= len(text) + 3
+        if bar:
+            grow = min(30, room)  # what is left widens the bar, up to 40
+            bar, room = bar + grow, room - grow
         spinner = ""
         if share is None and room >= 2:
             frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
             spinner = frames[int(now * 10) % len(frames)]
             room -= 2
-        bar = 0
-        if share is not None and room >= 12:
-            bar = min(40, room - 1)
         line = Text(no_wrap=True, overflow="ellipsis")
         if spinner:
             line.append(spinner + " ", style="green")

@@ -110,13 +110,19 @@ def test_a_refused_token(
 
 
 def test_an_unreachable_index(tmp_path: Path, raising: dict[str, str]) -> None:
+    # Each batch fails for good at once; its records, with the error, go to --rejects.
     outputs = Outputs(tmp_path / "run")
-    result = run_with(outputs, "http://127.0.0.1:9", CANARY, raising)
-    assert result.code == 3 and "Could not reach" in result.stderr
-    unchecked = run_with(
-        Outputs(tmp_path / "again"), "http://127.0.0.1:9", CANARY, raising, "--retries", "0"
+    result = run_with(
+        outputs, "http://127.0.0.1:9", CANARY, raising, "--no-preflight", "--retries", "0"
     )
-    assert unchecked.code == 3
+    assert result.code == 1 and result.summary["records_rejected"] == 21
+    assert "connection failed" in (tmp_path / "run/rejects.jsonl").read_text()
+
+
+def test_an_unreachable_index_at_preflight(tmp_path: Path) -> None:
+    # The preflight tries four times, 7 s in all: once is enough here.
+    result = run_with(Outputs(tmp_path / "run"), "http://127.0.0.1:9", CANARY, {})
+    assert result.code == 3 and "Could not reach" in result.stderr
 
 
 @pytest.mark.parametrize("around", ["{}\n", "  {}  ", "\t{}\r\n"])

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import io
+import re
+from pathlib import Path
+from typing import Any, get_args
 
 import pytest
 import typer
 
 from vupsert.cli import Environment, app, main
+from vupsert.pipeline import Summary
+from vupsert.settings import Format, IdFrom
 
 COMMANDS = ["upsert", "serve", "info", "demo"]
 
@@ -133,3 +138,64 @@ def test_stdin_on_a_terminal_is_not_waited_on() -> None:
     with pytest.raises(SystemExit) as exit:
         main(["upsert", "--dry-run"], environment)
     assert exit.value.code == 2 and "stdin is a terminal" in err.getvalue()
+
+
+# ---------------------------------------------------------------------------------------
+# The README's option table and --json keys against the real CLI, both ways
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_option_rows() -> dict[str, str]:
+    """Each flag of the README's option table, with the code span that names it."""
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("| option | what it does |") :].split("\n\n", 1)[0]
+    flags: dict[str, str] = {}
+    for row in table.splitlines()[2:]:
+        first = row.split(" | ", 1)[0]
+        for span in re.findall(r"`([^`]+)`", first):
+            flag = span.split()[0]
+            assert flag.startswith("-"), f"not an option in the README's table: {span!r}"
+            flags[flag] = span.replace("\\|", "|")
+    return flags
+
+
+def cli_options() -> dict[str, Any]:
+    """Every spelling of every visible option of ``vupsert upsert``."""
+    command = typer.main.get_command(app).commands["upsert"]  # type: ignore[attr-defined]
+    options = {}
+    for param in command.params:
+        if param.param_type_name != "option" or getattr(param, "hidden", False):
+            continue
+        for flag in [*param.opts, *param.secondary_opts]:
+            options[flag] = param
+    return options
+
+
+def test_readme_options_are_the_cli_options_both_ways(capsys: pytest.CaptureFixture[str]) -> None:
+    readme, cli = readme_option_rows(), cli_options()
+    assert sorted(set(cli) - set(readme)) == [], "options the README does not describe"
+    assert sorted(set(readme) - set(cli)) == [], "README options the CLI does not have"
+    with pytest.raises(SystemExit):
+        main(["upsert", "--help"])
+    shown = capsys.readouterr().out
+    for flag in cli:
+        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", shown), f"{flag} not in --help"
+
+
+def test_readme_option_values_are_the_accepted_values() -> None:
+    readme = readme_option_rows()
+    assert readme["--id-from"] == "--id-from " + "|".join(get_args(IdFrom))
+    text = README.read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| `-f`, `--format` |"))
+    for value in get_args(Format):
+        assert f"`{value}`" in row
+
+
+def test_readme_json_keys_are_the_summary_keys_both_ways() -> None:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("with `--json` one object on")
+    paragraph = text[start : text.index("For a finished run", start)]
+    keys = re.findall(r"`(\w+)`", paragraph)
+    assert len(keys) == len(set(keys))
+    assert set(keys) == set(Summary().as_dict())

@@ -7,7 +7,15 @@ import sys
 import httpx
 import pytest
 
-from vupsert.client import Client, Kind, check_url, is_loopback, retry_after_seconds
+from vupsert.client import (
+    Client,
+    Kind,
+    check_token,
+    check_url,
+    is_loopback,
+    redact_url,
+    retry_after_seconds,
+)
 from vupsert.errors import ConfigError, ServerError
 from vupsert.settings import Secret
 
@@ -199,3 +207,93 @@ def test_a_sent_body_is_freed_without_the_cyclic_collector(status: int, proxied:
     finally:
         if collecting:
             gc.enable()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://x.upstash.io/upsert-data",
+        "https://x.upstash.io/upsert-data/docs",
+        "https://x.upstash.io/info/",
+        "https://x.upstash.io/?token=abc",
+    ],
+)
+def test_an_endpoint_url_asks_for_the_base_url(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_url(url, allow_insecure_http=False)
+    assert "https://x.upstash.io" in str(caught.value) and "base URL" in str(caught.value)
+
+
+def test_a_path_that_is_no_endpoint_is_kept_for_a_proxy() -> None:
+    assert check_url("https://proxy.example/vector/", allow_insecure_http=False) == (
+        "https://proxy.example/vector"
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["http://user:PASSWD@127.0.0.1:1", "https://PASSWD@x.upstash.io", "ftp://u:PASSWD@x"]
+)
+def test_a_url_with_a_password_is_refused_without_showing_it(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_url(url, allow_insecure_http=True)
+    assert "PASSWD" not in str(caught.value) and "***@" in str(caught.value)
+
+
+def test_a_token_given_as_the_url_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_url("AbCdEfSeCrEt0123456789=", allow_insecure_http=False)
+    assert "SeCrEt" not in str(caught.value)
+
+
+def test_redact_url() -> None:
+    assert redact_url("https://a:b@h:1/p@q") == "https://***@h:1/p@q"
+    assert redact_url("https://h/p") == "https://h/p"
+
+
+def test_a_token_is_stripped_of_surrounding_whitespace() -> None:
+    assert check_token(Secret("  tok-123\r\n")).reveal() == "tok-123"
+
+
+@pytest.mark.parametrize(
+    "bad", ["CANARY 123", "CANARY\t123", "CANARY\x00123", "CANARY\x7f", "CANARYö"]
+)
+def test_a_token_with_inner_whitespace_or_control_characters_is_refused(bad: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_token(Secret(bad))
+    assert "CANARY" not in str(caught.value)
+    assert "position" in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_fatal_and_names_its_location(status: int) -> None:
+    answer = answering(status, "", {"Location": "https://u:PASSWD@elsewhere.example/"}).upsert(
+        b"[]"
+    )
+    assert answer.kind is Kind.FATAL
+    assert "https://***@elsewhere.example/" in answer.message and "PASSWD" not in answer.message
+    with pytest.raises(ServerError) as caught:
+        answering(status, "", {"Location": "https://elsewhere.example/"}).info()
+    assert "https://elsewhere.example/" in str(caught.value)
+    assert "does not follow redirects" in str(caught.value)
+
+
+def test_info_on_a_url_with_a_path_says_to_use_the_base_url() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"error": "Invalid JSON body"})
+
+    client = Client("http://127.0.0.1:1/vector", TOKEN, transport=httpx.MockTransport(handler))
+    with pytest.raises(ServerError) as caught:
+        client.info()
+    assert "base URL" in str(caught.value) and "(/vector)" in str(caught.value)
+
+
+def test_a_server_that_echoes_the_token_does_not_get_it_printed() -> None:
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, text=f"bad header {request.headers['authorization']}")
+
+    client = client_for(httpx.MockTransport(echo))
+    answer = client.upsert(b"[]")
+    assert "s3cr3t" not in answer.message and "***" in answer.message
+    with pytest.raises(ServerError) as caught:
+        client.info()
+    assert "s3cr3t" not in str(caught.value)

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from vupsert.errors import ConfigError, InputError
+from vupsert.errors import ColumnError, ConfigError
 from vupsert.mapping import Mapper, Template, hash_id, infer_value, map_rows, shard_of
 from vupsert.records import (
     MAX_DATA_BYTES,
@@ -429,8 +429,8 @@ def test_csv_id_from_hash_keeps_the_id_column_as_metadata() -> None:
         (MappingOptions(id_template="{x}"), "has no column 'x' for the id template"),
     ],
 )
-def test_csv_column_not_in_header_is_an_input_error(options: MappingOptions, message: str) -> None:
-    with pytest.raises(InputError, match=message) as e:
+def test_csv_column_not_in_header_is_a_usage_error(options: MappingOptions, message: str) -> None:
+    with pytest.raises(ColumnError, match=message) as e:
         mapped(CSV_ROW, options, tabular=True)
     assert "in.jsonl" in str(e.value)
     assert "id, data, n, f, b, z, e" in str(e.value)

@@ -3,10 +3,12 @@
 Every fenced block between ``<!-- recipes:start -->`` and ``<!-- recipes:end -->`` in
 README.md is preceded by ``<!-- test: NAME -->``, and every NAME has a test below that
 runs the block's commands the way the recipe's host would: through bash for ``sh`` blocks
-and GitHub Actions steps, ``sh -c`` for a Kubernetes container and for cron. Nothing is
-rewritten but what a test machine cannot have: ``/var/...`` paths move into ``tmp_path``,
-``sudo`` is dropped, and the URL and token point at a :class:`LocalServer`. ``vupsert`` is
-a shim on PATH that runs this checkout's ``python -m vupsert``.
+and GitHub Actions steps, ``sh -c`` for a Kubernetes container, and for cron and logrotate
+``sh -c`` with nothing in the environment but a short PATH. Nothing is rewritten but what a
+test machine cannot have: ``/var/...`` paths move into ``tmp_path``, ``sudo`` is dropped
+(and ``runuser`` when the tests do not run as root), and the URL and token point at a
+:class:`LocalServer`. ``vupsert`` is a shim on PATH that runs this checkout's
+``python -m vupsert``.
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ TESTED = {
     "xargs",
     "gnu-parallel",
     "cron-setup",
+    "cron-job",
     "cron",
+    "logrotate",
 }
 """The tagged blocks this file runs; a new block in the section needs a test here."""
 
@@ -135,18 +139,24 @@ class Shell:
         assert shell == "sh"
         return ["/bin/sh", "-c", command]
 
-    def environ(self, extra: Mapping[str, str] | None) -> dict[str, str]:
-        env = dict(self.env)
+    def environ(self, extra: Mapping[str, str] | None, inherit: bool = True) -> dict[str, str]:
+        env = dict(self.env) if inherit else {}
         env.update(extra or {})
         return env
 
     def run(
-        self, command: str, *, shell: str = "bash", env: Mapping[str, str] | None = None
+        self,
+        command: str,
+        *,
+        shell: str = "bash",
+        env: Mapping[str, str] | None = None,
+        inherit: bool = True,
     ) -> Result:
+        """``inherit=False``: ``env`` is the whole environment, as cron gives a job."""
         proc = subprocess.run(
             self.argv(command, shell),
             cwd=self.cwd,
-            env=self.environ(env),
+            env=self.environ(env, inherit),
             capture_output=True,
             timeout=60,
         )
@@ -498,19 +508,23 @@ def test_gnu_parallel_shards(sh: Shell, server: LocalServer) -> None:
 # cron
 
 
+CRON_PATH = "/usr/bin:/bin"
+"""All the PATH that cron (and logrotate run from cron) gives a job: no variables of ours."""
+
+
 @dataclass
 class Cron:
-    """The README's crontab, made runnable: its environment and its job's command."""
+    """The README's cron job, made runnable: its script, its crontab line, its lock."""
 
     shell: Shell
-    env: dict[str, str]
     command: str
     log: Path
     lib: Path
+    script: Path
 
     def tick(self) -> str:
         """Run the job as cron would; return what cron would mail."""
-        result = self.shell.run(self.command, shell="sh", env=self.env)
+        result = self.shell.run(self.command, shell="sh", env={"PATH": CRON_PATH}, inherit=False)
         assert result.code == 0, result  # cron ignores it; `|| echo` always ends in 0
         return result.stdout + result.stderr
 
@@ -521,31 +535,75 @@ class Cron:
 
 def crontab(tmp_path: Path, server: LocalServer) -> Cron:
     shell = make_shell(tmp_path, server)
-    env: dict[str, str] = {}
-    jobs = []
-    for line in block("cron").text.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        if m := re.match(r"^([A-Z_]+)=(.*)$", line):
-            env[m[1]] = m[2]
-        else:
-            jobs.append(line)
-    (job,) = jobs
-    m = re.match(r"^(\S+\s+){5}(.+)$", job)
-    assert m, f"not a crontab job line: {job}"
-    assert env.keys() == {"PATH", "UPSTASH_VECTOR_REST_URL", "UPSTASH_VECTOR_REST_TOKEN"}
-    env["PATH"] = shell.path(env["PATH"])  # this checkout's vupsert, then cron's PATH
-    env["UPSTASH_VECTOR_REST_URL"], env["UPSTASH_VECTOR_REST_TOKEN"] = server.url, server.token
-    command = localize(m[2], tmp_path)
     (tmp_path / "var/log/app").mkdir(parents=True)
     (tmp_path / "var/lock").mkdir(parents=True)
-
     setup = one_line(block("cron-setup").text).removeprefix("sudo ")
     result = shell.run(localize(setup, tmp_path), shell="sh")
     assert result.code == 0, result.stderr
     lib = tmp_path / "var/lib/vupsert"
     assert lib.is_dir() and lib.stat().st_mode & 0o777 == 0o700
-    return Cron(shell, env, command, tmp_path / "var/log/app/docs.jsonl", lib)
+
+    # The job's script, as the README says to save it; only what points at this machine
+    # changes: this checkout's vupsert first on its PATH, the local index.
+    section = recipes_section()
+    name = re.search(r"Save the job as a script in that folder, `([^`]+)`", section)
+    assert name and f"chmod 700 {name[1]}" in section
+    script = Path(localize(name[1], tmp_path))
+    exports: dict[str, str] = {}
+    lines = []
+    for line in block("cron-job").text.splitlines():
+        if m := re.match(r"^export ([A-Z_]+)=(.*)$", line):
+            exports[m[1]] = m[2]
+            value = {
+                "PATH": shell.path(m[2]),
+                "UPSTASH_VECTOR_REST_URL": server.url,
+                "UPSTASH_VECTOR_REST_TOKEN": server.token,
+            }[m[1]]
+            line = f"export {m[1]}={shlex.quote(value)}"
+        lines.append(localize(line, tmp_path))
+    assert lines[0] == "#!/bin/sh"
+    assert exports.keys() == {"PATH", "UPSTASH_VECTOR_REST_URL", "UPSTASH_VECTOR_REST_TOKEN"}
+    script.write_text("\n".join(lines) + "\n")
+    script.chmod(0o700)
+
+    (job,) = shell_lines(block("cron").text)
+    m = re.match(r"^(\S+\s+){5}(.+)$", job)
+    assert m, f"not a crontab job line: {job}"
+    assert name[1] in m[2]
+    command = localize(m[2], tmp_path)
+    return Cron(shell, command, tmp_path / "var/log/app/docs.jsonl", lib, script)
+
+
+def logrotate_scripts(root: Path) -> tuple[str, dict[str, str]]:
+    """The logrotate block's log path and its ``prerotate``/``postrotate`` scripts."""
+    text = block("logrotate").text
+    head = re.match(r"^(\S+) \{\n", text)
+    assert head, "the block starts with the log's path"
+    scripts = {
+        m[1]: "\n".join(line.strip() for line in m[2].strip().splitlines())
+        for m in re.finditer(r"^\s*(prerotate|postrotate)\n(.*?)^\s*endscript$", text, re.S | re.M)
+    }
+    assert scripts.keys() == {"prerotate", "postrotate"}
+    if os.geteuid() != 0 or shutil.which("runuser", path="/usr/sbin:/sbin") is None:
+        # Only root can switch users: elsewhere the scripts run as this (the folder's) user.
+        scripts = {
+            k: re.sub(r"/usr/sbin/runuser -u \"\$\(stat -c %U [^)]+\)\" -- ", "", v)
+            for k, v in scripts.items()
+        }
+    return localize(head[1], root), {k: localize(v, root) for k, v in scripts.items()}
+
+
+def logrotate_runs(script: str, log: str, cwd: Path) -> Result:
+    """A script the way logrotate runs it: ``sh -c SCRIPT logrotate_script LOG``, with
+    logrotate's environment when cron starts it, and from ``/``."""
+    proc = subprocess.run(
+        ["/bin/sh", "-c", script, "logrotate_script", log],
+        cwd="/",
+        env={"PATH": CRON_PATH},
+        capture_output=True,
+        timeout=60,
+    )
+    return Result(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
 
 needs_flock = pytest.mark.skipif(
@@ -581,37 +639,66 @@ def test_cron_job_sends_nothing_twice(tmp_path: Path, server: LocalServer) -> No
 
     # Without flock, a second run would stop at the checkpoint's own lock with exit 2.
     bare = re.sub(r"^flock -n -E 0 \S+ ", "", cron.command)
-    assert bare != cron.command and bare.startswith("vupsert upsert ")
+    assert bare != cron.command and bare.startswith(str(cron.script))
     with (cron.lib / "docs.ckpt.lock").open("a") as lock:  # what a running vupsert holds
         fcntl.flock(lock, fcntl.LOCK_EX)
-        result = cron.shell.run(bare, shell="sh", env=cron.env)
+        result = cron.shell.run(bare, shell="sh", env={"PATH": CRON_PATH}, inherit=False)
     assert result.stdout == "vupsert docs: exit 2\n", result.stderr
 
     # A rejected record: one line of cron mail, the record in the rejects file.
     cron.append([{"id": "empty", "data": ""}])
     lines = cron.tick().splitlines()
-    assert any(line.startswith("vupsert: 1 records rejected") for line in lines)
+    assert any(line.startswith("vupsert: 1 record rejected") for line in lines)
     assert "vupsert docs: exit 1" in lines and len(lines) == 2
     (reject,) = read_jsonl(cron.lib / "docs.rejects.jsonl")
     assert reject["_vupsert"]["source"].endswith("docs.jsonl:311")
     assert cron.tick() == ""
 
-    # Rotation: the replaced file stops the job (exit 2) until the checkpoint goes.
-    last = docs(5, "last")
-    cron.append(last)
-    assert cron.tick() == ""  # prerotate: load the end of the old file
-    rows += last
-    cron.log.rename(cron.log.with_name("docs.jsonl.1"))
-    fresh = docs(20, "fresh")
-    cron.append(fresh)
+    # A file replaced without the logrotate block stops the job (exit 2) and says why.
+    cron.log.rename(cron.log.with_name("docs.jsonl.0"))
+    cron.log.write_bytes(cron.log.with_name("docs.jsonl.0").read_bytes()[:-5] + b"\n")
     mail = cron.tick()
     assert "vupsert docs: exit 2\n" in mail and "changed since the checkpoint" in mail
-    (cron.lib / "docs.ckpt").unlink()  # postrotate
-    (cron.lib / "docs.rejects.jsonl").rename(cron.lib / "docs.rejects.jsonl.1")
+    cron.log.with_name("docs.jsonl.0").rename(cron.log)
+    assert cron.tick() == ""
+    assert received(server) == len(rows)
+
+
+@needs_flock
+def test_logrotate_block_loads_the_old_file_then_starts_afresh(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    cron = crontab(tmp_path, server)
+    log, scripts = logrotate_scripts(tmp_path)
+    assert log == str(cron.log)
+    rows = docs(50)
+    cron.append([*rows[:30], {"id": "empty", "data": ""}])
+    assert "vupsert docs: exit 1" in cron.tick().splitlines()
+    last = docs(20, "last")
+    cron.append(last)  # written after the last cron run: prerotate must load them
+
+    pre = logrotate_runs(scripts["prerotate"], log, cron.lib)
+    assert pre.code == 0 and pre.stdout == pre.stderr == "", pre
+    rows = rows[:30] + last
+    assert server.records("docs") == as_stored(rows)
+    cron.log.rename(cron.log.with_name("docs.jsonl.1"))  # what logrotate does in between
+    cron.log.touch()
+    post = logrotate_runs(scripts["postrotate"], log, cron.lib)
+    assert post.code == 0 and post.stdout == post.stderr == "", post
+    assert not (cron.lib / "docs.ckpt").exists()
+    assert len(read_jsonl(cron.lib / "docs.rejects.jsonl.1")) == 1
+    owner = cron.lib.stat().st_uid
+    assert {p.stat().st_uid for p in cron.lib.iterdir()} == {owner}
+
+    fresh = docs(20, "fresh")
+    cron.append(fresh)
     assert cron.tick() == ""
     rows += fresh
     assert server.records("docs") == as_stored(rows)
-    assert received(server) == len(rows)  # over eight runs, nothing was sent twice
+    assert received(server) == len(rows)  # nothing sent twice across the rotation
+    # postrotate again with nothing to move aside (no rejects since): still fine.
+    again = logrotate_runs(scripts["postrotate"], log, cron.lib)
+    assert again.code == 0, again
 
 
 @needs_flock
@@ -622,7 +709,7 @@ def test_cron_job_waits_for_a_half_written_line(tmp_path: Path, server: LocalSer
     line = orjson.dumps(rows[2]) + b"\n"
     with cron.log.open("ab") as f:
         f.write(line[:10])  # the application is in the middle of a write
-    cron.tick()
+    assert cron.tick() == ""  # normal in a growing log: no mail
     with cron.log.open("ab") as f:
         f.write(line[10:])
     cron.append(rows[3:])

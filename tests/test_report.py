@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import orjson
+import pytest
 from rich.console import Console
 
 from vupsert.batching import Batch
+from vupsert.errors import UsageError
 from vupsert.pipeline import Summary
 from vupsert.records import Position, Record, Rejection
-from vupsert.report import ConsoleEvents, ReportFile, Terminal, batch_problem, summary_table
+from vupsert.report import (
+    ConsoleEvents,
+    ReportFile,
+    Terminal,
+    _LiveLine,
+    batch_problem,
+    plural,
+    settled_share,
+    summary_table,
+)
 from vupsert.sending import Settlement
 
 
@@ -70,7 +82,7 @@ def test_quiet_prints_one_line_only_when_records_are_missing() -> None:
     assert out.getvalue() == ""
     events.finished(Summary(records_read=10, records_upserted=9, records_rejected=1))
     assert out.getvalue().strip() == (
-        "vupsert: 1 records rejected, 0 not settled, of 10 read; see r.jsonl"
+        "vupsert: 1 record rejected, 0 not settled, of 10 read; see r.jsonl"
     )
 
 
@@ -102,3 +114,86 @@ def test_report_file_line(tmp_path: Path) -> None:
     assert line["batch"] == 12 and line["span"] == "docs.jsonl:11001-12000"
     assert line["outcome"] == "partial" and line["attempts"] == 21
     assert line["error"] == "cannot embed record 17"
+
+
+def test_plain_progress_lines_carry_a_timestamp_and_what_is_settled() -> None:
+    c, out = console()
+    events = ConsoleEvents(c, plain_every=0.0)
+    events.started(1000, ("docs.jsonl",))
+    events.bytes_read(980)
+    # 98% of the bytes read, but of the 100 records read only 86 are settled.
+    events.batch_done(
+        settlement(), Summary(records_read=100, records_upserted=85, records_rejected=1)
+    )
+    line = [x for x in out.getvalue().splitlines() if "progress:" in x][-1]
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d progress: ", line), line
+    assert "84% settled" in line and "98% of 1,000 bytes read" in line
+
+
+@pytest.mark.parametrize(
+    ("read", "settled", "bytes_read", "share"),
+    [(100, 86, 980, 0.8428), (0, 0, 500, 0.0), (10, 10, 1000, 1.0), (10, 10, 400, 0.4)],
+)
+def test_the_settled_share_runs_ahead_of_neither_bytes_nor_records(
+    read: int, settled: int, bytes_read: int, share: float
+) -> None:
+    summary = Summary(records_read=read, records_upserted=settled)
+    value = settled_share(summary, bytes_read, 1000)
+    assert value == pytest.approx(share)
+    assert value is not None and value <= bytes_read / 1000
+    assert value <= (settled / read if read else 0.0)
+    assert settled_share(summary, bytes_read, None) is None
+
+
+@pytest.mark.parametrize("width", [16, 24, 40, 60, 80, 200])
+def test_the_live_line_keeps_upserted_and_rejected_at_any_width(width: int) -> None:
+    out = io.StringIO()
+    live = Console(file=out, force_terminal=True, width=width, no_color=True)
+    events = ConsoleEvents(Terminal(console=live), live=True)
+    events.started(1000, ("docs.jsonl",))
+    events.bytes_read(1000)
+    summary = Summary(records_read=12_345, records_upserted=12_342, records_rejected=3)
+    events.batch_done(settlement(rejected=0), summary)
+    line = _LiveLine(events).render(width, 0.0)
+    assert "12,342" in line.plain and "3" in line.plain.replace("12,342", "")
+    assert len(line.plain) <= width
+    if width >= 40:
+        assert "12,342 upserted · 3 rejected" in line.plain
+    if width >= 60:  # the bar too, as it had been dropped at 60 columns
+        assert "100%" in line.plain and "━" in line.plain
+    events.finished(summary)
+
+
+def test_quiet_silences_warnings_but_not_missing_records() -> None:
+    c, out = console()
+    events = ConsoleEvents(c, quiet=True)
+    events.started(None, ("-",))
+    events.warning("docs.jsonl:3: the last line has no newline yet")
+    events.finished(Summary(records_read=2, records_upserted=2))
+    assert out.getvalue() == ""
+
+
+def test_no_summary_when_an_error_came_before_anything_was_read() -> None:
+    c, out = console()
+    events = ConsoleEvents(c)
+    events.started(None, ("-",))
+    events.finished(Summary(error=UsageError("stdin has no column 'id'")))
+    assert out.getvalue() == ""
+
+
+def test_plain_summary_is_one_line() -> None:
+    c, out = console()
+    events = ConsoleEvents(c)
+    events.started(None, ("-",))
+    events.finished(
+        Summary(records_read=2, records_upserted=1, records_rejected=1, rejects_file="r.jsonl")
+    )
+    (line,) = out.getvalue().splitlines()
+    assert line.startswith("vupsert: records read 2 · upserted 1 · rejected 1 ·")
+    assert line.endswith("rejects in r.jsonl")
+
+
+def test_plural() -> None:
+    assert plural(1, "record") == "1 record"
+    assert plural(1000, "record") == "1,000 records"
+    assert plural(0, "batch", "batches") == "0 batches"

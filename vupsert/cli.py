@@ -7,6 +7,7 @@ unexpected exceptions crash with a traceback (the tests do).
 # No "from __future__ import annotations": Typer would eval every annotation string at
 # each start (0.01 s of CPU); real objects it reads as they are.
 
+import dataclasses
 import os
 import signal
 import sys
@@ -22,6 +23,7 @@ import typer
 
 from . import __version__
 from ._malloc import tune_allocator
+from .client import check_token, check_url
 from .errors import ConfigError, ExitStatus, UsageError, VupsertError
 from .pipeline import Run, exit_status_of
 from .records import MAX_BATCH_RECORDS
@@ -41,13 +43,24 @@ or failed; 2 usage or configuration error, nothing sent; 3 stopped by the server
 """
 
 
+def _closed() -> TextIO:
+    # A stream closed by the caller (`>&-`) is None in Python: what would go there is
+    # dropped, rather than crashing at the first write.
+    return open(os.devnull, "w")
+
+
 @dataclass
 class Environment:
-    """Where the CLI reads and writes; tests replace any part of it."""
+    """Where the CLI reads and writes; tests replace any part of it.
 
-    stdin: BinaryIO = field(default_factory=lambda: sys.stdin.buffer)
-    stdout: TextIO = field(default_factory=lambda: sys.stdout)
-    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    ``stdin`` is ``None`` when the caller closed it (`<&-`): only reading ``-`` needs it.
+    """
+
+    stdin: BinaryIO | None = field(
+        default_factory=lambda: sys.stdin.buffer if sys.stdin is not None else None
+    )
+    stdout: TextIO = field(default_factory=lambda: sys.stdout or _closed())
+    stderr: TextIO = field(default_factory=lambda: sys.stderr or _closed())
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
     def console(self) -> Terminal:
@@ -92,9 +105,14 @@ def main_options(
 
 
 def fail(error: VupsertError, console: Terminal) -> NoReturn:
-    console.print(f"[bold red]error:[/] {error.message}", highlight=False)
-    if error.hint:
-        console.print(error.hint, markup=False, highlight=False)
+    if console.is_terminal:
+        console.line(error.message, head="error:", style="bold red")
+        if error.hint:
+            console.line(error.hint)
+    else:
+        # In a log, the error and what to do about it are one event: one line.
+        text = f"{error.message} {error.hint}" if error.hint else error.message
+        console.line(text, head="error:")
     raise typer.Exit(int(error.exit_status))
 
 
@@ -108,34 +126,42 @@ def user_errors(console: Terminal) -> Iterator[None]:
     except (typer.Exit, typer.Abort):
         raise
     except KeyboardInterrupt:
-        console.print("interrupted", highlight=False)
+        console.line("interrupted")
         raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
     except Exception as exc:
         if env.environ.get("VUPSERT_RAISE_ERRORS"):
             raise
-        console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}. This is a bug in vupsert; "
-            "rerun with VUPSERT_RAISE_ERRORS=1 to see where, and report it.",
-            highlight=False,
+        console.line(
+            f"{type(exc).__name__}. This is a bug in vupsert; rerun with "
+            "VUPSERT_RAISE_ERRORS=1 to see where, and report it.",
+            head="internal error:",
+            style="bold red",
         )
         raise typer.Exit(int(ExitStatus.STOPPED)) from None
 
 
-def _connection(url: str | None, token: str | None, *, required: bool = True) -> tuple[str, Secret]:
+def _connection(
+    url: str | None, token: str | None, *, required: bool = True, allow_insecure_http: bool = False
+) -> tuple[str, Secret]:
+    """The index's URL and token, checked before anything is built from them: a bad
+    token or a URL with a password stops here, and is never repeated."""
     url = url or env.environ.get(URL_ENV, "")
     token = token or env.environ.get(TOKEN_ENV, "")
+    if url:
+        url = check_url(url, allow_insecure_http=allow_insecure_http)
+    secret = check_token(Secret(token))
     if required and not url:
         raise ConfigError(
             f"No index URL: set {URL_ENV} or pass --url.",
             hint="Find the REST URL on the index's page in the Upstash console, or start a "
             "local index with `vupsert serve`.",
         )
-    if required and not token:
+    if required and not secret:
         raise ConfigError(
             f"No token: set {TOKEN_ENV} or pass --token.",
             hint="Find the REST token on the index's page in the Upstash console.",
         )
-    return url, Secret(token)
+    return url, secret
 
 
 def _split(value: str | None) -> tuple[str, ...] | None:
@@ -341,6 +367,7 @@ def upsert(
     restart: Annotated[
         bool,
         typer.Option(
+            "--restart",
             help="Ignore what --checkpoint remembers and start over.",
             rich_help_panel="Results and recovery",
         ),
@@ -356,17 +383,21 @@ def upsert(
     dry_run: Annotated[
         bool,
         typer.Option(
+            "--dry-run",
             help="Read, map, validate and batch everything; send nothing.",
             rich_help_panel="Results and recovery",
         ),
     ] = False,
     strict: Annotated[
         bool,
-        typer.Option(help="Stop at the first bad record.", rich_help_panel="Results and recovery"),
+        typer.Option(
+            "--strict", help="Stop at the first bad record.", rich_help_panel="Results and recovery"
+        ),
     ] = False,
     fail_fast: Annotated[
         bool,
         typer.Option(
+            "--fail-fast",
             help="Stop at the first batch that fails for good.",
             rich_help_panel="Results and recovery",
         ),
@@ -382,8 +413,9 @@ def upsert(
     allow_insecure_http: Annotated[
         bool,
         typer.Option(
+            "--allow-insecure-http",
+            # Beside --url and --token, where the width is there to show its whole name.
             help="Allow sending the token over plain http to another host.",
-            rich_help_panel="Sending",
         ),
     ] = False,
     json_out: JsonOption = False,
@@ -411,13 +443,22 @@ def upsert(
             raise UsageError(f"--format {format!r}: use auto, jsonl, csv or tsv.")
         if id_from not in ("field", "hash", "line"):
             raise UsageError(f"--id-from {id_from!r}: use field, hash or line.")
-        if "-" in (files or ["-"]) and env.stdin.isatty():
-            raise UsageError(
-                "No input: stdin is a terminal.",
-                hint="Give one or more FILEs, or pipe records in: "
-                "jq -c '.[]' docs.json | vupsert upsert -n docs",
-            )
-        the_url, the_token = _connection(url, token, required=not dry_run)
+        if "-" in (files or ["-"]):
+            if env.stdin is None:
+                raise UsageError(
+                    "No input: stdin is closed, so - cannot be read.",
+                    hint="Give one or more FILEs, or pipe records in: "
+                    "jq -c '.[]' docs.json | vupsert upsert -n docs -",
+                )
+            if env.stdin.isatty():
+                raise UsageError(
+                    "No input: stdin is a terminal.",
+                    hint="Give one or more FILEs, or pipe records in: "
+                    "jq -c '.[]' docs.json | vupsert upsert -n docs",
+                )
+        the_url, the_token = _connection(
+            url, token, required=not dry_run, allow_insecure_http=allow_insecure_http
+        )
         fmt: Format = format  # type: ignore[assignment]
         source: IdFrom = id_from  # type: ignore[assignment]
         settings = Settings(
@@ -464,7 +505,7 @@ def upsert(
         if summary.error is not None:
             fail(summary.error, console)
         if summary.interrupted and not quiet:
-            console.print("interrupted: the checkpoint and summary are written.", highlight=False)
+            console.line("interrupted: the checkpoint and summary are written.")
         raise typer.Exit(int(status))
 
 
@@ -499,12 +540,12 @@ def info(url: UrlOption = None, token: TokenOption = None, json_out: JsonOption 
     Warns when the index has no embedding model (then upsert-data cannot work).
     Exit 3 when the index cannot be reached or refuses the token.
     """
-    from .client import Client, check_url
+    from .client import Client
 
     console = env.console()
     with user_errors(console):
-        the_url, the_token = _connection(url, token)
-        with Client(check_url(the_url, allow_insecure_http=True), the_token) as client:
+        the_url, the_token = _connection(url, token, allow_insecure_http=True)
+        with Client(the_url, the_token) as client:
             result = client.info()
         if json_out:
             env.stdout.write(orjson.dumps(result).decode() + "\n")
@@ -512,10 +553,11 @@ def info(url: UrlOption = None, token: TokenOption = None, json_out: JsonOption 
             env.out().print(describe_info(result))
         model = (result.get("denseIndex") or {}).get("embeddingModel")
         if not model:
-            console.print(
-                "warning: this index has no embedding model: upsert-data (and so "
-                "vupsert upsert) will be refused with 422.",
-                highlight=False,
+            console.line(
+                "this index has no embedding model: upsert-data (and so vupsert upsert) "
+                "will be refused with 422.",
+                head="warning:",
+                style="yellow",
             )
 
 
@@ -617,8 +659,49 @@ def demo(
 
     console = env.console()
     with user_errors(console):
-        status = run_demo(samples, console, env.out())
+        status = run_demo(samples, console, env.out(), describe=upsert_command)
         raise typer.Exit(int(status))
+
+
+def upsert_command(settings: Settings) -> str:
+    """The ``vupsert upsert`` command line that runs ``settings``, with the options that
+    differ from the defaults (the URL and token are left to the environment): what the
+    demo prints for each of its runs."""
+    import shlex
+
+    values: dict[str, object] = {
+        f.name: getattr(settings, f.name)
+        for f in dataclasses.fields(settings)
+        if f.name not in ("url", "token", "inputs", "read", "mapping")
+    }
+    values.update(vars(settings.mapping))
+    values.update(
+        format=settings.read.format,
+        delimiter=settings.read.delimiter,
+        columns=settings.read.columns,
+    )
+    if settings.mapping.shard is not None:
+        values["shard"] = "{}/{}".format(*settings.mapping.shard)
+    if values["delimiter"] == "\t":
+        values["delimiter"] = "\\t"
+    command = typer.main.get_command(app)
+    params = command.commands["upsert"].params  # type: ignore[attr-defined]
+    argv = ["vupsert", "upsert", *settings.inputs]
+    for param in params:
+        if param.name not in values or param.name in ("files",):
+            continue
+        value = values[param.name]
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        if isinstance(value, Path):
+            value = str(value)
+        if value == param.default:
+            continue
+        if param.is_flag:
+            argv.append(param.opts[0] if value else param.secondary_opts[0])
+        else:
+            argv += [param.opts[0], str(value)]
+    return shlex.join(argv)
 
 
 def main(argv: list[str] | None = None, environment: Environment | None = None) -> Any:

@@ -47,6 +47,12 @@ FATAL_HINTS: dict[int, str] = {
     "Create an index with an embedding model (for example BAAI/bge-small-en-v1.5) and "
     "point --url at it.",
 }
+REDIRECT_HINT = (
+    "vupsert does not follow redirects: a redirect could carry the token to another "
+    "address. Set UPSTASH_VECTOR_REST_URL (or --url) to the index's own REST URL, as the "
+    "Upstash console shows it."
+)
+FATAL_HINTS.update(dict.fromkeys((301, 302, 303, 307, 308), REDIRECT_HINT))
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 REFUSED = frozenset({400, 413})
 
@@ -71,22 +77,104 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+API_PATHS = frozenset(
+    {
+        "upsert-data",
+        "upsert",
+        "info",
+        "query-data",
+        "query",
+        "fetch",
+        "range",
+        "update",
+        "delete",
+        "reset",
+        "list-namespaces",
+        "delete-namespace",
+        "resumable-query",
+    }
+)
+"""First path segments of Upstash's endpoints: a URL that holds one was copied from an
+endpoint, not from the index's page."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any user name and password replaced by ``***``, fit for a message."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}{sep}{authority}{slash}{tail}"
+
+
 def check_url(url: str, *, allow_insecure_http: bool) -> str:
-    """Return the base URL without a trailing slash, or raise ``ConfigError``."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """Return the base URL without a trailing slash, or raise ``ConfigError``.
+
+    No message repeats a password, nor a value that is not a URL at all: that is
+    most often the token, set in the URL's place.
+    """
+    url = url.strip()
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        parts, hostname = urlsplit(""), None
+    if parts.scheme not in ("http", "https") or not hostname:
+        what = f"The URL {shown!r}" if "://" in url else "The URL given"
         raise ConfigError(
-            f"The URL {url!r} is not an http(s) URL.",
+            f"{what} is not an http(s) URL.",
             hint="Set UPSTASH_VECTOR_REST_URL (or --url) to the index's REST URL, "
             "like https://example-us1-vector.upstash.io",
         )
-    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
+    if "@" in parts.netloc:
         raise ConfigError(
-            f"Refusing to send the token over plain http to {parts.hostname}.",
+            f"The URL {shown!r} holds a user name or password: the index takes only its token.",
+            hint="Remove the part before @ and pass the token with "
+            "UPSTASH_VECTOR_REST_TOKEN (or --token).",
+        )
+    base = f"{parts.scheme}://{parts.netloc}"
+    first = parts.path.strip("/").split("/")[0]
+    if first in API_PATHS or parts.query or parts.fragment:
+        raise ConfigError(
+            f"The URL {shown!r} is an endpoint's address, not the index's.",
+            hint=f"Use the index's base URL, with no path: {base}",
+        )
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(hostname):
+        raise ConfigError(
+            f"Refusing to send the token over plain http to {hostname}.",
             hint="Use the https URL of the index, or pass --allow-insecure-http if this "
             "network is trusted.",
         )
-    return url.strip().rstrip("/")
+    return url.rstrip("/")
+
+
+def check_token(token: Secret) -> Secret:
+    """The token without surrounding whitespace, or ``ConfigError`` if it cannot be one.
+
+    A copy-paste often brings a newline or spaces along; inside the token, whitespace or
+    a control character would be refused by the HTTP library with the whole header in
+    its message. The error names the position, never the token.
+    """
+    value = token.reveal().strip()
+    for position, char in enumerate(value, 1):
+        if not "!" <= char <= "~":
+            if char.isspace():
+                kind = "whitespace"
+            elif char.isascii():
+                kind = "a control character"
+            else:
+                kind = "a non-ASCII character"
+            raise ConfigError(
+                f"The token has {kind} at position {position} of {len(value)}: it cannot "
+                "be sent in an HTTP header.",
+                hint="Copy the REST token again from the index's page in the Upstash "
+                "console, into UPSTASH_VECTOR_REST_TOKEN (or --token), with nothing around "
+                "it.",
+            )
+    return Secret(value)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -162,6 +250,10 @@ class Client:
         proxied: bool | None = None,
     ) -> None:
         self.base_url = url.rstrip("/")
+        token = check_token(token)
+        # What the server says is shown to the user: a server (or a proxy) that echoes the
+        # request's headers must not make vupsert print the token.
+        self._token = token
         suffix = "/" + quote(namespace, safe="") if namespace else ""
         self.upsert_path = "/upsert-data" + suffix
         limits = httpx.Limits(
@@ -236,9 +328,24 @@ class Client:
             if isinstance(exc, httpx.TimeoutException):
                 message = f"timed out ({type(exc).__name__})"
             else:
-                message = f"connection failed: {_describe(exc)}"
+                message = f"connection failed: {self.scrub(_describe(exc))}"
             return Answer(Kind.TRANSIENT, None, message, elapsed=time.monotonic() - started)
         return self._answer(response, time.monotonic() - started)
+
+    def _message(self, response: httpx.Response) -> str:
+        """The server's message, without the token, a redirect naming its target."""
+        message = error_message(response)
+        if 300 <= response.status_code < 400:
+            location = response.headers.get("location")
+            target = redact_url(location) if location else "no Location given"
+            message = f"redirected to {target} ({message})"
+        return self.scrub(message)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the token, if it holds it, replaced by ``***``."""
+        secret = self._token.reveal()
+        # A token of a few characters (a test's) would be found in ordinary words.
+        return text.replace(secret, "***") if len(secret) >= 8 and secret in text else text
 
     def _answer(self, response: httpx.Response, elapsed: float) -> Answer:
         status = response.status_code
@@ -254,10 +361,13 @@ class Client:
             return Answer(
                 Kind.TRANSIENT,
                 status,
-                f"unexpected answer: {error_message(response)}",
+                f"unexpected answer: {self._message(response)}",
                 elapsed=elapsed,
             )
-        message = error_message(response)
+        message = self._message(response)
+        if 300 <= status < 400:
+            # Not worth a retry: the address is wrong, and the same answer would follow.
+            return Answer(Kind.FATAL, status, message, elapsed=elapsed)
         if status in RETRYABLE:
             return Answer(
                 Kind.TRANSIENT,
@@ -284,13 +394,21 @@ class Client:
                     "ALL_PROXY): check it, or add the index's host to NO_PROXY."
                 )
             raise ServerError(
-                f"Could not reach {self.base_url}: {_describe(exc)}", hint=hint
+                f"Could not reach {self.base_url}: {self.scrub(_describe(exc))}", hint=hint
             ) from None
-        if response.status_code != 200:
+        status = response.status_code
+        if status != 200:
+            advice = FATAL_HINTS.get(status)
+            path = urlsplit(self.base_url).path
+            if path.strip("/") and status in (400, 404, 405):
+                advice = (
+                    f"The URL has a path ({path}); the index's REST URL has none. Use its "
+                    "base URL, like https://example-us1-vector.upstash.io"
+                )
             raise ServerError(
-                f"{self.base_url}/info answered {response.status_code}: {error_message(response)}",
-                status=response.status_code,
-                hint=FATAL_HINTS.get(response.status_code),
+                f"{self.base_url}/info answered {status}: {self._message(response)}",
+                status=status,
+                hint=advice,
             )
         try:
             payload = orjson.loads(response.content)
@@ -300,7 +418,7 @@ class Client:
         if not isinstance(result, dict):
             raise ServerError(
                 f"{self.base_url}/info did not answer like an Upstash Vector index: "
-                f"{error_message(response)}",
+                f"{self._message(response)}",
                 hint="Check UPSTASH_VECTOR_REST_URL (or --url).",
             )
         return result

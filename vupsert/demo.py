@@ -7,6 +7,7 @@ runs the same pipeline as ``vupsert upsert``.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from rich.table import Table
 
 from .errors import ExitStatus, UsageError
 from .pipeline import Run, Summary, exit_status_of
-from .report import ConsoleEvents, Terminal
+from .report import ConsoleEvents, Terminal, plural
 from .server import LocalServer, ServerConfig
 from .settings import MappingOptions, Secret, Settings
 
@@ -34,7 +35,14 @@ def find_samples(folder: Path) -> tuple[Path, Path]:
     return articles, products
 
 
-def run_demo(folder: Path, console: Terminal, out: Console) -> ExitStatus:
+def run_demo(
+    folder: Path,
+    console: Terminal,
+    out: Console,
+    *,
+    describe: Callable[[Settings], str],
+) -> ExitStatus:
+    """Run the demo; ``describe`` gives the command line of each run, to print as it is."""
     articles, products = find_samples(folder)
     worst = ExitStatus.SUCCESS
     with LocalServer(ServerConfig(port=0)) as server:
@@ -44,7 +52,6 @@ def run_demo(folder: Path, console: Terminal, out: Console) -> ExitStatus:
             ("products", products, MappingOptions(data_field="description")),
         ]
         for namespace, path, mapping in jobs:
-            out.print(f"\n[bold]vupsert upsert {path} -n {namespace}[/]")
             settings = Settings(
                 url=server.url,
                 token=Secret(server.token),
@@ -52,13 +59,13 @@ def run_demo(folder: Path, console: Terminal, out: Console) -> ExitStatus:
                 namespace=namespace,
                 mapping=mapping,
             )
+            out.print(f"\n{describe(settings)}", style="bold", markup=False, soft_wrap=True)
             summary: Summary = Run(settings, events=ConsoleEvents(console)).execute()
             worst = max(worst, exit_status_of(summary))
             stored = len(server.records(namespace))
-            out.print(f"the index now holds {stored:,} records in namespace {namespace!r}")
+            out.print(f"the index now holds {plural(stored, 'record')} in namespace {namespace!r}")
         bad = folder / "bad-records.jsonl"
         if bad.exists():
-            out.print(f"\n[bold]vupsert upsert {bad} -n bad --rejects REJECTS[/]")
             with tempfile.TemporaryDirectory() as tmp:
                 rejects = Path(tmp) / "rejects.jsonl"
                 settings = Settings(
@@ -68,12 +75,13 @@ def run_demo(folder: Path, console: Terminal, out: Console) -> ExitStatus:
                     namespace="bad",
                     rejects=rejects,
                 )
+                out.print(f"\n{describe(settings)}", style="bold", markup=False, soft_wrap=True)
                 # Rejections are the point of this step, not a failure of the demo.
                 Run(settings, events=ConsoleEvents(console)).execute()
                 out.print("each record not upserted is in the rejects file, with its reason:")
                 for line in rejects.read_bytes().splitlines():
                     info = orjson.loads(line)["_vupsert"]
-                    out.print(f"  {info['source']}: {info['reason']}", markup=False)
+                    out.print(f"  {info['source']}: {info['reason']}", markup=False, soft_wrap=True)
         out.print(f"\n[bold]query-data[/] {QUESTION!r} in 'articles':")
         out.print(_query_table(server.url, server.token, QUESTION))
     return worst

@@ -5,6 +5,7 @@ The core raises; only ``cli.py`` turns an exception into a message and an exit s
     VupsertError                     (any expected failure; message is for the user)
     ├── UsageError                   -> exit 2: bad options or configuration, nothing sent
     │   ├── ConfigError              missing URL/token, insecure URL, bad template ...
+    │   ├── ColumnError              a column the options name is not in a CSV header
     │   └── CheckpointError          checkpoint locked, corrupt, or input changed under it
     ├── InputError                   -> exit 3: an input cannot be read at all
     ├── OutputError                  -> exit 3: the rejects, report or checkpoint file
@@ -62,6 +63,10 @@ class UsageError(VupsertError):
 
 class ConfigError(UsageError):
     pass
+
+
+class ColumnError(UsageError):
+    """Every row of the input would be rejected alike: the options do not fit it."""
 
 
 class CheckpointError(UsageError):

@@ -7,7 +7,7 @@ per-row work. :func:`map_rows` chains it onto :func:`vupsert.sources.iter_rows`.
 
 A bad *record* becomes a Rejection whose reason names the field and what is wrong. A
 problem that would hit every row of a CSV/TSV input alike (the id column is not in its
-header) raises :class:`InputError` instead of rejecting the whole file row by row.
+header) raises :class:`ColumnError` instead of rejecting the whole file row by row.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 import orjson
 
-from .errors import ConfigError, InputError
+from .errors import ColumnError, ConfigError
 from .records import (
     MAX_DATA_BYTES,
     MAX_METADATA_BYTES,
@@ -256,7 +256,7 @@ class Mapper:
     used for the id or the data (directly or through a template) becomes a metadata key,
     or only ``metadata_columns``; cells become numbers/booleans per :func:`infer_value`
     unless ``infer_types`` is off, and empty cells are left out. A column the options
-    name but the header lacks raises :class:`InputError` at the first row.
+    name but the header lacks raises :class:`ColumnError` at the first row.
 
     A rejects-file line (it has the ``"_vupsert"`` key) is always read as
     ``{id, data, metadata}``, whatever the options say.
@@ -599,7 +599,7 @@ class Mapper:
         if self._tabular:
             # Every row of this input has the same columns: one error, not a million.
             columns = ", ".join(row.value)
-            raise InputError(
+            raise ColumnError(
                 f"{row.source}: has no column {name!r} for the {role} (its columns: {columns})",
                 hint=_COLUMN_HINTS[role],
             )

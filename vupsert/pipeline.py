@@ -28,6 +28,7 @@ import httpx
 from .batching import Batch, Item, batches
 from .checkpoint import Checkpoint, input_key
 from .client import FATAL_HINTS, RETRYABLE, Client, check_url
+from .columns import check_columns
 from .errors import (
     ConfigError,
     ExitStatus,
@@ -191,6 +192,20 @@ def preflight(
     return info
 
 
+def warn_of_new_namespace(info: dict[str, Any], namespace: str, events: Events) -> None:
+    """Say once when ``namespace`` is not in the index yet: a typo (``-n artciles``)
+    would otherwise create a namespace without a word."""
+    namespaces = info.get("namespaces")
+    if not namespace or not isinstance(namespaces, dict) or namespace in namespaces:
+        return
+    names = ", ".join(repr(name) for name in sorted(namespaces) if name)
+    existing = f"it has {names}" if names else "it has only the default namespace"
+    events.warning(
+        f"namespace {namespace!r} does not exist in the index yet, so this run creates it; "
+        f"{existing} (`vupsert info` lists them)."
+    )
+
+
 class Run:
     """Everything one run needs; ``execute`` does it and returns the summary.
 
@@ -277,7 +292,7 @@ class Run:
             )
         try:
             if client is not None and s.preflight:
-                preflight(client)
+                warn_of_new_namespace(preflight(client), s.namespace, self.events)
             self._open_outputs()
             self._run(client)
         finally:
@@ -318,6 +333,7 @@ class Run:
                 "the checkpoint's lock file": lock_path(s.checkpoint) if s.checkpoint else None,
             },
         )
+        check_columns(s)
 
     def _open_outputs(self) -> None:
         s = self.settings

@@ -1,12 +1,15 @@
 """What the user sees: progress, one line per batch that went wrong, the summary.
 
 Everything here writes to stderr except the ``--json`` summary (stdout) and the
-``--report`` file. On a terminal the progress is a live rich display; elsewhere (CI logs,
-cron mail) a plain line every few seconds, with no control characters.
+``--report`` file. On a terminal the progress is a live rich line and the summary a
+table. Elsewhere (CI logs, cron mail, a file) every event is one whole line, never
+wrapped, with no control characters: a timestamped progress line every few seconds, and
+the summary as one line; rich is not even imported there.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import threading
 import time
@@ -18,9 +21,10 @@ import orjson
 if TYPE_CHECKING:
     # rich is imported where it is used: a quiet or --json run in cron or a pipe prints
     # nothing on the happy path, and importing rich costs about 0.05 s of every start.
-    from rich.console import Console
-    from rich.progress import Progress, TaskID
+    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.live import Live
     from rich.table import Table
+    from rich.text import Text
 
 from .errors import ConfigError, OutputError
 from .outputs import write_fully
@@ -34,12 +38,61 @@ SHOWN_REJECTIONS = 10
 """Rejected records named on stderr, one line each; the rest are counted."""
 
 
-class Terminal:
-    """stderr as a rich ``Console``, made the first time something is printed."""
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 record``, ``2 records``, ``1,000 records``; ``words`` where ``s`` is not it."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {words or word + 's'}"
 
-    def __init__(self, file: IO[str] | None = None, *, console: Console | None = None) -> None:
-        self._file = file
+
+def one_line(text: str) -> str:
+    """``text`` as one log line: a newline inside a message would split the event."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def settled_share(summary: Summary, bytes_read: int, total: int | None) -> float | None:
+    """The share of the input that is settled (upserted, rejected or skipped), or
+    ``None`` without a total: bytes read times the share of the records read so far that
+    are settled. It runs ahead of neither the bytes read nor the records settled."""
+    if not total:
+        return None
+    read = summary.records_read
+    settled = summary.records_upserted + summary.records_rejected + summary.records_skipped
+    done = min(1.0, settled / read) if read else 0.0
+    return min(1.0, bytes_read / total) * done
+
+
+class Terminal:
+    """stderr: a rich ``Console`` on a terminal, whole plain lines anywhere else.
+
+    ``tty`` (default: whether the file is a terminal) picks the mode; a test may pass a
+    ``console`` of its own, whose file then gets the plain lines too.
+    """
+
+    def __init__(
+        self,
+        file: IO[str] | None = None,
+        *,
+        console: Console | None = None,
+        tty: bool | None = None,
+    ) -> None:
+        self._file = file if file is not None or console is None else console.file
         self._console = console
+        self._tty = tty
+        self._lock = threading.Lock()
+
+    @property
+    def is_terminal(self) -> bool:
+        if self._tty is None:
+            if self._console is not None:
+                self._tty = self._console.is_terminal
+            else:
+                isatty = getattr(self._target(), "isatty", None)
+                self._tty = bool(isatty and isatty())
+        return self._tty
+
+    def _target(self) -> IO[str]:
+        import sys
+
+        return self._file if self._file is not None else sys.stderr
 
     @property
     def console(self) -> Console:
@@ -51,7 +104,27 @@ class Terminal:
         return self._console
 
     def print(self, *objects: Any, **options: Any) -> None:
+        """A rich renderable (a table): for the terminal only."""
         self.console.print(*objects, **options)
+
+    def line(self, text: str, *, head: str = "", style: str = "") -> None:
+        """One message: ``head`` (``error:``, ``warning:``) in ``style`` on a terminal,
+        then ``text``; elsewhere one whole line, written at once."""
+        if self.is_terminal:
+            from rich.text import Text
+
+            message = Text()
+            if head:
+                message.append(head, style=style or None)
+                message.append(" ")
+            message.append(text)
+            self.console.print(message, highlight=False)
+            return
+        plain = one_line(f"{head} {text}" if head else text) + "\n"
+        with self._lock:
+            target = self._target()
+            target.write(plain)
+            target.flush()
 
 
 def batch_problem(settlement: Settlement, rejects: str | None) -> str | None:
@@ -66,12 +139,12 @@ def batch_problem(settlement: Settlement, rejects: str | None) -> str | None:
     fate = f"{settlement.upserted:,} upserted, {len(settlement.rejected):,} rejected"
     if rejects:
         fate += f" (written to {rejects})"
-    retries = f", {settlement.retries} retries" if settlement.retries else ""
+    retries = f", {plural(settlement.retries, 'retry', 'retries')}" if settlement.retries else ""
     return f"batch {batch.seq} ({batch.span}): {status}{retries}: {message} — {fate}"
 
 
 class ConsoleEvents:
-    """Progress and per-batch lines on stderr; the summary table at the end."""
+    """Progress and per-batch lines on stderr; the summary at the end."""
 
     def __init__(
         self,
@@ -88,8 +161,7 @@ class ConsoleEvents:
         self.live = live
         self.rejects = rejects
         self.plain_every = plain_every
-        self._progress: Progress | None = None
-        self._task: TaskID | None = None
+        self._live: Live | None = None
         self._bytes = 0
         self._total: int | None = None
         self._started = time.monotonic()
@@ -106,41 +178,32 @@ class ConsoleEvents:
         if self.quiet:
             return
         if self.live is None:
-            self.live = self.terminal.console.is_terminal
+            self.live = self.terminal.is_terminal
         if not self.live:
             return
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+        from rich.live import Live
 
-        columns: list[Any] = [SpinnerColumn(), TextColumn("[bold]upserting[/]")]
-        if total_bytes:
-            columns += [BarColumn(), DownloadColumn(), TimeRemainingColumn()]
-        columns.append(TextColumn("{task.fields[stats]}"))
-        self._progress = Progress(*columns, console=self.terminal.console, transient=False)
-        self._task = self._progress.add_task("upsert", total=total_bytes or None, stats="")
-        self._progress.start()
+        self._live = Live(
+            _LiveLine(self),
+            console=self.terminal.console,
+            refresh_per_second=4,
+            transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._live.start()
 
     def bytes_read(self, n: int) -> None:
         self._bytes += n
-        if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=self._bytes)
-        elif not self.quiet:
+        if self._live is None and not self.quiet:
             self._maybe_plain()
 
     def batch_done(self, settlement: Settlement, summary: Summary) -> None:
         self._summary = summary
         line = None if self.quiet else batch_problem(settlement, self.rejects)
         if line:
-            self.terminal.print(line, markup=False, highlight=False, soft_wrap=True)
-        if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, stats=self._stats(summary))
-        elif not self.quiet:
+            self.terminal.line(line)
+        if self._live is None and not self.quiet:
             self._maybe_plain()
 
     def rejected(self, rejections: list[Rejection]) -> None:
@@ -152,52 +215,71 @@ class ConsoleEvents:
                 self._unshown += 1
                 continue
             self._shown += 1
-            self.terminal.print(
-                f"rejected {rejection.where}: {rejection.reason}",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
+            self.terminal.line(f"{rejection.where}: {rejection.reason}", head="rejected")
 
     def warning(self, message: str) -> None:
-        self.terminal.print(f"warning: {message}", markup=False, highlight=False)
+        # Quiet is for cron: a clean run there must print nothing, and warnings (a new
+        # namespace, a line still being written) are about runs that went fine.
+        if not self.quiet:
+            self.terminal.line(message, head="warning:", style="yellow")
 
     def finished(self, summary: Summary) -> None:
-        if self._progress is not None:
-            if self._task is not None:
-                self._progress.update(self._task, stats=self._stats(summary))
-            self._progress.stop()
+        self._summary = summary
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
         if self._unshown:
             where = (
                 f"all are in {self.rejects}"
                 if self.rejects
                 else "--rejects FILE keeps every one with its reason"
             )
-            self.terminal.print(
-                f"... and {self._unshown:,} more rejected records: {where}",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
+            self.terminal.line(f"... and {self._unshown:,} more rejected records: {where}")
+        if summary.error is not None and summary.records_read == 0:
+            # Nothing was read: a table of zeros would only push the error out of sight.
+            return
         if not self.quiet:
-            self.terminal.print(summary_table(summary))
+            if self.terminal.is_terminal:
+                self.terminal.print(summary_table(summary))
+            else:
+                self.terminal.line(summary_line(summary))
         elif summary.records_rejected or summary.records_pending:
             # Quiet is for clean runs; cron mail must still say that records are missing.
             where = f"; see {self.rejects}" if self.rejects and summary.records_rejected else ""
-            self.terminal.print(
-                f"vupsert: {summary.records_rejected:,} records rejected, "
+            self.terminal.line(
+                f"vupsert: {plural(summary.records_rejected, 'record')} rejected, "
                 f"{summary.records_pending:,} not settled, of {summary.records_read:,} read"
-                f"{where}",
-                markup=False,
-                highlight=False,
+                f"{where}"
             )
 
-    def _stats(self, summary: Summary) -> str:
+    def share(self) -> float | None:
+        """What the bar shows: see :func:`settled_share`."""
+        if self._summary is None:
+            return 0.0 if self._total else None
+        return settled_share(self._summary, self._bytes, self._total)
+
+    def counts(self) -> tuple[str, str]:
+        """``(upserted, rejected)`` as the live line shows them."""
+        summary = self._summary or Summary()
+        return f"{summary.records_upserted:,}", f"{summary.records_rejected:,}"
+
+    def rate(self) -> float:
+        summary = self._summary or Summary()
         elapsed = max(1e-9, time.monotonic() - self._started)
-        rate = (summary.records_upserted + summary.records_rejected) / elapsed
+        return (summary.records_upserted + summary.records_rejected) / elapsed
+
+    def eta(self) -> float | None:
+        """Seconds left, from how fast the settled share has grown."""
+        share = self.share()
+        if not share or share >= 1.0:
+            return None
+        elapsed = time.monotonic() - self._started
+        return elapsed * (1.0 - share) / share
+
+    def _stats(self, summary: Summary) -> str:
         return (
-            f"{summary.records_upserted:,} upserted · {rate:,.0f} rec/s · "
-            f"{summary.batches_sent:,} batches · {summary.records_rejected:,} rejected"
+            f"{summary.records_upserted:,} upserted · {summary.records_rejected:,} rejected · "
+            f"{self.rate():,.0f} rec/s · {plural(summary.batches_sent, 'batch', 'batches')}"
         )
 
     def _maybe_plain(self) -> None:
@@ -209,26 +291,100 @@ class ConsoleEvents:
                 return
             self._last_plain = now
         parts = []
+        share = self.share()
+        if share is not None:
+            parts.append(f"{share:.0%} settled")
         if self._summary is not None:
             parts.append(self._stats(self._summary))
         if self._total:
             parts.append(f"{self._bytes / self._total:.0%} of {self._total:,} bytes read")
         else:
             parts.append(f"{self._bytes:,} bytes read")
-        self.terminal.print("progress: " + " · ".join(parts), markup=False, highlight=False)
+        stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        self.terminal.line(f"{stamp} progress: " + " · ".join(parts))
 
 
-def summary_table(summary: Summary) -> Table:
-    from rich.table import Table
+class _LiveLine:
+    """The live progress line, laid out for the width it gets at each refresh.
 
-    table = Table(
-        title="vupsert dry run" if summary.dry_run else "vupsert",
-        show_header=False,
-        box=None,
-        padding=(0, 2),
-    )
-    table.add_column(style="bold")
-    table.add_column(justify="right")
+    Upserted and rejected come first and stay at any width; the bar, the share, the
+    rate, the ETA and the batches are added while they fit, so nothing is cut short.
+    """
+
+    def __init__(self, events: ConsoleEvents) -> None:
+        self.events = events
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.render(options.max_width, console.get_time())
+
+    def render(self, width: int, now: float) -> Text:
+        from rich.text import Text
+
+        events = self.events
+        upserted, rejected = events.counts()
+        essential = next(
+            (
+                text
+                for text in (
+                    f"{upserted} upserted · {rejected} rejected",
+                    f"{upserted} up · {rejected} rej",
+                    f"{upserted}✓ {rejected}✗",
+                )
+                if len(text) <= width
+            ),
+            f"{upserted}✓ {rejected}✗",
+        )
+        share = events.share()
+        summary = events._summary or Summary()
+        room = width - len(essential)
+        shown: dict[str, str] = {}
+        bar = 0
+        if share is not None and room >= 5:
+            shown["pct"] = f"{share:>4.0%}"
+            room -= 5
+            if room >= 11:  # a bar of 10 at least, before any other part
+                bar, room = 10, room - 11
+        optional: list[tuple[str, str]] = [("rate", f"{events.rate():,.0f} rec/s")]
+        eta = events.eta()
+        if eta is not None:
+            optional.append(("eta", f"eta {_clock(eta)}"))
+        optional.append(("batches", plural(summary.batches_sent, "batch", "batches")))
+        for where, text in optional:
+            if len(text) + 3 <= room:
+                shown[where] = text
+                room -= len(text) + 3
+        if bar:
+            grow = min(30, room)  # what is left widens the bar, up to 40
+            bar, room = bar + grow, room - grow
+        spinner = ""
+        if share is None and room >= 2:
+            frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+            spinner = frames[int(now * 10) % len(frames)]
+            room -= 2
+        line = Text(no_wrap=True, overflow="ellipsis")
+        if spinner:
+            line.append(spinner + " ", style="green")
+        if "pct" in shown:
+            line.append(shown["pct"] + " ")
+        if bar:
+            filled = int(bar * (share or 0.0))
+            line.append("━" * filled, style="magenta")
+            line.append("━" * (bar - filled), style="grey23")
+            line.append(" ")
+        line.append(essential, style="bold")
+        for where in ("rate", "eta", "batches"):
+            if where in shown:
+                line.append(" · " + shown[where])
+        return line
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def summary_rows(summary: Summary) -> list[tuple[str, str]]:
+    """The summary as ``(name, value)`` rows: the table's, and the plain line's."""
     rows: list[tuple[str, str]] = [
         ("records read", f"{summary.records_read:,}"),
         (
@@ -258,7 +414,27 @@ def summary_table(summary: Summary) -> Table:
     ]
     if summary.rejects_file and summary.records_rejected:
         rows.append(("rejects in", summary.rejects_file))
-    for name, value in rows:
+    return rows
+
+
+def summary_line(summary: Summary) -> str:
+    """The summary as one log line."""
+    title = "vupsert dry run" if summary.dry_run else "vupsert"
+    return f"{title}: " + " · ".join(f"{name} {value}" for name, value in summary_rows(summary))
+
+
+def summary_table(summary: Summary) -> Table:
+    from rich.table import Table
+
+    table = Table(
+        title="vupsert dry run" if summary.dry_run else "vupsert",
+        show_header=False,
+        box=None,
+        padding=(0, 2),
+    )
+    table.add_column(style="bold")
+    table.add_column(justify="right", overflow="fold")
+    for name, value in summary_rows(summary):
         table.add_row(name, value)
     return table
 

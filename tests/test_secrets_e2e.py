@@ -1,0 +1,221 @@
+"""No secret in any output: a canary token and a canary URL password are driven through
+every way a run can end, and looked for in everything vupsert writes."""
+
+from __future__ import annotations
+
+import io
+import secrets
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import vupsert.cli
+from vupsert.cli import Environment, main
+from vupsert.pipeline import Summary
+from vupsert.server import LocalServer, ServerConfig
+from vupsert.settings import Settings
+
+from .conftest import Result, cli_env, run_cli, write_jsonl
+
+CANARY = "tok-CANARY-" + secrets.token_hex(16)
+PASSWORD = "pw-CANARY-" + secrets.token_hex(8)
+
+
+def rows(n: int) -> list[dict[str, Any]]:
+    return [{"id": f"doc-{i}", "data": f"text {i}"} for i in range(n)]
+
+
+class Outputs:
+    """One run's files: every one of them is searched for the canaries."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir()
+        self.input = write_jsonl(folder / "in.jsonl", [*rows(20), {"id": "bad", "data": ""}])
+
+    def args(self) -> list[str | Path]:
+        return [
+            "upsert",
+            self.input,
+            "--json",
+            "--rejects",
+            self.folder / "rejects.jsonl",
+            "--report",
+            self.folder / "report.jsonl",
+            "--checkpoint",
+            self.folder / "run.ckpt",
+        ]
+
+    def assert_clean(self, result: Result) -> None:
+        written = "".join(
+            p.read_text(errors="replace") for p in self.folder.iterdir() if p != self.input
+        )
+        for where, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+            for canary in (CANARY, PASSWORD):
+                assert canary not in text, f"{canary} in {where}:\n{text}"
+        for canary in (CANARY, PASSWORD):
+            assert canary not in written, f"{canary} in a file of {self.folder}"
+        assert "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.fixture(params=["raise", "polite"])
+def raising(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Both with and without VUPSERT_RAISE_ERRORS: a traceback must not show one either."""
+    return {"VUPSERT_RAISE_ERRORS": "1" if request.param == "raise" else ""}
+
+
+@pytest.fixture
+def canary_index() -> Iterator[LocalServer]:
+    """An index whose real token is the canary."""
+    with LocalServer(ServerConfig(port=0, token=CANARY, refuse_matching="BADWORD")) as server:
+        yield server
+
+
+def run_with(
+    outputs: Outputs, url: str, token: str, raising: dict[str, str], *extra: str
+) -> Result:
+    env = cli_env(None, UPSTASH_VECTOR_REST_URL=url, UPSTASH_VECTOR_REST_TOKEN=token, **raising)
+    result = run_cli(*outputs.args(), *extra, env=env)
+    outputs.assert_clean(result)
+    return result
+
+
+def test_the_real_token_through_a_run_that_rejects_and_times_out(
+    tmp_path: Path, raising: dict[str, str]
+) -> None:
+    config = ServerConfig(port=0, token=CANARY, refuse_matching="BADWORD", latency_ms=400)
+    with LocalServer(config) as server:
+        outputs = Outputs(tmp_path / "run")
+        write_jsonl(outputs.input, [*rows(3), {"id": "x", "data": "BADWORD"}])
+        slow = run_with(
+            outputs, server.url, CANARY, raising, "--timeout", "0.1", "--retries", "0", "-b", "2"
+        )
+        assert slow.code == 1 and slow.summary["records_rejected"] > 0
+        assert "timed out" in (tmp_path / "run/report.jsonl").read_text()
+
+
+@pytest.mark.parametrize("preflight", ["--preflight", "--no-preflight"])
+def test_a_refused_token(
+    tmp_path: Path, canary_index: LocalServer, raising: dict[str, str], preflight: str
+) -> None:
+    outputs = Outputs(tmp_path / "run")
+    wrong = CANARY[:-1] + "x"
+    result = run_with(outputs, canary_index.url, wrong, raising, preflight)
+    assert result.code == 3 and "401" in result.stderr
+    assert wrong not in result.stdout + result.stderr
+
+
+def test_an_unreachable_index(tmp_path: Path, raising: dict[str, str]) -> None:
+    # Each batch fails for good at once; its records, with the error, go to --rejects.
+    outputs = Outputs(tmp_path / "run")
+    result = run_with(
+        outputs, "http://127.0.0.1:9", CANARY, raising, "--no-preflight", "--retries", "0"
+    )
+    assert result.code == 1 and result.summary["records_rejected"] == 21
+    assert "connection failed" in (tmp_path / "run/rejects.jsonl").read_text()
+
+
+def test_an_unreachable_index_at_preflight(tmp_path: Path) -> None:
+    # The preflight tries four times, 7 s in all: once is enough here.
+    result = run_with(Outputs(tmp_path / "run"), "http://127.0.0.1:9", CANARY, {})
+    assert result.code == 3 and "Could not reach" in result.stderr
+
+
+@pytest.mark.parametrize("around", ["{}\n", "  {}  ", "\t{}\r\n"])
+def test_a_token_pasted_with_whitespace_around_it_works(
+    tmp_path: Path, canary_index: LocalServer, raising: dict[str, str], around: str
+) -> None:
+    outputs = Outputs(tmp_path / "run")
+    result = run_with(outputs, canary_index.url, around.format(CANARY), raising)
+    assert result.code == 1, result.stderr  # the one bad record
+    assert len(canary_index.records("")) == 20
+
+
+@pytest.mark.parametrize("inside", [" ", "\n", "\x01", "\x7f", "é"])
+def test_a_token_with_whitespace_or_control_characters_inside_is_a_usage_error(
+    tmp_path: Path, canary_index: LocalServer, raising: dict[str, str], inside: str
+) -> None:
+    outputs = Outputs(tmp_path / "run")
+    token = CANARY[:12] + inside + CANARY[12:]
+    result = run_with(outputs, canary_index.url, token, raising)
+    assert result.code == 2 and "token" in result.stderr
+    assert CANARY[:12] not in result.stderr and CANARY[12:] not in result.stderr
+    info = run_cli("info", env=cli_env(canary_index, UPSTASH_VECTOR_REST_TOKEN=token))
+    assert info.code == 2 and CANARY[12:] not in info.stdout + info.stderr
+
+
+@pytest.mark.parametrize("command", ["upsert", "info"])
+def test_a_url_with_a_password(
+    tmp_path: Path, canary_index: LocalServer, raising: dict[str, str], command: str
+) -> None:
+    url = canary_index.url.replace("http://", f"http://user:{PASSWORD}@")
+    outputs = Outputs(tmp_path / "run")
+    if command == "upsert":
+        result = run_with(outputs, url, CANARY, raising)
+    else:
+        result = run_cli("info", env=cli_env(canary_index, UPSTASH_VECTOR_REST_URL=url))
+        outputs.assert_clean(result)
+    assert result.code == 2 and "***@" in result.stderr
+    flag = run_cli("upsert", outputs.input, "--url", url, env=cli_env(canary_index, **raising))
+    outputs.assert_clean(flag)
+    assert flag.code == 2
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """A server (or a proxy) that repeats the request's Authorization header in its errors."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == "/info":
+            status = 200
+            body = b'{"result":{"dimension":3,"denseIndex":{"embeddingModel":"BGE"}}}'
+        else:
+            status = 400
+            body = f'{{"error":"bad request from {self.headers["Authorization"]}"}}'.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_server_that_echoes_the_token(tmp_path: Path, raising: dict[str, str]) -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        outputs = Outputs(tmp_path / "run")
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        result = run_with(outputs, url, CANARY, raising, "-b", "4")
+        assert result.code == 1 and result.summary["records_rejected"] == 21
+        assert "bad request from Bearer ***" in (tmp_path / "run/rejects.jsonl").read_text()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_no_repr_of_the_settings_holds_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Settings] = []
+
+    class Capture:
+        def __init__(self, settings: Settings, **kwargs: object) -> None:
+            seen.append(settings)
+
+        def execute(self) -> Summary:
+            return Summary()
+
+    monkeypatch.setattr(vupsert.cli, "Run", Capture)
+    environ = {"UPSTASH_VECTOR_REST_URL": "http://127.0.0.1:1"}
+    environment = Environment(
+        stdin=io.BytesIO(b""), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ
+    )
+    with pytest.raises(SystemExit):
+        main(["upsert", "--token", CANARY + "\n", "-"], environment)
+    (settings,) = seen
+    assert settings.token.reveal() == CANARY
+    assert CANARY not in repr(settings) and CANARY not in str(vars(settings))

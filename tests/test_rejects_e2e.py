@@ -1,0 +1,165 @@
+"""Every rejection is visible, and every reject can be fixed and fed back.
+
+Each kind of reject line (a line that could not be parsed, a JSON Lines row or a CSV row
+that could not be mapped, a record the server refused, a record given up on) is fixed in
+the rejects file and fed back with the same options, and lands in the index.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from vupsert.server import LocalServer, ServerConfig
+
+from .conftest import read_jsonl, run_cli, write_jsonl
+
+
+def rows(n: int, field: str = "data") -> list[dict[str, Any]]:
+    return [{"id": f"r{i}", field: f"text number {i}"} for i in range(n)]
+
+
+def write_lines(path: Path, lines: list[dict[str, Any]]) -> None:
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+
+
+def test_without_a_rejects_file_the_first_rejections_are_named_on_stderr(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    records: list[dict[str, Any]] = rows(30)
+    for i in range(0, 30, 2):
+        records[i] = {"id": f"r{i}"}  # no data: 15 rejected
+    path = write_jsonl(tmp_path / "in.jsonl", records)
+    for quiet in ([], ["-q"]):
+        result = run_cli("upsert", path, *quiet, server=server)
+        assert result.code == 1, result.stderr
+        named = [line for line in result.stderr.splitlines() if line.startswith("rejected ")]
+        assert named[:2] == [
+            f'rejected {path}:1: missing data (field "data")',
+            f'rejected {path}:3: missing data (field "data")',
+        ]
+        assert len(named) == 10
+        assert "... and 5 more rejected records: --rejects FILE keeps every one" in result.stderr
+
+
+def test_with_a_rejects_file_quiet_names_none(server: LocalServer, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", [*rows(3), {"id": "x"}])
+    rejects = tmp_path / "rejects.jsonl"
+    result = run_cli("upsert", path, "-q", "--rejects", rejects, server=server)
+    assert result.code == 1
+    assert "rejected " not in result.stderr and len(read_jsonl(rejects)) == 1
+    loud = run_cli("upsert", path, "--rejects", rejects, server=server)
+    assert f'rejected {path}:4: missing data (field "data")' in loud.stderr
+
+
+def test_text_instead_of_data_is_hinted(server: LocalServer, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", rows(5, field="text"))
+    result = run_cli("upsert", path, server=server)
+    assert result.code == 1
+    assert 'missing data (field "data"); the record has "text": use --data-field text' in (
+        result.stderr
+    )
+
+
+def test_a_whole_input_that_misfits_the_options_stops_before_sending(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", rows(5000, field="text"))
+    rejects = tmp_path / "rejects.jsonl"
+    result = run_cli("upsert", path, "--rejects", rejects, "--json", server=server)
+    assert result.code == 2, result.stderr
+    assert "use --data-field text" in result.stderr and "nothing was sent" in result.stderr
+    assert server.records("") == {}
+    assert read_jsonl(rejects) == []  # not a rejects file as long as the input
+    assert result.summary["records_read"] < 200
+
+
+def test_csv_piped_as_json_lines_is_hinted_and_stopped(server: LocalServer) -> None:
+    csv = b"id,data\n" + b"".join(b"r%d,text %d\n" % (i, i) for i in range(300))
+    result = run_cli("upsert", "-", server=server, input=csv)
+    assert result.code == 2, result.stderr
+    assert "use --format csv" in result.stderr
+    again = run_cli("upsert", "-f", "csv", "-", server=server, input=csv)
+    assert again.code == 0 and len(server.records("")) == 300
+
+
+def test_every_kind_of_reject_is_fixed_and_fed_back(tmp_path: Path) -> None:
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_bytes(
+        b'{"id":"ok-1","text":"fine"}\n'
+        b'{"id":"broken", "text": "a quote is missing}\n'  # read: not JSON
+        b'{"id":"no-text","title":"the text field is absent"}\n'  # map
+        b'{"id":"poison","text":"POISON in here"}\n'  # send: refused by the server
+    )
+    csv = tmp_path / "in.csv"
+    csv.write_bytes(b"id,text,zip\nok-2,fine,00501\nempty,,02134\n")  # map: empty text
+    rejects = tmp_path / "rejects.jsonl"
+    options = ["-n", "docs", "--data-field", "text"]
+    config = ServerConfig(port=0, refuse_matching="POISON")
+    with LocalServer(config) as server:
+        first = run_cli(
+            "upsert", jsonl, csv, *options, "--no-infer-types", "--rejects", rejects,
+            "--json", server=server,
+        )  # fmt: skip
+        assert first.code == 1, first.stderr
+        lines = read_jsonl(rejects)
+        stages = {line["_vupsert"]["source"].rsplit("/", 1)[1]: line for line in lines}
+        assert {k: v["_vupsert"]["stage"] for k, v in stages.items()} == {
+            "in.jsonl:2": "read",
+            "in.jsonl:3": "map",
+            "in.jsonl:4": "send",
+            "in.csv:3": "map",
+        }
+        # Each line holds what is needed to fix it: the raw text, the row as read (the
+        # CSV row with its cells), the record as sent.
+        assert stages["in.jsonl:2"]["_vupsert"]["raw"].startswith('{"id":"broken"')
+        assert stages["in.jsonl:3"]["title"] == "the text field is absent"
+        assert stages["in.csv:3"]["zip"] == "02134"
+        assert stages["in.csv:3"]["_vupsert"]["format"] == "csv"
+        assert stages["in.jsonl:4"]["data"] == "POISON in here"
+
+        fixed = []
+        for line in lines:
+            where = line["_vupsert"]["source"].rsplit("/", 1)[1]
+            if where == "in.jsonl:2":
+                line = {"id": "broken", "text": "the quote is back"}  # the line replaced
+            elif where == "in.jsonl:3":
+                line["text"] = line.pop("title")
+            elif where == "in.csv:3":
+                line["text"] = "now it has text"
+            else:
+                line["data"] = "cleaned up"
+            fixed.append(line)
+        write_lines(rejects, fixed)
+        again = run_cli(
+            "upsert", rejects, *options, "--no-infer-types", "--json", server=server
+        )
+        assert again.code == 0, again.stderr
+        stored = server.records("docs")
+    assert stored == {
+        "ok-1": ("fine", None),
+        "ok-2": ("fine", {"zip": "00501"}),
+        "broken": ("the quote is back", None),
+        "no-text": ("the text field is absent", None),
+        "empty": ("now it has text", {"zip": "02134"}),
+        "poison": ("cleaned up", None),
+    }
+
+
+def test_a_record_given_up_on_is_fed_back(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", rows(20))
+    rejects = tmp_path / "rejects.jsonl"
+    with LocalServer(ServerConfig(port=0, fail_rate=1.0, seed=1)) as server:
+        first = run_cli(
+            "upsert", path, "--retries", "0", "--rejects", rejects, "--json", server=server
+        )
+        assert first.code == 1, first.stderr
+        lines = read_jsonl(rejects)
+        assert len(lines) == 20 and {line["_vupsert"]["stage"] for line in lines} == {"send"}
+        assert lines[0]["_vupsert"]["reason"].startswith("gave up after 1 attempts")
+        server.set_faults(fail_rate=0.0)
+        again = run_cli("upsert", rejects, "--json", server=server)
+        assert again.code == 0, again.stderr
+        assert len(server.records("")) == 20

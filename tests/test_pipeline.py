@@ -267,3 +267,46 @@ def test_a_stalled_batch_does_not_hold_the_bodies_settled_after_it(tmp_path: Pat
     assert summary.records_upserted == 4000 and answered >= 31
     # A body is 400 KB. In flight, queued and being filled: about ten of them.
     assert held[0] - before < 10_000_000
+
+
+@pytest.mark.parametrize(
+    ("info", "lacking"),
+    [
+        ({"denseIndex": {"embeddingModel": "BGE_SMALL"}}, None),
+        ({"indexType": "SPARSE", "sparseIndex": {"embeddingModel": "BM25"}}, None),
+        (
+            {"denseIndex": {"embeddingModel": "BGE"}, "sparseIndex": {"embeddingModel": "BM25"}},
+            None,
+        ),
+        ({"denseIndex": {"embeddingModel": None}}, "has no embedding model,"),
+        ({}, "has no embedding model,"),
+        ({"sparseIndex": {}}, "has no embedding model,"),
+        (
+            {"denseIndex": {"embeddingModel": "BGE"}, "sparseIndex": {"embeddingModel": ""}},
+            "no embedding model for its sparse part",
+        ),
+        (
+            {"denseIndex": {"dimension": 2}, "sparseIndex": {"embeddingModel": "BM25"}},
+            "no embedding model for its dense part",
+        ),
+    ],
+)
+def test_preflight_needs_a_model_for_every_part_of_the_index(
+    info: dict[str, Any], lacking: str | None
+) -> None:
+    """Dense, sparse (BM25) and hybrid indexes take raw text when every part they have
+    has an embedding model; the error names the part that has none."""
+    from vupsert.client import Client
+    from vupsert.errors import PreflightError
+    from vupsert.pipeline import preflight
+
+    client = Client(
+        "http://127.0.0.1:9",
+        Secret("t"),
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json={"result": info})),
+    )
+    if lacking is None:
+        assert preflight(client) == info
+        return
+    with pytest.raises(PreflightError, match=lacking):
+        preflight(client)

@@ -133,9 +133,7 @@ def test_every_kind_of_reject_is_fixed_and_fed_back(tmp_path: Path) -> None:
                 line["data"] = "cleaned up"
             fixed.append(line)
         write_lines(rejects, fixed)
-        again = run_cli(
-            "upsert", rejects, *options, "--no-infer-types", "--json", server=server
-        )
+        again = run_cli("upsert", rejects, *options, "--no-infer-types", "--json", server=server)
         assert again.code == 0, again.stderr
         stored = server.records("docs")
     assert stored == {

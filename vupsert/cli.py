@@ -540,7 +540,7 @@ def info(url: UrlOption = None, token: TokenOption = None, json_out: JsonOption 
     Warns when the index has no embedding model (then upsert-data cannot work).
     Exit 3 when the index cannot be reached or refuses the token.
     """
-    from .client import Client
+    from .client import Client, embedding_models
 
     console = env.console()
     with user_errors(console):
@@ -551,11 +551,11 @@ def info(url: UrlOption = None, token: TokenOption = None, json_out: JsonOption 
             env.stdout.write(orjson.dumps(result).decode() + "\n")
         else:
             env.out().print(describe_info(result))
-        model = (result.get("denseIndex") or {}).get("embeddingModel")
-        if not model:
+        lacking = [part for part, model in embedding_models(result).items() if not model]
+        if lacking:
             console.line(
-                "this index has no embedding model: upsert-data (and so vupsert upsert) "
-                "will be refused with 422.",
+                f"this index has no embedding model for its {' and '.join(lacking)} part: "
+                "upsert-data (and so vupsert upsert) will be refused with 422.",
                 head="warning:",
                 style="yellow",
             )

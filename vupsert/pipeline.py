@@ -27,7 +27,7 @@ import httpx
 
 from .batching import Batch, Item, batches
 from .checkpoint import Checkpoint, input_key
-from .client import FATAL_HINTS, RETRYABLE, Client, check_url
+from .client import FATAL_HINTS, RETRYABLE, Client, check_url, embedding_models
 from .columns import check_columns
 from .errors import (
     ConfigError,
@@ -48,7 +48,7 @@ from .pacing import Throttle
 from .records import Fresh, Position, Record, Rejection, Skip
 from .rejects import RejectsWriter
 from .sending import Abandoned, Fatal, RetryPolicy, Sender, Settlement
-from .settings import Settings
+from .settings import Settings, option
 from .sources import detect_format, display_name, input_size, iter_json_lines, iter_rows
 
 CHECKPOINT_EVERY = 2.0
@@ -180,14 +180,19 @@ def preflight(
             if attempt == attempts - 1 or not (exc.status is None or exc.status in RETRYABLE):
                 raise
             sleep(2.0**attempt)
-    dense = info.get("denseIndex")
-    model = dense.get("embeddingModel") if isinstance(dense, dict) else None
-    if not model:
+    models = embedding_models(info)
+    lacking = [part for part, model in models.items() if model is None]
+    if lacking:
+        what = (
+            "no embedding model"
+            if len(models) == 1
+            else f"no embedding model for its {' and '.join(lacking)} part"
+        )
         raise PreflightError(
-            f"The index at {client.base_url} has no embedding model, so it cannot take "
-            "raw text: every upsert-data request would be refused (422).",
+            f"The index at {client.base_url} has {what}, so it cannot take raw text: every "
+            "upsert-data request would be refused (422).",
             status=422,
-            hint=FATAL_HINTS[422] + " To skip this check, pass --no-preflight.",
+            hint=FATAL_HINTS[422] + f" To skip this check, pass {option('no_preflight')}.",
         )
     return info
 

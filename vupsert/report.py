@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
+from .client import embedding_models
 from .errors import ConfigError, OutputError
 from .outputs import write_fully
 from .pipeline import Events, Summary
@@ -524,8 +525,6 @@ class Many:
 
 def describe_info(info: dict[str, Any]) -> Table:
     """``vupsert info`` as a table."""
-    dense = info.get("denseIndex") or {}
-    model = dense.get("embeddingModel") if isinstance(dense, dict) else None
     from rich.table import Table
 
     table = Table(show_header=False, box=None, padding=(0, 2))
@@ -534,7 +533,8 @@ def describe_info(info: dict[str, Any]) -> Table:
     table.add_row("dimension", str(info.get("dimension", "?")))
     table.add_row("similarity", str(info.get("similarityFunction", "?")))
     table.add_row("index type", str(info.get("indexType", "?")))
-    table.add_row("embedding model", str(model) if model else "none (upsert-data will fail)")
+    for part, model in embedding_models(info).items():
+        table.add_row(f"{part} embedding model", model or "none (upsert-data will fail)")
     table.add_row("vectors", f"{info.get('vectorCount', 0):,}")
     table.add_row("pending", f"{info.get('pendingVectorCount', 0):,}")
     namespaces = info.get("namespaces") or {}

@@ -390,14 +390,15 @@ class Mapper:
         # is already its JSON: it is sent as written, not dumped again.
         as_written = fast and (id_name, data_name, meta_name) == ("id", "data", "metadata")
         encode_error = orjson.JSONEncodeError
-        long_number = _LONG_NUMBER
+        # A line that may hold an integer beyond 64 bits (see _NINETEEN).
+        digits, nineteen = _DIGITS_AS_NINES, _NINETEEN
         for item in lines:
             if type(item) is not tuple:
                 assert isinstance(item, Rejection)
                 yield self._passed_on(item)
                 continue
             line, offset, value, text = item
-            if long_number(text) is not None:
+            if nineteen in text.translate(digits):
                 where = self._inexact_number(text)
                 if where is not None:
                     row = Row(source, line, Position(offset, line), value, text)
@@ -653,9 +654,11 @@ _COLUMN_HINTS = {
 }
 
 
-_LONG_NUMBER = re.compile(rb"[0-9]{19}").search
-"""Finds a line that may hold an integer beyond 64 bits (19 digits or more); only such
-lines are parsed a second time, exactly."""
+_DIGITS_AS_NINES = bytes(0x39 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_NINETEEN = b"9" * 19
+"""A line may hold an integer beyond 64 bits when its digits, translated to nines, hold 19
+in a row; only such lines are parsed a second time, exactly. A table translation and a
+substring search cost a tenth of a regular expression's search per line."""
 
 
 class _Huge(str):

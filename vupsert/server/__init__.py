@@ -19,13 +19,14 @@ Modules: ``_app`` (routing, auth, faults, counters), ``_api`` (the endpoints),
 
 from ._api import NO_EMBEDDING
 from ._app import UNKNOWN_ENDPOINT
-from ._config import EMBEDDING_MODEL, ServerConfig
+from ._config import EMBEDDING_MODEL, SPARSE_EMBEDDING_MODEL, ServerConfig
 from ._embed import HashEmbedder
 from ._server import LocalServer, serve_forever
 
 __all__ = [
     "EMBEDDING_MODEL",
     "NO_EMBEDDING",
+    "SPARSE_EMBEDDING_MODEL",
     "UNKNOWN_ENDPOINT",
     "HashEmbedder",
     "LocalServer",

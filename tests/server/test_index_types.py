@@ -127,19 +127,11 @@ def test_a_hybrid_index_fuses_dense_and_sparse_rankings(serve: Serve) -> None:
 
 
 def test_rrf_counts_ranks_where_dbsf_counts_distances() -> None:
-    dense = best(
-        [Hit(1.0, False, "C"), Hit(0.47, False, "D"), Hit(0.26, False, "A"), Hit(0.23, False, "B")],
-        None,
-    )
-    sparse_ = best(
-        [
-            Hit(0.84, False, "A"),
-            Hit(0.64, False, "C"),
-            Hit(0.48, False, "B"),
-            Hit(0.15, False, "D"),
-        ],
-        None,
-    )
+    def ranking(**scores: float) -> list[Hit]:
+        return best([(-score, True, id) for id, score in scores.items()], None)
+
+    dense = ranking(C=1.0, D=0.47, A=0.26, B=0.23)
+    sparse_ = ranking(A=0.84, C=0.64, B=0.48, D=0.15)
     # D is second in dense by far and last in sparse; B third-ish in both: ranks favour
     # D, distances from each ranking's mean favour B.
     assert [hit.id for hit in fuse(dense, sparse_, "RRF")] == ["C", "A", "D", "B"]

@@ -38,15 +38,15 @@ class Hit(NamedTuple):
     id: str
 
 
-def _order(hit: Hit) -> tuple[float, bool, str]:
-    return (-hit.score, not hit.exact, hit.id)
+Ranked = tuple[float, bool, str]
+"""``(-score, not exact, id)``: a candidate as a plain tuple, which sorts best first in C
+(a query makes one per vector of the namespace)."""
 
 
-def best(hits: Iterable[Hit], limit: int | None) -> list[Hit]:
-    """The ``limit`` best hits (all of them, ranked, when ``None``)."""
-    if limit is None:
-        return sorted(hits, key=_order)
-    return heapq.nsmallest(limit, hits, key=_order)
+def best(ranked: Iterable[Ranked], limit: int | None) -> list[Hit]:
+    """The ``limit`` best candidates as hits (all of them, ranked, when ``None``)."""
+    chosen = sorted(ranked) if limit is None else heapq.nsmallest(limit, ranked)
+    return [Hit(-negative, not inexact, id) for negative, inexact, id in chosen]
 
 
 def dense_scorer(query: bytes, similarity: str) -> Callable[[bytes], float]:
@@ -81,10 +81,10 @@ def dense_scorer(query: bytes, similarity: str) -> Callable[[bytes], float]:
 
 def dense_hits(
     rows: Iterable[tuple[str, bytes, Any]], query: bytes, similarity: str
-) -> Iterator[Hit]:
+) -> Iterator[Ranked]:
     score = dense_scorer(query, similarity)
     for id, blob, _ in rows:
-        yield Hit(score(blob), blob == query, id)
+        yield (-score(blob), blob != query, id)
 
 
 def idf_weights(blobs: Iterable[bytes], dimensions: Iterable[int]) -> dict[int, float]:
@@ -105,8 +105,8 @@ def sparse_hits(
     query: dict[int, float],
     weights: dict[int, float] | None,
     query_blob: bytes | None,
-) -> Iterator[Hit]:
-    """Hits of the vectors sharing a dimension with ``query``; ``weights``: IDF, or none."""
+) -> Iterator[Ranked]:
+    """The vectors sharing a dimension with ``query``; ``weights``: IDF, or none."""
     if weights is not None:
         query = {index: value * weights[index] for index, value in query.items()}
     get = query.get
@@ -120,7 +120,7 @@ def sparse_hits(
                 score += weight * value
                 shared = True
         if shared:
-            yield Hit(to_float32(score), blob == query_blob, id)
+            yield (-to_float32(score), blob != query_blob, id)
 
 
 def fuse(dense: list[Hit], sparse: list[Hit], algorithm: str) -> list[Hit]:
@@ -135,7 +135,7 @@ def fuse(dense: list[Hit], sparse: list[Hit], algorithm: str) -> list[Hit]:
         for hit, value in zip(ranking, contributions, strict=True):
             fused[hit.id] = fused.get(hit.id, 0.0) + value
             exact[hit.id] = exact.get(hit.id, False) or hit.exact
-    return best((Hit(to_float32(s), exact[id], id) for id, s in fused.items()), None)
+    return best(((-to_float32(s), not exact[id], id) for id, s in fused.items()), None)
 
 
 def _dbsf(ranking: list[Hit]) -> list[float]:

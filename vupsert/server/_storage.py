@@ -289,22 +289,26 @@ class Storage:
             last = rows[-1][0]
 
     def pending(
-        self, ns: str | None, limit: int, *, after: int = 0, upto: int | None = None
+        self, ns: str | None, limit: int, *, after: int = 0, upto: int = -1
     ) -> list[tuple[int, str, str, str]]:
-        """Up to ``limit`` ``(rowid, ns, id, data)`` rows waiting for vectors, in rowid
-        order, of ``ns`` (any if ``None``), with ``after < rowid <= upto``."""
-        where = f"{_PENDING} AND rowid > ?"
-        params: list[object] = [after]
-        if ns is not None:
-            where += " AND ns = ?"
-            params.append(ns)
-        if upto is not None:
-            where += " AND rowid <= ?"
-            params.append(upto)
-        rows = self._read(
-            f"SELECT rowid, ns, id, data FROM vectors WHERE {where} ORDER BY rowid LIMIT ?",
-            (*params, limit),
-        )
+        """Up to ``limit`` ``(rowid, ns, id, data)`` rows waiting for vectors: of any
+        namespace when ``ns`` is ``None``, else of ``ns`` in rowid order with
+        ``after < rowid <= upto`` (``upto`` -1: no bound)."""
+        # Both read the partial index of pending rows only: an ORDER BY rowid without a
+        # namespace would walk the whole table instead, every poll of the indexer.
+        if ns is None:
+            rows = self._read(
+                "SELECT rowid, ns, id, data FROM vectors INDEXED BY pending_rows "
+                f"WHERE {_PENDING} LIMIT ?",
+                (limit,),
+            )
+        else:
+            rows = self._read(
+                "SELECT rowid, ns, id, data FROM vectors INDEXED BY pending_rows "
+                f"WHERE {_PENDING} AND ns = ? AND rowid > ? AND (? < 0 OR rowid <= ?) "
+                "ORDER BY rowid LIMIT ?",
+                (ns, after, upto, upto, limit),
+            )
         return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     def last_rowid(self) -> int:

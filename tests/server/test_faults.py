@@ -12,7 +12,7 @@ import pytest
 
 from vupsert.errors import ConfigError
 from vupsert.server import LocalServer, ServerConfig
-from vupsert.server._config import RateLimitWindow
+from vupsert.server._config import RateLimiter
 from vupsert.server._faults import Faults
 
 from .conftest import Serve
@@ -227,9 +227,9 @@ class Clock:
         return self.now
 
 
-def limiter(rate: float, window: RateLimitWindow) -> tuple[Faults, Clock]:
+def limiter(rate: float, window: RateLimiter) -> tuple[Faults, Clock]:
     clock = Clock()
-    return Faults(ServerConfig(rate_limit=rate, rate_limit_window=window), clock=clock), clock
+    return Faults(ServerConfig(rate_limit=rate, rate_limiter=window), clock=clock), clock
 
 
 def test_a_sliding_window_refuses_the_burst_a_bucket_lets_through() -> None:
@@ -275,8 +275,8 @@ def test_a_sliding_window_below_one_write_a_second() -> None:
 
 
 def test_a_sliding_window_at_the_server(serve: Serve) -> None:
-    server = serve(rate_limit=3, rate_limit_window="sliding")
-    assert "rate_limit_window=sliding" in server.describe()
+    server = serve(rate_limit=3, rate_limiter="sliding")
+    assert "rate_limiter=sliding" in server.describe()
     # A slow rate, so that the second write is refused however slow this machine is.
     server.set_faults(rate_limit=0.1)
     api = Api(server)

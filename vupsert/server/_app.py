@@ -308,7 +308,7 @@ def _record_count(parsed: Any) -> int:
 
 def _rate(config: ServerConfig) -> str:
     rate = config.rate_limit
-    if config.rate_limit_window == "bucket":
+    if config.rate_limiter == "bucket":
         return f"{rate:g} writes per second"
     if rate >= 1:
         return f"{math.floor(rate)} writes in any one second"

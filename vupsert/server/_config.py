@@ -10,10 +10,10 @@ from ..errors import ConfigError
 
 IndexType = Literal["dense", "sparse", "hybrid"]
 Similarity = Literal["COSINE", "EUCLIDEAN", "DOT_PRODUCT"]
-RateLimitWindow = Literal["bucket", "sliding"]
+RateLimiter = Literal["bucket", "sliding"]
 INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 SIMILARITIES: tuple[str, ...] = get_args(Similarity)
-RATE_LIMIT_WINDOWS: tuple[str, ...] = get_args(RateLimitWindow)
+RATE_LIMITERS: tuple[str, ...] = get_args(RateLimiter)
 
 EMBEDDING_MODEL = "VUPSERT_HASH_NGRAM"
 """What ``info`` reports as ``denseIndex.embeddingModel`` when the index embeds text."""
@@ -27,7 +27,7 @@ FAULT_FIELDS = (
     "latency_per_record_ms",
     "fail_rate",
     "rate_limit",
-    "rate_limit_window",
+    "rate_limiter",
     "capacity",
     "drop_rate",
     "refuse_matching",
@@ -76,7 +76,7 @@ class ServerConfig:
     """Share of writes answered 500/502/503, half of them after the write was applied."""
     rate_limit: float = 0
     """Writes per second before 429 (with ``Retry-After``); 0 turns it off."""
-    rate_limit_window: RateLimitWindow = "bucket"
+    rate_limiter: RateLimiter = "bucket"
     """``bucket``: a token bucket holding one second of writes, refilled continuously;
     ``sliding``: at most ``rate_limit`` writes in any window of one second."""
     drop_rate: float = 0
@@ -127,7 +127,7 @@ def check_faults(config: ServerConfig) -> None:
         )
     if config.refuse_matching == "":
         raise ConfigError("refuse_matching cannot be empty: it would refuse every record.")
-    _check_choice("rate_limit_window", config.rate_limit_window, RATE_LIMIT_WINDOWS)
+    _check_choice("rate_limiter", config.rate_limiter, RATE_LIMITERS)
     if config.capacity < 0:
         raise ConfigError(f"capacity must be >= 0, not {config.capacity}.")
     if config.capacity and not (config.latency_ms or config.latency_per_record_ms):

@@ -4,7 +4,7 @@ All dice come from one :class:`random.Random` (seeded by ``seed``) behind a lock
 every roll draws the same three numbers whatever the outcome, so a seeded run against a
 sequential client replays exactly.
 
-Two rate limiters, chosen by ``rate_limit_window``: a token bucket holding one second of
+Two rate limiters, chosen by ``rate_limiter``: a token bucket holding one second of
 writes and refilled continuously (``bucket``: a steady client at the limit is never
 refused, a burst up to a second's worth passes), or a sliding window (``sliding``: at
 most ``rate_limit`` writes in any one second, counting the writes it let through; below
@@ -76,9 +76,9 @@ class Faults:
             check_faults(config)
             if "seed" in changes:
                 self._rng = random.Random(config.seed)
-            if (config.rate_limit, config.rate_limit_window) != (
+            if (config.rate_limit, config.rate_limiter) != (
                 self._config.rate_limit,
-                self._config.rate_limit_window,
+                self._config.rate_limiter,
             ):
                 self._tokens = max(1.0, config.rate_limit)
                 self._refilled = self._clock()
@@ -91,7 +91,7 @@ class Faults:
             rate = self._config.rate_limit
             if rate <= 0:
                 return None
-            if self._config.rate_limit_window == "sliding":
+            if self._config.rate_limiter == "sliding":
                 return self._admit_window(rate)
             now = self._clock()
             capacity = max(1.0, rate)

@@ -193,10 +193,10 @@ class LocalServer:
         faults = [
             f"{name}={value}"
             for name in FAULT_FIELDS
-            if name not in ("seed", "rate_limit_window") and (value := getattr(config, name))
+            if name not in ("seed", "rate_limiter") and (value := getattr(config, name))
         ]
-        if config.rate_limit and config.rate_limit_window != "bucket":
-            faults.append(f"rate_limit_window={config.rate_limit_window}")
+        if config.rate_limit and config.rate_limiter != "bucket":
+            faults.append(f"rate_limiter={config.rate_limiter}")
         if faults:
             seed = f", seed={config.seed}" if config.seed is not None else ""
             parts.append(f"faults: {' '.join(faults)}{seed}")

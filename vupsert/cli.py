@@ -545,7 +545,7 @@ def serve(
         Path | None,
         typer.Option(
             help="SQLite file to keep the index in. Default: in memory, which takes about "
-            "2.4 GB per million records of 384 dimensions and 300 characters of text "
+            "2.3 GB per million records of 384 dimensions and 300 characters of text "
             "(measured).",
             show_default=False,
         ),

@@ -37,7 +37,7 @@ def test_help_says_what_a_million_records_cost_and_names_every_option(
         main(["serve", "--help"])
     # The options' help is in a box: drop its borders, then the line breaks.
     text = " ".join(capsys.readouterr().out.replace("│", " ").split())
-    assert "about 2.4 GB per million records of 384 dimensions" in text
+    assert "about 2.3 GB per million records of 384 dimensions" in text
     for option in (
         "--index-type",
         "--similarity",

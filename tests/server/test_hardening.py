@@ -86,6 +86,29 @@ def test_a_chunked_body_is_cut_at_the_cap(serve: Serve) -> None:
     assert server.stats["statuses"] == {413: 1}
 
 
+def test_expect_100_continue_is_answered_only_once_the_token_is_checked(
+    local: LocalServer,
+) -> None:
+    body = b'[{"id": "a", "data": "text"}]'
+    with raw(local) as stranger:
+        stranger.sendall(head("/upsert-data", "Expect: 100-continue", "Content-Length: 9999"))
+        reply = answer(stranger)
+    assert reply.startswith(b"HTTP/1.1 401 ") and b"100 Continue" not in reply
+    with raw(local) as client:
+        client.sendall(
+            head(
+                "/upsert-data",
+                f"Authorization: Bearer {local.token}",
+                "Expect: 100-continue",
+                f"Content-Length: {len(body)}",
+            )
+        )
+        assert client.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        client.sendall(body)
+        assert client.recv(65536).startswith(b"HTTP/1.1 200 ")
+    assert set(local.records()) == {"a"}
+
+
 def test_a_refused_small_body_is_read_so_the_connection_stays_usable(local: LocalServer) -> None:
     with raw(local) as sock:
         for _ in range(2):

@@ -8,7 +8,8 @@ small writes on a keep-alive connection would otherwise meet the peer's delayed 
 - a request is admitted on its headers (``App.admit``) before its body is read, so a
   missing or wrong token, or a declared body over the cap, is answered at once; such a
   body is read and dropped only when it is small (the connection then stays usable),
-  otherwise the connection is closed unread. A chunked body is cut at the cap.
+  otherwise the connection is closed unread. A chunked body is cut at the cap, and
+  ``Expect: 100-continue`` is answered only once the request is admitted.
 - every connection has a deadline while the server waits on its client: to send the
   next request (idle keep-alive included), a body, or to take an answer. The accept
   loop checks the deadlines as it waits and shuts a connection that is past its own,
@@ -60,6 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "vupsert-local"
     disable_nagle_algorithm = True
+    _continue_expected = False
 
     def handle(self) -> None:
         server = cast(IndexHTTPServer, self.server)
@@ -75,6 +77,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _expect(self, seconds: float | None) -> None:
         self._watch.deadline = None if seconds is None else time.monotonic() + seconds
 
+    def handle_expect_100(self) -> bool:
+        # "100 Continue" would invite the body before the token is checked: it is sent
+        # by _serve once the request is admitted.
+        self._continue_expected = True
+        return True
+
     def do_GET(self) -> None:
         self._serve()
 
@@ -86,6 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         server = cast(IndexHTTPServer, self.server)
         app = server.app
+        expects_continue, self._continue_expected = self._continue_expected, False
         if self._watch.cut:  # headers cut short by the deadline: not a request to act on
             self.close_connection = True
             return
@@ -98,9 +107,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         admitted = app.admit(self.command, self.path, self.headers.get("Authorization"), length)
         if isinstance(admitted, Response):
-            self._refuse(admitted, length, chunked)
+            if expects_continue:  # the client waits for a go-ahead it will not get
+                self.close_connection = True
+                self._send(admitted)
+            else:
+                self._refuse(admitted, length, chunked)
             return
         self._expect(server.read_timeout)
+        if expects_continue:
+            self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             body = self._read_chunked(app.max_body_bytes) if chunked else self._read(length or 0)
         except _TooLarge as exc:
@@ -206,7 +221,9 @@ class _Handler(BaseHTTPRequestHandler):
         head += [f"{name}: {value}" for name, value in response.headers]
         if self.close_connection:
             head.append("Connection: close")
-        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body
+        self._write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
+
+    def _write(self, data: bytes) -> None:
         try:
             self.wfile.write(data)
         except OSError:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import heapq
 import math
 import operator
-import statistics
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
@@ -142,8 +141,8 @@ def _dbsf(ranking: list[Hit]) -> list[float]:
     scores = [hit.score for hit in ranking]
     if not scores:
         return []
-    mean = statistics.fmean(scores)
-    spread = 6.0 * statistics.pstdev(scores, mean)
+    mean = math.fsum(scores) / len(scores)
+    spread = 6.0 * math.sqrt(math.fsum((s - mean) ** 2 for s in scores) / len(scores))
     if spread == 0:
         return [0.5] * len(scores)  # all equal: each sits in the middle of its range
     low = mean - spread / 2.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import random
 import threading
 import time
@@ -306,21 +307,24 @@ def test_capacity_multiplies_the_latency_by_the_writes_in_flight() -> None:
 
 
 def test_a_write_that_piles_on_waits_longer(serve: Serve) -> None:
-    server = serve(latency_per_record_ms=25, capacity=2)
-    background = [
-        threading.Thread(target=Api(server).send, args=("/upsert-data", docs(40, prefix=f"b{i}")))
-        for i in range(3)
-    ]
+    server = serve(latency_per_record_ms=60, capacity=2)
+
+    def occupy(i: int) -> None:
+        # 1,000 records x 60 ms: in flight until the server stops and drops it.
+        with contextlib.suppress(httpx.HTTPError):
+            Api(server).send("/upsert-data", docs(1000, prefix=f"b{i}"))
+
+    background = [threading.Thread(target=occupy, args=(i,)) for i in range(3)]
     for thread in background:
         thread.start()
     deadline = time.monotonic() + 10
     while server.stats["writes_in_flight"] < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert server.stats["writes_in_flight"] == 3
-    # It arrives fourth with capacity 2: its 20 records x 25 ms take twice as long.
+    # It arrives fourth with capacity 2: its 10 records x 60 ms take twice as long.
     started = time.perf_counter()
-    assert Api(server).send("/upsert-data", docs(20)).status_code == 200
-    assert time.perf_counter() - started >= 20 * 0.025 * 4 / 2
+    assert Api(server).send("/upsert-data", docs(10)).status_code == 200
+    assert time.perf_counter() - started >= 10 * 0.060 * 4 / 2
+    server.stop()
     for thread in background:
         thread.join()
-    assert len(server.records()) == 3 * 40 + 20

@@ -1,10 +1,15 @@
-"""Measure the local server: the embedder's cost per record, and upsert-data's ceiling.
+"""Measure the local server: the embedder's cost per record, upsert-data's ceiling, and
+what an in-memory index costs per million records.
 
     python benchmarks/server_ceiling.py [--batches 40] [--clients 4] [--batch-size 1000]
+    python benchmarks/server_ceiling.py --memory 100000
 
 The server runs in its own process (as ``vupsert serve`` does), the clients are threads
 of this one, each with its own keep-alive connection, sending prebuilt ~300-character
-records so that the number measures the server, not the client. Prints, never asserts.
+records so that the number measures the server, not the client. ``--memory N`` loads N
+such records (384 dimensions) into an in-memory index and reads the server process's
+RSS: once written (still pending), once embedded, and after a query over all of them;
+then N records of 384-dimension vectors and no text. Prints, never asserts.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import multiprocessing
+import os
 import random
 import statistics
 import threading
@@ -85,17 +91,76 @@ def embedder_micros(dimension: int = 384, count: int = 5000) -> float:
     return best * 1e6
 
 
-def _serve(queue: Any) -> None:
-    serve_forever(ServerConfig(port=0, token="bench"), queue.put)
+def _serve(queue: Any, embedding: bool = True) -> None:
+    queue.put(os.getpid())
+    serve_forever(ServerConfig(port=0, token="bench", embedding=embedding), queue.put)
 
 
-def throughput(batches: int, clients: int, batch_size: int) -> dict[str, float]:
+def _start(embedding: bool = True) -> tuple[Any, int, str]:
+    """A server process: ``(process, pid, url)``."""
     queue: Any = multiprocessing.Queue()
-    process = multiprocessing.Process(target=_serve, args=(queue,), daemon=True)
+    process = multiprocessing.Process(target=_serve, args=(queue, embedding), daemon=True)
     process.start()
+    pid = int(queue.get(timeout=30))
     url = str(queue.get(timeout=30)).split("=", 1)[1]
     for _ in range(2):
         queue.get(timeout=30)
+    return process, pid, url
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc: --memory needs Linux")
+
+
+def memory(records: int) -> dict[str, float]:
+    """GB of server RSS per million records, at each stage (see the module docstring)."""
+    headers = {"Authorization": "Bearer bench"}
+    texts = sample_texts(5000, seed=2)
+    per_million = 1e6 / records / 1e9
+    result: dict[str, float] = {}
+    process, pid, url = _start()
+    with httpx.Client(timeout=300, headers=headers) as client:
+        client.post(f"{url}/info").raise_for_status()
+        empty = _rss(pid)
+        for b in range(records // 1000):
+            body = [
+                {"id": f"{b}-{i}", "data": texts[(b * 1000 + i) % len(texts)], "metadata": {"i": i}}
+                for i in range(1000)
+            ]
+            client.post(f"{url}/upsert-data", content=orjson.dumps(body)).raise_for_status()
+        result["text, pending"] = (_rss(pid) - empty) * per_million
+        while client.post(f"{url}/info").json()["result"]["pendingVectorCount"]:
+            time.sleep(0.5)
+        result["text, embedded"] = (_rss(pid) - empty) * per_million
+        started = time.perf_counter()
+        client.post(f"{url}/query-data", content=orjson.dumps({"data": texts[0]}))
+        result["query seconds"] = time.perf_counter() - started
+        result["text, after a query"] = (_rss(pid) - empty) * per_million
+    process.terminate()
+    process.join(10)
+    process, pid, url = _start(embedding=False)
+    rng = random.Random(3)
+    with httpx.Client(timeout=300, headers=headers) as client:
+        client.post(f"{url}/info").raise_for_status()
+        empty = _rss(pid)
+        for b in range(records // 1000):
+            vectors = [
+                {"id": f"{b}-{i}", "vector": [rng.random() for _ in range(384)]}
+                for i in range(1000)
+            ]
+            client.post(f"{url}/upsert", content=orjson.dumps(vectors)).raise_for_status()
+        result["vectors only"] = (_rss(pid) - empty) * per_million
+    process.terminate()
+    process.join(10)
+    return result
+
+
+def throughput(batches: int, clients: int, batch_size: int) -> dict[str, float]:
+    process, _, url = _start()
     texts = sample_texts(batch_size * 4, seed=2)
     bodies = [
         orjson.dumps(
@@ -147,7 +212,13 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--memory", type=int, metavar="RECORDS", help="measure memory only")
     args = parser.parse_args()
+    if args.memory:
+        for stage, value in memory(args.memory).items():
+            unit = "s" if "seconds" in stage else "GB per million records"
+            print(f"in-memory index, {stage}: {value:.2f} {unit}")
+        return
     print(f"embedder: {embedder_micros():.1f} µs per 300-character text (dimension 384)")
     result = throughput(args.batches, args.clients, args.batch_size)
     print(

@@ -571,31 +571,84 @@ def serve(
             help="Token clients must send. Default: a new random one.", show_default=False
         ),
     ] = None,
+    readonly_token: Annotated[
+        str | None,
+        typer.Option(
+            help="A second token that reads (query, fetch, range, info) and gets 403 on "
+            "every write, to test a client's read-only path.",
+            show_default=False,
+        ),
+    ] = None,
     db: Annotated[
         Path | None,
         typer.Option(
-            help="SQLite file to keep the index in. Default: in memory, which grows by "
-            "about 0.8 GB per million records at 384 dimensions."
+            help="SQLite file to keep the index in. Default: in memory, which takes about "
+            "2.3 GB per million records of 384 dimensions and 300 characters of text "
+            "(measured).",
+            show_default=False,
         ),
     ] = None,
-    dimension: Annotated[int, typer.Option(min=1, help="Vector dimension.")] = 384,
+    index_type: Annotated[
+        str,
+        typer.Option(
+            help="dense, sparse (sparseVector) or hybrid (both on every record).",
+        ),
+    ] = "dense",
+    dimension: Annotated[int, typer.Option(min=1, help="Dense vector dimension.")] = 384,
+    similarity: Annotated[
+        str, typer.Option(help="COSINE, EUCLIDEAN or DOT_PRODUCT, for dense vectors.")
+    ] = "COSINE",
     embedding: Annotated[
         bool,
         typer.Option(
             "--embedding/--no-embedding",
-            help="--no-embedding: a plain dense index; upsert-data answers 422.",
+            help="--no-embedding turns every model off (hashed n-grams for dense vectors, "
+            "hashed BM25 for sparse ones): upsert-data answers 422.",
         ),
     ] = True,
+    max_body_mb: Annotated[
+        int, typer.Option(min=1, help="A larger request body is answered 413 unread.")
+    ] = 64,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="Seconds a client may take to send a request, or stay idle between two, "
+            "before its connection is closed.",
+        ),
+    ] = 30.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(min=1, help="Connections served at once; more wait until one closes."),
+    ] = 256,
     latency_ms: Annotated[float, typer.Option(help="Added to every write.")] = 0.0,
     latency_per_record_ms: Annotated[
         float, typer.Option(help="Added per record of a write (embedding cost).")
     ] = 0.0,
+    capacity: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Writes in flight the server takes at full speed: a write arriving with "
+            "k > capacity writes in flight (itself included) waits its latency times "
+            "k / capacity, so piling on gets slower answers, not more throughput. Needs a "
+            "latency.",
+        ),
+    ] = 0,
     fail_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of writes answered 500/502/503.")
     ] = 0.0,
     rate_limit: Annotated[
         float, typer.Option(min=0.0, help="Writes per second; beyond it 429 with Retry-After.")
     ] = 0.0,
+    rate_limiter: Annotated[
+        str,
+        typer.Option(
+            help="bucket: a token bucket holding one second of writes, refilled "
+            "continuously; sliding: at most --rate-limit writes in any one second, which "
+            "refuses bursts a bucket lets through.",
+        ),
+    ] = "bucket",
     drop_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of writes whose connection is dropped.")
     ] = 0.0,
@@ -608,23 +661,45 @@ def serve(
     """Run a local index that speaks Upstash Vector's REST API, for demos and tests.
 
     Prints the two `export` lines to point vupsert (or an SDK) at it, then serves until
-    Ctrl-C. Faults can be injected to test a client's retries.
+    Ctrl-C. Dense, sparse and hybrid indexes; faults can be injected to test a client's
+    retries and pacing.
     """
     from .server import ServerConfig, serve_forever
 
     console = env.console()
     with user_errors(console):
+        choices = {
+            "--index-type": (index_type, ("dense", "sparse", "hybrid")),
+            "--similarity": (similarity, ("COSINE", "EUCLIDEAN", "DOT_PRODUCT")),
+            "--rate-limiter": (rate_limiter, ("bucket", "sliding")),
+        }
+        for flag, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise UsageError(f"{flag} {value!r}: use {', '.join(allowed)}.")
+        if capacity and not (latency_ms or latency_per_record_ms):
+            raise UsageError(
+                "--capacity multiplies the latency of writes, and there is none.",
+                hint="Add --latency-ms or --latency-per-record-ms.",
+            )
         config = ServerConfig(
             host=host,
             port=port,
             token=token,
+            readonly_token=readonly_token,
             db=str(db) if db else None,
+            index_type=index_type,  # type: ignore[arg-type]
             dimension=dimension,
+            similarity=similarity,  # type: ignore[arg-type]
             embedding=embedding,
+            max_body_bytes=max_body_mb * 1024 * 1024,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
             latency_ms=latency_ms,
             latency_per_record_ms=latency_per_record_ms,
+            capacity=capacity,
             fail_rate=fail_rate,
             rate_limit=rate_limit,
+            rate_limiter=rate_limiter,  # type: ignore[arg-type]
             drop_rate=drop_rate,
             refuse_matching=refuse_matching,
             seed=seed,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from vupsert.server import HashEmbedder
-from vupsert.server._storage import unpack_vector
+from vupsert.server._vectors import unpack_vector
 
 
 def cosine(a: list[float], b: list[float]) -> float:

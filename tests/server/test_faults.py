@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import random
 import threading
 import time
 
@@ -9,7 +12,9 @@ import httpx
 import pytest
 
 from vupsert.errors import ConfigError
-from vupsert.server import LocalServer
+from vupsert.server import LocalServer, ServerConfig
+from vupsert.server._config import RateLimiter
+from vupsert.server._faults import Faults
 
 from .conftest import Serve
 from .server_helpers import Api, docs
@@ -198,7 +203,8 @@ def test_stats_count_requests_statuses_and_records(local: LocalServer, api: Api)
     stats = local.stats
     assert stats["requests"] == {"upsert-data": 3, "upsert": 1, "info": 1}
     assert stats["statuses"] == {200: 2, 400: 2, 401: 1}
-    assert stats["records_received"] == 5  # refused requests included, 401 too
+    # Refused requests included, but not the 401's: a body is read only once the token is.
+    assert stats["records_received"] == 4
     assert stats["records_written"] == 3
     local.reset_stats()
     assert local.stats == {
@@ -207,4 +213,118 @@ def test_stats_count_requests_statuses_and_records(local: LocalServer, api: Api)
         "records_received": 0,
         "records_written": 0,
         "dropped": 0,
+        "writes_in_flight": 0,
     }
+
+
+# -- the two rate limiters, on a clock the test moves ----------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def limiter(rate: float, window: RateLimiter) -> tuple[Faults, Clock]:
+    clock = Clock()
+    return Faults(ServerConfig(rate_limit=rate, rate_limiter=window), clock=clock), clock
+
+
+def test_a_sliding_window_refuses_the_burst_a_bucket_lets_through() -> None:
+    bucket, bucket_clock = limiter(5, "bucket")
+    window, window_clock = limiter(5, "sliding")
+    for faults in (bucket, window):
+        assert [faults.admit() for _ in range(5)] == [None] * 5
+        assert faults.admit() == 1  # the sixth in the same instant: 429, Retry-After 1
+    # Half a second later the bucket has refilled 2.5 writes; the window holds 5 writes
+    # of the last second, so it refuses until a second after the burst.
+    bucket_clock.now += 0.5
+    window_clock.now += 0.5
+    assert [bucket.admit() for _ in range(3)] == [None, None, 1]
+    assert window.admit() == 1
+    window_clock.now += 0.5
+    assert [window.admit() for _ in range(6)] == [None] * 5 + [1]
+
+
+def test_a_sliding_window_never_admits_more_than_the_rate_in_any_one_second() -> None:
+    faults, clock = limiter(20, "sliding")
+    rng = random.Random(4)
+    admitted: list[float] = []
+    for _ in range(2000):
+        clock.now += rng.expovariate(60)  # three times the rate, in bursts and lulls
+        if faults.admit() is None:
+            admitted.append(clock.now)
+    for i, start in enumerate(admitted):
+        within = bisect.bisect_left(admitted, start + 1.0) - i
+        assert within <= 20
+    # ...and it lets the rate through: about 20 a second over the run.
+    span = admitted[-1] - admitted[0]
+    assert len(admitted) >= 0.9 * 20 * span
+
+
+def test_a_sliding_window_below_one_write_a_second() -> None:
+    faults, clock = limiter(0.25, "sliding")
+    assert faults.admit() is None
+    assert faults.admit() == 4
+    clock.now += 3.9
+    assert faults.admit() == 1
+    clock.now += 0.2
+    assert faults.admit() is None
+
+
+def test_a_sliding_window_at_the_server(serve: Serve) -> None:
+    server = serve(rate_limit=3, rate_limiter="sliding")
+    assert "rate_limiter=sliding" in server.describe()
+    # A slow rate, so that the second write is refused however slow this machine is.
+    server.set_faults(rate_limit=0.1)
+    api = Api(server)
+    assert api.send("/upsert-data", one(0)).status_code == 200
+    refused = api.send("/upsert-data", one(1))
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "10"
+    assert refused.json()["error"] == (
+        "Too many requests: the local server allows one write in any 10 seconds"
+    )
+
+
+# -- a server that slows down as it gets busier -------------------------------------------
+
+
+def test_capacity_multiplies_the_latency_by_the_writes_in_flight() -> None:
+    faults = Faults(ServerConfig(latency_ms=100, latency_per_record_ms=1, capacity=4))
+    assert faults.delay(10, in_flight=1) == pytest.approx(0.11)
+    assert faults.delay(10, in_flight=4) == pytest.approx(0.11)
+    assert faults.delay(10, in_flight=8) == pytest.approx(0.22)
+    with faults.in_flight() as first, faults.in_flight() as second:
+        assert (first, second) == (1, 2)
+        assert faults.writes_in_flight == 2
+    assert faults.writes_in_flight == 0
+    with pytest.raises(ConfigError, match="capacity multiplies the latency"):
+        ServerConfig(capacity=4)
+
+
+def test_a_write_that_piles_on_waits_longer(serve: Serve) -> None:
+    server = serve(latency_per_record_ms=60, capacity=2)
+
+    def occupy(i: int) -> None:
+        # 1,000 records x 60 ms: in flight until the server stops and drops it.
+        with contextlib.suppress(httpx.HTTPError):
+            Api(server).send("/upsert-data", docs(1000, prefix=f"b{i}"))
+
+    background = [threading.Thread(target=occupy, args=(i,)) for i in range(3)]
+    for thread in background:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while server.stats["writes_in_flight"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.stats["writes_in_flight"] == 3
+    # It arrives fourth with capacity 2: its 10 records x 60 ms take twice as long.
+    started = time.perf_counter()
+    assert Api(server).send("/upsert-data", docs(10)).status_code == 200
+    assert time.perf_counter() - started >= 10 * 0.060 * 4 / 2
+    server.stop()
+    for thread in background:
+        thread.join()

@@ -172,3 +172,13 @@ def test_serve_forever_announces_exports_and_stops_on_sigterm(tmp_path: Path) ->
     finally:
         process.kill()
         process.wait()
+
+
+def test_an_in_memory_index_uses_16_kib_pages(serve: Serve, tmp_path: Path) -> None:
+    # Rows of ~2 KB fill 4 KiB pages badly: the memory figure in --help and the README
+    # (benchmarks/server_ceiling.py --memory) was measured with 16 KiB pages.
+    server = serve()
+    storage = server._live_storage()
+    assert storage._read("PRAGMA page_size") == [(16384,)]
+    on_disk = serve(db=str(tmp_path / "index.db"))
+    assert on_disk._live_storage()._read("PRAGMA page_size") == [(4096,)]

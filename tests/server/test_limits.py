@@ -27,7 +27,14 @@ GOOD = {"id": "good", "data": "a valid record before the bad one"}
             {"id": "", "data": "empty id"},
             "Invalid record at index 1: ID field is required and cannot be an empty string",
         ),
-        ({"id": 7, "data": "x"}, "Invalid record at index 1: id must be a string, got a number"),
+        (
+            {"id": 7.5, "data": "x"},
+            "Invalid record at index 1: id must be a string or an integer, got a fractional number",
+        ),
+        (
+            {"id": True, "data": "x"},
+            "Invalid record at index 1: id must be a string or an integer, got a boolean",
+        ),
         ({"id": "r1"}, 'Invalid record at index 1 (id "r1"): data field is required'),
         (
             {"id": "r1", "data": ["x"]},

@@ -1,14 +1,19 @@
 """Routing, auth, faults and counters: one request in, one :class:`Response` out.
 
 Nothing here touches a socket, so the whole Upstash surface can be driven in-process;
-``_http`` only moves bytes. The order for a write is: count what arrived, auth, route,
-rate limit (429), check the whole request (400/422), latency, roll the fault dice, fail
-now, or write and then fail or answer.
+``_http`` only moves bytes. A request is judged twice. :meth:`App.admit` sees only its
+request line and headers: the token (401, or 403 for the read-only token on a write)
+and the declared body size (413) are checked before a byte of the body is read, so a
+stranger cannot make the server hold anything. :meth:`App.handle` gets the body. The
+order for a write is then: count what arrived, route, rate limit (429), check the whole
+request (400/422), latency, roll the fault dice, fail now, or write and then fail or
+answer.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 import sys
 import threading
 import traceback
@@ -20,6 +25,7 @@ from urllib.parse import unquote
 import orjson
 
 from ._api import ApiError, Index, Write, bad_request
+from ._config import ServerConfig
 from ._faults import Fault, Faults
 from ._stats import Stats
 
@@ -39,24 +45,31 @@ class _Route:
     methods: tuple[str, ...]
     namespaced: bool = True
     write: bool = False
+    """Goes through the write path: rate limit, latency, faults."""
     counts_records: bool = False
+    mutates: bool = False
+    """Changes the index: refused to the read-only token."""
 
 
 # The official SDKs POST every command, so POST is accepted everywhere, next to the
 # method Upstash documents for the endpoint.
 _ROUTES: dict[str, _Route] = {
-    "upsert-data": _Route(("POST",), write=True, counts_records=True),
-    "upsert": _Route(("POST",), write=True, counts_records=True),
-    "update": _Route(("POST",), write=True),
-    "delete": _Route(("DELETE", "POST"), write=True),
+    "upsert-data": _Route(("POST",), write=True, counts_records=True, mutates=True),
+    "upsert": _Route(("POST",), write=True, counts_records=True, mutates=True),
+    "update": _Route(("POST",), write=True, mutates=True),
+    "delete": _Route(("DELETE", "POST"), write=True, mutates=True),
     "query-data": _Route(("POST",)),
     "query": _Route(("POST",)),
+    "resumable-query": _Route(("POST",)),
+    "resumable-query-data": _Route(("POST",)),
+    "resumable-query-next": _Route(("POST",), namespaced=False),
+    "resumable-query-end": _Route(("POST",), namespaced=False),
     "fetch": _Route(("GET", "POST")),
     "range": _Route(("GET", "POST")),
-    "reset": _Route(("DELETE", "POST")),
+    "reset": _Route(("DELETE", "POST"), mutates=True),
     "info": _Route(("GET", "POST"), namespaced=False),
     "list-namespaces": _Route(("GET", "POST"), namespaced=False),
-    "delete-namespace": _Route(("DELETE", "POST")),
+    "delete-namespace": _Route(("DELETE", "POST"), mutates=True),
 }
 UNKNOWN_ENDPOINT = "(unknown)"
 """The ``stats["requests"]`` key of requests to a path that is no endpoint."""
@@ -90,6 +103,17 @@ def error_response(
     return Response(status, orjson.dumps({"error": message, "status": status}), headers=headers)
 
 
+@dataclass(frozen=True)
+class Request:
+    """A request whose request line and headers were admitted: all but its body."""
+
+    method: str
+    name: str
+    route: _Route | None
+    raw_ns: str
+    query: str
+
+
 class App:
     def __init__(
         self,
@@ -99,15 +123,23 @@ class App:
         faults: Faults,
         stats: Stats,
         stopping: threading.Event,
+        readonly_token: str | None = None,
+        max_body_bytes: int | None = None,
     ) -> None:
         self.index = index
         self._token = token.encode()
+        self._readonly_token = readonly_token.encode() if readonly_token else None
+        self.max_body_bytes = max_body_bytes
         self.faults = faults
         self.stats = stats
         self._stopping = stopping
         self._handlers: dict[str, Callable[[str, Any, str], Any]] = {
             "query-data": lambda ns, body, _: index.query_data(ns, body),
             "query": lambda ns, body, _: index.query(ns, body),
+            "resumable-query": lambda ns, body, _: index.resumable_query(ns, body, text=False),
+            "resumable-query-data": lambda ns, body, _: index.resumable_query(ns, body, text=True),
+            "resumable-query-next": lambda _, body, __: index.resumable_query_next(body),
+            "resumable-query-end": lambda _, body, __: index.resumable_query_end(body),
             "fetch": lambda ns, body, _: index.fetch(ns, body),
             "range": lambda ns, body, _: index.range(ns, body),
             "reset": lambda ns, _, query: index.reset(ns, _has_flag(query, "all")),
@@ -122,18 +154,51 @@ class App:
             "delete": index.delete,
         }
 
-    def handle(self, method: str, target: str, authorization: str | None, body: bytes) -> Response:
+    def admit(
+        self, method: str, target: str, authorization: str | None, length: int | None
+    ) -> Request | Response:
+        """Judge a request on its headers: the answer to send at once, or the go-ahead.
+
+        ``length`` is the declared Content-Length (``None`` when chunked or absent).
+        """
         path, _, query = target.partition("?")
         name, _, raw_ns = path.lstrip("/").partition("/")
         route = _ROUTES.get(name)
         self.stats.request(name if route else UNKNOWN_ENDPOINT)
+        refusal = self._check_auth(authorization, name, route)
+        if refusal is None and length is not None:
+            refusal = self._check_size(length)
+        if refusal is not None:
+            self.stats.answered(refusal.status)
+            return refusal
+        return Request(method, name, route, raw_ns, query)
+
+    def too_large(self, size: int) -> Response:
+        """The answer to a chunked body found over the cap while it was read."""
+        response = self._check_size(size)
+        assert response is not None
+        self.stats.answered(response.status)
+        return response
+
+    def _check_size(self, size: int) -> Response | None:
+        cap = self.max_body_bytes
+        if cap is None or size <= cap:
+            return None
+        return error_response(
+            413,
+            f"Request body too large: {size} bytes, over this server's limit of {cap} bytes; "
+            "send fewer records per request",
+        )
+
+    def handle(self, request: Request, body: bytes) -> Response:
+        route = request.route
         parsed: Any = _NO_BODY
         if route is not None and route.counts_records:
             # Counted before anything can refuse the request: "what reached the server".
             parsed = _parse(body)
             self.stats.received(_record_count(parsed))
         try:
-            response = self._answer(method, name, route, raw_ns, query, authorization, body, parsed)
+            response = self._answer(request, body, parsed)
         except ApiError as exc:
             response = error_response(exc.status, exc.message)
         except Exception as exc:
@@ -145,27 +210,15 @@ class App:
             self.stats.answered(response.status)
         return response
 
-    def _answer(
-        self,
-        method: str,
-        name: str,
-        route: _Route | None,
-        raw_ns: str,
-        query: str,
-        authorization: str | None,
-        body: bytes,
-        parsed: Any,
-    ) -> Response:
-        refusal = self._check_auth(authorization)
-        if refusal is not None:
-            return refusal
+    def _answer(self, request: Request, body: bytes, parsed: Any) -> Response:
+        name, route, raw_ns = request.name, request.route, request.raw_ns
         if route is None or (raw_ns and not route.namespaced):
             return error_response(404, f"Unknown endpoint: /{name}{'/' if raw_ns else ''}{raw_ns}")
-        if method not in route.methods:
+        if request.method not in route.methods:
             allowed = ", ".join(route.methods)
             return error_response(
                 405,
-                f"Method {method} is not allowed on /{name} (allowed: {allowed})",
+                f"Method {request.method} is not allowed on /{name} (allowed: {allowed})",
                 (("Allow", allowed),),
             )
         ns = unquote(raw_ns)
@@ -175,7 +228,7 @@ class App:
             return self._write(name, ns, parsed)
         if isinstance(parsed, _BadJson):
             raise bad_request(parsed.message)
-        result = self._handlers[name](ns, parsed, query)
+        result = self._handlers[name](ns, parsed, request.query)
         return Response(200, orjson.dumps({"result": result}))
 
     def _write(self, name: str, ns: str, parsed: Any) -> Response:
@@ -183,20 +236,20 @@ class App:
         if retry_after is not None:
             return error_response(
                 429,
-                f"Too many requests: the local server allows "
-                f"{self.faults.config.rate_limit:g} writes per second",
+                f"Too many requests: the local server allows {_rate(self.faults.config)}",
                 (("Retry-After", str(retry_after)),),
             )
         if isinstance(parsed, _BadJson):
             raise bad_request(parsed.message)
-        write = self._writes[name](ns, parsed)
-        delay = self.faults.delay(write.records)
-        if delay > 0 and self._stopping.wait(delay):
-            return Response(0, drop=True)
-        fault = self.faults.roll()
-        if fault is not None and not fault.after_write:
-            return _fault_response(fault)
-        result = write.apply()
+        with self.faults.in_flight() as in_flight:
+            write = self._writes[name](ns, parsed)
+            delay = self.faults.delay(write.records, in_flight)
+            if delay > 0 and self._stopping.wait(delay):
+                return Response(0, drop=True)
+            fault = self.faults.roll()
+            if fault is not None and not fault.after_write:
+                return _fault_response(fault)
+            result = write.apply()
         self.stats.written(write.written)
         if fault is not None:
             return _fault_response(fault)
@@ -204,15 +257,30 @@ class App:
             return Response(200, _SUCCESS)
         return Response(200, orjson.dumps({"result": result}))
 
-    def _check_auth(self, authorization: str | None) -> Response | None:
+    def _check_auth(
+        self, authorization: str | None, name: str, route: _Route | None
+    ) -> Response | None:
         if not authorization:
             return error_response(401, "Unauthorized: missing Authorization header")
         scheme, _, credentials = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            credentials.strip().encode(), self._token
-        ):
-            return error_response(401, "Unauthorized: invalid token")
-        return None
+        given = credentials.strip().encode()
+        bearer = scheme.lower() == "bearer"
+        # Both comparisons always run: the time taken says nothing about either token.
+        full = hmac.compare_digest(given, self._token)
+        read_only = self._readonly_token is not None and hmac.compare_digest(
+            given, self._readonly_token
+        )
+        if bearer and full:
+            return None
+        if bearer and read_only:
+            if route is not None and route.mutates:
+                return error_response(
+                    403,
+                    f"Forbidden: /{name} writes to the index, and this token is read-only; "
+                    "use the read-write token",
+                )
+            return None
+        return error_response(401, "Unauthorized: invalid token")
 
 
 class _BadJson:
@@ -236,6 +304,15 @@ def _record_count(parsed: Any) -> int:
     if isinstance(parsed, dict):
         return 1
     return 0
+
+
+def _rate(config: ServerConfig) -> str:
+    rate = config.rate_limit
+    if config.rate_limiter == "bucket":
+        return f"{rate:g} writes per second"
+    if rate >= 1:
+        return f"{math.floor(rate)} writes in any one second"
+    return f"one write in any {1 / rate:g} seconds"
 
 
 def _has_flag(query: str, flag: str) -> bool:

@@ -3,15 +3,31 @@
 All dice come from one :class:`random.Random` (seeded by ``seed``) behind a lock, and
 every roll draws the same three numbers whatever the outcome, so a seeded run against a
 sequential client replays exactly.
+
+Two rate limiters, chosen by ``rate_limiter``: a token bucket holding one second of
+writes and refilled continuously (``bucket``: a steady client at the limit is never
+refused, a burst up to a second's worth passes), or a sliding window (``sliding``: at
+most ``rate_limit`` writes in any one second, counting the writes it let through; below
+one write a second, one write per ``1 / rate_limit`` seconds). The window refuses
+bursts a bucket lets through: after a burst of R writes a bucket admits the next one
+``1 / R`` seconds later, a window only one second after the burst began.
+
+``capacity`` models a server that slows down as it gets busier: a write that arrives
+while ``k`` writes (itself included) are in flight takes its added latency times
+``max(1, k / capacity)``, so a client that keeps more than ``capacity`` writes in flight
+gets slower answers and no more throughput.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,12 +48,17 @@ class Fault:
 
 
 class Faults:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(
+        self, config: ServerConfig, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self._config = config
         self._rng = random.Random(config.seed)
         self._tokens = max(1.0, config.rate_limit)
-        self._refilled = time.monotonic()
+        self._refilled = clock()
+        self._admitted: collections.deque[float] = collections.deque()
+        self._in_flight = 0
 
     @property
     def config(self) -> ServerConfig:
@@ -55,22 +76,24 @@ class Faults:
             check_faults(config)
             if "seed" in changes:
                 self._rng = random.Random(config.seed)
-            if config.rate_limit != self._config.rate_limit:
+            if (config.rate_limit, config.rate_limiter) != (
+                self._config.rate_limit,
+                self._config.rate_limiter,
+            ):
                 self._tokens = max(1.0, config.rate_limit)
-                self._refilled = time.monotonic()
+                self._refilled = self._clock()
+                self._admitted.clear()
             self._config = config
 
     def admit(self) -> int | None:
-        """Take a write from the rate limit's bucket; ``None`` if allowed, else Retry-After.
-
-        A token bucket holding one second's worth of writes, refilled continuously:
-        a steady client at the limit is never refused, a burst above it is.
-        """
+        """Count a write against the rate limit: ``None`` if allowed, else Retry-After."""
         with self._lock:
             rate = self._config.rate_limit
             if rate <= 0:
                 return None
-            now = time.monotonic()
+            if self._config.rate_limiter == "sliding":
+                return self._admit_window(rate)
+            now = self._clock()
             capacity = max(1.0, rate)
             self._tokens = min(capacity, self._tokens + (now - self._refilled) * rate)
             self._refilled = now
@@ -79,10 +102,41 @@ class Faults:
                 return None
             return max(1, math.ceil((1.0 - self._tokens) / rate))
 
-    def delay(self, records: int) -> float:
-        """Seconds a write of ``records`` records should take (before any work)."""
+    def _admit_window(self, rate: float) -> int | None:
+        allowed, window = (math.floor(rate), 1.0) if rate >= 1 else (1, 1.0 / rate)
+        now = self._clock()
+        admitted = self._admitted
+        while admitted and admitted[0] <= now - window:
+            admitted.popleft()
+        if len(admitted) < allowed:
+            admitted.append(now)
+            return None
+        return max(1, math.ceil(admitted[0] + window - now))
+
+    @property
+    def writes_in_flight(self) -> int:
+        return self._in_flight
+
+    @contextmanager
+    def in_flight(self) -> Iterator[int]:
+        """Count a write as in flight while the block runs; yields the count, itself in."""
+        with self._lock:
+            self._in_flight += 1
+            count = self._in_flight
+        try:
+            yield count
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def delay(self, records: int, in_flight: int = 1) -> float:
+        """Seconds a write of ``records`` records should take (before any work), when it
+        arrived with ``in_flight`` writes in flight (itself included)."""
         config = self._config
-        return (config.latency_ms + config.latency_per_record_ms * records) / 1000.0
+        seconds = (config.latency_ms + config.latency_per_record_ms * records) / 1000.0
+        if config.capacity and in_flight > config.capacity:
+            seconds *= in_flight / config.capacity
+        return seconds
 
     def roll(self) -> Fault | None:
         with self._lock:

@@ -14,10 +14,9 @@ from typing import Any
 
 import orjson
 
-from ._api import Index
+from ._api import Index, models_of
 from ._app import App
-from ._config import EMBEDDING_MODEL, FAULT_FIELDS, ServerConfig
-from ._embed import HashEmbedder
+from ._config import FAULT_FIELDS, ServerConfig
 from ._faults import Faults
 from ._http import IndexHTTPServer, make_server
 from ._stats import Stats
@@ -71,25 +70,31 @@ class LocalServer:
             if self._httpd is not None:
                 return self
             config = self.config
-            model = EMBEDDING_MODEL if config.embedding else ""
-            storage = Storage(config.db, dimension=config.dimension, embedding_model=model)
-            index = Index(
-                storage,
+            storage = Storage(
+                config.db,
                 dimension=config.dimension,
-                embedder=HashEmbedder(config.dimension) if config.embedding else None,
-                embedding_model=model,
-                faults=self._faults,
+                embedding_model=models_of(config)[0],
+                index_type=config.index_type,
             )
+            index = Index(storage, config, self._faults)
             self._stopping.clear()
             app = App(
                 index,
                 token=self.token,
+                readonly_token=config.readonly_token,
+                max_body_bytes=config.max_body_bytes,
                 faults=self._faults,
                 stats=self._stats,
                 stopping=self._stopping,
             )
             try:
-                httpd = make_server(config.host, config.port, app)
+                httpd = make_server(
+                    config.host,
+                    config.port,
+                    app,
+                    read_timeout=config.read_timeout,
+                    max_connections=config.max_connections,
+                )
             except BaseException:
                 storage.close()
                 raise
@@ -144,10 +149,11 @@ class LocalServer:
     @property
     def stats(self) -> dict[str, Any]:
         """A snapshot: ``requests`` per endpoint, ``statuses`` per HTTP status (ints),
-        ``records_received`` (records in upsert-data/upsert bodies, whatever the
-        answer), ``records_written`` (records actually upserted) and ``dropped``
-        (connections closed without an answer)."""
-        return self._stats.snapshot()
+        ``records_received`` (records in upsert-data/upsert bodies whose token was
+        right, whatever the answer), ``records_written`` (records actually upserted),
+        ``dropped`` (connections closed without an answer) and ``writes_in_flight``
+        (writes being handled now)."""
+        return {**self._stats.snapshot(), "writes_in_flight": self._faults.writes_in_flight}
 
     def reset_stats(self) -> None:
         self._stats.reset()
@@ -165,7 +171,7 @@ class LocalServer:
         """``id -> (data, metadata)`` of every vector in ``namespace``, read from storage."""
         return {
             row.id: (row.data, orjson.loads(row.metadata) if row.metadata else None)
-            for row in self._live_storage().scan(namespace)
+            for _, row in self._live_storage().scan(namespace)
         }
 
     def namespaces(self) -> list[str]:
@@ -174,14 +180,23 @@ class LocalServer:
     def describe(self) -> str:
         """One line saying what this server is (what ``vupsert serve`` prints)."""
         config = self._faults.config
-        model = f"embedding {EMBEDDING_MODEL}" if config.embedding else "no embedding model"
+        if config.index_type == "sparse":
+            shape = "sparse index"
+        else:
+            shape = f"{config.index_type} index, dimension {config.dimension} {config.similarity}"
+        models = " + ".join(filter(None, models_of(config)))
+        model = f"embedding {models}" if models else "no embedding model"
         where = f"stored in {config.db}" if config.db else "in memory"
-        parts = [f"dimension {config.dimension}, {model}, {where}"]
+        parts = [f"{shape}, {model}, {where}"]
+        if config.readonly_token is not None:
+            parts.append("a read-only token too")
         faults = [
             f"{name}={value}"
             for name in FAULT_FIELDS
-            if name != "seed" and (value := getattr(config, name))
+            if name not in ("seed", "rate_limiter") and (value := getattr(config, name))
         ]
+        if config.rate_limit and config.rate_limiter != "bucket":
+            faults.append(f"rate_limiter={config.rate_limiter}")
         if faults:
             seed = f", seed={config.seed}" if config.seed is not None else ""
             parts.append(f"faults: {' '.join(faults)}{seed}")

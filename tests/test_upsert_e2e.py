@@ -475,3 +475,31 @@ def test_with_proxy_variables_upserts_take_httpx_s_route(
     result = run_cli("upsert", path, "--json", env=env)
     assert result.code == 3
     assert "Could not reach" in result.stderr and "NO_PROXY" in result.stderr
+
+
+@pytest.mark.parametrize("index_type", ["sparse", "hybrid"])
+def test_sparse_and_hybrid_indexes_with_models_take_raw_text(
+    tmp_path: Path, index_type: str
+) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", docs(30))
+    config = ServerConfig(port=0, index_type=index_type)  # type: ignore[arg-type]
+    with LocalServer(config) as server:
+        result = run_cli("upsert", path, "--json", server=server)
+        assert result.code == 0, result.stderr
+        assert len(server.records("")) == 30
+        info = run_cli("info", server=server)
+        assert info.code == 0 and "sparse embedding model" in info.stdout
+        if index_type == "hybrid":
+            assert "dense embedding model" in info.stdout
+
+
+def test_an_index_part_without_a_model_is_named(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", docs(3))
+    config = ServerConfig(port=0, index_type="sparse", embedding=False)
+    with LocalServer(config) as server:
+        result = run_cli("upsert", path, server=server)
+        assert result.code == 3
+        assert "no embedding model" in result.stderr and "Traceback" not in result.stderr
+        info = run_cli("info", server=server)
+        assert "no embedding model for its sparse part" in info.stderr
+        assert server.records("") == {}

@@ -11,7 +11,7 @@ import pytest
 import typer
 
 from vupsert.cli import Environment, app, main
-from vupsert.pipeline import Summary
+from vupsert.outcomes import Summary
 from vupsert.settings import Format, IdFrom
 
 COMMANDS = ["upsert", "serve", "info", "demo"]

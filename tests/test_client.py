@@ -7,15 +7,8 @@ import sys
 import httpx
 import pytest
 
-from vupsert.client import (
-    Client,
-    Kind,
-    check_token,
-    check_url,
-    is_loopback,
-    redact_url,
-    retry_after_seconds,
-)
+from vupsert.client import Client, Kind, retry_after_seconds
+from vupsert.connection import check_token, check_url, is_loopback, redact_url
 from vupsert.errors import ConfigError, ServerError
 from vupsert.settings import Secret
 

@@ -281,8 +281,8 @@ def test_id_template() -> None:
 def test_bad_templates(template: str, problem: str) -> None:
     with pytest.raises(ConfigError) as e:
         Mapper(MappingOptions(data_template=template))
-    assert str(e.value).startswith(f"--data-template {template!r}: {problem}")
-    assert Template("{ok}", "--id-template").fields == ("ok",)
+    assert str(e.value).startswith(f"data_template={template!r}: {problem}")
+    assert Template("{ok}", "id_template").fields == ("ok",)
 
 
 @pytest.mark.parametrize(

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
+import vupsert.api
 import vupsert.cli
 import vupsert.demo
 import vupsert.pipeline
 from vupsert.cli import Environment, main, upsert_command
-from vupsert.pipeline import Summary
+from vupsert.outcomes import Summary
 from vupsert.server import LocalServer, ServerConfig
 from vupsert.settings import MappingOptions, ReadOptions, Secret, Settings
 
@@ -237,7 +238,7 @@ def parsed(command: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
         def execute(self) -> Summary:
             return Summary()
 
-    monkeypatch.setattr(vupsert.cli, "Run", Capture)
+    monkeypatch.setattr(vupsert.api, "Run", Capture)
     environ = {"UPSTASH_VECTOR_REST_URL": "http://127.0.0.1:1", "UPSTASH_VECTOR_REST_TOKEN": "t"}
     environment = Environment(
         stdin=io.BytesIO(b""), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ

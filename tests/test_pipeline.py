@@ -15,7 +15,8 @@ import pytest
 
 from vupsert.checkpoint import Checkpoint
 from vupsert.errors import CheckpointError, ExitStatus, UsageError
-from vupsert.pipeline import Run, Summary, exit_status_of
+from vupsert.outcomes import Summary
+from vupsert.pipeline import Run
 from vupsert.records import Position, Rejection
 from vupsert.rejects import RejectsWriter, reject_line
 from vupsert.settings import Secret, Settings
@@ -137,13 +138,13 @@ def test_rejects_path_equal_to_input_is_refused(tmp_path: Path) -> None:
         run(path, Recorder(), rejects=path)
 
 
-def test_exit_status_of() -> None:
-    assert exit_status_of(Summary()) is ExitStatus.SUCCESS
+def test_exit_status() -> None:
+    assert Summary().exit_status is ExitStatus.SUCCESS
     assert (
-        exit_status_of(Summary(records_read=2, records_upserted=1, records_rejected=1))
+        Summary(records_read=2, records_upserted=1, records_rejected=1).exit_status
         is ExitStatus.PARTIAL
     )
-    assert exit_status_of(Summary(interrupted=True)) is ExitStatus.INTERRUPTED
+    assert Summary(interrupted=True).exit_status is ExitStatus.INTERRUPTED
 
 
 def test_reject_line_shapes() -> None:
@@ -198,7 +199,7 @@ def test_checkpoint_lock_and_atomic_save(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="namespace"):
         Checkpoint(cp_path, (str(data),), namespace="other")
     cp_path.write_text("{not json")
-    with pytest.raises(CheckpointError, match="--restart"):
+    with pytest.raises(CheckpointError, match="restart=True"):
         Checkpoint(cp_path, (str(data),), namespace="ns")
     Checkpoint(cp_path, (str(data),), namespace="ns", restart=True).close()
 
@@ -206,7 +207,7 @@ def test_checkpoint_lock_and_atomic_save(tmp_path: Path) -> None:
 def test_preflight_rides_out_a_blip_but_not_a_bad_token() -> None:
     from vupsert.client import Client
     from vupsert.errors import ServerError
-    from vupsert.pipeline import preflight
+    from vupsert.preflight import preflight
 
     answers = iter([httpx.Response(503, text="busy"), httpx.Response(200, json=INFO)])
     client = Client(
@@ -298,7 +299,7 @@ def test_preflight_needs_a_model_for_every_part_of_the_index(
     has an embedding model; the error names the part that has none."""
     from vupsert.client import Client
     from vupsert.errors import PreflightError
-    from vupsert.pipeline import preflight
+    from vupsert.preflight import preflight
 
     client = Client(
         "http://127.0.0.1:9",

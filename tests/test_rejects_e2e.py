@@ -41,7 +41,9 @@ def test_without_a_rejects_file_the_first_rejections_are_named_on_stderr(
             f'rejected {path}:3: missing data (field "data")',
         ]
         assert len(named) == 10
-        assert "... and 5 more rejected records: --rejects FILE keeps every one" in result.stderr
+        assert "... and 5 more rejected records: a rejects file (--rejects) keeps every one" in (
+            result.stderr
+        )
 
 
 def test_with_a_rejects_file_quiet_names_none(server: LocalServer, tmp_path: Path) -> None:

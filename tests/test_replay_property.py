@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vupsert.pipeline import Run, Summary
+from vupsert.outcomes import Summary
+from vupsert.pipeline import Run
 from vupsert.server import LocalServer, ServerConfig
 from vupsert.settings import Secret, Settings
 

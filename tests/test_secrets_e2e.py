@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+import vupsert.api
 import vupsert.cli
 from vupsert.cli import Environment, main
-from vupsert.pipeline import Summary
+from vupsert.outcomes import Summary
 from vupsert.server import LocalServer, ServerConfig
 from vupsert.settings import Settings
 
@@ -209,7 +210,7 @@ def test_no_repr_of_the_settings_holds_the_token(monkeypatch: pytest.MonkeyPatch
         def execute(self) -> Summary:
             return Summary()
 
-    monkeypatch.setattr(vupsert.cli, "Run", Capture)
+    monkeypatch.setattr(vupsert.api, "Run", Capture)
     environ = {"UPSTASH_VECTOR_REST_URL": "http://127.0.0.1:1"}
     environment = Environment(
         stdin=io.BytesIO(b""), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ

@@ -412,7 +412,7 @@ def test_resume_into_a_changed_file(
     path = write(tmp_path, "a.jsonl" + suffix, JSONL)
     with pytest.raises(InputError, match=message) as e:
         read(path, start=start)
-    assert "--restart" in str(e.value)
+    assert "restart=True" in str(e.value)
 
 
 def test_resume_inside_csv_header(tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ import orjson
 
 from .errors import CheckpointError, InputError, OutputError
 from .records import Position
-from .sources import read_prefix
+from .settings import option
+from .sources import display_name, is_stream, read_prefix
 
 try:
     import fcntl
@@ -36,7 +37,6 @@ except ImportError:  # pragma: no cover - not on Windows
 
 VERSION = 1
 SAMPLE = 64 * 1024
-STDIN = "<stdin>"
 
 
 @dataclass
@@ -57,7 +57,9 @@ class Start:
 
 
 def input_key(name: str) -> str:
-    return STDIN if name == "-" else str(Path(name).resolve())
+    """How the checkpoint names an input: a file by its resolved path, a stream by its
+    display name."""
+    return display_name(name) if is_stream(name) else str(Path(name).resolve())
 
 
 def _sha(data: bytes) -> str:
@@ -70,7 +72,7 @@ def fingerprint(name: str, offset: int) -> tuple[str, str]:
     For compressed inputs only the head is checked: reaching the tail would mean
     decompressing the whole prefix again.
     """
-    if name == "-" or offset <= 0:
+    if is_stream(name) or offset <= 0:
         return "", ""
     try:
         head, compressed = read_prefix(name, min(offset, SAMPLE))
@@ -131,7 +133,7 @@ class Checkpoint:
         except OSError as exc:
             raise CheckpointError(
                 f"Cannot create the lock file {lock_path}: {exc.strerror}.",
-                hint="Choose a --checkpoint path in a writable folder.",
+                hint="Choose a path for the checkpoint in a writable folder.",
             ) from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -141,7 +143,7 @@ class Checkpoint:
             handle.close()
             raise CheckpointError(
                 f"The checkpoint {self.path} is in use by another run (pid {holder}).",
-                hint="Wait for that run to finish, or give this one its own --checkpoint.",
+                hint="Wait for that run to finish, or give this one a checkpoint of its own.",
             ) from None
         handle.seek(0)
         handle.truncate()
@@ -163,7 +165,8 @@ class Checkpoint:
         if not isinstance(data, dict) or data.get("version") != VERSION:
             raise CheckpointError(
                 f"The checkpoint {self.path} is not a vupsert checkpoint (or is damaged).",
-                hint="Pass --restart to start from the beginning and overwrite it.",
+                hint=f"Pass {option('restart', True)} to start from the beginning and "
+                "overwrite it.",
             )
         return data
 
@@ -172,13 +175,13 @@ class Checkpoint:
             raise CheckpointError(
                 f"The checkpoint {self.path} was written for the index at "
                 f"{data.get('index') or '(none)'}, not {self.index}.",
-                hint="Use another --checkpoint for this index, or --restart.",
+                hint=f"Use another checkpoint for this index, or {option('restart', True)}.",
             )
         if data.get("namespace", "") != self.namespace:
             raise CheckpointError(
                 f"The checkpoint {self.path} belongs to namespace "
                 f"{data.get('namespace', '')!r}, not {self.namespace!r}.",
-                hint="Use another --checkpoint for this namespace, or --restart.",
+                hint=f"Use another checkpoint for this namespace, or {option('restart', True)}.",
             )
         for key, state in (data.get("inputs") or {}).items():
             self.states[key] = InputState(**state)
@@ -191,7 +194,7 @@ class Checkpoint:
         state = self._resume.get(key)
         if state is None or state.offset == 0:
             return Start(None, 0)
-        if name != "-":
+        if not is_stream(name):
             try:
                 size = os.path.getsize(name)
             except OSError:
@@ -203,8 +206,8 @@ class Checkpoint:
                 raise CheckpointError(
                     f"{name} changed since the checkpoint {self.path} was written: its "
                     f"first {state.offset:,} bytes are not the ones already loaded.",
-                    hint="Pass --restart to load it from the beginning (upserts are "
-                    "idempotent), or use a new --checkpoint.",
+                    hint=f"Pass {option('restart', True)} to load it from the beginning "
+                    "(upserts are idempotent), or use a new checkpoint.",
                 )
         return Start(Position(state.offset, state.line), state.records)
 

@@ -21,20 +21,16 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TextIO
 import orjson
 import typer
 
-from . import __version__
+from . import __version__, settings
 from ._malloc import tune_allocator
-from .client import check_token, check_url
+from .api import prepare
+from .connection import TOKEN_ENV, URL_ENV, check_url, find_connection, require_connection
+from .display import ConsoleEvents, Terminal, describe_info
 from .errors import ConfigError, ExitStatus, UsageError, VupsertError
-from .pipeline import Run, exit_status_of
-from .records import MAX_BATCH_RECORDS
-from .report import ConsoleEvents, Terminal, describe_info
-from .settings import Format, IdFrom, MappingOptions, ReadOptions, Secret, Settings
+from .settings import Settings, spelled_as_flags
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-URL_ENV = "UPSTASH_VECTOR_REST_URL"
-TOKEN_ENV = "UPSTASH_VECTOR_REST_TOKEN"
 
 EXIT_CODES_HELP = """\
 Exit codes: 0 every record upserted; 1 the run finished but some records were rejected
@@ -138,63 +134,6 @@ def user_errors(console: Terminal) -> Iterator[None]:
             style="bold red",
         )
         raise typer.Exit(int(ExitStatus.STOPPED)) from None
-
-
-def _connection(
-    url: str | None, token: str | None, *, required: bool = True, allow_insecure_http: bool = False
-) -> tuple[str, Secret]:
-    """The index's URL and token, checked before anything is built from them: a bad
-    token or a URL with a password stops here, and is never repeated."""
-    url = url or env.environ.get(URL_ENV, "")
-    token = token or env.environ.get(TOKEN_ENV, "")
-    if url:
-        url = check_url(url, allow_insecure_http=allow_insecure_http)
-    secret = check_token(Secret(token))
-    if required and not url:
-        raise ConfigError(
-            f"No index URL: set {URL_ENV} or pass --url.",
-            hint="Find the REST URL on the index's page in the Upstash console, or start a "
-            "local index with `vupsert serve`.",
-        )
-    if required and not secret:
-        raise ConfigError(
-            f"No token: set {TOKEN_ENV} or pass --token.",
-            hint="Find the REST token on the index's page in the Upstash console.",
-        )
-    return url, secret
-
-
-def _split(value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    parts = tuple(p.strip() for p in value.split(",") if p.strip())
-    return parts or None
-
-
-def _shard(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    k, sep, n = value.partition("/")
-    try:
-        shard, shards = int(k), int(n)
-    except ValueError:
-        shard, shards = -1, 0
-    if not sep or shards < 1 or not 0 <= shard < shards:
-        raise UsageError(
-            f"--shard {value!r} is not K/N with 0 <= K < N.",
-            hint="For example --shard 0/4 ... --shard 3/4 for four jobs.",
-        )
-    return shard, shards
-
-
-def _unescape(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if value in ("\\t", "tab"):
-        return "\t"
-    if len(value) != 1:
-        raise UsageError(f"--delimiter must be one character, got {value!r}.")
-    return value
 
 
 # Options shared by commands that talk to an index.
@@ -307,31 +246,31 @@ def upsert(
             "-b",
             "--batch-size",
             min=1,
-            max=MAX_BATCH_RECORDS,
+            max=settings.MAX_BATCH_RECORDS,
             help="Records per request (Upstash's limit is 1000).",
             rich_help_panel="Sending",
         ),
-    ] = MAX_BATCH_RECORDS,
+    ] = settings.BATCH_SIZE,
     max_batch_bytes: Annotated[
         int, typer.Option(min=1024, help="Request body limit in bytes.", rich_help_panel="Sending")
-    ] = 8 * 1024 * 1024,
+    ] = settings.MAX_BATCH_BYTES,
     concurrency: Annotated[
         int,
         typer.Option(
             "-c",
             "--concurrency",
             min=1,
-            max=256,
+            max=settings.MAX_CONCURRENCY,
             help="Batches in flight, at most.",
             rich_help_panel="Sending",
         ),
-    ] = 16,
+    ] = settings.CONCURRENCY,
     timeout: Annotated[
         float,
         typer.Option(
             min=0.1, help="Seconds to wait for one request's answer.", rich_help_panel="Sending"
         ),
-    ] = 600.0,
+    ] = settings.TIMEOUT,
     retries: Annotated[
         int,
         typer.Option(
@@ -340,13 +279,13 @@ def upsert(
             "minutes of trying with the default backoff. 429s have their own budget.",
             rich_help_panel="Sending",
         ),
-    ] = 15,
+    ] = settings.RETRIES,
     max_backoff: Annotated[
         float,
         typer.Option(
             min=0.0, help="Longest wait between two retries, in seconds.", rich_help_panel="Sending"
         ),
-    ] = 30.0,
+    ] = settings.MAX_BACKOFF,
     rejects: Annotated[
         Path | None,
         typer.Option(
@@ -439,10 +378,6 @@ def upsert(
     """
     console = env.console()
     with user_errors(console):
-        if format not in ("auto", "jsonl", "csv", "tsv"):
-            raise UsageError(f"--format {format!r}: use auto, jsonl, csv or tsv.")
-        if id_from not in ("field", "hash", "line"):
-            raise UsageError(f"--id-from {id_from!r}: use field, hash or line.")
         if "-" in (files or ["-"]):
             if env.stdin is None:
                 raise UsageError(
@@ -456,28 +391,27 @@ def upsert(
                     hint="Give one or more FILEs, or pipe records in: "
                     "jq -c '.[]' docs.json | vupsert upsert -n docs",
                 )
-        the_url, the_token = _connection(
-            url, token, required=not dry_run, allow_insecure_http=allow_insecure_http
-        )
-        fmt: Format = format  # type: ignore[assignment]
-        source: IdFrom = id_from  # type: ignore[assignment]
-        settings = Settings(
-            url=the_url,
-            token=the_token,
-            inputs=tuple(files) if files else ("-",),
+        run = prepare(
+            files or ["-"],
+            url=url,
+            token=token,
             namespace=namespace,
-            read=ReadOptions(format=fmt, delimiter=_unescape(delimiter), columns=_split(columns)),
-            mapping=MappingOptions(
-                id_field=id_field,
-                data_field=data_field,
-                metadata_field=metadata_field,
-                metadata_columns=_split(metadata_columns),
-                infer_types=infer_types,
-                data_template=data_template,
-                id_template=id_template,
-                id_from=source,
-                shard=_shard(shard),
-            ),
+            events=ConsoleEvents(console, quiet=quiet, rejects=str(rejects) if rejects else None),
+            environ=env.environ,
+            stdin=env.stdin,
+            seed=seed,
+            format=format,
+            delimiter=delimiter,
+            columns=columns,
+            id_field=id_field,
+            data_field=data_field,
+            metadata_field=metadata_field,
+            metadata_columns=metadata_columns,
+            infer_types=infer_types,
+            data_template=data_template,
+            id_template=id_template,
+            id_from=id_from,
+            shard=shard,
             batch_size=batch_size,
             max_batch_bytes=max_batch_bytes,
             timeout=timeout,
@@ -494,19 +428,16 @@ def upsert(
             preflight=preflight,
             allow_insecure_http=allow_insecure_http,
         )
-        events = ConsoleEvents(console, quiet=quiet, rejects=str(rejects) if rejects else None)
-        run = Run(settings, events=events, stdin=env.stdin, seed=seed)
         with _signals(run.request_stop):
             summary = run.execute()
         if json_out:
             env.stdout.write(orjson.dumps(summary.as_dict()).decode() + "\n")
             env.stdout.flush()
-        status = exit_status_of(summary)
         if summary.error is not None:
             fail(summary.error, console)
         if summary.interrupted and not quiet:
             console.line("interrupted: the checkpoint and summary are written.")
-        raise typer.Exit(int(status))
+        raise typer.Exit(int(summary.exit_status))
 
 
 @contextmanager
@@ -540,11 +471,14 @@ def info(url: UrlOption = None, token: TokenOption = None, json_out: JsonOption 
     Warns when the index has no embedding model (then upsert-data cannot work).
     Exit 3 when the index cannot be reached or refuses the token.
     """
-    from .client import Client, embedding_models
+    from .client import Client
+    from .preflight import embedding_models
 
     console = env.console()
     with user_errors(console):
-        the_url, the_token = _connection(url, token, allow_insecure_http=True)
+        the_url, the_token = find_connection(url, token, env.environ)
+        require_connection(the_url, the_token)
+        the_url = check_url(the_url, allow_insecure_http=True)
         with Client(the_url, the_token) as client:
             result = client.info()
         if json_out:
@@ -784,4 +718,5 @@ def main(argv: list[str] | None = None, environment: Environment | None = None) 
     global env
     env = environment or Environment()
     tune_allocator()
-    return app(args=argv, prog_name="vupsert")
+    with spelled_as_flags():
+        return app(args=argv, prog_name="vupsert")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email.utils
 import enum
-import ipaddress
 import re
 import ssl
 import time
@@ -19,8 +18,9 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from .errors import ConfigError, ServerError
-from .settings import Secret
+from .connection import check_token, redact_url, where_set
+from .errors import ServerError
+from .settings import Secret, option
 
 
 class Kind(enum.Enum):
@@ -33,26 +33,49 @@ class Kind(enum.Enum):
     """No batch can succeed: auth, wrong URL, no embedding model."""
 
 
-FATAL_HINTS: dict[int, str] = {
-    401: "The token was refused. Check UPSTASH_VECTOR_REST_TOKEN (or --token): use the "
-    "index's REST token from the Upstash console.",
-    403: "The token is not allowed to write. A read-only token cannot upsert: use the "
-    "index's standard REST token. (Older servers also answer 403 when the index has no "
-    "embedding model; `vupsert info` tells.)",
-    404: "Nothing answers at this address. Check UPSTASH_VECTOR_REST_URL (or --url): it is "
-    "the index's REST URL, like https://example-us1-vector.upstash.io, with no path.",
-    405: "The server does not accept this method at this address. Check that "
-    "UPSTASH_VECTOR_REST_URL has no path after the host.",
-    422: "The index was created without an embedding model, so it cannot embed raw text. "
-    "Create an index with an embedding model (for example BAAI/bge-small-en-v1.5) and "
-    "point --url at it.",
-}
-REDIRECT_HINT = (
-    "vupsert does not follow redirects: a redirect could carry the token to another "
-    "address. Set UPSTASH_VECTOR_REST_URL (or --url) to the index's own REST URL, as the "
-    "Upstash console shows it."
-)
-FATAL_HINTS.update(dict.fromkeys((301, 302, 303, 307, 308), REDIRECT_HINT))
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+FATAL = frozenset({401, 403, 404, 405, 422}) | REDIRECTS
+"""Answers after which no batch can succeed: the run stops."""
+
+
+def fatal_hint(status: int) -> str | None:
+    """What to do about a fatal answer, in the caller's words for settings."""
+    if status == 401:
+        return (
+            f"The token was refused. Check {where_set('token')}: use the index's REST token "
+            "from the Upstash console."
+        )
+    if status == 403:
+        return (
+            "The token is not allowed to write. A read-only token cannot upsert: use the "
+            "index's standard REST token. (Older servers also answer 403 when the index has "
+            "no embedding model; `vupsert info` tells.)"
+        )
+    if status == 404:
+        return (
+            f"Nothing answers at this address. Check {where_set('url')}: it is the index's REST "
+            "URL, like https://example-us1-vector.upstash.io, with no path."
+        )
+    if status == 405:
+        return (
+            "The server does not accept this method at this address. Check that "
+            "UPSTASH_VECTOR_REST_URL has no path after the host."
+        )
+    if status == 422:
+        return (
+            "The index was created without an embedding model, so it cannot embed raw "
+            "text. Create an index with an embedding model (for example "
+            f"BAAI/bge-small-en-v1.5) and point {option('url')} at it."
+        )
+    if status in REDIRECTS:
+        return (
+            "vupsert does not follow redirects: a redirect could carry the token to another "
+            f"address. Set {where_set('url')} to the index's own REST URL, as the Upstash "
+            "console shows it."
+        )
+    return None
+
+
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 REFUSED = frozenset({400, 413})
 
@@ -66,115 +89,6 @@ class Answer:
     retry_after: float | None = None
     """Seconds the server asked us to wait (``Retry-After``)."""
     elapsed: float = 0.0
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-API_PATHS = frozenset(
-    {
-        "upsert-data",
-        "upsert",
-        "info",
-        "query-data",
-        "query",
-        "fetch",
-        "range",
-        "update",
-        "delete",
-        "reset",
-        "list-namespaces",
-        "delete-namespace",
-        "resumable-query",
-    }
-)
-"""First path segments of Upstash's endpoints: a URL that holds one was copied from an
-endpoint, not from the index's page."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any user name and password replaced by ``***``, fit for a message."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, tail = rest.partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    return f"{scheme}{sep}{authority}{slash}{tail}"
-
-
-def check_url(url: str, *, allow_insecure_http: bool) -> str:
-    """Return the base URL without a trailing slash, or raise ``ConfigError``.
-
-    No message repeats a password, nor a value that is not a URL at all: that is
-    most often the token, set in the URL's place.
-    """
-    url = url.strip()
-    shown = redact_url(url)
-    try:
-        parts = urlsplit(url)
-        hostname = parts.hostname
-    except ValueError:
-        parts, hostname = urlsplit(""), None
-    if parts.scheme not in ("http", "https") or not hostname:
-        what = f"The URL {shown!r}" if "://" in url else "The URL given"
-        raise ConfigError(
-            f"{what} is not an http(s) URL.",
-            hint="Set UPSTASH_VECTOR_REST_URL (or --url) to the index's REST URL, "
-            "like https://example-us1-vector.upstash.io",
-        )
-    if "@" in parts.netloc:
-        raise ConfigError(
-            f"The URL {shown!r} holds a user name or password: the index takes only its token.",
-            hint="Remove the part before @ and pass the token with "
-            "UPSTASH_VECTOR_REST_TOKEN (or --token).",
-        )
-    base = f"{parts.scheme}://{parts.netloc}"
-    first = parts.path.strip("/").split("/")[0]
-    if first in API_PATHS or parts.query or parts.fragment:
-        raise ConfigError(
-            f"The URL {shown!r} is an endpoint's address, not the index's.",
-            hint=f"Use the index's base URL, with no path: {base}",
-        )
-    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(hostname):
-        raise ConfigError(
-            f"Refusing to send the token over plain http to {hostname}.",
-            hint="Use the https URL of the index, or pass --allow-insecure-http if this "
-            "network is trusted.",
-        )
-    return url.rstrip("/")
-
-
-def check_token(token: Secret) -> Secret:
-    """The token without surrounding whitespace, or ``ConfigError`` if it cannot be one.
-
-    A copy-paste often brings a newline or spaces along; inside the token, whitespace or
-    a control character would be refused by the HTTP library with the whole header in
-    its message. The error names the position, never the token.
-    """
-    value = token.reveal().strip()
-    for position, char in enumerate(value, 1):
-        if not "!" <= char <= "~":
-            if char.isspace():
-                kind = "whitespace"
-            elif char.isascii():
-                kind = "a control character"
-            else:
-                kind = "a non-ASCII character"
-            raise ConfigError(
-                f"The token has {kind} at position {position} of {len(value)}: it cannot "
-                "be sent in an HTTP header.",
-                hint="Copy the REST token again from the index's page in the Upstash "
-                "console, into UPSTASH_VECTOR_REST_TOKEN (or --token), with nothing around "
-                "it.",
-            )
-    return Secret(value)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -378,7 +292,7 @@ class Client:
             )
         if status in REFUSED:
             return Answer(Kind.REFUSED, status, message, elapsed=elapsed)
-        if status in FATAL_HINTS or 400 <= status < 500:
+        if status in FATAL or 400 <= status < 500:
             return Answer(Kind.FATAL, status, message, elapsed=elapsed)
         return Answer(Kind.TRANSIENT, status, message, elapsed=elapsed)
 
@@ -387,7 +301,7 @@ class Client:
         try:
             response = self._http.post("/info")
         except httpx.TransportError as exc:
-            hint = "Check UPSTASH_VECTOR_REST_URL (or --url) and the network."
+            hint = f"Check {where_set('url')} and the network."
             if self.proxied:
                 hint += (
                     " A proxy is set in the environment (HTTP_PROXY, HTTPS_PROXY or "
@@ -398,7 +312,7 @@ class Client:
             ) from None
         status = response.status_code
         if status != 200:
-            advice = FATAL_HINTS.get(status)
+            advice = fatal_hint(status)
             path = urlsplit(self.base_url).path
             if path.strip("/") and status in (400, 404, 405):
                 advice = (
@@ -419,29 +333,9 @@ class Client:
             raise ServerError(
                 f"{self.base_url}/info did not answer like an Upstash Vector index: "
                 f"{self._message(response)}",
-                hint="Check UPSTASH_VECTOR_REST_URL (or --url).",
+                hint=f"Check {where_set('url')}.",
             )
         return result
-
-
-INDEX_PARTS = (("denseIndex", "dense"), ("sparseIndex", "sparse"))
-"""The parts an index may have in ``/info``: a dense index has the first, a sparse one the
-second, a hybrid one both."""
-
-
-def embedding_models(info: dict[str, Any]) -> dict[str, str | None]:
-    """Each part the index has (``dense``, ``sparse``) and its embedding model, if any.
-
-    Raw text can be upserted only when every part has one. An ``/info`` that names no
-    part is read as a dense index without a model.
-    """
-    models: dict[str, str | None] = {}
-    for key, part in INDEX_PARTS:
-        found = info.get(key)
-        if isinstance(found, dict):
-            model = found.get("embeddingModel")
-            models[part] = model if isinstance(model, str) and model else None
-    return models or {"dense": None}
 
 
 def _proxies_configured() -> bool:

@@ -25,7 +25,7 @@ def check_columns(settings: Settings) -> None:
     that the mapping options name (id, data, template fields, metadata columns)."""
     mapper: Mapper | None = None
     for name in settings.inputs:
-        if name == "-" or not os.path.isfile(name):
+        if not os.path.isfile(name):
             continue
         if detect_format(name, settings.read.format) == "jsonl":
             continue

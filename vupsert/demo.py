@@ -16,9 +16,9 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from .display import ConsoleEvents, Terminal, plural
 from .errors import ExitStatus, UsageError
-from .pipeline import Run, Summary, exit_status_of
-from .report import ConsoleEvents, Terminal, plural
+from .pipeline import Run
 from .server import LocalServer, ServerConfig
 from .settings import MappingOptions, Secret, Settings
 
@@ -60,8 +60,8 @@ def run_demo(
                 mapping=mapping,
             )
             out.print(f"\n{describe(settings)}", style="bold", markup=False, soft_wrap=True)
-            summary: Summary = Run(settings, events=ConsoleEvents(console)).execute()
-            worst = max(worst, exit_status_of(summary))
+            summary = Run(settings, events=ConsoleEvents(console)).execute()
+            worst = max(worst, summary.exit_status)
             stored = len(server.records(namespace))
             out.print(f"the index now holds {plural(stored, 'record')} in namespace {namespace!r}")
         bad = folder / "bad-records.jsonl"

@@ -24,6 +24,10 @@ they become batch outcomes.
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .outcomes import Summary
 
 
 class ExitStatus(enum.IntEnum):
@@ -50,6 +54,8 @@ class VupsertError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.summary: Summary | None = None
+        """What the run had done when this stopped it (set by :func:`vupsert.upsert`)."""
 
     def __str__(self) -> str:
         if self.hint:

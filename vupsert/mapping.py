@@ -154,7 +154,7 @@ class Template:
 
     __slots__ = ("_parts", "fields", "text")
 
-    def __init__(self, text: str, option: str) -> None:
+    def __init__(self, text: str, setting: str) -> None:
         self.text = text
         parts: list[str | tuple[str, Getter]] = []
         literal: list[str] = []
@@ -162,7 +162,7 @@ class Template:
 
         def bad(problem: str) -> NoReturn:
             raise ConfigError(
-                f"{option} {text!r}: {problem}",
+                f"{option(setting, text)}: {problem}",
                 hint="Write {field} for a field, {{ and }} for literal braces.",
             )
 
@@ -285,7 +285,7 @@ class Mapper:
             if not (n >= 1 and 0 <= k < n):
                 raise ConfigError(
                     f"shard {k}/{n} does not exist; with n shards, k is 0 to n-1",
-                    hint="For 4 jobs, run --shard 0/4, 1/4, 2/4 and 3/4.",
+                    hint="For 4 jobs, shards 0/4, 1/4, 2/4 and 3/4.",
                 )
             self._shard_k, self._shard_n = k, n
 
@@ -294,15 +294,16 @@ class Mapper:
         if options.id_template is not None:
             if options.id_from != "field":
                 raise ConfigError(
-                    f"--id-template and --id-from {options.id_from} both make the id; give only one"
+                    f"{option('id_template')} and {option('id_from', options.id_from)} both make "
+                    "the id; give only one"
                 )
-            self._id_template = Template(options.id_template, "--id-template")
+            self._id_template = Template(options.id_template, "id_template")
         self._id_name = options.id_field
         self._get_id = _getter(options.id_field)
 
         self._data_template: Template | None = None
         if options.data_template is not None:
-            self._data_template = Template(options.data_template, "--data-template")
+            self._data_template = Template(options.data_template, "data_template")
         self._data_name = options.data_field
         self._get_data = _getter(options.data_field)
 
@@ -372,7 +373,7 @@ class Mapper:
             yield self._mapped(item) if isinstance(item, Row) else self._passed_on(item)
 
     def json_records(
-        self, source: str, lines: Iterable[JsonLine | Rejection]
+        self, source: str, lines: Iterable[JsonLine | Rejection], *, as_written: bool = True
     ) -> Iterator[Fresh | Record | Rejection | Skip]:
         """:meth:`records` for the rows of one JSON Lines input
         (:func:`~vupsert.sources.iter_json_lines`).
@@ -387,8 +388,11 @@ class Mapper:
         fast = self._fast
         id_name, data_name, meta_name = self._id_name, self._data_name, self._meta_name
         # Under the API's own field names, a line that holds the record and nothing else
-        # is already its JSON: it is sent as written, not dumped again.
-        as_written = fast and (id_name, data_name, meta_name) == ("id", "data", "metadata")
+        # is already its JSON: it is sent as written, not dumped again. (Records handed
+        # over as dicts have no text: ``as_written`` is False for them.)
+        as_written = (
+            as_written and fast and (id_name, data_name, meta_name) == ("id", "data", "metadata")
+        )
         encode_error = orjson.JSONEncodeError
         # A line that may hold an integer beyond 64 bits (see _NINETEEN).
         digits, nineteen = _DIGITS_AS_NINES, _NINETEEN
@@ -602,7 +606,7 @@ class Mapper:
             columns = ", ".join(row.value)
             raise ColumnError(
                 f"{row.source}: has no column {name!r} for the {role} (its columns: {columns})",
-                hint=_COLUMN_HINTS[role],
+                hint=_column_hint(role),
             )
         if role == "data" and self._data_template is None:
             raise _Bad(f'missing data (field "{name}")' + _data_hint(row.value))
@@ -645,13 +649,22 @@ class Mapper:
         return self._plain._map(row, rest)
 
 
-_COLUMN_HINTS = {
-    "id": "Name the id column with --id-field, or use --id-from hash or --id-from line.",
-    "data": "Name the text column with --data-field, or compose it with --data-template.",
-    "metadata": "List only columns of the header in --metadata-columns.",
-    "id template": "Use only columns of the header in --id-template.",
-    "data template": "Use only columns of the header in --data-template.",
-}
+def _column_hint(role: str) -> str:
+    """What to do when the header lacks the column a setting names for ``role``."""
+    if role == "id":
+        return (
+            f"Name the id column with {option('id_field')}, or use "
+            f"{option('id_from', 'hash')} or {option('id_from', 'line')}."
+        )
+    if role == "data":
+        return (
+            f"Name the text column with {option('data_field')}, or compose it with "
+            f"{option('data_template')}."
+        )
+    setting = {"metadata": "metadata_columns", "id template": "id_template"}.get(
+        role, "data_template"
+    )
+    return f"Use only columns of the header in {option(setting)}."
 
 
 _DIGITS_AS_NINES = bytes(0x39 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))

@@ -1,4 +1,5 @@
-"""The files a run writes beside the index, checked together before any is opened.
+"""The files a run writes beside the index (the rejects file, the checkpoint, the report
+file): checked together before any is opened, opened and closed together.
 
 An output that is also an input, or two outputs that are one file, would destroy data:
 ``--report in.jsonl`` used to empty the input, one path for the rejects file and the
@@ -11,17 +12,117 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from .errors import UsageError
+import orjson
 
-STDIN = "-"
+from ._files import write_fully
+from .checkpoint import Checkpoint
+from .errors import ConfigError, OutputError, UsageError
+from .outcomes import NoEvents, Settlement, Summary
+from .rejects import RejectsWriter
+from .settings import Settings
+from .sources import is_stream
 
 
-def write_fully(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to ``fd``: a write near a size limit can take only part."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+class Outputs:
+    """The outputs of one run, each ``None`` when the run does not write it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.checkpoint: Checkpoint | None = None
+        self.rejects: RejectsWriter | None = None
+        self.report: ReportFile | None = None
+
+    def check(self) -> None:
+        """Refuse paths that would destroy an input or another output."""
+        s = self._settings
+        check_outputs(
+            s.inputs,
+            {
+                "the rejects file": s.rejects,
+                "the report file": s.report,
+                "the checkpoint": s.checkpoint,
+                "the checkpoint's lock file": lock_path(s.checkpoint) if s.checkpoint else None,
+            },
+        )
+
+    def open(self) -> None:
+        """Take the checkpoint's lock and read it, then open the files to write."""
+        s = self._settings
+        resume_at: int | None = None
+        if s.checkpoint is not None and not s.dry_run:
+            self.checkpoint = checkpoint = Checkpoint(
+                s.checkpoint,
+                s.inputs,
+                namespace=s.namespace,
+                # The host only: a URL may carry credentials, the checkpoint never does.
+                index=_index_address(s.url),
+                restart=s.restart,
+            )
+            rejects = str(s.rejects.resolve()) if s.rejects else None
+            if checkpoint.rejects_path is not None and checkpoint.rejects_path == rejects:
+                resume_at = checkpoint.rejects_offset
+            checkpoint.rejects_path = rejects
+        if s.rejects is not None:
+            self.rejects = RejectsWriter(s.rejects, resume_at=resume_at)
+            if self.checkpoint is not None:
+                self.checkpoint.rejects_offset = self.rejects.offset()
+        if s.report is not None:
+            self.report = ReportFile(s.report)
+
+    def close(self) -> None:
+        """Release the checkpoint's lock and close the files (the report closes itself
+        when the run finishes)."""
+        if self.checkpoint is not None:
+            self.checkpoint.close()
+        if self.rejects is not None:
+            self.rejects.close()
+
+
+class ReportFile(NoEvents):
+    """The report file: one JSON line per batch, for CI artifacts and debugging."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            # Unbuffered: one write per batch, and a failed write is known at once.
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except OSError as exc:
+            raise ConfigError(f"Cannot write the report file {path}: {exc.strerror}.") from None
+        self._broken = False
+
+    def batch_done(self, settlement: Settlement, summary: Summary) -> None:
+        if self._broken:
+            return
+        batch = settlement.batch
+        line = {
+            "batch": batch.seq,
+            "span": batch.span,
+            "records": batch.size,
+            "sent": batch.sent,
+            "upserted": settlement.upserted,
+            "superseded": settlement.superseded,
+            "rejected": len(settlement.rejected) + len(batch.rejections),
+            "outcome": settlement.outcome,
+            "attempts": settlement.attempts,
+            "status": settlement.status,
+            "error": settlement.error,
+            "duration_s": round(settlement.duration, 4),
+        }
+        try:
+            write_fully(self._fd, orjson.dumps(line) + b"\n")
+        except OSError as exc:
+            self._broken = True
+            raise OutputError(self.path, exc) from None
+
+    def finished(self, summary: Summary) -> None:
+        os.close(self._fd)
+
+
+def _index_address(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
 
 
 def lock_path(checkpoint: Path) -> Path:
@@ -46,7 +147,7 @@ def check_outputs(inputs: Iterable[str], outputs: Mapping[str, Path | None]) -> 
     run does not write it. Nothing is opened, created or truncated here.
     """
     named = [(what, path) for what, path in outputs.items() if path is not None]
-    files = [Path(name) for name in inputs if name != STDIN]
+    files = [Path(name) for name in inputs if not is_stream(name)]
     for n, (what, path) in enumerate(named):
         if path.is_dir():
             raise UsageError(

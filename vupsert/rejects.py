@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 
+from ._files import write_fully
 from .errors import ConfigError, OutputError
-from .outputs import write_fully
 from .records import REJECT_KEY, Rejection
 
 

@@ -19,19 +19,21 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .batching import Batch, batch_of
 from .client import Answer, Client, Kind
+from .outcomes import Settlement
 from .pacing import Throttle
 from .records import Fresh, Record, Rejection
+from .settings import MAX_BACKOFF, RETRIES
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    retries: int = 8
+    retries: int = RETRIES
     base: float = 0.5
-    max_backoff: float = 60.0
+    max_backoff: float = MAX_BACKOFF
     throttled_retries: int = 100
     """429 answers one batch may get before it is given up on."""
 
@@ -54,39 +56,6 @@ class Fatal(Exception):
 
 class Abandoned(Exception):
     """The run was told to stop at once; this batch is left unsettled."""
-
-
-@dataclass
-class Settlement:
-    """What became of one batch."""
-
-    batch: Batch
-    upserted: int = 0
-    superseded: int = 0
-    """Records never sent because a later record of the batch with the same id landed."""
-    rejected: list[Rejection] = field(default_factory=list)
-    """Records the server refused or that were given up on (local ones are on the batch)."""
-    attempts: int = 0
-    retries: int = 0
-    status: int | None = None
-    """Status of the last answer."""
-    error: str | None = None
-    """Message of the last failure, even if a retry or a split then succeeded."""
-    error_status: int | None = None
-    started: float = 0.0
-    duration: float = 0.0
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.rejected)
-
-    @property
-    def outcome(self) -> str:
-        if not self.batch.ids:
-            return "empty" if not self.batch.rejections else "rejected"
-        if not self.rejected:
-            return "upserted"
-        return "partial" if self.upserted else "failed"
 
 
 class Sender:
@@ -118,24 +87,24 @@ class Sender:
         settlement.duration = time.monotonic() - settlement.started
         return settlement
 
-    def _fall_back(self, batch: Batch, s: Settlement) -> None:
+    def _fall_back(self, batch: Batch, settlement: Settlement) -> None:
         """Send, for each id whose last record was refused, the record it superseded; and
         so on down each id's records until one lands or none is left."""
         earlier: dict[str, list[Fresh]] = {}
         for record in batch.superseded:
             earlier.setdefault(record[0], []).append(record)
-        refused = s.rejected
+        refused = settlement.rejected
         while True:
             fallback = [earlier[r.id].pop() for r in refused if r.id and earlier.get(r.id)]
             if not fallback:
                 return
-            s.superseded -= len(fallback)
-            settled = len(s.rejected)
+            settlement.superseded -= len(fallback)
+            settled = len(settlement.rejected)
             retry = batch_of(batch.seq, fallback)
-            self._send(retry, 0, len(retry.ids), s)
-            refused = s.rejected[settled:]
+            self._send(retry, 0, len(retry.ids), settlement)
+            refused = settlement.rejected[settled:]
 
-    def _send(self, batch: Batch, lo: int, hi: int, s: Settlement) -> None:
+    def _send(self, batch: Batch, lo: int, hi: int, settlement: Settlement) -> None:
         """Settle records ``lo`` to ``hi - 1`` of ``batch``."""
         if lo >= hi:
             return
@@ -151,22 +120,22 @@ class Sender:
                 # request with a token the server has just refused.
                 self.abandon.set()
             self.throttle.release(started, answer)
-            s.attempts += 1
-            s.status = answer.status
+            settlement.attempts += 1
+            settlement.status = answer.status
             if answer.kind is Kind.OK:
-                s.upserted += hi - lo
+                settlement.upserted += hi - lo
                 return
             if answer.kind is Kind.FATAL:
                 raise Fatal(answer)
-            s.error, s.error_status = answer.message, answer.status
+            settlement.error, settlement.error_status = answer.message, answer.status
             if answer.kind is Kind.REFUSED:
                 if hi - lo == 1:
                     (record,) = batch.records_in(lo, hi)
-                    s.rejected.append(_rejection(record, answer.message, answer.status))
+                    settlement.rejected.append(_rejection(record, answer.message, answer.status))
                     return
                 middle = (lo + hi) // 2
-                self._send(batch, lo, middle, s)
-                self._send(batch, middle, hi, s)
+                self._send(batch, lo, middle, settlement)
+                self._send(batch, middle, hi, settlement)
                 return
             if answer.status == 429:
                 # Throttling is not failure: the shared throttle already slows every
@@ -183,11 +152,11 @@ class Sender:
             if exhausted:
                 tries = attempt + throttled
                 reason = f"gave up after {tries} attempts: {answer.message}"
-                s.rejected.extend(
+                settlement.rejected.extend(
                     _rejection(r, reason, answer.status) for r in batch.records_in(lo, hi)
                 )
                 return
-            s.retries += 1
+            settlement.retries += 1
             if self._sleep(delay):
                 raise Abandoned
 

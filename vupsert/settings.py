@@ -1,23 +1,64 @@
-"""Everything a run needs, as frozen values built once by the CLI (or by a test)."""
+"""Everything a run needs, as frozen values, and every default, defined once.
+
+:func:`vupsert.api.build_settings` makes :class:`Settings` from keyword options, for
+Python callers and the CLI alike. Messages name a setting through :func:`option`, so a
+Python caller reads ``data_field='text'`` where the command line reads
+``--data-field text``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import contextlib
+import shlex
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
 from .records import MAX_BATCH_RECORDS
 
 Format = Literal["auto", "jsonl", "csv", "tsv"]
+IdFrom = Literal["field", "hash", "line"]
+
+BATCH_SIZE = MAX_BATCH_RECORDS
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+"""A batch also closes at this many bytes of request body."""
+TIMEOUT = 600.0
+"""Seconds to wait for one request's answer: a big batch can take minutes to embed."""
+CONCURRENCY = 16
+"""Batches in flight, at most; the pacing lowers it on 429s and rising latency."""
+MAX_CONCURRENCY = 256
+RETRIES = 15
+"""Retries of a batch after a 5xx, a timeout or a network error: with the backoff below,
+about 2.5 minutes of trying."""
+MAX_BACKOFF = 30.0
+"""Longest wait between two retries, in seconds."""
+
+_spelling: ContextVar[Literal["python", "cli"]] = ContextVar("vupsert_spelling", default="python")
 
 
 def option(setting: str, value: object = None) -> str:
-    """How a message names a setting (and a value for it) to the user."""
-    flag = "--" + setting.replace("_", "-")
-    return flag if value is None else f"{flag} {value}"
+    """How a message names a setting, and a value for it, to whoever runs vupsert:
+    ``data_field='text'`` in Python, ``--data-field text`` on the command line."""
+    if _spelling.get() == "cli":
+        flag = "--" + setting.replace("_", "-")
+        if value is True or value is None:
+            return flag
+        if value is False:
+            return "--no-" + setting.replace("_", "-")
+        return f"{flag} {shlex.quote(str(value))}"
+    return f"{setting}=..." if value is None else f"{setting}={value!r}"
 
 
-IdFrom = Literal["field", "hash", "line"]
+@contextlib.contextmanager
+def spelled_as_flags() -> Iterator[None]:
+    """Within this block, :func:`option` names settings as command-line flags."""
+    token = _spelling.set("cli")
+    try:
+        yield
+    finally:
+        _spelling.reset(token)
 
 
 class Secret:
@@ -85,15 +126,16 @@ class Settings:
     url: str
     token: Secret
     inputs: tuple[str, ...] = ("-",)
+    """Paths, ``-`` for stdin."""
     namespace: str = ""
     read: ReadOptions = field(default_factory=ReadOptions)
     mapping: MappingOptions = field(default_factory=MappingOptions)
-    batch_size: int = MAX_BATCH_RECORDS
-    max_batch_bytes: int = 8 * 1024 * 1024
-    timeout: float = 600.0
-    concurrency: int = 4
-    retries: int = 15
-    max_backoff: float = 30.0
+    batch_size: int = BATCH_SIZE
+    max_batch_bytes: int = MAX_BATCH_BYTES
+    timeout: float = TIMEOUT
+    concurrency: int = CONCURRENCY
+    retries: int = RETRIES
+    max_backoff: float = MAX_BACKOFF
     rejects: Path | None = None
     checkpoint: Path | None = None
     restart: bool = False
@@ -103,3 +145,17 @@ class Settings:
     fail_fast: bool = False
     preflight: bool = True
     allow_insecure_http: bool = False
+
+
+READ_OPTIONS = frozenset(f.name for f in fields(ReadOptions)) - {"whole_lines"}
+MAPPING_OPTIONS = frozenset(f.name for f in fields(MappingOptions))
+_RUN = frozenset(f.name for f in fields(Settings)) - {
+    "url",
+    "token",
+    "inputs",
+    "namespace",
+    "read",
+    "mapping",
+}
+OPTIONS = READ_OPTIONS | MAPPING_OPTIONS | _RUN
+"""Every option of a run by its Python name: the CLI's options, ``-`` spelled ``_``."""

@@ -24,8 +24,8 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, BinaryIO, Literal, TypeVar, cast
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar, cast
 
 import orjson
 
@@ -43,12 +43,16 @@ else:
     _Stream = io.BufferedReader
 
 __all__ = [
+    "RECORDS",
     "STDIN",
     "STDIN_NAME",
     "RowFormat",
     "detect_format",
     "display_name",
     "input_size",
+    "is_stream",
+    "iter_json_lines",
+    "iter_records",
     "iter_rows",
 ]
 
@@ -58,6 +62,9 @@ STDIN = "-"
 """The input name that means standard input."""
 STDIN_NAME = "<stdin>"
 """How standard input is named in ``source:line`` and in messages."""
+RECORDS = "<records>"
+"""The input name of records a Python caller hands over as dicts; ``<records>:7`` is the
+seventh of them."""
 
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 
@@ -80,7 +87,9 @@ _CSV_FIELD_LIMIT = 8 * 1024 * 1024
 Data over 1 MB is refused anyway, so a bigger cell is almost always an unbalanced quote
 swallowing the rest of the file; the limit keeps that from eating all memory.
 """
-_RESTART_HINT = "Start this input over with --restart (or remove the checkpoint)."
+def _restart_hint() -> str:
+    return f"Start this input over with {option('restart', True)} (or remove the checkpoint)."
+
 
 _JSON_TYPES: dict[type, str] = {
     list: "array",
@@ -95,6 +104,30 @@ _JSON_TYPES: dict[type, str] = {
 def display_name(name: str) -> str:
     """The name used for an input in ``source:line`` and in messages."""
     return STDIN_NAME if name == STDIN else name
+
+
+def is_stream(name: str) -> bool:
+    """Whether an input can be read only once, from its start (stdin, records in hand):
+    a checkpoint resumes it by position, and nothing can be read ahead of the run."""
+    return name in (STDIN, RECORDS)
+
+
+def iter_records(
+    records: Iterable[Mapping[str, Any]], start: Position | None = None
+) -> Iterator[JsonLine | Rejection]:
+    """Records handed over as dicts, as :func:`iter_json_lines` gives lines: each with its
+    number as line and offset, and no text. ``start`` skips the records before it."""
+    skip = start.line if start is not None else 0
+    for n, value in enumerate(records, 1):
+        if n <= skip:
+            continue
+        if type(value) is not dict:
+            if not isinstance(value, Mapping):
+                reason = f"expected a dict, got {type(value).__name__}"
+                yield Rejection(RECORDS, n, Position(n, n), reason, raw=repr(value)[:1000])
+                continue
+            value = dict(value)
+        yield n, n, value, b""
 
 
 def detect_format(name: str, fmt: Format) -> RowFormat:
@@ -177,7 +210,8 @@ def iter_rows(
         raise ConfigError(f"the delimiter must be one character, not {delimiter!r}")
     columns = None
     if options.columns is not None:
-        checked = _check_header(list(options.columns), "the column names given with --columns")
+        given = f"the column names given with {option('columns')}"
+        checked = _check_header(list(options.columns), given)
         if isinstance(checked, str):
             raise ConfigError(checked)
         columns = checked
@@ -450,7 +484,7 @@ def _skip_to(stream: _Stream, here: int, start: Position, source: str) -> bool:
     if target < here:
         raise InputError(
             f"{source}: the checkpoint's resume point (byte {target:,}) is inside the header",
-            hint=_RESTART_HINT,
+            hint=_restart_hint(),
         )
     if target == here:
         return False
@@ -470,7 +504,7 @@ def _skip_to(stream: _Stream, here: int, start: Position, source: str) -> bool:
         raise InputError(
             f"{source}: is shorter than the checkpoint's resume point (byte {target:,}); "
             "it changed since that run",
-            hint=_RESTART_HINT,
+            hint=_restart_hint(),
         )
     # The last item of a file may end without a newline; then nothing may follow it but
     # the newline its writer had not written yet.
@@ -479,7 +513,7 @@ def _skip_to(stream: _Stream, here: int, start: Position, source: str) -> bool:
         raise InputError(
             f"{source}: the checkpoint's resume point (byte {target:,}) is not at the end of "
             "a line; the input changed since that run",
-            hint=_RESTART_HINT,
+            hint=_restart_hint(),
         )
     return mid_line
 
@@ -768,7 +802,7 @@ class _Table(_Format):
         if isinstance(header, str):
             raise InputError(
                 f"{source}: {header}",
-                hint="Name every column once, or give the names with --columns "
+                hint=f"Name every column once, or give the names with {option('columns')} "
                 "if the file has no header.",
             )
         return header

@@ -1,7 +1,6 @@
 """What the user sees: progress, one line per batch that went wrong, the summary.
 
-Everything here writes to stderr except the ``--json`` summary (stdout) and the
-``--report`` file. On a terminal the progress is a live rich line and the summary a
+Everything here writes to stderr. On a terminal the progress is a live rich line and the summary a
 table. Elsewhere (CI logs, cron mail, a file) every event is one whole line, never
 wrapped, with no control characters: a timestamped progress line every few seconds, and
 the summary as one line; rich is not even imported there.
@@ -10,13 +9,9 @@ the summary as one line; rich is not even imported there.
 from __future__ import annotations
 
 import datetime
-import os
 import threading
 import time
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-
-import orjson
 
 if TYPE_CHECKING:
     # rich is imported where it is used: a quiet or --json run in cron or a pipe prints
@@ -26,12 +21,10 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
-from .client import embedding_models
-from .errors import ConfigError, OutputError
-from .outputs import write_fully
-from .pipeline import Events, Summary
+from .outcomes import Settlement, Summary
+from .preflight import embedding_models
 from .records import Rejection
-from .sending import Settlement
+from .settings import option
 
 PLAIN_EVERY = 5.0
 """Seconds between plain progress lines when stderr is not a terminal."""
@@ -233,7 +226,7 @@ class ConsoleEvents:
             where = (
                 f"all are in {self.rejects}"
                 if self.rejects
-                else "--rejects FILE keeps every one with its reason"
+                else f"a rejects file ({option('rejects')}) keeps every one with its reason"
             )
             self.terminal.line(f"... and {self._unshown:,} more rejected records: {where}")
         if summary.error is not None and summary.records_read == 0:
@@ -438,89 +431,6 @@ def summary_table(summary: Summary) -> Table:
     for name, value in summary_rows(summary):
         table.add_row(name, value)
     return table
-
-
-class ReportFile:
-    """``--report``: one JSON line per batch, for CI artifacts and debugging."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            # Unbuffered: one write per batch, and a failed write is known at once.
-            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        except OSError as exc:
-            raise ConfigError(f"Cannot write the report file {path}: {exc.strerror}.") from None
-        self._broken = False
-
-    def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
-        pass
-
-    def bytes_read(self, n: int) -> None:
-        pass
-
-    def batch_done(self, settlement: Settlement, summary: Summary) -> None:
-        batch = settlement.batch
-        line = {
-            "batch": batch.seq,
-            "span": batch.span,
-            "records": batch.size,
-            "sent": batch.sent,
-            "upserted": settlement.upserted,
-            "superseded": settlement.superseded,
-            "rejected": len(settlement.rejected) + len(batch.rejections),
-            "outcome": settlement.outcome,
-            "attempts": settlement.attempts,
-            "status": settlement.status,
-            "error": settlement.error,
-            "duration_s": round(settlement.duration, 4),
-        }
-        if self._broken:
-            return
-        try:
-            write_fully(self._fd, orjson.dumps(line) + b"\n")
-        except OSError as exc:
-            self._broken = True
-            raise OutputError(self.path, exc) from None
-
-    def rejected(self, rejections: list[Rejection]) -> None:
-        pass
-
-    def warning(self, message: str) -> None:
-        pass
-
-    def finished(self, summary: Summary) -> None:
-        os.close(self._fd)
-
-
-class Many:
-    """Several event sinks as one."""
-
-    def __init__(self, *sinks: Events) -> None:
-        self.sinks = sinks
-
-    def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
-        for sink in self.sinks:
-            sink.started(total_bytes, inputs)
-
-    def bytes_read(self, n: int) -> None:
-        for sink in self.sinks:
-            sink.bytes_read(n)
-
-    def batch_done(self, settlement: Settlement, summary: Summary) -> None:
-        for sink in self.sinks:
-            sink.batch_done(settlement, summary)
-
-    def rejected(self, rejections: list[Rejection]) -> None:
-        for sink in self.sinks:
-            sink.rejected(rejections)
-
-    def warning(self, message: str) -> None:
-        for sink in self.sinks:
-            sink.warning(message)
-
-    def finished(self, summary: Summary) -> None:
-        for sink in self.sinks:
-            sink.finished(summary)
 
 
 def describe_info(info: dict[str, Any]) -> Table:

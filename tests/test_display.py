@@ -11,12 +11,8 @@ import pytest
 from rich.console import Console
 
 from vupsert.batching import Batch
-from vupsert.errors import UsageError
-from vupsert.pipeline import Summary
-from vupsert.records import Position, Record, Rejection
-from vupsert.report import (
+from vupsert.display import (
     ConsoleEvents,
-    ReportFile,
     Terminal,
     _LiveLine,
     batch_problem,
@@ -24,7 +20,10 @@ from vupsert.report import (
     settled_share,
     summary_table,
 )
-from vupsert.sending import Settlement
+from vupsert.errors import UsageError
+from vupsert.outcomes import Settlement, Summary
+from vupsert.outputs import ReportFile
+from vupsert.records import Position, Record, Rejection
 
 
 def settlement(rejected: int = 1) -> Settlement:

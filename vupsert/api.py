@@ -1,0 +1,245 @@
+"""vupsert from Python: :func:`upsert` does what ``vupsert upsert`` does.
+
+The command line is a thin layer over these functions: it turns its options into the same
+keyword arguments (``--data-field text`` is ``data_field="text"``) and calls
+:func:`build_settings` and :class:`~vupsert.pipeline.Run` as :func:`upsert` does.
+
+The error contract: an error that stops the run (a bad token, an index without an
+embedding model, an input that cannot be read, a file that cannot be written) raises a
+:class:`~vupsert.errors.VupsertError`, with the summary of what was done before it on its
+``summary`` attribute. Records rejected and batches failed are not errors: they are
+counted on the returned :class:`~vupsert.outcomes.Summary` (and written where ``rejects``
+says).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Union, get_args
+
+from .connection import check_url, find_connection, require_connection
+from .errors import UsageError
+from .outcomes import Broadcast, Events, Progress, Summary
+from .pipeline import Run
+from .records import MAX_BATCH_RECORDS
+from .settings import (
+    MAPPING_OPTIONS,
+    MAX_CONCURRENCY,
+    OPTIONS,
+    READ_OPTIONS,
+    Format,
+    IdFrom,
+    MappingOptions,
+    ReadOptions,
+    Settings,
+    option,
+)
+
+Records = Union[  # noqa: UP007 - a runtime alias: "|" cannot join these on Python 3.10
+    str,
+    os.PathLike[str],
+    Sequence[Union[str, os.PathLike[str]]],  # noqa: UP007
+    BinaryIO,
+    Iterable[Mapping[str, Any]],
+]
+"""What :func:`upsert` loads: a path, a list of paths, a binary file of JSON Lines (or
+``format=``), or any iterable of dicts, streamed."""
+
+
+def upsert(
+    records: Records,
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    namespace: str = "",
+    progress: Callable[[Summary], object] | None = None,
+    events: Events | None = None,
+    **options: Any,
+) -> Summary:
+    """Load ``records`` into the index's namespace; return what became of them.
+
+    ``url`` and ``token`` default to ``UPSTASH_VECTOR_REST_URL`` and
+    ``UPSTASH_VECTOR_REST_TOKEN``. ``options`` are the options of ``vupsert upsert`` under
+    their Python names (``batch_size=500``, ``rejects="rejects.jsonl"``,
+    ``data_field="text"``, ``shard=(0, 4)``; ``vupsert.OPTIONS`` lists them).
+    ``progress(summary)`` is called after each batch settles; ``events`` hears everything
+    the command line shows. Nothing is printed.
+    """
+    run = prepare(
+        records,
+        url=url,
+        token=token,
+        namespace=namespace,
+        progress=progress,
+        events=events,
+        **options,
+    )
+    summary = run.execute()
+    if summary.error is not None:
+        summary.error.summary = summary
+        raise summary.error
+    return summary
+
+
+def prepare(
+    records: Records,
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    namespace: str = "",
+    progress: Callable[[Summary], object] | None = None,
+    events: Events | None = None,
+    environ: Mapping[str, str] | None = None,
+    stdin: BinaryIO | None = None,
+    seed: int | None = None,
+    **options: Any,
+) -> Run:
+    """The run :func:`upsert` would execute, not started: for a caller that stops it
+    (:meth:`~vupsert.pipeline.Run.request_stop`) or reads its summary as it goes."""
+    inputs: tuple[str | os.PathLike[str], ...]
+    dicts: Iterable[Mapping[str, Any]] | None = None
+    if isinstance(records, (str, os.PathLike)):
+        inputs = (records,)
+    elif isinstance(records, (bytes, bytearray)):
+        raise UsageError("records is bytes: pass a path, a binary file, or dicts.")
+    elif hasattr(records, "read"):
+        inputs, stdin = ("-",), records  # type: ignore[assignment]
+    elif isinstance(records, Sequence) and all(isinstance(r, (str, os.PathLike)) for r in records):
+        inputs = tuple(records)
+        if not inputs:
+            raise UsageError("No input: the list of paths is empty.")
+    else:
+        inputs, dicts = (), records  # type: ignore[assignment]
+    settings = build_settings(
+        inputs, url=url, token=token, namespace=namespace, environ=environ, **options
+    )
+    listeners: list[Events] = [] if events is None else [events]
+    if progress is not None:
+        listeners.append(Progress(progress))
+    return Run(
+        settings,
+        events=Broadcast(*listeners) if len(listeners) > 1 else next(iter(listeners), None),
+        stdin=stdin,
+        records=dicts,
+        seed=seed,
+    )
+
+
+def build_settings(
+    inputs: Sequence[str | os.PathLike[str]] = ("-",),
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    namespace: str = "",
+    environ: Mapping[str, str] | None = None,
+    **options: Any,
+) -> Settings:
+    """:class:`Settings` from keyword options, each checked; unknown names are refused.
+
+    The URL and token are found (given, else in ``environ``, by default the process's
+    environment) and checked before anything is built from them: a bad token or a URL
+    with a password stops here, and is never repeated.
+    """
+    unknown = sorted(set(options) - OPTIONS)
+    if unknown:
+        raise UsageError(
+            f"Unknown option{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.",
+            hint=f"The options are: {', '.join(sorted(OPTIONS))}.",
+        )
+    the_url, the_token = find_connection(url, token, environ)
+    if the_url:
+        the_url = check_url(the_url, allow_insecure_http=bool(options.get("allow_insecure_http")))
+    if not options.get("dry_run"):
+        require_connection(the_url, the_token)
+    read = {k: options.pop(k) for k in READ_OPTIONS & options.keys()}
+    mapping = {k: options.pop(k) for k in MAPPING_OPTIONS & options.keys()}
+    _choice(read, "format", get_args(Format))
+    _choice(mapping, "id_from", get_args(IdFrom))
+    if "columns" in read:
+        read["columns"] = _names(read["columns"], "columns")
+    if "metadata_columns" in mapping:
+        mapping["metadata_columns"] = _names(mapping["metadata_columns"], "metadata_columns")
+    if "delimiter" in read:
+        read["delimiter"] = _delimiter(read["delimiter"])
+    if "shard" in mapping:
+        mapping["shard"] = _shard(mapping["shard"])
+    for name in ("rejects", "checkpoint", "report"):
+        if options.get(name) is not None:
+            options[name] = Path(options[name])
+    _bounded(options, "batch_size", 1, MAX_BATCH_RECORDS)
+    _bounded(options, "concurrency", 1, MAX_CONCURRENCY)
+    _bounded(options, "max_batch_bytes", 1024, None)
+    _bounded(options, "retries", 0, None)
+    _bounded(options, "timeout", 0.1, None)
+    _bounded(options, "max_backoff", 0.0, None)
+    return Settings(
+        url=the_url,
+        token=the_token,
+        inputs=tuple(os.fspath(name) for name in inputs),
+        namespace=namespace,
+        read=ReadOptions(**read),
+        mapping=MappingOptions(**mapping),
+        **options,
+    )
+
+
+def _choice(values: dict[str, Any], name: str, choices: tuple[str, ...]) -> None:
+    if name in values and values[name] not in choices:
+        raise UsageError(f"{option(name, values[name])}: use {', '.join(choices)}.")
+
+
+def _bounded(values: dict[str, Any], name: str, low: float, high: float | None) -> None:
+    value = values.get(name)
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value < low
+        or (high is not None and value > high)
+    ):
+        limits = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise UsageError(f"{option(name, value)}: it must be a number {limits}.")
+
+
+def _names(value: str | Sequence[str] | None, name: str) -> tuple[str, ...] | None:
+    """Column names, as a tuple, from ``"a,b"`` or a sequence."""
+    if value is None:
+        return None
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    names = tuple(p.strip() for p in parts if p.strip())
+    if not names:
+        raise UsageError(f"{option(name, value)} names no column.")
+    return names
+
+
+def _delimiter(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value in ("\\t", "tab"):
+        return "\t"
+    if len(value) != 1:
+        raise UsageError(f"{option('delimiter', value)}: it must be one character.")
+    return value
+
+
+def _shard(value: str | Sequence[int] | None) -> tuple[int, int] | None:
+    """``(k, n)`` from ``"k/n"`` or a pair, with ``0 <= k < n``."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            k, sep, n = value.partition("/")
+            shard, shards = int(k), (int(n) if sep else 0)
+        else:
+            shard, shards = (int(v) for v in value)
+    except (TypeError, ValueError):
+        shard, shards = -1, 0
+    if shards < 1 or not 0 <= shard < shards:
+        raise UsageError(
+            f"{option('shard', value)} is not K/N with 0 <= K < N.",
+            hint="For example 0/4, 1/4, 2/4 and 3/4 for four jobs.",
+        )
+    return shard, shards

@@ -1,0 +1,215 @@
+"""The values that flow out of a run: what became of each batch (:class:`Settlement`),
+the totals (:class:`Summary`), and what a run tells the outside world as it goes
+(:class:`Events`). The display, the report file and a Python caller's progress callback
+read these; none of them imports the machinery that makes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .batching import Batch
+from .errors import ExitStatus, VupsertError
+from .records import Rejection
+
+
+@dataclass
+class Settlement:
+    """What became of one batch."""
+
+    batch: Batch
+    upserted: int = 0
+    superseded: int = 0
+    """Records never sent because a later record of the batch with the same id landed."""
+    rejected: list[Rejection] = field(default_factory=list)
+    """Records the server refused or that were given up on (local ones are on the batch)."""
+    attempts: int = 0
+    retries: int = 0
+    status: int | None = None
+    """Status of the last answer."""
+    error: str | None = None
+    """Message of the last failure, even if a retry or a split then succeeded."""
+    error_status: int | None = None
+    started: float = 0.0
+    duration: float = 0.0
+
+    @property
+    def outcome(self) -> str:
+        if not self.batch.ids:
+            return "empty" if not self.batch.rejections else "rejected"
+        if not self.rejected:
+            return "upserted"
+        return "partial" if self.upserted else "failed"
+
+
+@dataclass
+class Summary:
+    """The totals of a run; :meth:`as_dict` is the ``--json`` document."""
+
+    namespace: str = ""
+    dry_run: bool = False
+    records_read: int = 0
+    records_upserted: int = 0
+    records_rejected: int = 0
+    records_skipped: int = 0
+    """Settled by an earlier run (a checkpoint), or another shard's."""
+    records_superseded: int = 0
+    records_unrecorded: int = 0
+    """Rejected, but not written to the rejects file: it could not be written."""
+    batches: int = 0
+    batches_sent: int = 0
+    batches_failed: int = 0
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    rejects_file: str | None = None
+    checkpoint: str | None = None
+    error: VupsertError | None = field(default=None, repr=False)
+    """Why the run stopped early, if it did."""
+
+    @property
+    def records_pending(self) -> int:
+        """Read but neither upserted, rejected, skipped nor superseded: the run stopped
+        early."""
+        if self.dry_run:
+            return 0
+        return max(
+            0,
+            self.records_read
+            - self.records_upserted
+            - self.records_rejected
+            - self.records_skipped
+            - self.records_superseded,
+        )
+
+    @property
+    def records_valid(self) -> int:
+        return self.records_read - self.records_skipped - self.records_rejected
+
+    @property
+    def records_per_s(self) -> float:
+        done = self.records_read - self.records_skipped - self.records_pending
+        return done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        """What the process exit code of this run is."""
+        if self.error is not None:
+            return self.error.exit_status
+        if self.interrupted:
+            return ExitStatus.INTERRUPTED
+        if self.records_rejected or self.records_pending:
+            return ExitStatus.PARTIAL
+        return ExitStatus.SUCCESS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records_read": self.records_read,
+            "records_upserted": self.records_upserted,
+            "records_rejected": self.records_rejected,
+            "records_skipped": self.records_skipped,
+            "records_superseded": self.records_superseded,
+            "records_unrecorded": self.records_unrecorded,
+            "records_pending": self.records_pending,
+            "records_valid": self.records_valid,
+            "batches": self.batches,
+            "batches_sent": self.batches_sent,
+            "batches_failed": self.batches_failed,
+            "requests": self.requests,
+            "retries": self.retries,
+            "throttled": self.throttled,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "records_per_s": round(self.records_per_s, 1),
+            "namespace": self.namespace,
+            "dry_run": self.dry_run,
+            "interrupted": self.interrupted,
+            "rejects_file": self.rejects_file,
+            "checkpoint": self.checkpoint,
+            "error": str(self.error.message) if self.error else None,
+        }
+
+
+class Events(Protocol):
+    """What a run tells the outside world as it goes (the display, the report file).
+
+    Called from the thread that reads and from the sender threads, never under a lock
+    of the run's; ``batch_done`` and ``rejected`` come one at a time, the rejections in
+    input order.
+    """
+
+    def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None: ...
+    def bytes_read(self, n: int) -> None: ...
+    def batch_done(self, settlement: Settlement, summary: Summary) -> None: ...
+    def rejected(self, rejections: list[Rejection]) -> None: ...
+    def warning(self, message: str) -> None: ...
+    def finished(self, summary: Summary) -> None: ...
+
+
+class NoEvents:
+    """Events nobody hears: a Python caller's default."""
+
+    def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
+        pass
+
+    def bytes_read(self, n: int) -> None:
+        pass
+
+    def batch_done(self, settlement: Settlement, summary: Summary) -> None:
+        pass
+
+    def rejected(self, rejections: list[Rejection]) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        pass
+
+    def finished(self, summary: Summary) -> None:
+        pass
+
+
+class Progress(NoEvents):
+    """Calls ``callback(summary)`` after each batch settles, and once at the end."""
+
+    def __init__(self, callback: Callable[[Summary], object]) -> None:
+        self._callback = callback
+
+    def batch_done(self, settlement: Settlement, summary: Summary) -> None:
+        self._callback(summary)
+
+    def finished(self, summary: Summary) -> None:
+        self._callback(summary)
+
+
+class Broadcast:
+    """Several listeners heard as one, in order."""
+
+    def __init__(self, *listeners: Events) -> None:
+        self.listeners = listeners
+
+    def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
+        for listener in self.listeners:
+            listener.started(total_bytes, inputs)
+
+    def bytes_read(self, n: int) -> None:
+        for listener in self.listeners:
+            listener.bytes_read(n)
+
+    def batch_done(self, settlement: Settlement, summary: Summary) -> None:
+        for listener in self.listeners:
+            listener.batch_done(settlement, summary)
+
+    def rejected(self, rejections: list[Rejection]) -> None:
+        for listener in self.listeners:
+            listener.rejected(rejections)
+
+    def warning(self, message: str) -> None:
+        for listener in self.listeners:
+            listener.warning(message)
+
+    def finished(self, summary: Summary) -> None:
+        for listener in self.listeners:
+            listener.finished(summary)

@@ -87,6 +87,8 @@ _CSV_FIELD_LIMIT = 8 * 1024 * 1024
 Data over 1 MB is refused anyway, so a bigger cell is almost always an unbalanced quote
 swallowing the rest of the file; the limit keeps that from eating all memory.
 """
+
+
 def _restart_hint() -> str:
     return f"Start this input over with {option('restart', True)} (or remove the checkpoint)."
 

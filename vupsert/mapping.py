@@ -452,11 +452,7 @@ class Mapper:
         for name, found in parts:
             where = _huge_at(found, name)
             if where is not None:
-                path, digits = where
-                return (
-                    f'field "{path}" holds {digits}, too large for a 64-bit integer: it would '
-                    "be stored as an approximate number; write it as a string"
-                )
+                return _huge_reason(*where)
         return None
 
     def _mapped(self, row: Row) -> Record | Rejection | Skip:
@@ -765,13 +761,40 @@ def _text_problem(id_: str | None, data: Any, meta: Any) -> str:
         where = _bad_text_at(value)
         if where is not None:
             return f"{name} has invalid text (a lone surrogate at {where})"
+    huge = _huge_at(_marked_huge(meta), "metadata")
+    if huge is not None:
+        path, digits = huge
+        return _huge_reason(path, digits)
     return "the record cannot be written as JSON"
 
 
+def _marked_huge(value: Any) -> Any:
+    """``value`` with every integer beyond 64 bits marked as a :class:`_Huge`."""
+    if type(value) is int and not -_INT64 <= value < _INT64:
+        return _Huge(value)
+    if isinstance(value, dict):
+        return {k: _marked_huge(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_marked_huge(v) for v in value]
+    return value
+
+
+def _huge_reason(path: str, digits: str) -> str:
+    return (
+        f'field "{path}" holds {digits}, too large for a 64-bit integer: it would be stored '
+        "as an approximate number; write it as a string"
+    )
+
+
 def _scrub(value: Any) -> Any:
-    """A copy of a value that orjson can always write: bad text made visible as escapes."""
+    """A copy of a value that orjson can always write: bad text made visible as escapes,
+    an integer beyond 64 bits as its digits, anything else JSON lacks as its repr."""
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode()
+    if type(value) is int and not -_INT64 <= value < _INT64:
+        return str(value)
+    if value is not None and not isinstance(value, (bool, int, float, dict, list)):
+        return repr(value)
     if isinstance(value, dict):
         return {_scrub(k): _scrub(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -1,0 +1,228 @@
+"""vupsert from Python: vupsert.upsert against a real local index."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import vupsert
+from vupsert.server import LocalServer, ServerConfig
+
+from .conftest import ROOT, read_jsonl, write_jsonl
+
+
+def generated(n: int) -> Iterator[dict[str, Any]]:
+    for i in range(n):
+        yield {"id": f"g{i}", "data": f"generated text {i}", "metadata": {"i": i}}
+
+
+def test_a_generator_of_dicts_is_loaded(server: LocalServer) -> None:
+    summary = vupsert.upsert(generated(2500), url=server.url, token=server.token, namespace="g")
+    assert (summary.records_read, summary.records_upserted) == (2500, 2500)
+    assert summary.exit_status is vupsert.ExitStatus.SUCCESS
+    stored = server.records("g")
+    assert len(stored) == 2500 and stored["g7"] == ("generated text 7", {"i": 7})
+
+
+def test_dicts_that_cannot_be_records_are_rejected_with_their_number(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    rejects = tmp_path / "rejects.jsonl"
+    records: Any = [
+        {"id": "a", "data": "fine"},
+        {"id": "b"},  # no data
+        ["not", "a", "dict"],
+        {"id": "c", "data": "big", "metadata": {"n": 2**70}},
+    ]
+    summary = vupsert.upsert(records, url=server.url, token=server.token, rejects=rejects)
+    assert (summary.records_upserted, summary.records_rejected) == (1, 3)
+    lines = read_jsonl(rejects)
+    assert [line["_vupsert"]["source"] for line in lines] == [
+        "<records>:2",
+        "<records>:3",
+        "<records>:4",
+    ]
+    assert lines[0] == {"id": "b", "_vupsert": lines[0]["_vupsert"]}
+    assert 'missing data (field "data")' in lines[0]["_vupsert"]["reason"]
+    assert "64-bit" in lines[2]["_vupsert"]["reason"]
+    assert list(server.records("")) == ["a"]
+
+
+def test_a_path_a_list_of_paths_and_a_binary_file(server: LocalServer, tmp_path: Path) -> None:
+    first = write_jsonl(tmp_path / "a.jsonl", [{"id": "a", "text": "from a file"}])
+    csv = tmp_path / "b.csv"
+    csv.write_text("id,text,lang\nb,from a csv,en\n")
+    one = vupsert.upsert(first, url=server.url, token=server.token, data_field="text")
+    assert one.records_upserted == 1
+    paths: list[str | Path] = [str(first), csv]
+    both = vupsert.upsert(
+        paths, url=server.url, token=server.token, namespace="two", data_field="text"
+    )
+    assert both.records_upserted == 2
+    assert server.records("two")["b"] == ("from a csv", {"lang": "en"})
+    stream = io.BytesIO(b'{"id":"s","data":"from a stream"}\n')
+    assert vupsert.upsert(stream, url=server.url, token=server.token).records_upserted == 1
+    assert server.records("")["s"] == ("from a stream", None)
+
+
+def test_the_url_and_token_come_from_the_environment(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UPSTASH_VECTOR_REST_URL", server.url)
+    monkeypatch.setenv("UPSTASH_VECTOR_REST_TOKEN", server.token + "\n")  # a copy-paste
+    assert vupsert.upsert(generated(3)).records_upserted == 3
+
+
+def test_an_error_that_stops_the_run_raises_with_the_summary(server: LocalServer) -> None:
+    with pytest.raises(vupsert.VupsertError) as caught:
+        vupsert.upsert(generated(10), url=server.url, token="wrong-token")
+    assert isinstance(caught.value, vupsert.ServerError) and caught.value.status == 401
+    assert "wrong-token" not in str(caught.value)
+    assert caught.value.exit_status is vupsert.ExitStatus.STOPPED
+    with pytest.raises(vupsert.InputError) as unreadable:
+        vupsert.upsert(io.BytesIO(b"\x1f\x8b\x08broken"), url=server.url, token=server.token)
+    assert unreadable.value.summary is not None
+    assert server.records("") == {}
+
+
+def test_no_model_raises_before_anything_is_sent(tmp_path: Path) -> None:
+    with (
+        LocalServer(ServerConfig(port=0, embedding=False)) as server,
+        pytest.raises(vupsert.PreflightError, match="preflight=False"),
+    ):
+        vupsert.upsert(generated(5), url=server.url, token=server.token)
+
+
+def test_options_are_checked_and_named_the_python_way(server: LocalServer) -> None:
+    with pytest.raises(vupsert.UsageError, match="Unknown option: bath_size"):
+        vupsert.upsert(generated(1), url=server.url, token=server.token, bath_size=5)
+    with pytest.raises(vupsert.UsageError, match=r"batch_size=5000: it must be a number"):
+        vupsert.upsert(generated(1), url=server.url, token=server.token, batch_size=5000)
+    with pytest.raises(vupsert.UsageError, match=r"shard=\(4, 4\) is not K/N"):
+        vupsert.upsert(generated(1), url=server.url, token=server.token, shard=(4, 4))
+    with pytest.raises(vupsert.ConfigError, match=r"No token: set UPSTASH_VECTOR_REST_TOKEN or "):
+        vupsert.upsert(generated(1), url=server.url, token="", environ={})
+    assert "batch_size" in vupsert.OPTIONS and "data_field" in vupsert.OPTIONS
+
+
+def test_every_option_of_the_command_line_is_an_option_of_upsert() -> None:
+    from typer.main import get_command
+
+    from vupsert.cli import app
+
+    upsert = get_command(app).commands["upsert"]  # type: ignore[attr-defined]
+    cli_only = {"files", "url", "token", "namespace", "json_out", "quiet", "seed"}
+    assert {p.name for p in upsert.params} - cli_only == set(vupsert.OPTIONS)
+
+
+def test_shards_strict_and_dry_run_as_keywords(server: LocalServer) -> None:
+    total = 0
+    for k in range(3):
+        summary = vupsert.upsert(
+            generated(300), url=server.url, token=server.token, namespace="s", shard=(k, 3)
+        )
+        total += summary.records_upserted
+        assert summary.records_skipped == 300 - summary.records_upserted
+    assert total == 300 and len(server.records("s")) == 300
+    dry = vupsert.upsert(generated(10), dry_run=True, environ={})
+    assert dry.dry_run and dry.records_valid == 10
+    with pytest.raises(vupsert.StrictModeError) as strict:
+        vupsert.upsert(
+            [{"id": "a", "data": "x"}, {"id": "b"}],
+            url=server.url,
+            token=server.token,
+            namespace="strict",
+            strict=True,
+        )
+    assert strict.value.summary is not None and strict.value.summary.records_upserted == 1
+
+
+def test_progress_is_silent_by_default_and_a_callback_on_request(
+    server: LocalServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[int] = []
+    summary = vupsert.upsert(
+        generated(2500),
+        url=server.url,
+        token=server.token,
+        batch_size=500,
+        progress=lambda s: seen.append(s.records_upserted),
+    )
+    assert summary.records_upserted == 2500
+    assert seen == sorted(seen) and seen[-1] == 2500 and len(seen) >= 5
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_a_checkpoint_resumes_records_in_hand(server: LocalServer, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "ckpt"
+    first = vupsert.upsert(
+        generated(100), url=server.url, token=server.token, checkpoint=checkpoint
+    )
+    assert first.records_upserted == 100
+    again = vupsert.upsert(
+        generated(150), url=server.url, token=server.token, checkpoint=checkpoint
+    )
+    assert (again.records_skipped, again.records_upserted) == (100, 50)
+
+
+def test_100k_generated_records_stream_in_flat_memory() -> None:
+    """100k records from a generator load under 150 MB of peak RSS, measured in a client
+    process of its own (the index runs in this one)."""
+    client = textwrap.dedent(
+        """
+        import resource, sys
+        import vupsert
+
+        def records(n):
+            for i in range(n):
+                yield {"id": f"m{i}", "data": "word " * 60 + str(i), "metadata": {"i": i}}
+
+        summary = vupsert.upsert(records(100_000), url=sys.argv[1], token=sys.argv[2])
+        print(summary.records_upserted, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        """
+    )
+    with LocalServer(ServerConfig(port=0)) as server:
+        done = subprocess.run(
+            [sys.executable, "-c", client, server.url, server.token],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+        )
+        assert done.returncode == 0, done.stderr
+        upserted, peak_kib = map(int, done.stdout.split())
+        assert upserted == 100_000 and len(server.records("")) == 100_000
+    assert peak_kib / 1024 < 150, f"peak RSS {peak_kib / 1024:.0f} MB"
+
+
+def test_the_readme_example_runs(server: LocalServer, tmp_path: Path) -> None:
+    """The code under 'Use it from Python', as written, against the local index."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("<!-- test: python-api -->")
+    code = readme[start:].split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "docs.jsonl").write_bytes(
+        b"".join(orjson.dumps({"id": f"d{i}", "text": f"doc {i}"}) + b"\n" for i in range(20))
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={
+            "UPSTASH_VECTOR_REST_URL": server.url,
+            "UPSTASH_VECTOR_REST_TOKEN": server.token,
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(server.records("docs")) == 20 and len(server.records("generated")) == 1000

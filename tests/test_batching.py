@@ -3,7 +3,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from vupsert.batching import Batch, batches
+from vupsert.batching import Batch, as_fresh, batch_of, batches
 from vupsert.records import Position, Record, Rejection, Skip
 
 
@@ -71,11 +71,11 @@ def test_empty_input_gives_no_batch() -> None:
 
 
 def test_a_batch_body_is_a_json_array() -> None:
-    assert orjson.loads(Batch.of(1, [rec(1), rec(2)]).body) == [
+    assert orjson.loads(batch_of(1, [as_fresh(r) for r in [rec(1), rec(2)]]).body) == [
         {"id": "r1", "data": "x" * 10},
         {"id": "r2", "data": "x" * 10},
     ]
-    assert Batch.of(1, []).body == b"[]"
+    assert batch_of(1, []).body == b"[]"
 
 
 @pytest.mark.parametrize("n", [1, 999, 1000, 1001])
@@ -110,7 +110,7 @@ def test_a_record_ends_where_its_last_line_ends() -> None:
 @pytest.mark.parametrize("n", [1, 2, 3, 10])
 def test_every_part_of_a_body_is_the_json_of_those_records(n: int) -> None:
     records = [rec(i, size=i) for i in range(1, n + 1)]
-    batch = Batch.of(1, records)
+    batch = batch_of(1, [as_fresh(r) for r in records])
     assert batch.body == b"[" + b",".join(r.body for r in records) + b"]"
     for lo in range(n):
         for hi in range(lo + 1, n + 1):

@@ -42,8 +42,15 @@ def test_help_of_each_command(command: str, capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit) as exit:
         main([command, "--help"])
     assert exit.value.code == 0
-    text = capsys.readouterr().out
-    assert "Usage" in text and len(text) > 200
+    text = " ".join(capsys.readouterr().out.split())
+    # The help names the command and opens with the first sentence of its docstring.
+    (callback,) = [
+        c.callback
+        for c in app.registered_commands
+        if c.name in (command, None) and c.callback is not None and c.callback.__name__ == command
+    ]
+    first = " ".join((callback.__doc__ or "").split(".")[0].split())
+    assert f"Usage: vupsert {command} [OPTIONS]" in text and first and first in text
 
 
 def test_upsert_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,7 +132,6 @@ def test_typer_is_imported_only_by_cli() -> None:
         if p.name != "cli.py" and ("import typer" in p.read_text() or "from typer" in p.read_text())
     ]
     assert offenders == []
-    assert typer  # the CLI's own dependency
 
 
 def test_stdin_on_a_terminal_is_not_waited_on() -> None:

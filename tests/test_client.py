@@ -80,9 +80,9 @@ def test_both_routes_send_the_same_request() -> None:
 def test_proxy_variables_send_upserts_through_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    assert Client("http://127.0.0.1:1", TOKEN)._transport is not None
+    assert not Client("http://127.0.0.1:1", TOKEN).proxied
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
-    assert Client("https://index.example", TOKEN)._transport is None
+    assert Client("https://index.example", TOKEN).proxied
 
 
 @pytest.mark.parametrize(

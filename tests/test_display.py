@@ -10,7 +10,7 @@ import orjson
 import pytest
 from rich.console import Console
 
-from vupsert.batching import Batch
+from vupsert.batching import as_fresh, batch_of
 from vupsert.display import (
     ConsoleEvents,
     Terminal,
@@ -28,7 +28,12 @@ from vupsert.records import Position, Record, Rejection
 
 def settlement(rejected: int = 1) -> Settlement:
     records = [Record(f"r{i}", b"{}", "docs.jsonl", 11001 + i, Position(i, i)) for i in range(1000)]
-    batch = Batch.of(12, records, first_where="docs.jsonl:11001", last_where="docs.jsonl:12000")
+    batch = batch_of(
+        12,
+        [as_fresh(r) for r in records],
+        first_where="docs.jsonl:11001",
+        last_where="docs.jsonl:12000",
+    )
     refused = [
         Rejection("docs.jsonl", 11017, Position(1, 1), "cannot embed", status=400)
         for _ in range(rejected)

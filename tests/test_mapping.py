@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +9,7 @@ import orjson
 import pytest
 
 from vupsert.errors import ColumnError, ConfigError
-from vupsert.mapping import Mapper, Template, hash_id, infer_value, map_rows, shard_of
+from vupsert.mapping import Mapper, Template, hash_id, infer_value, shard_of
 from vupsert.records import (
     MAX_DATA_BYTES,
     MAX_METADATA_BYTES,
@@ -22,6 +23,11 @@ from vupsert.records import (
 from vupsert.rejects import reject_line
 from vupsert.settings import MappingOptions, ReadOptions
 from vupsert.sources import iter_rows
+
+
+def map_rows(rows: Iterable[Row | Rejection], mapper: Mapper) -> Iterator[Record | Rejection]:
+    """What the mapper makes of a reader's output, another shard's rows left out."""
+    return (item for item in mapper.records(rows) if not isinstance(item, Skip))
 
 
 def row(value: dict[str, Any], line: int = 3, source: str = "in.jsonl") -> Row:

@@ -7,9 +7,9 @@ import sys
 
 
 def main() -> None:
-    # A run holds a batch's worth of small tuples alive, and the collector's default
-    # (a pass every 700 new objects) kept traversing them: 4% of the per-record cost.
-    # Nothing on the hot path makes cycles; a pass every 10,000 still finds any others.
+    # A run holds a batch's worth of small tuples alive, which the collector's default
+    # (a pass every 700 new objects) would keep traversing. Nothing on the hot path makes
+    # cycles; a pass every 10,000 still finds any others.
     gc.set_threshold(10_000, 10, 10)
     from .cli import main as cli_main
 

@@ -18,6 +18,7 @@ from itertools import accumulate
 from typing import cast
 
 from .records import MAX_BATCH_RECORDS, Fresh, Position, Record, Rejection, Skip
+from .settings import MAX_BATCH_BYTES
 
 
 @dataclass(slots=True)
@@ -45,13 +46,6 @@ class Batch:
     last_where: str = ""
     per_input: dict[int, tuple[int, Position]] = field(default_factory=dict)
     """For each input the span touches: items it holds there, and the position after."""
-
-    @classmethod
-    def of(
-        cls, seq: int, records: list[Record], *, first_where: str = "", last_where: str = ""
-    ) -> Batch:
-        """A batch of ``records`` (tests, and anything that has records in hand)."""
-        return _columns(seq, [_fresh(r) for r in records], first_where, last_where)
 
     @property
     def span(self) -> str:
@@ -104,13 +98,14 @@ class Batch:
         return self.records_in(0, len(self.ids))
 
 
-def _fresh(record: Record) -> Fresh:
+def as_fresh(record: Record) -> Fresh:
+    """A record object as the tuple the hot path carries."""
     return (record.id, record.body, record.source, record.line, *record.end)
 
 
-def batch_of(seq: int, fresh: list[Fresh]) -> Batch:
+def batch_of(seq: int, fresh: list[Fresh], first_where: str = "", last_where: str = "") -> Batch:
     """A batch of records already in hand, numbered ``seq``: a fallback's records."""
-    return _columns(seq, fresh, "", "")
+    return _columns(seq, fresh, first_where, last_where)
 
 
 def _columns(seq: int, fresh: list[Fresh], first_where: str, last_where: str) -> Batch:
@@ -140,6 +135,9 @@ def _join(bodies: Sequence[bytes]) -> bytes:
     # One copy of the whole body, not three: the brackets go on the end records first.
     return b",".join([b"[" + bodies[0], *bodies[1:-1], bodies[-1] + b"]"])
 
+
+EMPTY = len(b"[]")
+"""The size of an empty batch's body."""
 
 Item = tuple[int, Fresh | Record | Rejection | Skip]
 """An item of the stream with the index of the input it came from."""
@@ -239,13 +237,6 @@ class _Open:
         return batch
 
 
-def _opened(input_index: int) -> tuple[_Open, list[Fresh | None], dict[str, int], int]:
-    """A new span, with the locals :func:`batches` keeps for it: its records, their
-    slots by id, and the size of an empty body (``[]``)."""
-    span = _Open(input_index)
-    return span, span.fresh, span.by_id, 2
-
-
 def _end(item: Fresh | Rejection | Skip) -> Position:
     if isinstance(item, tuple):
         return Position(item[4], item[5])
@@ -262,7 +253,7 @@ def batches(
     items: Iterable[Item],
     *,
     max_records: int = MAX_BATCH_RECORDS,
-    max_bytes: int = 8 * 1024 * 1024,
+    max_bytes: int = MAX_BATCH_BYTES,
     max_rejections: int = 1000,
 ) -> Iterator[Batch]:
     """Group ``items`` into batches of at most ``max_records`` records and ``max_bytes``
@@ -277,23 +268,25 @@ def batches(
     seq = 0
     # The hot loop: one pass per record. The open span's list, index and size live in
     # locals here, and the common case is written out with plain type checks, no call.
-    span, fresh, by_id, size = _opened(-1)
+    span = _Open(-1)
+    records, by_id, size = span.fresh, span.by_id, EMPTY
     for input_index, item in items:
         if type(item) is Record:
-            item = _fresh(item)
+            item = as_fresh(item)
         if type(item) is tuple:
             n = len(item[1]) + 1
             if size + n > max_bytes and by_id:
                 seq += 1
                 yield span.close(seq)
-                span, fresh, by_id, size = _opened(input_index)
+                span = _Open(input_index)
+                records, by_id, size = span.fresh, span.by_id, EMPTY
             elif input_index != span.input:
                 span.switch(input_index)
             id_ = item[0]
             if id_ in by_id:
                 span.supersede(id_)
-            by_id[id_] = len(fresh)
-            fresh.append(item)
+            by_id[id_] = len(records)
+            records.append(item)
             size += n
             if len(by_id) < max_records:
                 continue
@@ -306,7 +299,8 @@ def batches(
                 continue
         seq += 1
         yield span.close(seq)
-        span, fresh, by_id, size = _opened(input_index)
+        span = _Open(input_index)
+        records, by_id, size = span.fresh, span.by_id, EMPTY
     if not span.empty:
         seq += 1
         yield span.close(seq)

@@ -34,7 +34,7 @@ class Kind(enum.Enum):
 
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-FATAL = frozenset({401, 403, 404, 405, 422}) | REDIRECTS
+FATAL_STATUSES = frozenset({401, 403, 404, 405, 422}) | REDIRECTS
 """Answers after which no batch can succeed: the run stops."""
 
 
@@ -76,8 +76,8 @@ def fatal_hint(status: int) -> str | None:
     return None
 
 
-RETRYABLE = frozenset({429, 500, 502, 503, 504})
-REFUSED = frozenset({400, 413})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REFUSED_STATUSES = frozenset({400, 413})
 
 
 @dataclass(slots=True, frozen=True)
@@ -282,7 +282,7 @@ class Client:
         if 300 <= status < 400:
             # Not worth a retry: the address is wrong, and the same answer would follow.
             return Answer(Kind.FATAL, status, message, elapsed=elapsed)
-        if status in RETRYABLE:
+        if status in RETRY_STATUSES:
             return Answer(
                 Kind.TRANSIENT,
                 status,
@@ -290,9 +290,9 @@ class Client:
                 retry_after_seconds(response.headers.get("retry-after")),
                 elapsed,
             )
-        if status in REFUSED:
+        if status in REFUSED_STATUSES:
             return Answer(Kind.REFUSED, status, message, elapsed=elapsed)
-        if status in FATAL or 400 <= status < 500:
+        if status in FATAL_STATUSES or 400 <= status < 500:
             return Answer(Kind.FATAL, status, message, elapsed=elapsed)
         return Answer(Kind.TRANSIENT, status, message, elapsed=elapsed)
 

@@ -3,7 +3,7 @@
 A :class:`Mapper` is built once from :class:`MappingOptions` (its ``tabular`` flag set per
 input); everything that can be decided before the first row (dotted-path splits, template
 parsing, which columns are not metadata) is decided then, so :meth:`Mapper.map` does only
-per-row work. :func:`map_rows` chains it onto :func:`vupsert.sources.iter_rows`.
+per-row work; :meth:`Mapper.records` maps a reader's output in order.
 
 A bad *record* becomes a Rejection whose reason names the field and what is wrong. A
 problem that would hit every row of a CSV/TSV input alike (the id column is not in its
@@ -36,7 +36,7 @@ from .records import (
 )
 from .settings import MappingOptions, option
 
-__all__ = ["Mapper", "Template", "hash_id", "infer_value", "map_rows", "shard_of"]
+__all__ = ["Mapper", "Template", "hash_id", "infer_value", "shard_of"]
 
 _MISSING: Any = object()
 """What a getter returns for an absent field (``None`` is JSON null, a real value)."""
@@ -800,13 +800,3 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     return value
-
-
-def map_rows(rows: Iterable[Row | Rejection], mapper: Mapper) -> Iterator[Record | Rejection]:
-    """Map a reader's output: records and rejections in input order, other shards dropped.
-
-    A reader's rejection (an unparseable item) has no id, so only shard 0 passes it on.
-    """
-    for item in mapper.records(rows):
-        if not isinstance(item, Skip):
-            yield item

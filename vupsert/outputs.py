@@ -36,40 +36,42 @@ class Outputs:
 
     def check(self) -> None:
         """Refuse paths that would destroy an input or another output."""
-        s = self._settings
+        settings = self._settings
         check_outputs(
-            s.inputs,
+            settings.inputs,
             {
-                "the rejects file": s.rejects,
-                "the report file": s.report,
-                "the checkpoint": s.checkpoint,
-                "the checkpoint's lock file": lock_path(s.checkpoint) if s.checkpoint else None,
+                "the rejects file": settings.rejects,
+                "the report file": settings.report,
+                "the checkpoint": settings.checkpoint,
+                "the checkpoint's lock file": lock_path(settings.checkpoint)
+                if settings.checkpoint
+                else None,
             },
         )
 
     def open(self) -> None:
         """Take the checkpoint's lock and read it, then open the files to write."""
-        s = self._settings
+        settings = self._settings
         resume_at: int | None = None
-        if s.checkpoint is not None and not s.dry_run:
+        if settings.checkpoint is not None and not settings.dry_run:
             self.checkpoint = checkpoint = Checkpoint(
-                s.checkpoint,
-                s.inputs,
-                namespace=s.namespace,
+                settings.checkpoint,
+                settings.inputs,
+                namespace=settings.namespace,
                 # The host only: a URL may carry credentials, the checkpoint never does.
-                index=_index_address(s.url),
-                restart=s.restart,
+                index=_index_address(settings.url),
+                restart=settings.restart,
             )
-            rejects = str(s.rejects.resolve()) if s.rejects else None
+            rejects = str(settings.rejects.resolve()) if settings.rejects else None
             if checkpoint.rejects_path is not None and checkpoint.rejects_path == rejects:
                 resume_at = checkpoint.rejects_offset
             checkpoint.rejects_path = rejects
-        if s.rejects is not None:
-            self.rejects = RejectsWriter(s.rejects, resume_at=resume_at)
+        if settings.rejects is not None:
+            self.rejects = RejectsWriter(settings.rejects, resume_at=resume_at)
             if self.checkpoint is not None:
                 self.checkpoint.rejects_offset = self.rejects.offset()
-        if s.report is not None:
-            self.report = ReportFile(s.report)
+        if settings.report is not None:
+            self.report = ReportFile(settings.report)
 
     def close(self) -> None:
         """Release the checkpoint's lock and close the files (the report closes itself

@@ -82,19 +82,19 @@ class Run:
 
     def execute(self) -> Summary:
         started = time.monotonic()
-        s = self.settings
-        check_inputs(s.inputs)
-        outputs = Outputs(s)
+        settings = self.settings
+        check_inputs(settings.inputs)
+        outputs = Outputs(settings)
         outputs.check()
-        check_columns(s)
+        check_columns(settings)
         client = self._client()
         try:
-            if client is not None and s.preflight:
-                warn_of_new_namespace(preflight(client), s.namespace, self.events)
+            if client is not None and settings.preflight:
+                warn_of_new_namespace(preflight(client), settings.namespace, self.events)
             outputs.open()
             if outputs.report is not None:
                 self.events = Broadcast(self.events, outputs.report)
-            if outputs.checkpoint is not None and STDIN in s.inputs:
+            if outputs.checkpoint is not None and STDIN in settings.inputs:
                 self.events.warning(
                     "stdin is checkpointed by position: the rerun must get the same input."
                 )
@@ -103,8 +103,8 @@ class Run:
                 self.events,
                 rejects=outputs.rejects,
                 checkpoint=outputs.checkpoint,
-                input_order=input_order(s.inputs),
-                fail_fast=s.fail_fast,
+                input_order=input_order(settings.inputs),
+                fail_fast=settings.fail_fast,
                 stop=self._stop.set,
             )
             try:
@@ -120,23 +120,23 @@ class Run:
         return self.summary
 
     def _client(self) -> Client | None:
-        s = self.settings
-        if s.dry_run:
+        settings = self.settings
+        if settings.dry_run:
             return None
-        require_connection(s.url, s.token)
+        require_connection(settings.url, settings.token)
         return Client(
-            check_url(s.url, allow_insecure_http=s.allow_insecure_http),
-            check_token(s.token),
-            namespace=s.namespace,
-            timeout=s.timeout,
-            max_connections=s.concurrency,
+            check_url(settings.url, allow_insecure_http=settings.allow_insecure_http),
+            check_token(settings.token),
+            namespace=settings.namespace,
+            timeout=settings.timeout,
+            max_connections=settings.concurrency,
             transport=self._transport,
         )
 
     def _flow(self, client: Client | None, ledger: Ledger, outputs: Outputs) -> None:
-        s, summary = self.settings, self.summary
+        settings, summary = self.settings, self.summary
         reader = Reader(
-            s,
+            settings,
             summary,
             self.events,
             checkpoint=outputs.checkpoint,
@@ -144,14 +144,14 @@ class Run:
             stdin=self._stdin,
             records=self._records,
         )
-        self.events.started(total_size(s.inputs), s.inputs)
+        self.events.started(total_size(settings.inputs), settings.inputs)
         workers = None
         if client is not None:
-            policy = RetryPolicy(retries=s.retries, max_backoff=s.max_backoff)
+            policy = RetryPolicy(retries=settings.retries, max_backoff=settings.max_backoff)
             self._workers = workers = Workers(
                 client,
                 ledger,
-                concurrency=s.concurrency,
+                concurrency=settings.concurrency,
                 policy=policy,
                 stop=self._stop,
                 abandon=self._abandon,
@@ -159,7 +159,7 @@ class Run:
             )
         try:
             for batch in batches(
-                reader.items(), max_records=s.batch_size, max_bytes=s.max_batch_bytes
+                reader.items(), max_records=settings.batch_size, max_bytes=settings.max_batch_bytes
             ):
                 summary.batches += 1
                 if workers is None or not batch.ids:

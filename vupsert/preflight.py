@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .client import RETRYABLE, Client, fatal_hint
+from .client import RETRY_STATUSES, Client, fatal_hint
 from .errors import PreflightError, ServerError
 from .outcomes import Events
 from .settings import option
@@ -47,7 +47,7 @@ def preflight(
             info = client.info()
             break
         except ServerError as exc:
-            if attempt == attempts - 1 or not (exc.status is None or exc.status in RETRYABLE):
+            if attempt == attempts - 1 or not (exc.status is None or exc.status in RETRY_STATUSES):
                 raise
             sleep(2.0**attempt)
     models = embedding_models(info)

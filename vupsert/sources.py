@@ -69,9 +69,9 @@ seventh of them."""
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 
 _BUFFER_SIZE = 1024 * 1024
-"""Read size of a plain file. Each read lets the sender threads take the GIL: at 64 KiB
-the main thread gave it up 870 times per 100k records instead of 57, and every hand-off
-is a context switch. A pipe still returns whatever it has at once."""
+"""Read size of a plain file: each read hands the GIL to the sender threads, and each
+hand-off is a context switch, so few large reads. A pipe still returns whatever it has
+at once."""
 _DECODED_BUFFER_SIZE = 64 * 1024
 """Read size from a decompressor, which fills a whole read before returning: a truncated
 archive must still give up the lines before the break."""

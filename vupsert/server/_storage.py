@@ -322,9 +322,6 @@ class Storage:
     def namespaces(self) -> list[str]:
         return [str(row[0]) for row in self._read("SELECT name FROM namespaces ORDER BY name")]
 
-    def has_namespace(self, ns: str) -> bool:
-        return bool(self._read("SELECT 1 FROM namespaces WHERE name = ?", (ns,)))
-
     def counts(self) -> dict[str, tuple[int, int]]:
         """``(vectors, pending)`` per namespace, every namespace included."""
         # Both counts read an index only (by_namespace, the partial index of pending

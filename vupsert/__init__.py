@@ -13,6 +13,7 @@ raises a :class:`VupsertError`; rejected records are counted on the returned
 :class:`Summary`.
 """
 
+from ._version import __version__
 from .api import Records, prepare, upsert
 from .errors import (
     CheckpointError,
@@ -31,8 +32,6 @@ from .errors import (
 from .outcomes import Events, NoEvents, Settlement, Summary
 from .records import Rejection
 from .settings import OPTIONS
-
-__version__ = "0.1.0"
 
 __all__ = [
     "OPTIONS",

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TextIO
 import orjson
 import typer
 
-from . import __version__, settings
+from . import settings
 from ._malloc import tune_allocator
+from ._version import __version__
 from .api import prepare
 from .connection import TOKEN_ENV, URL_ENV, check_url, find_connection, require_connection
 from .display import ConsoleEvents, Terminal, describe_info

@@ -24,10 +24,7 @@ they become batch outcomes.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .outcomes import Summary
+from typing import Any
 
 
 class ExitStatus(enum.IntEnum):
@@ -54,8 +51,10 @@ class VupsertError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
-        self.summary: Summary | None = None
-        """What the run had done when this stopped it (set by :func:`vupsert.upsert`)."""
+        self.summary: Any = None
+        """The :class:`~vupsert.outcomes.Summary` of what the run had done when this
+        stopped it (set by :func:`vupsert.upsert`; typed loosely so that this module,
+        the bottom of the package, imports nothing of it)."""
 
     def __str__(self) -> str:
         if self.hint:

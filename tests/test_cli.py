@@ -14,7 +14,7 @@ from vupsert.cli import Environment, app, main
 from vupsert.outcomes import Summary
 from vupsert.settings import Format, IdFrom
 
-COMMANDS = ["upsert", "serve", "info", "demo"]
+COMMANDS = ["upsert", "serve", "info", "demo", "sync", "export", "verify", "delete"]
 
 
 def run(*args: str) -> tuple[int, str, str]:

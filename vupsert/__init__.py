@@ -10,14 +10,16 @@ From Python::
 :func:`upsert` takes a path, a list of paths, a binary file or any iterable of dicts, and
 every option of ``vupsert upsert`` under its Python name. An error that stops the run
 raises a :class:`VupsertError`; rejected records are counted on the returned
-:class:`Summary`.
+:class:`Summary`. :func:`sync`, :func:`export`, :func:`verify` and :func:`delete` do what
+the commands of those names do.
 """
 
 from ._version import __version__
-from .api import Records, prepare, upsert
+from .api import Records, delete, export, prepare, prepare_sync, sync, upsert, verify
 from .errors import (
     CheckpointError,
     ConfigError,
+    DeletionRefused,
     ExitStatus,
     FailFastError,
     InputError,
@@ -29,7 +31,17 @@ from .errors import (
     UsageError,
     VupsertError,
 )
-from .outcomes import Events, NoEvents, Settlement, Summary
+from .outcomes import (
+    DeleteSummary,
+    Events,
+    ExportSummary,
+    NoEvents,
+    Problem,
+    Settlement,
+    Summary,
+    SyncSummary,
+    VerifySummary,
+)
 from .records import Rejection
 from .settings import OPTIONS
 
@@ -37,13 +49,17 @@ __all__ = [
     "OPTIONS",
     "CheckpointError",
     "ConfigError",
+    "DeleteSummary",
+    "DeletionRefused",
     "Events",
     "ExitStatus",
+    "ExportSummary",
     "FailFastError",
     "InputError",
     "NoEvents",
     "OutputError",
     "PreflightError",
+    "Problem",
     "Records",
     "Rejection",
     "ServerError",
@@ -51,9 +67,16 @@ __all__ = [
     "StoppedEarly",
     "StrictModeError",
     "Summary",
+    "SyncSummary",
     "UsageError",
+    "VerifySummary",
     "VupsertError",
     "__version__",
+    "delete",
+    "export",
     "prepare",
+    "prepare_sync",
+    "sync",
     "upsert",
+    "verify",
 ]

@@ -15,20 +15,39 @@ says).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Union, get_args
+from typing import Any, BinaryIO, TypeVar, Union, get_args
 
+from .client import Client
 from .connection import check_url, find_connection, require_connection
-from .errors import UsageError
-from .outcomes import Broadcast, Events, Progress, Summary
+from .deleting import delete_filter, delete_ids, delete_prefix, read_ids
+from .errors import UsageError, VupsertError
+from .exporting import export as export_to
+from .exporting import file_writer
+from .outcomes import (
+    Broadcast,
+    DeleteSummary,
+    Events,
+    ExportSummary,
+    Progress,
+    Summary,
+    SyncSummary,
+    VerifySummary,
+)
 from .pipeline import Run
 from .records import MAX_BATCH_RECORDS
+from .retrying import Caller
+from .sending import RetryPolicy
 from .settings import (
     MAPPING_OPTIONS,
+    MAX_BACKOFF,
     MAX_CONCURRENCY,
     OPTIONS,
     READ_OPTIONS,
+    RETRIES,
+    TIMEOUT,
     Format,
     IdFrom,
     MappingOptions,
@@ -36,6 +55,8 @@ from .settings import (
     Settings,
     option,
 )
+from .syncing import SyncRun
+from .verifying import Verifier
 
 Records = Union[  # noqa: UP007 - a runtime alias: "|" cannot join these on Python 3.10
     str,
@@ -46,6 +67,8 @@ Records = Union[  # noqa: UP007 - a runtime alias: "|" cannot join these on Pyth
 ]
 """What :func:`upsert` loads: a path, a list of paths, a binary file of JSON Lines (or
 ``format=``), or any iterable of dicts, streamed."""
+
+SummaryT = TypeVar("SummaryT", Summary, SyncSummary)
 
 
 def upsert(
@@ -76,11 +99,38 @@ def upsert(
         events=events,
         **options,
     )
-    summary = run.execute()
-    if summary.error is not None:
-        summary.error.summary = summary
-        raise summary.error
-    return summary
+    return _raised(run.execute())
+
+
+def sync(
+    records: Records,
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    namespace: str = "",
+    prefix: str | None = None,
+    max_delete: int | str | None = None,
+    progress: Callable[[Summary], object] | None = None,
+    events: Events | None = None,
+    **options: Any,
+) -> SyncSummary:
+    """Make the namespace (or the ids that start with ``prefix``) hold exactly
+    ``records``: new and changed records are upserted, unchanged ones not sent, stored
+    ones the source lacks deleted (at most ``max_delete``: a count, or ``"P%"`` of what
+    the scope holds; half by default). Takes :func:`upsert`'s options but ``checkpoint``
+    and ``shard``; ``dry_run=True`` counts without writing."""
+    run = prepare_sync(
+        records,
+        url=url,
+        token=token,
+        namespace=namespace,
+        prefix=prefix,
+        max_delete=max_delete,
+        progress=progress,
+        events=events,
+        **options,
+    )
+    return _raised(run.execute())
 
 
 def prepare(
@@ -98,33 +148,248 @@ def prepare(
 ) -> Run:
     """The run :func:`upsert` would execute, not started: for a caller that stops it
     (:meth:`~vupsert.pipeline.Run.request_stop`) or reads its summary as it goes."""
-    inputs: tuple[str | os.PathLike[str], ...]
-    dicts: Iterable[Mapping[str, Any]] | None = None
-    if isinstance(records, (str, os.PathLike)):
-        inputs = (records,)
-    elif isinstance(records, (bytes, bytearray)):
-        raise UsageError("records is bytes: pass a path, a binary file, or dicts.")
-    elif hasattr(records, "read"):
-        inputs, stdin = ("-",), records  # type: ignore[assignment]
-    elif isinstance(records, Sequence) and all(isinstance(r, (str, os.PathLike)) for r in records):
-        inputs = tuple(records)
-        if not inputs:
-            raise UsageError("No input: the list of paths is empty.")
-    else:
-        inputs, dicts = (), records  # type: ignore[assignment]
+    inputs, stdin, dicts = _source(records, stdin)
     settings = build_settings(
         inputs, url=url, token=token, namespace=namespace, environ=environ, **options
     )
-    listeners: list[Events] = [] if events is None else [events]
-    if progress is not None:
-        listeners.append(Progress(progress))
-    return Run(
+    return Run(settings, events=_listeners(events, progress), stdin=stdin, records=dicts, seed=seed)
+
+
+def prepare_sync(
+    records: Records,
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    namespace: str = "",
+    prefix: str | None = None,
+    max_delete: int | str | None = None,
+    progress: Callable[[Summary], object] | None = None,
+    events: Events | None = None,
+    environ: Mapping[str, str] | None = None,
+    stdin: BinaryIO | None = None,
+    seed: int | None = None,
+    **options: Any,
+) -> SyncRun:
+    """The sync :func:`sync` would execute, not started."""
+    inputs, stdin, dicts = _source(records, stdin)
+    # A dry run of a sync still reads the index: it needs the URL and the token.
+    settings = build_settings(
+        inputs, url=url, token=token, namespace=namespace, environ=environ, **options
+    )
+    require_connection(settings.url, settings.token)
+    return SyncRun(
         settings,
-        events=Broadcast(*listeners) if len(listeners) > 1 else next(iter(listeners), None),
+        prefix=prefix,
+        max_delete=max_delete,
+        events=_listeners(events, progress),
         stdin=stdin,
         records=dicts,
         seed=seed,
     )
+
+
+def export(
+    output: str | os.PathLike[str] | BinaryIO,
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    namespace: str = "",
+    prefix: str | None = None,
+    progress: Callable[[int, int | None], object] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **options: Any,
+) -> ExportSummary:
+    """Write the namespace (or the ids that start with ``prefix``) to ``output`` as JSON
+    Lines ``{id, data, metadata}``: a path (``.gz`` compressed by its name; written whole
+    or not at all) or a binary file. ``progress(exported, total)`` hears of each page;
+    ``total`` is the namespace's count from ``/info`` (``None`` under a prefix).
+    ``options``: ``timeout``, ``retries``, ``max_backoff``, ``allow_insecure_http``."""
+    caller = _caller(url, token, namespace, environ, options)
+    summary = ExportSummary(namespace=namespace, prefix=prefix or None)
+    on_page = None
+    if progress is not None:
+        total = None if prefix else _count(caller.client.info(), namespace)
+
+        def on_page(n: int) -> None:
+            progress(summary.records_exported, total)
+
+    try:
+        if isinstance(output, (str, os.PathLike)):
+            summary.output = os.fspath(output)
+            with file_writer(Path(output)) as write:
+                export_to(caller, write, summary, on_page=on_page)
+        else:
+            export_to(caller, output.write, summary, on_page=on_page)
+    except VupsertError as error:
+        error.summary = summary
+        raise
+    finally:
+        caller.client.close()
+    return summary
+
+
+def verify(
+    records: Records,
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    namespace: str = "",
+    events: Events | None = None,
+    environ: Mapping[str, str] | None = None,
+    stdin: BinaryIO | None = None,
+    **options: Any,
+) -> VerifySummary:
+    """Check that the index holds ``records`` as they are (read and mapped with the same
+    options as :func:`upsert`): the summary counts the matching, missing and different
+    ones, and names the first few. Differences are not errors: look at the counts, or at
+    ``summary.exit_status``."""
+    inputs, stdin, dicts = _source(records, stdin)
+    settings = build_settings(
+        inputs, url=url, token=token, namespace=namespace, environ=environ, **options
+    )
+    verifier = Verifier(settings, events=events, stdin=stdin, records=dicts)
+    summary = verifier.execute()
+    if summary.error is not None:
+        summary.error.summary = summary
+        raise summary.error
+    return summary
+
+
+def delete(
+    *,
+    ids: str | os.PathLike[str] | BinaryIO | Iterable[str] | None = None,
+    prefix: str | None = None,
+    filter: str | None = None,
+    url: str | None = None,
+    token: str | None = None,
+    namespace: str = "",
+    id_field: str = "id",
+    dry_run: bool = False,
+    environ: Mapping[str, str] | None = None,
+    **options: Any,
+) -> DeleteSummary:
+    """Delete records from the namespace: exactly one of ``ids`` (a file of ids, or of
+    JSON Lines/CSV records whose ``id_field`` is used, a binary file, or any iterable of
+    ids), ``prefix`` (every id that starts with it) or ``filter`` (a metadata filter).
+    ``dry_run=True`` counts what would be deleted."""
+    chosen = [
+        name
+        for name, value in (("ids", ids), ("prefix", prefix), ("filter", filter))
+        if value is not None
+    ]
+    if len(chosen) != 1:
+        raise UsageError(
+            f"Give exactly one of {option('ids')}, {option('prefix')} and {option('filter')}"
+            + (f" (got {', '.join(chosen)})." if chosen else ".")
+        )
+    caller = _caller(url, token, namespace, environ, options)
+    summary = DeleteSummary(namespace=namespace, dry_run=dry_run)
+    started = time.monotonic()
+    try:
+        if prefix is not None:
+            delete_prefix(caller, prefix, summary)
+        elif filter is not None:
+            delete_filter(caller, filter, summary)
+        else:
+            delete_ids(caller, _ids(ids, summary, id_field), summary)
+    except VupsertError as error:
+        error.summary = summary
+        raise
+    finally:
+        summary.requests, summary.retries = caller.requests, caller.retries
+        summary.elapsed_s = time.monotonic() - started
+        caller.client.close()
+    return summary
+
+
+def _count(info: dict[str, Any], namespace: str) -> int | None:
+    counts = (info.get("namespaces") or {}).get(namespace)
+    count = counts.get("vectorCount") if isinstance(counts, dict) else None
+    return count if isinstance(count, int) else None
+
+
+def _ids(
+    ids: str | os.PathLike[str] | BinaryIO | Iterable[str] | None,
+    summary: DeleteSummary,
+    id_field: str,
+) -> Iterable[str]:
+    if isinstance(ids, (str, os.PathLike)):
+        return read_ids(os.fspath(ids), summary, id_field=id_field)
+    if hasattr(ids, "read"):
+        return read_ids("-", summary, id_field=id_field, stdin=ids)  # type: ignore[arg-type]
+    assert ids is not None
+    return _counted(ids, summary)
+
+
+def _counted(ids: Iterable[str], summary: DeleteSummary) -> Iterator[str]:
+    for id_ in ids:
+        summary.ids_read += 1
+        yield str(id_)
+
+
+def _caller(
+    url: str | None,
+    token: str | None,
+    namespace: str,
+    environ: Mapping[str, str] | None,
+    options: dict[str, Any],
+) -> Caller:
+    """A client of the namespace, and requests tried with the retries upserts have."""
+    allowed = {"timeout", "retries", "max_backoff", "allow_insecure_http"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise UsageError(
+            f"Unknown option{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.",
+            hint=f"The options are: {', '.join(sorted(allowed))}.",
+        )
+    the_url, the_token = find_connection(url, token, environ)
+    require_connection(the_url, the_token)
+    for name, low in (("timeout", 0.1), ("retries", 0), ("max_backoff", 0.0)):
+        _bounded(options, name, low, None)
+    client = Client(
+        check_url(the_url, allow_insecure_http=bool(options.get("allow_insecure_http"))),
+        the_token,
+        namespace=namespace,
+        timeout=options.get("timeout", TIMEOUT),
+    )
+    policy = RetryPolicy(
+        retries=options.get("retries", RETRIES), max_backoff=options.get("max_backoff", MAX_BACKOFF)
+    )
+    return Caller(client, policy)
+
+
+def _source(
+    records: Records, stdin: BinaryIO | None
+) -> tuple[tuple[str | os.PathLike[str], ...], BinaryIO | None, Iterable[Mapping[str, Any]] | None]:
+    """``records`` as the run takes them: paths, or a binary file read as stdin, or dicts."""
+    if isinstance(records, (str, os.PathLike)):
+        return (records,), stdin, None
+    if isinstance(records, (bytes, bytearray)):
+        raise UsageError("records is bytes: pass a path, a binary file, or dicts.")
+    if hasattr(records, "read"):
+        return ("-",), records, None  # type: ignore[return-value]
+    if isinstance(records, Sequence) and all(isinstance(r, (str, os.PathLike)) for r in records):
+        if not records:
+            raise UsageError("No input: the list of paths is empty.")
+        return tuple(records), stdin, None
+    return (), stdin, records  # type: ignore[return-value]
+
+
+def _listeners(
+    events: Events | None, progress: Callable[[Summary], object] | None
+) -> Events | None:
+    listeners: list[Events] = [] if events is None else [events]
+    if progress is not None:
+        listeners.append(Progress(progress))
+    return Broadcast(*listeners) if len(listeners) > 1 else next(iter(listeners), None)
+
+
+def _raised(summary: SummaryT) -> SummaryT:
+    """``summary``, or its error raised with the summary on it."""
+    if summary.error is not None:
+        summary.error.summary = summary
+        raise summary.error
+    return summary
 
 
 def build_settings(

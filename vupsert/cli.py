@@ -7,6 +7,7 @@ unexpected exceptions crash with a traceback (the tests do).
 # No "from __future__ import annotations": Typer would eval every annotation string at
 # each start (0.01 s of CPU); real objects it reads as they are.
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -24,10 +25,14 @@ import typer
 from . import settings
 from ._malloc import tune_allocator
 from ._version import __version__
-from .api import prepare
+from .api import delete as delete_records
+from .api import export as export_records
+from .api import prepare, prepare_sync
+from .api import verify as verify_records
 from .connection import TOKEN_ENV, URL_ENV, check_url, find_connection, require_connection
-from .display import ConsoleEvents, Terminal, describe_info
+from .display import ConsoleEvents, Counter, Terminal, describe_info
 from .errors import ConfigError, ExitStatus, UsageError, VupsertError
+from .outcomes import Summary
 from .settings import Settings, spelled_as_flags
 
 if TYPE_CHECKING:
@@ -125,6 +130,12 @@ def user_errors(console: Terminal) -> Iterator[None]:
     except KeyboardInterrupt:
         console.line("interrupted")
         raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+    except BrokenPipeError:
+        # stdout's reader left (`vupsert export | head`): nothing more to say to it. The
+        # rest goes nowhere, so that the interpreter's last flush cannot fail too.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(int(ExitStatus.PARTIAL)) from None
     except Exception as exc:
         if env.environ.get("VUPSERT_RAISE_ERRORS"):
             raise
@@ -152,223 +163,293 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")
 ]
 
+# The options of the commands that read records (upsert, sync, verify).
+FilesArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Input files, read in order as one stream; - or nothing reads stdin. "
+        ".gz, .bz2 and .xz are decompressed.",
+        show_default=False,
+    ),
+]
+
+NamespaceOption = Annotated[
+    str,
+    typer.Option("-n", "--namespace", help="Namespace of the index (default: the default one)."),
+]
+SeedOption = Annotated[int | None, typer.Option(hidden=True)]
+PrefixOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Only the ids that start with this: the scope the command keeps to.",
+        show_default=False,
+    ),
+]
+
+FormatOption = Annotated[
+    str,
+    typer.Option(
+        "-f",
+        "--format",
+        help="auto|jsonl|csv|tsv. auto goes by extension; stdin is JSONL.",
+        rich_help_panel="Reading",
+    ),
+]
+
+IdFieldOption = Annotated[
+    str,
+    typer.Option(
+        help="Field (dotted path in JSONL) or column holding the id.", rich_help_panel="Mapping"
+    ),
+]
+
+DataFieldOption = Annotated[
+    str,
+    typer.Option(help="Field or column holding the text to embed.", rich_help_panel="Mapping"),
+]
+
+MetadataFieldOption = Annotated[
+    str,
+    typer.Option(help="JSONL field holding the metadata object.", rich_help_panel="Mapping"),
+]
+
+MetadataColumnsOption = Annotated[
+    str | None,
+    typer.Option(
+        help="CSV/TSV: only these columns (a,b,c) become metadata.", rich_help_panel="Mapping"
+    ),
+]
+
+DataTemplateOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Compose data from fields, e.g. '{title}\\n\\n{body}'.", rich_help_panel="Mapping"
+    ),
+]
+
+IdTemplateOption = Annotated[
+    str | None,
+    typer.Option(help="Compose the id from fields, e.g. 'doc-{n}'.", rich_help_panel="Mapping"),
+]
+
+IdFromOption = Annotated[
+    str,
+    typer.Option(
+        help="field: the id field; hash: a stable hash of data and metadata "
+        "(reruns are idempotent); line: file:line.",
+        rich_help_panel="Mapping",
+    ),
+]
+
+InferTypesOption = Annotated[
+    bool,
+    typer.Option(
+        "--infer-types/--no-infer-types",
+        help="CSV/TSV: turn numbers and true/false in metadata cells into JSON types.",
+        rich_help_panel="Mapping",
+    ),
+]
+
+DelimiterOption = Annotated[
+    str | None,
+    typer.Option(help="CSV/TSV delimiter (one character, or \\t).", rich_help_panel="Reading"),
+]
+
+ColumnsOption = Annotated[
+    str | None,
+    typer.Option(
+        help="CSV/TSV without a header: the column names, e.g. id,data,lang.",
+        rich_help_panel="Reading",
+    ),
+]
+
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        help="K/N: load only the records whose id hashes to shard K of N.",
+        rich_help_panel="Mapping",
+    ),
+]
+
+BatchSizeOption = Annotated[
+    int,
+    typer.Option(
+        "-b",
+        "--batch-size",
+        min=1,
+        max=settings.MAX_BATCH_RECORDS,
+        help="Records per request (Upstash's limit is 1000).",
+        rich_help_panel="Sending",
+    ),
+]
+
+MaxBatchBytesOption = Annotated[
+    int, typer.Option(min=1024, help="Request body limit in bytes.", rich_help_panel="Sending")
+]
+
+ConcurrencyOption = Annotated[
+    int,
+    typer.Option(
+        "-c",
+        "--concurrency",
+        min=1,
+        max=settings.MAX_CONCURRENCY,
+        help="Batches in flight, at most.",
+        rich_help_panel="Sending",
+    ),
+]
+
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        min=0.1, help="Seconds to wait for one request's answer.", rich_help_panel="Sending"
+    ),
+]
+
+RetriesOption = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Retries of a batch after a 5xx, a timeout or a network error; about 2.5 "
+        "minutes of trying with the default backoff. 429s have their own budget.",
+        rich_help_panel="Sending",
+    ),
+]
+
+MaxBackoffOption = Annotated[
+    float,
+    typer.Option(
+        min=0.0, help="Longest wait between two retries, in seconds.", rich_help_panel="Sending"
+    ),
+]
+
+RejectsOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Write every record not upserted here, one JSON line with its source and "
+        "reason; the file can be fed back as input.",
+        dir_okay=False,
+        rich_help_panel="Results and recovery",
+    ),
+]
+
+CheckpointOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Remember what is settled here; rerunning the same command carries on.",
+        dir_okay=False,
+        rich_help_panel="Results and recovery",
+    ),
+]
+
+RestartOption = Annotated[
+    bool,
+    typer.Option(
+        "--restart",
+        help="Ignore what --checkpoint remembers and start over.",
+        rich_help_panel="Results and recovery",
+    ),
+]
+
+ReportOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Write one JSON line per batch here.",
+        dir_okay=False,
+        rich_help_panel="Results and recovery",
+    ),
+]
+
+DryRunOption = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Read, map, validate and batch everything; send nothing.",
+        rich_help_panel="Results and recovery",
+    ),
+]
+
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        "--strict", help="Stop at the first bad record.", rich_help_panel="Results and recovery"
+    ),
+]
+
+FailFastOption = Annotated[
+    bool,
+    typer.Option(
+        "--fail-fast",
+        help="Stop at the first batch that fails for good.",
+        rich_help_panel="Results and recovery",
+    ),
+]
+
+PreflightOption = Annotated[
+    bool,
+    typer.Option(
+        "--preflight/--no-preflight",
+        help="Check with /info that the index has an embedding model before sending.",
+        rich_help_panel="Sending",
+    ),
+]
+
+AllowInsecureHttpOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-insecure-http",
+        # Beside --url and --token, where the width is there to show its whole name.
+        help="Allow sending the token over plain http to another host.",
+    ),
+]
+
+QuietOption = Annotated[
+    bool,
+    typer.Option(
+        "-q",
+        "--quiet",
+        help="No progress and no per-batch lines.",
+        rich_help_panel="Results and recovery",
+    ),
+]
+
 
 @app.command(epilog=EXIT_CODES_HELP)
 def upsert(
-    files: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="Input files, read in order as one stream; - or nothing reads stdin. "
-            ".gz, .bz2 and .xz are decompressed.",
-            show_default=False,
-        ),
-    ] = None,
+    files: FilesArg = None,
     url: UrlOption = None,
     token: TokenOption = None,
-    namespace: Annotated[
-        str, typer.Option("-n", "--namespace", help="Namespace to upsert into.")
-    ] = "",
-    format: Annotated[
-        str,
-        typer.Option(
-            "-f",
-            "--format",
-            help="auto|jsonl|csv|tsv. auto goes by extension; stdin is JSONL.",
-            rich_help_panel="Reading",
-        ),
-    ] = "auto",
-    id_field: Annotated[
-        str,
-        typer.Option(
-            help="Field (dotted path in JSONL) or column holding the id.", rich_help_panel="Mapping"
-        ),
-    ] = "id",
-    data_field: Annotated[
-        str,
-        typer.Option(help="Field or column holding the text to embed.", rich_help_panel="Mapping"),
-    ] = "data",
-    metadata_field: Annotated[
-        str,
-        typer.Option(help="JSONL field holding the metadata object.", rich_help_panel="Mapping"),
-    ] = "metadata",
-    metadata_columns: Annotated[
-        str | None,
-        typer.Option(
-            help="CSV/TSV: only these columns (a,b,c) become metadata.", rich_help_panel="Mapping"
-        ),
-    ] = None,
-    data_template: Annotated[
-        str | None,
-        typer.Option(
-            help="Compose data from fields, e.g. '{title}\\n\\n{body}'.", rich_help_panel="Mapping"
-        ),
-    ] = None,
-    id_template: Annotated[
-        str | None,
-        typer.Option(help="Compose the id from fields, e.g. 'doc-{n}'.", rich_help_panel="Mapping"),
-    ] = None,
-    id_from: Annotated[
-        str,
-        typer.Option(
-            help="field: the id field; hash: a stable hash of data and metadata "
-            "(reruns are idempotent); line: file:line.",
-            rich_help_panel="Mapping",
-        ),
-    ] = "field",
-    infer_types: Annotated[
-        bool,
-        typer.Option(
-            "--infer-types/--no-infer-types",
-            help="CSV/TSV: turn numbers and true/false in metadata cells into JSON types.",
-            rich_help_panel="Mapping",
-        ),
-    ] = True,
-    delimiter: Annotated[
-        str | None,
-        typer.Option(help="CSV/TSV delimiter (one character, or \\t).", rich_help_panel="Reading"),
-    ] = None,
-    columns: Annotated[
-        str | None,
-        typer.Option(
-            help="CSV/TSV without a header: the column names, e.g. id,data,lang.",
-            rich_help_panel="Reading",
-        ),
-    ] = None,
-    shard: Annotated[
-        str | None,
-        typer.Option(
-            help="K/N: load only the records whose id hashes to shard K of N.",
-            rich_help_panel="Mapping",
-        ),
-    ] = None,
-    batch_size: Annotated[
-        int,
-        typer.Option(
-            "-b",
-            "--batch-size",
-            min=1,
-            max=settings.MAX_BATCH_RECORDS,
-            help="Records per request (Upstash's limit is 1000).",
-            rich_help_panel="Sending",
-        ),
-    ] = settings.BATCH_SIZE,
-    max_batch_bytes: Annotated[
-        int, typer.Option(min=1024, help="Request body limit in bytes.", rich_help_panel="Sending")
-    ] = settings.MAX_BATCH_BYTES,
-    concurrency: Annotated[
-        int,
-        typer.Option(
-            "-c",
-            "--concurrency",
-            min=1,
-            max=settings.MAX_CONCURRENCY,
-            help="Batches in flight, at most.",
-            rich_help_panel="Sending",
-        ),
-    ] = settings.CONCURRENCY,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            min=0.1, help="Seconds to wait for one request's answer.", rich_help_panel="Sending"
-        ),
-    ] = settings.TIMEOUT,
-    retries: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Retries of a batch after a 5xx, a timeout or a network error; about 2.5 "
-            "minutes of trying with the default backoff. 429s have their own budget.",
-            rich_help_panel="Sending",
-        ),
-    ] = settings.RETRIES,
-    max_backoff: Annotated[
-        float,
-        typer.Option(
-            min=0.0, help="Longest wait between two retries, in seconds.", rich_help_panel="Sending"
-        ),
-    ] = settings.MAX_BACKOFF,
-    rejects: Annotated[
-        Path | None,
-        typer.Option(
-            help="Write every record not upserted here, one JSON line with its source and "
-            "reason; the file can be fed back as input.",
-            dir_okay=False,
-            rich_help_panel="Results and recovery",
-        ),
-    ] = None,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(
-            help="Remember what is settled here; rerunning the same command carries on.",
-            dir_okay=False,
-            rich_help_panel="Results and recovery",
-        ),
-    ] = None,
-    restart: Annotated[
-        bool,
-        typer.Option(
-            "--restart",
-            help="Ignore what --checkpoint remembers and start over.",
-            rich_help_panel="Results and recovery",
-        ),
-    ] = False,
-    report: Annotated[
-        Path | None,
-        typer.Option(
-            help="Write one JSON line per batch here.",
-            dir_okay=False,
-            rich_help_panel="Results and recovery",
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run",
-            help="Read, map, validate and batch everything; send nothing.",
-            rich_help_panel="Results and recovery",
-        ),
-    ] = False,
-    strict: Annotated[
-        bool,
-        typer.Option(
-            "--strict", help="Stop at the first bad record.", rich_help_panel="Results and recovery"
-        ),
-    ] = False,
-    fail_fast: Annotated[
-        bool,
-        typer.Option(
-            "--fail-fast",
-            help="Stop at the first batch that fails for good.",
-            rich_help_panel="Results and recovery",
-        ),
-    ] = False,
-    preflight: Annotated[
-        bool,
-        typer.Option(
-            "--preflight/--no-preflight",
-            help="Check with /info that the index has an embedding model before sending.",
-            rich_help_panel="Sending",
-        ),
-    ] = True,
-    allow_insecure_http: Annotated[
-        bool,
-        typer.Option(
-            "--allow-insecure-http",
-            # Beside --url and --token, where the width is there to show its whole name.
-            help="Allow sending the token over plain http to another host.",
-        ),
-    ] = False,
+    namespace: NamespaceOption = "",
+    format: FormatOption = "auto",
+    id_field: IdFieldOption = "id",
+    data_field: DataFieldOption = "data",
+    metadata_field: MetadataFieldOption = "metadata",
+    metadata_columns: MetadataColumnsOption = None,
+    data_template: DataTemplateOption = None,
+    id_template: IdTemplateOption = None,
+    id_from: IdFromOption = "field",
+    infer_types: InferTypesOption = True,
+    delimiter: DelimiterOption = None,
+    columns: ColumnsOption = None,
+    shard: ShardOption = None,
+    batch_size: BatchSizeOption = settings.BATCH_SIZE,
+    max_batch_bytes: MaxBatchBytesOption = settings.MAX_BATCH_BYTES,
+    concurrency: ConcurrencyOption = settings.CONCURRENCY,
+    timeout: TimeoutOption = settings.TIMEOUT,
+    retries: RetriesOption = settings.RETRIES,
+    max_backoff: MaxBackoffOption = settings.MAX_BACKOFF,
+    rejects: RejectsOption = None,
+    checkpoint: CheckpointOption = None,
+    restart: RestartOption = False,
+    report: ReportOption = None,
+    dry_run: DryRunOption = False,
+    strict: StrictOption = False,
+    fail_fast: FailFastOption = False,
+    preflight: PreflightOption = True,
+    allow_insecure_http: AllowInsecureHttpOption = False,
     json_out: JsonOption = False,
-    quiet: Annotated[
-        bool,
-        typer.Option(
-            "-q",
-            "--quiet",
-            help="No progress and no per-batch lines.",
-            rich_help_panel="Results and recovery",
-        ),
-    ] = False,
-    seed: Annotated[int | None, typer.Option(hidden=True)] = None,
+    quiet: QuietOption = False,
+    seed: SeedOption = None,
 ) -> None:
     """Stream JSONL or CSV records into the index's /upsert-data endpoint, in batches.
 
@@ -379,19 +460,7 @@ def upsert(
     """
     console = env.console()
     with user_errors(console):
-        if "-" in (files or ["-"]):
-            if env.stdin is None:
-                raise UsageError(
-                    "No input: stdin is closed, so - cannot be read.",
-                    hint="Give one or more FILEs, or pipe records in: "
-                    "jq -c '.[]' docs.json | vupsert upsert -n docs -",
-                )
-            if env.stdin.isatty():
-                raise UsageError(
-                    "No input: stdin is a terminal.",
-                    hint="Give one or more FILEs, or pipe records in: "
-                    "jq -c '.[]' docs.json | vupsert upsert -n docs",
-                )
+        _check_stdin(files, "upsert")
         run = prepare(
             files or ["-"],
             url=url,
@@ -431,13 +500,399 @@ def upsert(
         )
         with _signals(run.request_stop):
             summary = run.execute()
+        _finish(summary, console, json_out=json_out, quiet=quiet)
+
+
+def _check_stdin(files: list[str] | None, command: str) -> None:
+    """Refuse to read records from a closed stdin or a terminal."""
+    if "-" not in (files or ["-"]):
+        return
+    if env.stdin is None:
+        raise UsageError(
+            "No input: stdin is closed, so - cannot be read.",
+            hint="Give one or more FILEs, or pipe records in: "
+            f"jq -c '.[]' docs.json | vupsert {command} -n docs -",
+        )
+    if env.stdin.isatty():
+        raise UsageError(
+            "No input: stdin is a terminal.",
+            hint="Give one or more FILEs, or pipe records in: "
+            f"jq -c '.[]' docs.json | vupsert {command} -n docs",
+        )
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    env.stdout.write(orjson.dumps(document).decode() + "\n")
+    env.stdout.flush()
+
+
+def _finish(summary: Summary, console: Terminal, *, json_out: bool, quiet: bool) -> NoReturn:
+    if json_out:
+        _print_json(summary.as_dict())
+    if summary.error is not None:
+        fail(summary.error, console)
+    if summary.interrupted and not quiet:
+        console.line("interrupted: the checkpoint and summary are written.")
+    raise typer.Exit(int(summary.exit_status))
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def sync(
+    files: FilesArg = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    namespace: NamespaceOption = "",
+    prefix: PrefixOption = None,
+    max_delete: Annotated[
+        str | None,
+        typer.Option(
+            help="Delete at most this many stored records (N, or P% of what the scope "
+            "holds); more refuses every deletion with exit 1. Default: 50%.",
+            show_default=False,
+        ),
+    ] = None,
+    format: FormatOption = "auto",
+    id_field: IdFieldOption = "id",
+    data_field: DataFieldOption = "data",
+    metadata_field: MetadataFieldOption = "metadata",
+    metadata_columns: MetadataColumnsOption = None,
+    data_template: DataTemplateOption = None,
+    id_template: IdTemplateOption = None,
+    id_from: IdFromOption = "field",
+    infer_types: InferTypesOption = True,
+    delimiter: DelimiterOption = None,
+    columns: ColumnsOption = None,
+    batch_size: BatchSizeOption = settings.BATCH_SIZE,
+    max_batch_bytes: MaxBatchBytesOption = settings.MAX_BATCH_BYTES,
+    concurrency: ConcurrencyOption = settings.CONCURRENCY,
+    timeout: TimeoutOption = settings.TIMEOUT,
+    retries: RetriesOption = settings.RETRIES,
+    max_backoff: MaxBackoffOption = settings.MAX_BACKOFF,
+    rejects: RejectsOption = None,
+    report: ReportOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Read the index and the source, send and delete nothing, and report what "
+            "would be.",
+            rich_help_panel="Results and recovery",
+        ),
+    ] = False,
+    strict: StrictOption = False,
+    fail_fast: FailFastOption = False,
+    preflight: PreflightOption = True,
+    allow_insecure_http: AllowInsecureHttpOption = False,
+    json_out: JsonOption = False,
+    quiet: QuietOption = False,
+    seed: SeedOption = None,
+) -> None:
+    """Make the namespace hold exactly the source's records, and nothing else.
+
+    One scan learns what the namespace (or, with --prefix, the ids that start with it)
+    holds. Records the index holds as they are are not sent again; new and changed ones
+    are upserted as `vupsert upsert` does; then the stored records the source no longer
+    holds are deleted, at most --max-delete of them. --json adds records_new,
+    records_changed, records_unchanged and records_deleted to upsert's keys.
+    """
+    console = env.console()
+    with user_errors(console):
+        _check_stdin(files, "sync")
+        run = prepare_sync(
+            files or ["-"],
+            url=url,
+            token=token,
+            namespace=namespace,
+            prefix=prefix,
+            max_delete=max_delete,
+            events=ConsoleEvents(console, quiet=quiet, rejects=str(rejects) if rejects else None),
+            environ=env.environ,
+            stdin=env.stdin,
+            seed=seed,
+            format=format,
+            delimiter=delimiter,
+            columns=columns,
+            id_field=id_field,
+            data_field=data_field,
+            metadata_field=metadata_field,
+            metadata_columns=metadata_columns,
+            infer_types=infer_types,
+            data_template=data_template,
+            id_template=id_template,
+            id_from=id_from,
+            batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes,
+            timeout=timeout,
+            concurrency=concurrency,
+            retries=retries,
+            max_backoff=max_backoff,
+            rejects=rejects,
+            report=report,
+            dry_run=dry_run,
+            strict=strict,
+            fail_fast=fail_fast,
+            preflight=preflight,
+            allow_insecure_http=allow_insecure_http,
+        )
+        with _signals(run.request_stop):
+            summary = run.execute()
+        _finish(summary, console, json_out=json_out, quiet=quiet)
+
+
+@app.command()
+def export(
+    url: UrlOption = None,
+    token: TokenOption = None,
+    namespace: NamespaceOption = "",
+    prefix: PrefixOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Write here (.gz compresses), whole or not at all. Default: stdout.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    timeout: TimeoutOption = settings.TIMEOUT,
+    retries: RetriesOption = settings.RETRIES,
+    max_backoff: MaxBackoffOption = settings.MAX_BACKOFF,
+    allow_insecure_http: AllowInsecureHttpOption = False,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="With --output: print the summary as JSON on stdout."),
+    ] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Write the namespace as JSON Lines {id, data, metadata}: a backup, a migration.
+
+    `vupsert upsert` of the file into another namespace or index loads the same records.
+    Progress goes to stderr, against the namespace's count from /info.
+    """
+    console = env.console()
+    with user_errors(console):
+        if json_out and output is None:
+            raise UsageError(
+                "--json needs --output: without it the records themselves go to stdout.",
+            )
+        counter = Counter(console, "exported", quiet=quiet)
+        options: dict[str, Any] = {
+            "timeout": timeout,
+            "retries": retries,
+            "max_backoff": max_backoff,
+            "allow_insecure_http": allow_insecure_http,
+        }
+        target: Any = output if output is not None else _StdoutBytes(env.stdout)
+        summary = export_records(
+            target,
+            url=url,
+            token=token,
+            namespace=namespace,
+            prefix=prefix,
+            progress=counter,
+            environ=env.environ,
+            **options,
+        )
+        counter.done()
+        if summary.records_without_data:
+            console.line(
+                f"{summary.records_without_data:,} records have no data (they were upserted "
+                "as vectors, not text): they are exported without it, and upsert-data "
+                "cannot load them back.",
+                head="warning:",
+                style="yellow",
+            )
+        if not quiet:
+            where = f" to {output}" if output is not None else ""
+            console.line(
+                f"vupsert export: {summary.records_exported:,} records{where} in "
+                f"{summary.elapsed_s:,.1f} s"
+            )
         if json_out:
-            env.stdout.write(orjson.dumps(summary.as_dict()).decode() + "\n")
-            env.stdout.flush()
-        if summary.error is not None:
-            fail(summary.error, console)
-        if summary.interrupted and not quiet:
-            console.line("interrupted: the checkpoint and summary are written.")
+            _print_json(summary.as_dict())
+
+
+class _StdoutBytes:
+    """stdout, written to as bytes (the records are UTF-8 JSON)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._buffer: BinaryIO | None = getattr(stream, "buffer", None)
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        if self._buffer is not None:
+            return self._buffer.write(data)
+        return self._stream.write(data.decode())
+
+
+@app.command()
+def verify(
+    files: FilesArg = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    namespace: NamespaceOption = "",
+    format: FormatOption = "auto",
+    id_field: IdFieldOption = "id",
+    data_field: DataFieldOption = "data",
+    metadata_field: MetadataFieldOption = "metadata",
+    metadata_columns: MetadataColumnsOption = None,
+    data_template: DataTemplateOption = None,
+    id_template: IdTemplateOption = None,
+    id_from: IdFromOption = "field",
+    infer_types: InferTypesOption = True,
+    delimiter: DelimiterOption = None,
+    columns: ColumnsOption = None,
+    timeout: TimeoutOption = settings.TIMEOUT,
+    retries: RetriesOption = settings.RETRIES,
+    max_backoff: MaxBackoffOption = settings.MAX_BACKOFF,
+    allow_insecure_http: AllowInsecureHttpOption = False,
+    json_out: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Check that the index holds the source's records as they are: the check a CI job
+    runs after a load.
+
+    Reads the source as `vupsert upsert` does (same mapping options), fetches its ids back
+    in batches and compares data and metadata. Names the first records that are missing
+    or different, with their file:line. Exit 0 when every record matches, 1 otherwise.
+    """
+    console = env.console()
+    with user_errors(console):
+        _check_stdin(files, "verify")
+        summary = verify_records(
+            files or ["-"],
+            url=url,
+            token=token,
+            namespace=namespace,
+            environ=env.environ,
+            stdin=env.stdin,
+            format=format,
+            delimiter=delimiter,
+            columns=columns,
+            id_field=id_field,
+            data_field=data_field,
+            metadata_field=metadata_field,
+            metadata_columns=metadata_columns,
+            infer_types=infer_types,
+            data_template=data_template,
+            id_template=id_template,
+            id_from=id_from,
+            timeout=timeout,
+            retries=retries,
+            max_backoff=max_backoff,
+            allow_insecure_http=allow_insecure_http,
+        )
+        for problem in summary.problems:
+            console.line(f"{problem.where}: {problem.id!r} is {problem.kind} in the index")
+        unnamed = summary.records_missing + summary.records_different - len(summary.problems)
+        if unnamed > 0:
+            console.line(f"... and {unnamed:,} more")
+        if not quiet or summary.exit_status:
+            console.line(
+                f"vupsert verify: {summary.records_checked:,} checked · "
+                f"{summary.records_matching:,} matching · {summary.records_missing:,} missing "
+                f"· {summary.records_different:,} different · "
+                f"{summary.records_rejected:,} could not be read"
+            )
+        if json_out:
+            _print_json(summary.as_dict())
+        raise typer.Exit(int(summary.exit_status))
+
+
+@app.command()
+def delete(
+    url: UrlOption = None,
+    token: TokenOption = None,
+    namespace: NamespaceOption = "",
+    ids: Annotated[
+        str | None,
+        typer.Option(
+            help="A file (or -) of ids, one a line, or of JSON Lines or CSV records whose "
+            "id field is used: a rejects file or an export works.",
+            show_default=False,
+        ),
+    ] = None,
+    prefix: Annotated[
+        str | None,
+        typer.Option(help="Delete every record whose id starts with this.", show_default=False),
+    ] = None,
+    filter: Annotated[
+        str | None,
+        typer.Option(
+            help="Delete every record whose metadata matches this filter, e.g. "
+            "\"genre = 'drama'\".",
+            show_default=False,
+        ),
+    ] = None,
+    id_field: Annotated[
+        str, typer.Option(help="With --ids: the field or column holding the id.")
+    ] = "id",
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Do not ask before deleting by --prefix or --filter."),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Delete nothing; count what would be deleted.")
+    ] = False,
+    timeout: TimeoutOption = settings.TIMEOUT,
+    retries: RetriesOption = settings.RETRIES,
+    max_backoff: MaxBackoffOption = settings.MAX_BACKOFF,
+    allow_insecure_http: AllowInsecureHttpOption = False,
+    json_out: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Delete records from the namespace: by --ids, --prefix or --filter.
+
+    Ids go 1,000 to a request, with the retries and pacing upserts have. --prefix and
+    --filter delete what they match, so they ask first (or take --yes).
+    """
+    console = env.console()
+    with user_errors(console):
+        source: Any = ids
+        if ids == "-":
+            if env.stdin is None or env.stdin.isatty():
+                raise UsageError("--ids -: pipe the ids in, one a line.")
+            source = env.stdin
+        what = (
+            f"every record whose id starts with {prefix!r}"
+            if prefix is not None
+            else f"every record that matches {filter!r}"
+        )
+        if (prefix is not None or filter is not None) and not (yes or dry_run):
+            if env.stdin is None or not env.stdin.isatty():
+                raise UsageError(
+                    f"This deletes {what} from namespace {namespace!r}: pass --yes to "
+                    "confirm (or --dry-run to count them first).",
+                )
+            if not typer.confirm(f"Delete {what} from namespace {namespace!r}?", err=True):
+                raise typer.Exit(int(ExitStatus.USAGE))
+        summary = delete_records(
+            ids=source,
+            prefix=prefix,
+            filter=filter,
+            url=url,
+            token=token,
+            namespace=namespace,
+            id_field=id_field,
+            dry_run=dry_run,
+            environ=env.environ,
+            timeout=timeout,
+            retries=retries,
+            max_backoff=max_backoff,
+            allow_insecure_http=allow_insecure_http,
+        )
+        if summary.lines_without_id:
+            console.line(
+                f"{summary.lines_without_id:,} lines of --ids hold no {id_field!r}: skipped.",
+                head="warning:",
+                style="yellow",
+            )
+        if not quiet:
+            verb = "would delete" if dry_run else "deleted"
+            console.line(f"vupsert delete: {verb} {summary.records_deleted:,} records")
+        if json_out:
+            _print_json(summary.as_dict())
         raise typer.Exit(int(summary.exit_status))
 
 
@@ -591,6 +1046,13 @@ def serve(
         str | None,
         typer.Option(help="Refuse (400) a request holding a record whose data contains this."),
     ] = None,
+    faulty_reads: Annotated[
+        bool,
+        typer.Option(
+            "--faulty-reads",
+            help="fetch and range meet the rate limit, --fail-rate and --drop-rate too.",
+        ),
+    ] = False,
     seed: Annotated[int | None, typer.Option(help="Seed for the fault injection.")] = None,
 ) -> None:
     """Run a local index that speaks Upstash Vector's REST API, for demos and tests.
@@ -637,6 +1099,7 @@ def serve(
             rate_limiter=rate_limiter,  # type: ignore[arg-type]
             drop_rate=drop_rate,
             refuse_matching=refuse_matching,
+            faulty_reads=faulty_reads,
             seed=seed,
         )
 

@@ -89,6 +89,8 @@ class Answer:
     retry_after: float | None = None
     """Seconds the server asked us to wait (``Retry-After``)."""
     elapsed: float = 0.0
+    result: Any = None
+    """What an OK answer of :meth:`Client.call` holds (the JSON ``result``)."""
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -169,6 +171,7 @@ class Client:
         # request's headers must not make vupsert print the token.
         self._token = token
         suffix = "/" + quote(namespace, safe="") if namespace else ""
+        self._suffix = suffix
         self.upsert_path = "/upsert-data" + suffix
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
@@ -245,6 +248,31 @@ class Client:
                 message = f"connection failed: {self.scrub(_describe(exc))}"
             return Answer(Kind.TRANSIENT, None, message, elapsed=time.monotonic() - started)
         return self._answer(response, time.monotonic() - started)
+
+    def call(self, endpoint: str, payload: Any) -> Answer:
+        """One attempt at another endpoint of the namespace (``range``, ``fetch``,
+        ``delete``); an OK answer holds the parsed ``result``. Never raises for HTTP
+        trouble."""
+        started = time.monotonic()
+        try:
+            response = _released(
+                self._http.post(f"/{endpoint}{self._suffix}", content=orjson.dumps(payload))
+            )
+        except httpx.TransportError as exc:
+            if isinstance(exc, httpx.TimeoutException):
+                message = f"timed out ({type(exc).__name__})"
+            else:
+                message = f"connection failed: {self.scrub(_describe(exc))}"
+            return Answer(Kind.TRANSIENT, None, message, elapsed=time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        if response.status_code == 200:
+            try:
+                body = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                body = None
+            if isinstance(body, dict) and "result" in body:
+                return Answer(Kind.OK, 200, "Success", elapsed=elapsed, result=body["result"])
+        return self._answer(response, elapsed)
 
     def _message(self, response: httpx.Response) -> str:
         """The server's message, without the token, a redirect naming its target."""

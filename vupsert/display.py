@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
-from .outcomes import Settlement, Summary
+from .outcomes import Settlement, Summary, SyncSummary
 from .preflight import embedding_models
 from .records import Rejection
 from .settings import option
@@ -408,12 +408,22 @@ def summary_rows(summary: Summary) -> list[tuple[str, str]]:
     ]
     if summary.rejects_file and summary.records_rejected:
         rows.append(("rejects in", summary.rejects_file))
+    if isinstance(summary, SyncSummary):
+        deleted = "to delete" if summary.dry_run else "deleted"
+        rows[1:1] = [
+            ("new", f"{summary.records_new:,}"),
+            ("changed", f"{summary.records_changed:,}"),
+            ("unchanged", f"{summary.records_unchanged:,}"),
+            (deleted, f"{summary.records_deleted:,} of {summary.records_stored:,} stored"),
+        ]
     return rows
 
 
 def summary_line(summary: Summary) -> str:
     """The summary as one log line."""
     title = "vupsert dry run" if summary.dry_run else "vupsert"
+    if isinstance(summary, SyncSummary):
+        title = "vupsert sync (dry run)" if summary.dry_run else "vupsert sync"
     return f"{title}: " + " · ".join(f"{name} {value}" for name, value in summary_rows(summary))
 
 
@@ -456,3 +466,43 @@ def describe_info(info: dict[str, Any]) -> Table:
             f"{counts.get('pendingVectorCount', 0):,} pending",
         )
     return table
+
+
+class Counter:
+    """Progress of a count against a known total or none (an export): on a terminal one
+    line rewritten in place, elsewhere a timestamped line every few seconds; nothing when
+    quiet."""
+
+    def __init__(
+        self, terminal: Terminal, what: str, *, quiet: bool = False, every: float = PLAIN_EVERY
+    ) -> None:
+        self.terminal = terminal
+        self.what = what
+        self.quiet = quiet
+        self.every = every
+        self.count = 0
+        self.total: int | None = None
+        self._started = self._last = time.monotonic()
+
+    def __call__(self, count: int, total: int | None) -> None:
+        self.count, self.total = count, total
+        now = time.monotonic()
+        if self.quiet or now - self._last < (0.2 if self.terminal.is_terminal else self.every):
+            return
+        self._last = now
+        self._show(end="\r" if self.terminal.is_terminal else "\n")
+
+    def done(self) -> None:
+        if not self.quiet and self.terminal.is_terminal and self.count:
+            self._show(end="\n")
+
+    def _show(self, end: str) -> None:
+        of = f" of {self.total:,}" if self.total else ""
+        share = f" ({self.count / self.total:.0%})" if self.total else ""
+        rate = self.count / max(1e-9, time.monotonic() - self._started)
+        text = f"{self.count:,}{of} {self.what}{share} · {rate:,.0f}/s"
+        if self.terminal.is_terminal:
+            self.terminal.console.print(text, end=end, highlight=False, markup=False)
+        else:
+            stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            self.terminal.line(f"{stamp} progress: {text}")

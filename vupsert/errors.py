@@ -12,7 +12,8 @@ The core raises; only ``cli.py`` turns an exception into a message and an exit s
     │                                   cannot be written (a full disk): the run stops
     ├── StoppedEarly                 -> exit 1: the run stopped itself on purpose
     │   ├── StrictModeError          --strict and a record was invalid
-    │   └── FailFastError            --fail-fast and a batch failed for good
+    │   ├── FailFastError            --fail-fast and a batch failed for good
+    │   └── DeletionRefused          a sync would delete more than --max-delete allows
     └── ServerError                  -> exit 3: the server's answer means no batch can succeed
         └── PreflightError           /info says the index cannot embed text
 
@@ -111,6 +112,10 @@ class OutputError(VupsertError):
 
 class StoppedEarly(VupsertError):
     exit_status = ExitStatus.PARTIAL
+
+
+class DeletionRefused(StoppedEarly):
+    """A sync would delete more stored records than its guard allows; nothing deleted."""
 
 
 class StrictModeError(StoppedEarly):

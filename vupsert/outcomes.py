@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from .batching import Batch
 from .errors import ExitStatus, VupsertError
@@ -130,6 +130,155 @@ class Summary:
             "rejects_file": self.rejects_file,
             "checkpoint": self.checkpoint,
             "error": str(self.error.message) if self.error else None,
+        }
+
+
+@dataclass
+class SyncSummary(Summary):
+    """An upsert's summary, and what the comparison with the index found."""
+
+    records_new: int = 0
+    """Source records whose id the scope did not hold."""
+    records_changed: int = 0
+    records_unchanged: int = 0
+    """Not sent: the index holds them as they are."""
+    records_deleted: int = 0
+    """Stored records the source does not hold, deleted (in a dry run: to delete)."""
+    records_stored: int = 0
+    """What the scope held before the run."""
+
+    @property
+    def records_pending(self) -> int:
+        return max(0, super().records_pending - self.records_unchanged)
+
+    def as_dict(self) -> dict[str, Any]:
+        document = super().as_dict()
+        document.update(
+            records_new=self.records_new,
+            records_changed=self.records_changed,
+            records_unchanged=self.records_unchanged,
+            records_deleted=self.records_deleted,
+            records_stored=self.records_stored,
+        )
+        return document
+
+
+@dataclass
+class ExportSummary:
+    namespace: str = ""
+    prefix: str | None = None
+    output: str | None = None
+    """The file written, ``None`` for stdout."""
+    records_exported: int = 0
+    records_without_data: int = 0
+    requests: int = 0
+    retries: int = 0
+    elapsed_s: float = 0.0
+    error: VupsertError | None = None
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return self.error.exit_status if self.error is not None else ExitStatus.SUCCESS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records_exported": self.records_exported,
+            "records_without_data": self.records_without_data,
+            "requests": self.requests,
+            "retries": self.retries,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "namespace": self.namespace,
+            "prefix": self.prefix,
+            "output": self.output,
+            "error": self.error.message if self.error else None,
+        }
+
+
+Verdict = Literal["missing", "different"]
+
+
+@dataclass
+class Problem:
+    kind: Verdict
+    id: str
+    where: str
+    """``file:line`` of the source record."""
+
+
+@dataclass
+class VerifySummary:
+    namespace: str = ""
+    records_read: int = 0
+    records_checked: int = 0
+    """Distinct ids checked."""
+    records_matching: int = 0
+    records_missing: int = 0
+    records_different: int = 0
+    records_rejected: int = 0
+    """Source records that could not be mapped, so not checked."""
+    requests: int = 0
+    retries: int = 0
+    elapsed_s: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+    """The first few records that do not match, in the order they were found."""
+    error: VupsertError | None = None
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        if self.error is not None:
+            return self.error.exit_status
+        if self.records_missing or self.records_different or self.records_rejected:
+            return ExitStatus.PARTIAL
+        return ExitStatus.SUCCESS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records_read": self.records_read,
+            "records_checked": self.records_checked,
+            "records_matching": self.records_matching,
+            "records_missing": self.records_missing,
+            "records_different": self.records_different,
+            "records_rejected": self.records_rejected,
+            "requests": self.requests,
+            "retries": self.retries,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "namespace": self.namespace,
+            "problems": [vars(p) for p in self.problems],
+            "error": self.error.message if self.error else None,
+        }
+
+
+@dataclass
+class DeleteSummary:
+    namespace: str = ""
+    dry_run: bool = False
+    ids_read: int = 0
+    """Ids given (``ids``), each counted once per line."""
+    lines_without_id: int = 0
+    records_deleted: int = 0
+    """Deleted, as the index counts them (in a dry run: that would be)."""
+    requests: int = 0
+    retries: int = 0
+    elapsed_s: float = 0.0
+    error: VupsertError | None = None
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        if self.error is not None:
+            return self.error.exit_status
+        return ExitStatus.PARTIAL if self.lines_without_id else ExitStatus.SUCCESS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records_deleted": self.records_deleted,
+            "ids_read": self.ids_read,
+            "lines_without_id": self.lines_without_id,
+            "requests": self.requests,
+            "retries": self.retries,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "namespace": self.namespace,
+            "dry_run": self.dry_run,
+            "error": self.error.message if self.error else None,
         }
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, BinaryIO
 
 import httpx
 
-from .batching import batches
+from .batching import Item, batches
 from .client import Client, fatal_hint
 from .columns import check_columns
 from .connection import check_token, check_url, require_connection
@@ -50,7 +50,11 @@ class Run:
         stdin: BinaryIO | None = None,
         records: Iterable[Mapping[str, Any]] | None = None,
         seed: int | None = None,
+        summary: Summary | None = None,
+        select: Callable[[Iterator[Item]], Iterator[Item]] | None = None,
     ) -> None:
+        """``summary`` is the object to count in (a sync's has more to count); ``select``
+        is a step between reading and batching (a sync's leaves out unchanged records)."""
         if records is not None:
             settings = replace(settings, inputs=(RECORDS,))
         self.settings = settings
@@ -59,12 +63,13 @@ class Run:
         self._stdin = stdin
         self._records = records
         self._rng = random.Random(seed)
-        self.summary = Summary(
+        self.summary = summary or Summary(
             namespace=settings.namespace,
             dry_run=settings.dry_run,
             rejects_file=str(settings.rejects) if settings.rejects else None,
             checkpoint=str(settings.checkpoint) if settings.checkpoint else None,
         )
+        self._select = select
         self._stop = threading.Event()
         """Stop reading; let batches in flight finish."""
         self._abandon = threading.Event()
@@ -158,8 +163,11 @@ class Run:
                 rng=self._rng,
             )
         try:
+            items = reader.items()
+            if self._select is not None:
+                items = self._select(items)
             for batch in batches(
-                reader.items(), max_records=settings.batch_size, max_bytes=settings.max_batch_bytes
+                items, max_records=settings.batch_size, max_bytes=settings.max_batch_bytes
             ):
                 summary.batches += 1
                 if workers is None or not batch.ids:

@@ -52,6 +52,7 @@ __all__ = [
     "input_size",
     "is_stream",
     "iter_json_lines",
+    "iter_lines",
     "iter_records",
     "iter_rows",
 ]
@@ -234,6 +235,18 @@ def iter_json_lines(
     :data:`~vupsert.records.JsonLine` tuple: the hot path's shape (see ``pipeline``)."""
     lines = _JsonLines(options.whole_lines and name != STDIN, on_warning)
     return _read(name, start, stdin, on_bytes, lines.lines)
+
+
+def iter_lines(name: str, *, stdin: BinaryIO | None = None) -> Iterator[tuple[int, bytes]]:
+    """Each line of an input as ``(number, bytes)``, decompressed as :func:`iter_rows`
+    reads it: for inputs that are lists rather than records (ids to delete)."""
+
+    def numbered(
+        stream: _Stream, source: str, start: Position | None
+    ) -> Iterator[tuple[int, bytes]]:
+        return enumerate(stream, 1)
+
+    return _read(name, None, stdin, None, numbered)
 
 
 # --- opening --------------------------------------------------------------------------

@@ -71,6 +71,8 @@ _ROUTES: dict[str, _Route] = {
     "list-namespaces": _Route(("GET", "POST"), namespaced=False),
     "delete-namespace": _Route(("DELETE", "POST"), mutates=True),
 }
+_READS = frozenset({"fetch", "range"})
+"""Reads of records: faulty too when ``faulty_reads`` is on."""
 UNKNOWN_ENDPOINT = "(unknown)"
 """The ``stats["requests"]`` key of requests to a path that is no endpoint."""
 
@@ -228,8 +230,24 @@ class App:
             return self._write(name, ns, parsed)
         if isinstance(parsed, _BadJson):
             raise bad_request(parsed.message)
+        if name in _READS and self.faults.config.faulty_reads:
+            refused = self._read_fault()
+            if refused is not None:
+                return refused
         result = self._handlers[name](ns, parsed, request.query)
         return Response(200, orjson.dumps({"result": result}))
+
+    def _read_fault(self) -> Response | None:
+        """What a faulty read gets instead of its answer, if anything."""
+        retry_after = self.faults.admit()
+        if retry_after is not None:
+            return error_response(
+                429,
+                f"Too many requests: the local server allows {_rate(self.faults.config)}",
+                (("Retry-After", str(retry_after)),),
+            )
+        fault = self.faults.roll()
+        return _fault_response(fault) if fault is not None else None
 
     def _write(self, name: str, ns: str, parsed: Any) -> Response:
         retry_after = self.faults.admit()

@@ -31,6 +31,7 @@ FAULT_FIELDS = (
     "capacity",
     "drop_rate",
     "refuse_matching",
+    "faulty_reads",
     "seed",
 )
 """The settings :meth:`LocalServer.set_faults` may change while the server runs."""
@@ -83,6 +84,9 @@ class ServerConfig:
     """Share of writes whose connection is closed without an answer."""
     refuse_matching: str | None = None
     """A request holding a record whose data contains this text is refused with 400."""
+    faulty_reads: bool = False
+    """Reads of records (``fetch``, ``range``) meet the rate limit, failures and dropped
+    connections too, as writes do: to test clients that scan, export or verify."""
     seed: int | None = None
     """Seeds the fault dice, so a run's faults can be replayed."""
 

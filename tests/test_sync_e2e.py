@@ -1,0 +1,217 @@
+"""vupsert sync, against the local index, with and without its faults."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import vupsert
+from vupsert.server import LocalServer, ServerConfig
+
+from .conftest import cli_env, read_jsonl, run_cli, write_jsonl
+
+SYNC_KEYS = {"records_new", "records_changed", "records_unchanged", "records_deleted"}
+
+
+def docs(n: int, *, start: int = 0, version: int = 0) -> list[dict[str, Any]]:
+    return [
+        {"id": f"d{i}", "data": f"document {i} version {version}", "metadata": {"i": i}}
+        for i in range(start, start + n)
+    ]
+
+
+def received(server: LocalServer) -> int:
+    """Records the server has been sent in upsert requests so far."""
+    return int(server.stats["records_received"])
+
+
+def stored(server: LocalServer, namespace: str) -> dict[str, tuple[Any, Any]]:
+    return server.records(namespace)
+
+
+def expected(rows: list[dict[str, Any]]) -> dict[str, tuple[Any, Any]]:
+    return {row["id"]: (row["data"], row.get("metadata")) for row in rows}
+
+
+def test_a_sync_sends_only_what_changed_and_deletes_what_is_gone(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "docs.jsonl", docs(500))
+    first = run_cli("sync", path, "-n", "docs", "--json", server=server)
+    assert first.code == 0, first.stderr
+    assert first.summary["records_new"] == 500 and first.summary["records_upserted"] == 500
+    assert first.summary.keys() >= SYNC_KEYS
+
+    before = received(server)
+    again = run_cli("sync", path, "-n", "docs", "--json", server=server)
+    assert again.code == 0, again.stderr
+    assert received(server) == before  # nothing re-embedded
+    assert again.summary["records_unchanged"] == 500 and again.summary["records_upserted"] == 0
+
+    rows = docs(450)  # 50 removed
+    rows[3]["data"] = "document 3, edited"
+    rows.append({"id": "new-1", "data": "a new document"})
+    rows[7]["metadata"] = {"i": 7, "tag": "x"}
+    write_jsonl(path, rows)
+    third = run_cli("sync", path, "-n", "docs", "--json", server=server)
+    assert third.code == 0, third.stderr
+    summary = third.summary
+    assert (summary["records_new"], summary["records_changed"]) == (1, 2)
+    assert (summary["records_unchanged"], summary["records_deleted"]) == (448, 50)
+    assert received(server) == before + 3
+    assert stored(server, "docs") == expected(rows)
+
+
+def test_the_last_occurrence_of_an_id_wins(server: LocalServer, tmp_path: Path) -> None:
+    rows = docs(5)
+    path = write_jsonl(tmp_path / "docs.jsonl", rows)
+    assert run_cli("sync", path, "-n", "ns", server=server).code == 0
+    # d1 is edited then set back to what is stored; d2 is edited twice.
+    twice = [*rows, {**rows[1], "data": "edited"}, rows[1], {**rows[2], "data": "a"}]
+    twice.append({**rows[2], "data": "b"})
+    write_jsonl(path, twice)
+    result = run_cli("sync", path, "-n", "ns", "--json", server=server)
+    assert result.code == 0, result.stderr
+    assert stored(server, "ns") == expected(twice)
+
+
+def test_a_rejected_record_keeps_its_stored_version(tmp_path: Path) -> None:
+    with LocalServer(ServerConfig(port=0, refuse_matching="BADWORD")) as server:
+        rows = docs(20)
+        path = write_jsonl(tmp_path / "docs.jsonl", rows)
+        assert run_cli("sync", path, "-n", "ns", server=server).code == 0
+        changed = [*rows]
+        changed[4] = {**rows[4], "data": "BADWORD now"}  # refused by the server
+        changed[5] = {"id": "d5"}  # no data: rejected before sending
+        write_jsonl(path, changed)
+        rejects = tmp_path / "rejects.jsonl"
+        result = run_cli("sync", path, "-n", "ns", "--rejects", rejects, "--json", server=server)
+        assert result.code == 1, result.stderr
+        assert result.summary["records_rejected"] == 2
+        assert stored(server, "ns") == expected(rows)  # both ids kept, as stored
+        assert "no record was deleted" in result.stderr  # a batch failed
+        assert len(read_jsonl(rejects)) == 2
+
+
+def test_the_guard_refuses_to_wipe_a_namespace(server: LocalServer, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "docs.jsonl", docs(100))
+    assert run_cli("sync", path, "-n", "ns", server=server).code == 0
+    write_jsonl(path, docs(10))  # truncated: 90 would go
+    refused = run_cli("sync", path, "-n", "ns", "--json", server=server)
+    assert refused.code == 1
+    assert "90 stored records are not in the source" in refused.stderr
+    assert "--max-delete 90" in refused.stderr
+    assert len(stored(server, "ns")) == 100
+    assert refused.summary["records_deleted"] == 0
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert run_cli("sync", empty, "-n", "ns", server=server).code == 1
+    assert len(stored(server, "ns")) == 100
+    assert run_cli("sync", path, "-n", "ns", "--max-delete", "89", server=server).code == 1
+    allowed = run_cli("sync", path, "-n", "ns", "--max-delete", "90%", "--json", server=server)
+    assert allowed.code == 0 and allowed.summary["records_deleted"] == 90
+    assert stored(server, "ns") == expected(docs(10))
+
+
+def test_a_dry_run_writes_nothing_and_says_what_it_would(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "docs.jsonl", docs(30))
+    assert run_cli("sync", path, "-n", "ns", server=server).code == 0
+    rows = docs(25)
+    rows[0]["data"] = "changed"
+    rows.append({"id": "x", "data": "new"})
+    write_jsonl(path, rows)
+    before = received(server)
+    dry = run_cli("sync", path, "-n", "ns", "--dry-run", "--json", server=server)
+    assert dry.code == 0, dry.stderr
+    summary = dry.summary
+    assert summary["dry_run"] is True
+    assert (summary["records_new"], summary["records_changed"]) == (1, 1)
+    assert (summary["records_unchanged"], summary["records_deleted"]) == (24, 5)
+    assert received(server) == before and stored(server, "ns") == expected(docs(30))
+
+
+def test_a_prefix_keeps_the_rest_of_the_namespace(server: LocalServer, tmp_path: Path) -> None:
+    other = write_jsonl(tmp_path / "other.jsonl", [{"id": "keep-1", "data": "not synced"}])
+    assert run_cli("upsert", other, "-n", "ns", server=server).code == 0
+    rows = [{"id": f"blog/{i}", "data": f"post {i}"} for i in range(6)]
+    path = write_jsonl(tmp_path / "blog.jsonl", rows)
+    assert run_cli("sync", path, "-n", "ns", "--prefix", "blog/", server=server).code == 0
+    write_jsonl(path, [*rows[:4], {"id": "oops", "data": "outside the prefix"}])
+    result = run_cli("sync", path, "-n", "ns", "--prefix", "blog/", "--json", server=server)
+    assert result.code == 1  # the record outside the prefix is rejected
+    assert "does not start with 'blog/'" in result.stderr
+    assert result.summary["records_deleted"] == 2
+    assert set(stored(server, "ns")) == {"keep-1", "blog/0", "blog/1", "blog/2", "blog/3"}
+
+
+def test_sync_refuses_a_checkpoint_and_shards(server: LocalServer, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "docs.jsonl", docs(3))
+    assert run_cli("sync", path, "--checkpoint", tmp_path / "c", server=server).code == 2
+    assert run_cli("sync", path, "--shard", "0/2", server=server).code == 2
+    assert stored(server, "") == {}
+
+
+def test_faults_on_every_request_still_converge(tmp_path: Path) -> None:
+    config = ServerConfig(
+        port=0, seed=11, fail_rate=0.2, drop_rate=0.05, rate_limit=40, faulty_reads=True
+    )
+    with LocalServer(config) as server:
+        rows = docs(1500)
+        path = write_jsonl(tmp_path / "docs.jsonl", rows)
+        args: list[str | Path] = ["sync", path, "-n", "ns", "-b", "200", "--max-backoff", "0.2"]
+        args.append("--json")
+        first = run_cli(*args, server=server)
+        assert first.code == 0, first.stderr
+        rows = docs(1200, version=1) + docs(100, start=1200)
+        write_jsonl(path, rows)
+        second = run_cli(*args, server=server)
+        assert second.code == 0, second.stderr
+        assert second.summary["records_deleted"] == 200
+        assert second.summary["retries"] > 0
+        assert stored(server, "ns") == expected(rows)
+
+
+def test_killed_at_any_point_a_rerun_converges(tmp_path: Path) -> None:
+    rows = docs(3000)
+    path = write_jsonl(tmp_path / "docs.jsonl", rows)
+    with LocalServer(ServerConfig(port=0, latency_ms=30)) as server:
+        assert run_cli("sync", path, "-n", "ns", "-c", "4", server=server).code == 0
+        rows = docs(2000, version=2) + docs(500, start=3000)
+        write_jsonl(path, rows)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vupsert", "sync", str(path), "-n", "ns", "-b", "100"],
+            env=cli_env(server),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while received(server) < 3000 + 300 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        again = run_cli("sync", path, "-n", "ns", "--json", server=server)
+        assert again.code == 0, again.stderr
+        assert stored(server, "ns") == expected(rows)
+        assert again.summary["records_unchanged"] > 0  # what the killed run sent
+
+
+def test_sync_from_python(server: LocalServer) -> None:
+    rows = docs(50)
+    summary = vupsert.sync(rows, url=server.url, token=server.token, namespace="py")
+    assert isinstance(summary, vupsert.SyncSummary) and summary.records_new == 50
+    with pytest.raises(vupsert.DeletionRefused) as refused:
+        vupsert.sync(rows[:5], url=server.url, token=server.token, namespace="py")
+    assert refused.value.summary.records_deleted == 0
+    assert "max_delete=45" in str(refused.value)
+    done = vupsert.sync(
+        rows[:5], url=server.url, token=server.token, namespace="py", max_delete="100%"
+    )
+    assert done.records_deleted == 45 and len(stored(server, "py")) == 5

@@ -1,0 +1,273 @@
+"""``vupsert sync``: afterwards the namespace (or the ids under a prefix) holds exactly the
+source's records, the last occurrence of an id winning, and nothing else.
+
+1. One paged scan learns what the scope holds (:class:`~vupsert.scope.Scope`).
+2. The source flows through the upsert pipeline with one more step after reading: a
+   record whose data and metadata equal what is stored is not sent (it settles as
+   skipped, counted unchanged); new and changed records go on with everything an upsert
+   has (batching, retries, splits, rejects, report).
+3. Once every record has settled, no batch failed and nothing was left unread, the stored
+   ids the source does not hold are deleted, in batches: unless there are more of them
+   than the guard allows (by default half the scope), which deletes nothing and says
+   how to allow it.
+
+Killed at any point and run again, it converges: each run compares with what is stored
+then. A rejected record's id counts as present, so its stored version stays.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
+from typing import Any, BinaryIO
+
+import httpx
+import orjson
+
+from .batching import Item
+from .client import Client
+from .connection import check_token, check_url, require_connection
+from .deleting import deleted
+from .errors import DeletionRefused, UsageError
+from .outcomes import Broadcast, Events, NoEvents, Summary, SyncSummary
+from .pipeline import Run
+from .preflight import preflight
+from .records import Position, Record, Rejection, Skip
+from .retrying import Caller
+from .scope import Scope, digest, id_hash
+from .sending import RetryPolicy
+from .settings import Settings, option
+
+DELETE_BATCH = 1000
+"""Ids per ``delete`` request."""
+DEFAULT_MAX_DELETE = "50%"
+"""A sync deletes at most half of what its scope holds unless told more: an empty or
+truncated source must not wipe a namespace."""
+
+
+def parse_max_delete(value: int | str | None, stored: int) -> int:
+    """How many stored records a sync may delete: ``N``, or ``P%`` of ``stored``."""
+    given = DEFAULT_MAX_DELETE if value is None else value
+    text = str(given).strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1])
+            if not 0 <= share <= 100:
+                raise ValueError
+            return int(stored * share / 100)
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return count
+    except ValueError:
+        raise UsageError(
+            f"{option('max_delete', given)}: give a count (1000) or a share of what the "
+            "scope holds (50%)."
+        ) from None
+
+
+class Differ:
+    """The step after reading: records the index holds as they are become skips."""
+
+    def __init__(self, scope: Scope, summary: SyncSummary, prefix: str | None) -> None:
+        self._scope = scope
+        self._summary = summary
+        self._prefix = prefix
+        self.unattributed = 0
+        """Rejected items without an id (unreadable lines): one might be a stored id."""
+
+    def filter(self, items: Iterable[Item]) -> Iterator[Item]:
+        scope, summary, prefix = self._scope, self._summary, self._prefix
+        for index, item in items:
+            if type(item) is tuple or type(item) is Record:
+                if type(item) is Record:
+                    id_, body, source, line = item.id, item.body, item.source, item.line
+                    offset, end_line = item.end
+                else:
+                    id_, body, source, line, offset, end_line = item  # type: ignore[misc]
+                if prefix and not id_.startswith(prefix):
+                    yield index, _outside(id_, body, source, line, offset, end_line, prefix)
+                    continue
+                record = orjson.loads(body)
+                fresh = digest(record.get("data"), record.get("metadata"))
+                at = scope.find(id_hash(id_))
+                if at < 0:
+                    summary.records_new += 1
+                else:
+                    scope.present[at] = 1
+                    if scope.digests[at] == fresh:
+                        summary.records_unchanged += 1
+                        yield index, Skip(source, line, Position(offset, end_line))
+                        continue
+                    summary.records_changed += 1
+                    # A later record of the same id is compared with this one, which is
+                    # what the index will hold by then.
+                    scope.digests[at] = fresh
+            elif type(item) is Rejection:
+                if item.id is None:
+                    self.unattributed += 1
+                else:
+                    at = scope.find(id_hash(item.id))
+                    if at >= 0:
+                        scope.present[at] = 1
+            yield index, item
+
+
+def _outside(
+    id_: str, body: bytes, source: str, line: int, offset: int, end_line: int, prefix: str
+) -> Rejection:
+    return Rejection(
+        source,
+        line,
+        Position(offset, end_line),
+        f"id {id_!r} does not start with {prefix!r}, the prefix this sync keeps in step",
+        body=body,
+        id=id_,
+        stage="send",
+    )
+
+
+class SyncRun:
+    """One sync; :meth:`execute` does it and returns the summary."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        prefix: str | None = None,
+        max_delete: int | str | None = None,
+        events: Events | None = None,
+        transport: httpx.BaseTransport | None = None,
+        stdin: BinaryIO | None = None,
+        records: Iterable[Mapping[str, Any]] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if settings.checkpoint is not None:
+            raise UsageError(
+                f"sync reads the whole source on every run, so it takes no "
+                f"{option('checkpoint')}: run again, and it carries on from what the index "
+                "holds.",
+            )
+        if settings.mapping.shard is not None:
+            raise UsageError(
+                f"sync takes no {option('shard')}: each shard would delete the others' "
+                "records. Sync the whole source in one run.",
+            )
+        self.settings = settings
+        self.prefix = prefix or None
+        self.max_delete = max_delete
+        self.events: Events = events or NoEvents()
+        self._transport = transport
+        self._stdin = stdin
+        self._records = records
+        self._seed = seed
+        self.summary = SyncSummary(
+            namespace=settings.namespace,
+            dry_run=settings.dry_run,
+            rejects_file=str(settings.rejects) if settings.rejects else None,
+        )
+        self._run: Run | None = None
+        self._stopped = False
+
+    def request_stop(self) -> None:
+        self._stopped = True
+        self.summary.interrupted = True
+        if self._run is not None:
+            self._run.request_stop()
+
+    def execute(self) -> SyncSummary:
+        settings, summary = self.settings, self.summary
+        started = time.monotonic()
+        require_connection(settings.url, settings.token)
+        client = Client(
+            check_url(settings.url, allow_insecure_http=settings.allow_insecure_http),
+            check_token(settings.token),
+            namespace=settings.namespace,
+            timeout=settings.timeout,
+            transport=self._transport,
+        )
+        with client:
+            caller = Caller(
+                client, RetryPolicy(retries=settings.retries, max_backoff=settings.max_backoff)
+            )
+            if settings.preflight:
+                preflight(client)
+            scope = Scope.scan(caller, prefix=self.prefix)
+            summary.records_stored = len(scope)
+            allowed = parse_max_delete(self.max_delete, len(scope))
+            differ = Differ(scope, summary, self.prefix)
+            self._run = Run(
+                replace(settings, preflight=False),
+                # The summary is shown once, after the deletions.
+                events=_AllButFinished(self.events),
+                transport=self._transport,
+                stdin=self._stdin,
+                records=self._records,
+                seed=self._seed,
+                summary=summary,
+                select=differ.filter,
+            )
+            if self._stopped:
+                self._run.request_stop()
+            self._run.execute()
+            try:
+                if self._may_delete(differ):
+                    self._delete(caller, scope, allowed)
+            finally:
+                summary.requests += caller.requests
+                summary.retries += caller.retries
+                summary.elapsed_s = time.monotonic() - started
+        self.events.finished(summary)
+        return summary
+
+    def _may_delete(self, differ: Differ) -> bool:
+        """Whether every record settled and nothing might hold a stored id unseen."""
+        summary = self.summary
+        if summary.error is not None or summary.interrupted or summary.records_pending:
+            return False
+        reason = None
+        if summary.batches_failed:
+            reason = f"{summary.batches_failed:,} batches failed"
+        elif differ.unattributed:
+            reason = f"{differ.unattributed:,} records could not be read, so their ids are unknown"
+        if reason is not None:
+            self.events.warning(
+                f"no record was deleted: {reason}. Fix them and sync again to delete "
+                "what the source no longer holds."
+            )
+            return False
+        return True
+
+    def _delete(self, caller: Caller, scope: Scope, allowed: int) -> None:
+        summary, stale = self.summary, scope.stale
+        if stale > allowed:
+            limit = (
+                f"{option('max_delete', self.max_delete)} allows"
+                if self.max_delete is not None
+                else f"by default, half of the {len(scope):,} in scope"
+            )
+            summary.error = DeletionRefused(
+                f"{stale:,} stored records are not in the source: more than the "
+                f"{allowed:,} this sync may delete ({limit}). Nothing was deleted.",
+                hint="If the source is complete, allow it with "
+                f"{option('max_delete', stale)}; if not, find what is missing from it.",
+            )
+            return
+        if self.settings.dry_run:
+            summary.records_deleted = stale
+            return
+        for ids in scope.stale_ids(caller, prefix=self.prefix):
+            for start in range(0, len(ids), DELETE_BATCH):
+                if self._stopped:
+                    summary.interrupted = True
+                    return
+                result = caller.call("delete", {"ids": ids[start : start + DELETE_BATCH]})
+                summary.records_deleted += deleted(result)
+
+
+class _AllButFinished(Broadcast):
+    """The listeners of a sync, which hear ``finished`` once the deletions are done."""
+
+    def finished(self, summary: Summary) -> None:
+        pass

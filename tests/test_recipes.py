@@ -47,6 +47,11 @@ START, END = "<!-- recipes:start -->", "<!-- recipes:end -->"
 TESTED = {
     "jq-pipe",
     "zcat-pipe",
+    "sync",
+    "github-sync",
+    "sync-cron",
+    "export",
+    "delete",
     "github-actions",
     "k8s-indexed-job",
     "xargs",
@@ -306,6 +311,133 @@ def test_zcat_pipe_is_idempotent(sh: Shell, server: LocalServer) -> None:
     again = sh.run(command)
     assert again.code == 0, again.stderr
     assert server.records("errors") == stored  # same ids: nothing duplicated
+
+
+# ---------------------------------------------------------------------------------------
+# Keep an index in step: sync, export, delete
+
+
+def test_sync_keeps_the_namespace_in_step(sh: Shell, server: LocalServer) -> None:
+    command = one_line(block("sync").text)
+    rows = docs(200)
+    write_jsonl(sh.cwd / "docs.jsonl", rows)
+    first = sh.run(command)
+    assert first.code == 0, first.stderr
+    assert server.records("docs") == as_stored(rows) and received(server) == 200
+    rows = rows[:150]  # 50 removed from the source
+    rows[0] = {**rows[0], "data": "changed"}
+    write_jsonl(sh.cwd / "docs.jsonl", rows)
+    second = sh.run(command)
+    assert second.code == 0, second.stderr
+    assert server.records("docs") == as_stored(rows)
+    assert received(server) == 201  # only the changed record was sent again
+    write_jsonl(sh.cwd / "docs.jsonl", rows[:10])  # a truncated source: the guard holds
+    guarded = sh.run(command)
+    assert guarded.code == ExitStatus.PARTIAL and "--max-delete" in guarded.stderr
+    assert server.records("docs") == as_stored(rows)
+
+
+def test_github_sync_workflow(sh: Shell, server: LocalServer) -> None:
+    workflow = (SAMPLES / "github-sync.yml").read_text(encoding="utf-8")
+    for excerpt in blocks("github-sync"):
+        assert excerpt.text in workflow, f"README excerpt not in github-sync.yml:\n{excerpt.text}"
+    for name in ("UPSTASH_VECTOR_REST_URL", "UPSTASH_VECTOR_REST_TOKEN"):
+        assert f"{name}: ${{{{ secrets.{name} }}}}" in workflow
+    steps = [run for run in workflow_runs(workflow) if run.startswith("vupsert ")]
+    assert [step.split()[1] for step in steps] == ["sync", "verify"]
+    rows, bad = data_dir(sh.cwd)
+    for attempt in (1, 2):
+        sync, verify = (sh.run(step, shell="actions") for step in steps)
+        # Exit 1 while the two bad lines are there: rejected, and they cannot be checked.
+        expected = ExitStatus.PARTIAL if bad else ExitStatus.SUCCESS
+        assert sync.code == expected, sync.stderr
+        assert sync.summary["records_rejected"] == bad
+        assert len(read_jsonl(sh.cwd / "rejects.jsonl")) == bad
+        assert verify.code == expected, verify.stderr
+        assert "0 missing · 0 different" in verify.stderr
+        assert server.records("docs") == as_stored(rows)
+        if attempt == 1:
+            # A merge that edits one record, removes 100 articles and fixes the bad
+            # lines: the next run sends one record and deletes the 100.
+            more = [r for r in rows if r["id"].startswith("more")]
+            more[0] = {**more[0], "data": "edited"}
+            articles = [r for r in rows if not r["id"].startswith("more")][100:]
+            write_jsonl(sh.cwd / "data/more.jsonl", more)
+            write_jsonl(sh.cwd / "data/articles.jsonl", articles)
+            sent = received(server)
+            rows, bad = articles + more, 0
+    assert received(server) == sent + 1
+
+
+def test_sync_cron_entry(tmp_path: Path, server: LocalServer) -> None:
+    shell = make_shell(tmp_path, server)
+    (tmp_path / "var/lock").mkdir(parents=True)
+    variables: dict[str, str] = {}
+    jobs = []
+    for line in shell_lines(block("sync-cron").text):
+        name, sep, value = line.partition("=")
+        if sep and re.fullmatch(r"[A-Z_]+", name):
+            variables[name] = value
+        else:
+            jobs.append(line)
+    (job,) = jobs
+    assert variables.keys() == {"PATH", "UPSTASH_VECTOR_REST_URL", "UPSTASH_VECTOR_REST_TOKEN"}
+    env = {
+        "PATH": shell.path(variables["PATH"]),
+        "UPSTASH_VECTOR_REST_URL": server.url,
+        "UPSTASH_VECTOR_REST_TOKEN": server.token,
+    }
+    m = re.match(r"^(\S+\s+){5}(.+)$", job)
+    assert m, f"not a crontab job line: {job}"
+    source = re.search(r"vupsert sync (\S+)", m[2])
+    assert source
+    command = m[2].replace(source[1], str(tmp_path / "export.jsonl"))
+    command = command.replace("/var/lock/", f"{tmp_path}/var/lock/")
+
+    def tick() -> str:
+        result = shell.run(command, shell="sh", env=env, inherit=False)
+        assert result.code == 0, result
+        return result.stdout + result.stderr
+
+    rows = docs(100)
+    write_jsonl(tmp_path / "export.jsonl", rows)
+    assert tick() == ""  # a clean run mails nothing
+    rows = rows[10:] + docs(5, "added")
+    write_jsonl(tmp_path / "export.jsonl", rows)
+    assert tick() == ""
+    assert server.records("docs") == as_stored(rows)
+    write_jsonl(tmp_path / "export.jsonl", [])  # an empty export must not wipe the index
+    mail = tick()
+    assert "vupsert sync docs: exit 1" in mail and "--max-delete" in mail
+    assert server.records("docs") == as_stored(rows)
+
+
+def test_export_then_upsert_makes_a_copy(sh: Shell, server: LocalServer) -> None:
+    rows = docs(1500)
+    write_jsonl(sh.cwd / "docs.jsonl", rows)
+    assert sh.run("vupsert upsert docs.jsonl -n docs -q").code == 0
+    for line in shell_lines(block("export").text):
+        result = sh.run(line)
+        assert result.code == 0, (line, result.stderr)
+    assert (sh.cwd / "docs-backup.jsonl.gz").exists()
+    assert server.records("docs-copy") == server.records("docs") == as_stored(rows)
+
+
+def test_delete_lines(sh: Shell, server: LocalServer) -> None:
+    rows = docs(20) + [
+        {"id": f"drafts/{i}", "data": f"draft {i}", "metadata": {"status": "draft"}}
+        for i in range(5)
+    ]
+    write_jsonl(sh.cwd / "docs.jsonl", rows)
+    assert sh.run("vupsert upsert docs.jsonl -n docs -q").code == 0
+    (sh.cwd / "retired.txt").write_text("doc-1\ndoc-2\n")
+    retire, count, drafts = shell_lines(block("delete").text)
+    assert sh.run(retire).code == 0
+    counted = sh.run(count)
+    assert counted.code == 0 and "would delete 5 records" in counted.stderr
+    assert len(server.records("docs")) == 23
+    assert sh.run(drafts).code == 0
+    assert set(server.records("docs")) == {f"doc-{i}" for i in range(20)} - {"doc-1", "doc-2"}
 
 
 # ---------------------------------------------------------------------------------------

@@ -3,13 +3,14 @@ one paged scan and kept compactly: for each id, a 64-bit hash of the id and a 64
 digest of its data and metadata, in two arrays sorted by the id's hash. 17 bytes an id,
 not the records: a million stored ids take about 17 MB once sorted.
 
-Two ids that hash alike (about one chance in 10^8 for a million ids) would share one
-entry: the second of them would then be sent again on every sync, never lost.
+The hashes are Python's own (SipHash, in C), keyed anew by each process: a scope lives
+for one run and is compared only with records hashed in that run. Two ids that hash
+alike (about one chance in 10^7 for a million ids) would share one entry: the second of
+them would then be sent again on every sync, never lost.
 """
 
 from __future__ import annotations
 
-import hashlib
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
@@ -23,16 +24,24 @@ PAGE = 1000
 """Vectors per ``range`` request: Upstash's largest page."""
 
 
+_MASK = 0xFFFF_FFFF_FFFF_FFFF
+
+
 def id_hash(id_: str) -> int:
-    digest = hashlib.blake2b(id_.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
+    return hash(id_)
 
 
 def digest(data: Any, metadata: Any) -> int:
     """The same for a record as read and as the index gives it back: keys in any order,
     ``1.0`` and ``1``, absent and empty metadata are each one value."""
-    canonical = orjson.dumps([data, _canonical(metadata) or None], option=orjson.OPT_SORT_KEYS)
-    return int.from_bytes(hashlib.blake2b(canonical, digest_size=8).digest(), "big")
+    canonical = orjson.dumps([data, metadata or None], option=orjson.OPT_SORT_KEYS)
+    if b".0" in canonical:
+        # Maybe an integral float, which a store may give back as an integer: spelled
+        # as one. Most records have none, and skip the walk.
+        canonical = orjson.dumps(
+            [data, _canonical(metadata) or None], option=orjson.OPT_SORT_KEYS
+        )
+    return hash(canonical) & _MASK
 
 
 def _canonical(value: Any) -> Any:
@@ -74,8 +83,8 @@ class Scope:
     def __init__(self, pairs: list[int]) -> None:
         """``pairs``: ``id_hash << 64 | digest`` for every stored id."""
         pairs.sort()
-        self.ids = array("Q", (pair >> 64 for pair in pairs))
-        self.digests = array("Q", (pair & 0xFFFF_FFFF_FFFF_FFFF for pair in pairs))
+        self.ids = array("q", (pair >> 64 for pair in pairs))
+        self.digests = array("Q", (pair & _MASK for pair in pairs))
         self.present = bytearray(len(self.ids))
         """Set for each stored id the source holds."""
 
@@ -91,7 +100,7 @@ class Scope:
         for page in pages(caller, prefix=prefix, data=True):
             for vector in page:
                 pairs.append(
-                    id_hash(str(vector["id"])) << 64
+                    hash(str(vector["id"])) << 64
                     | digest(vector.get("data"), vector.get("metadata"))
                 )
             if on_page is not None:

@@ -33,7 +33,7 @@ from .errors import DeletionRefused, UsageError
 from .outcomes import Broadcast, Events, NoEvents, Summary, SyncSummary
 from .pipeline import Run
 from .preflight import preflight
-from .records import Position, Record, Rejection, Skip
+from .records import Position, Record, Rejection
 from .retrying import Caller
 from .scope import Scope, digest, id_hash
 from .sending import RetryPolicy
@@ -68,7 +68,7 @@ def parse_max_delete(value: int | str | None, stored: int) -> int:
 
 
 class Differ:
-    """The step after reading: records the index holds as they are become skips."""
+    """The step after reading: records the index holds as they are go no further."""
 
     def __init__(self, scope: Scope, summary: SyncSummary, prefix: str | None) -> None:
         self._scope = scope
@@ -97,8 +97,9 @@ class Differ:
                 else:
                     scope.present[at] = 1
                     if scope.digests[at] == fresh:
+                        # Dropped from the stream: a sync keeps no checkpoint, so nothing
+                        # needs its position, and it is counted here.
                         summary.records_unchanged += 1
-                        yield index, Skip(source, line, Position(offset, end_line))
                         continue
                     summary.records_changed += 1
                     # A later record of the same id is compared with this one, which is
@@ -254,7 +255,7 @@ class SyncRun:
                 f"{option('max_delete', stale)}; if not, find what is missing from it.",
             )
             return
-        if self.settings.dry_run:
+        if self.settings.dry_run or not stale:
             summary.records_deleted = stale
             return
         for ids in scope.stale_ids(caller, prefix=self.prefix):

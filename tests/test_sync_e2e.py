@@ -215,3 +215,14 @@ def test_sync_from_python(server: LocalServer) -> None:
         rows[:5], url=server.url, token=server.token, namespace="py", max_delete="100%"
     )
     assert done.records_deleted == 45 and len(stored(server, "py")) == 5
+
+
+def test_the_readme_names_every_key_sync_adds() -> None:
+    from .conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Keep an index in step") :]
+    added = set(vupsert.SyncSummary().as_dict()) - set(vupsert.Summary().as_dict())
+    assert added == {f"records_{k}" for k in ("new", "changed", "unchanged", "deleted", "stored")}
+    for key in added:
+        assert f"`{key}`" in section, key

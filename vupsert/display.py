@@ -228,7 +228,7 @@ class ConsoleEvents:
                 if self.rejects
                 else f"a rejects file ({option('rejects')}) keeps every one with its reason"
             )
-            self.terminal.line(f"... and {self._unshown:,} more rejected records: {where}")
+            self.terminal.line(f"... and {plural(self._unshown, 'more rejected record')}: {where}")
         if summary.error is not None and summary.records_read == 0:
             # Nothing was read: a table of zeros would only push the error out of sight.
             return

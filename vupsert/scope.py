@@ -38,9 +38,7 @@ def digest(data: Any, metadata: Any) -> int:
     if b".0" in canonical:
         # Maybe an integral float, which a store may give back as an integer: spelled
         # as one. Most records have none, and skip the walk.
-        canonical = orjson.dumps(
-            [data, _canonical(metadata) or None], option=orjson.OPT_SORT_KEYS
-        )
+        canonical = orjson.dumps([data, _canonical(metadata) or None], option=orjson.OPT_SORT_KEYS)
     return hash(canonical) & _MASK
 
 

@@ -458,6 +458,7 @@ def upsert(
     the server refuses. Progress and per-batch errors go to stderr; --json prints the
     summary on stdout.
     """
+    options = dict(locals())
     console = env.console()
     with user_errors(console):
         _check_stdin(files, "upsert")
@@ -470,37 +471,16 @@ def upsert(
             environ=env.environ,
             stdin=env.stdin,
             seed=seed,
-            format=format,
-            delimiter=delimiter,
-            columns=columns,
-            id_field=id_field,
-            data_field=data_field,
-            metadata_field=metadata_field,
-            metadata_columns=metadata_columns,
-            infer_types=infer_types,
-            data_template=data_template,
-            id_template=id_template,
-            id_from=id_from,
-            shard=shard,
-            batch_size=batch_size,
-            max_batch_bytes=max_batch_bytes,
-            timeout=timeout,
-            concurrency=concurrency,
-            retries=retries,
-            max_backoff=max_backoff,
-            rejects=rejects,
-            checkpoint=checkpoint,
-            restart=restart,
-            report=report,
-            dry_run=dry_run,
-            strict=strict,
-            fail_fast=fail_fast,
-            preflight=preflight,
-            allow_insecure_http=allow_insecure_http,
+            **_run_options(options),
         )
         with _signals(run.request_stop):
             summary = run.execute()
         _finish(summary, console, json_out=json_out, quiet=quiet)
+
+
+def _run_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The command's parameters that are options of a run (the library checks them)."""
+    return {name: value for name, value in values.items() if name in settings.OPTIONS}
 
 
 def _check_stdin(files: list[str] | None, command: str) -> None:
@@ -595,6 +575,7 @@ def sync(
     holds are deleted, at most --max-delete of them. --json adds records_new,
     records_changed, records_unchanged and records_deleted to upsert's keys.
     """
+    options = dict(locals())
     console = env.console()
     with user_errors(console):
         _check_stdin(files, "sync")
@@ -609,30 +590,7 @@ def sync(
             environ=env.environ,
             stdin=env.stdin,
             seed=seed,
-            format=format,
-            delimiter=delimiter,
-            columns=columns,
-            id_field=id_field,
-            data_field=data_field,
-            metadata_field=metadata_field,
-            metadata_columns=metadata_columns,
-            infer_types=infer_types,
-            data_template=data_template,
-            id_template=id_template,
-            id_from=id_from,
-            batch_size=batch_size,
-            max_batch_bytes=max_batch_bytes,
-            timeout=timeout,
-            concurrency=concurrency,
-            retries=retries,
-            max_backoff=max_backoff,
-            rejects=rejects,
-            report=report,
-            dry_run=dry_run,
-            strict=strict,
-            fail_fast=fail_fast,
-            preflight=preflight,
-            allow_insecure_http=allow_insecure_http,
+            **_run_options(options),
         )
         with _signals(run.request_stop):
             summary = run.execute()
@@ -757,6 +715,7 @@ def verify(
     in batches and compares data and metadata. Names the first records that are missing
     or different, with their file:line. Exit 0 when every record matches, 1 otherwise.
     """
+    options = dict(locals())
     console = env.console()
     with user_errors(console):
         _check_stdin(files, "verify")
@@ -767,21 +726,7 @@ def verify(
             namespace=namespace,
             environ=env.environ,
             stdin=env.stdin,
-            format=format,
-            delimiter=delimiter,
-            columns=columns,
-            id_field=id_field,
-            data_field=data_field,
-            metadata_field=metadata_field,
-            metadata_columns=metadata_columns,
-            infer_types=infer_types,
-            data_template=data_template,
-            id_template=id_template,
-            id_from=id_from,
-            timeout=timeout,
-            retries=retries,
-            max_backoff=max_backoff,
-            allow_insecure_http=allow_insecure_http,
+            **_run_options(options),
         )
         for problem in summary.problems:
             console.line(f"{problem.where}: {problem.id!r} is {problem.kind} in the index")

@@ -18,7 +18,7 @@ from typing import Any
 from .client import Client, Kind, fatal_hint
 from .errors import ServerError
 from .pacing import Throttle
-from .sending import RetryPolicy
+from .sending import RetryPolicy, Tries
 
 
 class Caller:
@@ -42,7 +42,7 @@ class Caller:
     def call(self, endpoint: str, payload: Any) -> Any:
         """The ``result`` of ``endpoint`` for ``payload``; :class:`ServerError` when the
         index refuses it, or does not answer through every retry."""
-        attempt = throttled = 0
+        tries = Tries()
         while True:
             started = self.throttle.acquire(_never)
             assert started is not None
@@ -57,19 +57,10 @@ class Caller:
                     status=answer.status,
                     hint=fatal_hint(answer.status or 0),
                 )
-            if answer.status == 429:
-                throttled += 1
-                exhausted = throttled > self.policy.throttled_retries
-                delay = answer.retry_after
-                if delay is None:
-                    delay = self.policy.delay(min(throttled, 4), self.rng, None)
-            else:
-                attempt += 1
-                exhausted = attempt > self.policy.retries
-                delay = self.policy.delay(attempt, self.rng, answer.retry_after)
-            if exhausted:
+            delay = self.policy.wait(answer, tries, self.rng)
+            if delay is None:
                 raise ServerError(
-                    f"{endpoint} gave up after {attempt + throttled} attempts: {answer.message}",
+                    f"{endpoint} gave up after {tries.total} attempts: {answer.message}",
                     status=answer.status,
                     hint="The index did not answer through every retry; run the same "
                     "command again later.",

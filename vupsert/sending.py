@@ -37,6 +37,23 @@ class RetryPolicy:
     throttled_retries: int = 100
     """429 answers one batch may get before it is given up on."""
 
+    def wait(self, answer: Answer, tries: Tries, rng: random.Random) -> float | None:
+        """Seconds to wait before the request ``answer`` answered is tried again, counted
+        in ``tries``; ``None`` once its retries are used up. A 429 waits as long as
+        ``Retry-After`` asks (or a short backoff), on a budget of its own: the shared
+        throttle is what slows down."""
+        if answer.status == 429:
+            tries.throttled += 1
+            if tries.throttled > self.throttled_retries:
+                return None
+            if answer.retry_after is not None:
+                return answer.retry_after
+            return self.delay(min(tries.throttled, 4), rng, None)
+        tries.failed += 1
+        if tries.failed > self.retries:
+            return None
+        return self.delay(tries.failed, rng, answer.retry_after)
+
     def delay(self, attempt: int, rng: random.Random, retry_after: float | None) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
         cap = min(self.max_backoff, self.base * 2 ** (attempt - 1))
@@ -44,6 +61,18 @@ class RetryPolicy:
         if retry_after is not None:
             delay = max(delay, min(retry_after, max(self.max_backoff, 1.0)))
         return delay
+
+
+@dataclass
+class Tries:
+    """How often one request has been tried: its transient failures and its 429s."""
+
+    failed: int = 0
+    throttled: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.failed + self.throttled
 
 
 class Fatal(Exception):
@@ -109,7 +138,7 @@ class Sender:
         if lo >= hi:
             return
         body = batch.part(lo, hi)
-        attempt = throttled = 0
+        tries = Tries()
         while True:
             started = self.throttle.acquire(self.abandon.is_set)
             if started is None:
@@ -137,21 +166,9 @@ class Sender:
                 self._send(batch, lo, middle, settlement)
                 self._send(batch, middle, hi, settlement)
                 return
-            if answer.status == 429:
-                # Throttling is not failure: the shared throttle already slows every
-                # sender down, so wait as asked and keep a separate, larger budget.
-                throttled += 1
-                exhausted = throttled > self.policy.throttled_retries
-                delay = answer.retry_after
-                if delay is None:
-                    delay = self.policy.delay(min(throttled, 4), self.rng, None)
-            else:
-                attempt += 1
-                exhausted = attempt > self.policy.retries
-                delay = self.policy.delay(attempt, self.rng, answer.retry_after)
-            if exhausted:
-                tries = attempt + throttled
-                reason = f"gave up after {tries} attempts: {answer.message}"
+            delay = self.policy.wait(answer, tries, self.rng)
+            if delay is None:
+                reason = f"gave up after {tries.total} attempts: {answer.message}"
                 settlement.rejected.extend(
                     _rejection(r, reason, answer.status) for r in batch.records_in(lo, hi)
                 )

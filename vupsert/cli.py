@@ -158,8 +158,8 @@ def upsert(
     files: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Input files, read in order as one stream; - or nothing reads stdin. "
-            ".gz, .bz2 and .xz are decompressed.",
+            help="Input files (JSON Lines, JSON arrays, CSV, TSV, Parquet), read in order "
+            "as one stream; - or nothing reads stdin. .gz, .bz2 and .xz are decompressed.",
             show_default=False,
         ),
     ] = None,
@@ -173,7 +173,7 @@ def upsert(
         typer.Option(
             "-f",
             "--format",
-            help="auto|jsonl|csv|tsv. auto goes by extension; stdin is JSONL.",
+            help="auto|jsonl|json|csv|tsv|parquet. auto goes by extension; stdin is JSONL.",
             rich_help_panel="Reading",
         ),
     ] = "auto",
@@ -223,6 +223,36 @@ def upsert(
             rich_help_panel="Mapping",
         ),
     ] = True,
+    types: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type",
+            metavar="COLUMN=TYPE",
+            help="CSV/TSV: make that column's metadata cells str, int, float, bool or json, "
+            "whatever --infer-types says; repeat for more columns.",
+            show_default=False,
+            rich_help_panel="Mapping",
+        ),
+    ] = None,
+    chunk_size: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="Split each record's data into chunks of at most N characters (at "
+            "paragraph, sentence or word ends), sent as ID#1, ID#2 ... with the record's "
+            "metadata and, under 'chunk', where each came from.",
+            show_default=False,
+            rich_help_panel="Mapping",
+        ),
+    ] = None,
+    chunk_overlap: Annotated[
+        int,
+        typer.Option(
+            metavar="M",
+            help="Characters each chunk repeats from the end of the one before it.",
+            rich_help_panel="Mapping",
+        ),
+    ] = settings.CHUNK_OVERLAP,
     delimiter: Annotated[
         str | None,
         typer.Option(help="CSV/TSV delimiter (one character, or \\t).", rich_help_panel="Reading"),
@@ -370,7 +400,8 @@ def upsert(
     ] = False,
     seed: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
-    """Stream JSONL or CSV records into the index's /upsert-data endpoint, in batches.
+    """Stream JSON Lines, JSON, CSV, TSV or Parquet records into the index's /upsert-data
+    endpoint, in batches.
 
     Every record ends up in the index or in --rejects with its file:line and the reason.
     Failed batches are retried (429, 5xx, network errors) or split to isolate the records
@@ -409,6 +440,9 @@ def upsert(
             metadata_field=metadata_field,
             metadata_columns=metadata_columns,
             infer_types=infer_types,
+            types=types,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
             data_template=data_template,
             id_template=id_template,
             id_from=id_from,
@@ -692,6 +726,7 @@ def upsert_command(settings: Settings) -> str:
     )
     if settings.mapping.shard is not None:
         values["shard"] = "{}/{}".format(*settings.mapping.shard)
+    values["types"] = [f"{k}={v}" for k, v in settings.mapping.types] or None
     if values["delimiter"] == "\t":
         values["delimiter"] = "\\t"
     command = typer.main.get_command(app)
@@ -707,7 +742,10 @@ def upsert_command(settings: Settings) -> str:
             value = str(value)
         if value == param.default:
             continue
-        if param.is_flag:
+        if isinstance(value, list):
+            for item in value:
+                argv += [param.opts[0], item]
+        elif param.is_flag:
             argv.append(param.opts[0] if value else param.secondary_opts[0])
         else:
             argv += [param.opts[0], str(value)]

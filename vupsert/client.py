@@ -170,6 +170,7 @@ class Client:
         self._token = token
         suffix = "/" + quote(namespace, safe="") if namespace else ""
         self.upsert_path = "/upsert-data" + suffix
+        self._suffix = suffix
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
@@ -245,6 +246,46 @@ class Client:
                 message = f"connection failed: {self.scrub(_describe(exc))}"
             return Answer(Kind.TRANSIENT, None, message, elapsed=time.monotonic() - started)
         return self._answer(response, time.monotonic() - started)
+
+    def have_ids(self, ids: list[str]) -> list[bool]:
+        """Whether each of ``ids`` is in the namespace: one ``fetch``, asking for nothing
+        but the ids. Raises :class:`ServerError` when it cannot be had."""
+        body = {"ids": ids, "includeMetadata": False, "includeVectors": False}
+        result = self._json_command("fetch", {**body, "includeData": False})
+        if not isinstance(result, list) or len(result) != len(ids):
+            raise ServerError(f"{self.base_url}/fetch did not answer one item per id asked")
+        return [item is not None for item in result]
+
+    def delete_where(self, filter: str) -> int:
+        """Delete the vectors of the namespace whose metadata matches ``filter``; how many
+        were. Raises :class:`ServerError` when the index refuses or does not answer."""
+        result = self._json_command("delete", {"filter": filter})
+        deleted = result.get("deleted") if isinstance(result, dict) else None
+        return deleted if isinstance(deleted, int) else 0
+
+    def _json_command(self, name: str, body: dict[str, Any]) -> Any:
+        """The ``result`` of ``POST /name[/namespace]`` with a JSON body."""
+        path = f"/{name}{self._suffix}"
+        try:
+            response = self._http.post(path, content=orjson.dumps(body))
+        except httpx.TransportError as exc:
+            raise ServerError(
+                f"{self.base_url}{path}: {self.scrub(_describe(exc))}", status=None
+            ) from None
+        status = response.status_code
+        if status != 200:
+            raise ServerError(
+                f"{self.base_url}{path} answered {status}: {self._message(response)}",
+                status=status,
+                hint=fatal_hint(status),
+            )
+        try:
+            payload = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            payload = None
+        if not isinstance(payload, dict) or "result" not in payload:
+            raise ServerError(f"{self.base_url}{path} did not answer like an Upstash index")
+        return payload["result"]
 
     def _message(self, response: httpx.Response) -> str:
         """The server's message, without the token, a redirect naming its target."""

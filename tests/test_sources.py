@@ -63,7 +63,11 @@ def summary(items: list[Item]) -> list[tuple[object, ...]]:
     [
         ("a.jsonl", "auto", "jsonl"),
         ("a.ndjson", "auto", "jsonl"),
-        ("a.json", "auto", "jsonl"),
+        ("a.json", "auto", "json"),
+        ("a.json.gz", "auto", "json"),
+        ("a.parquet", "auto", "parquet"),
+        ("A.PQ", "auto", "parquet"),
+        ("a.jsonl.json", "auto", "json"),
         ("a.csv", "auto", "csv"),
         ("A.CSV", "auto", "csv"),
         ("a.tsv", "auto", "tsv"),
@@ -159,10 +163,10 @@ def test_jsonl_rejection_reasons(tmp_path: Path, line: bytes, reason: str) -> No
     [b'[\n  {"id": 1}\n]\n', b'\xef\xbb\xbf{\n  "id": 1\n}\n', b'[{"id": 1},\n{"id": 2}]\n'],
 )
 def test_json_document_instead_of_lines_is_an_input_error(tmp_path: Path, content: bytes) -> None:
-    path = write(tmp_path, "a.json", content)
+    path = write(tmp_path, "a.jsonl", content)
     with pytest.raises(InputError, match="looks like one JSON document") as e:
         read(path)
-    assert "jq -c" in str(e.value)
+    assert "jq -c" in str(e.value) and "format='json'" in str(e.value)
 
 
 def test_stdin_plain_and_compressed() -> None:

@@ -43,11 +43,13 @@ from .sending import RetryPolicy
 from .settings import (
     MAPPING_OPTIONS,
     MAX_BACKOFF,
+    MAX_CHUNK_SIZE,
     MAX_CONCURRENCY,
     OPTIONS,
     READ_OPTIONS,
     RETRIES,
     TIMEOUT,
+    ColumnType,
     Format,
     IdFrom,
     MappingOptions,
@@ -55,6 +57,7 @@ from .settings import (
     Settings,
     option,
 )
+from .sources import detect_format
 from .syncing import SyncRun
 from .verifying import Verifier
 
@@ -430,6 +433,12 @@ def build_settings(
         read["delimiter"] = _delimiter(read["delimiter"])
     if "shard" in mapping:
         mapping["shard"] = _shard(mapping["shard"])
+    if mapping.get("types"):
+        mapping["types"] = _types(mapping["types"])
+        _types_apply(inputs, read.get("format", "auto"), mapping["types"])
+    else:
+        mapping.pop("types", None)
+    _chunking(mapping)
     for name in ("rejects", "checkpoint", "report"):
         if options.get(name) is not None:
             options[name] = Path(options[name])
@@ -508,3 +517,94 @@ def _shard(value: str | Sequence[int] | None) -> tuple[int, int] | None:
             hint="For example 0/4, 1/4, 2/4 and 3/4 for four jobs.",
         )
     return shard, shards
+
+
+_TYPE_NAMES: dict[Any, ColumnType] = {
+    "str": "str",
+    "text": "str",
+    "string": "str",
+    "int": "int",
+    "integer": "int",
+    "float": "float",
+    "number": "float",
+    "bool": "bool",
+    "boolean": "bool",
+    "json": "json",
+    str: "str",
+    int: "int",
+    float: "float",
+    bool: "bool",
+}
+
+
+def _types(
+    value: Mapping[str, Any] | Sequence[str] | str,
+) -> tuple[tuple[str, ColumnType], ...]:
+    """``(column, type)`` pairs from ``{"zip": "str"}`` or ``["zip=str", ...]``."""
+    if isinstance(value, Mapping):
+        pairs = [(str(k), v) for k, v in value.items()]
+    else:
+        pairs = []
+        for item in [value] if isinstance(value, str) else value:
+            name, sep, kind = str(item).partition("=")
+            if not sep or not name.strip():
+                raise UsageError(
+                    f"{option('types', item)}: write COLUMN=TYPE, e.g. zip=str.",
+                    hint=f"The types are {', '.join(get_args(ColumnType))}.",
+                )
+            pairs.append((name, kind))
+    types: dict[str, ColumnType] = {}
+    for name, kind in pairs:
+        key = kind.strip().lower() if isinstance(kind, str) else kind
+        try:
+            types[name.strip()] = _TYPE_NAMES[key]
+        except (KeyError, TypeError):
+            raise UsageError(
+                f"{option('types', {name: kind})}: {kind!r} is not a type.",
+                hint=f"The types are {', '.join(get_args(ColumnType))}.",
+            ) from None
+    return tuple(types.items())
+
+
+def _types_apply(
+    inputs: Sequence[str | os.PathLike[str]], fmt: str, types: tuple[tuple[str, str], ...]
+) -> None:
+    """``types`` cast CSV/TSV cells: given for inputs none of which is one, they would do
+    nothing, so they are refused rather than ignored."""
+    formats = {detect_format(os.fspath(name), fmt) for name in inputs}  # type: ignore[arg-type]
+    if not formats & {"csv", "tsv"}:
+        raise UsageError(
+            f"{option('types', dict(types))} applies to CSV and TSV cells, and no input is "
+            "CSV or TSV.",
+            hint="JSON and Parquet values keep the types they have: leave it out.",
+        )
+
+
+def _chunking(mapping: dict[str, Any]) -> None:
+    if mapping.get("chunk_overlap", 0) is None:
+        del mapping["chunk_overlap"]
+    size, overlap = mapping.get("chunk_size"), mapping.get("chunk_overlap")
+    for name, value, low, high in (
+        ("chunk_size", size, 1, MAX_CHUNK_SIZE),
+        ("chunk_overlap", overlap, 0, None),
+    ):
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < low
+            or (high is not None and value > high)
+        ):
+            limits = f"from {low} to {high:,}" if high is not None else f"at least {low}"
+            raise UsageError(f"{option(name, value)}: it must be a whole number {limits}.")
+    if size is None:
+        if overlap:
+            raise UsageError(
+                f"{option('chunk_overlap', overlap)} needs {option('chunk_size')}.",
+                hint="The overlap is what each chunk repeats of the one before it.",
+            )
+        return
+    if overlap is not None and overlap > size // 2:
+        raise UsageError(
+            f"{option('chunk_overlap', overlap)}: it must be at most half of "
+            f"{option('chunk_size', size)} ({size // 2:,}).",
+        )

@@ -167,8 +167,8 @@ JsonOption = Annotated[
 FilesArg = Annotated[
     list[str] | None,
     typer.Argument(
-        help="Input files, read in order as one stream; - or nothing reads stdin. "
-        ".gz, .bz2 and .xz are decompressed.",
+        help="Input files (JSON Lines, JSON arrays, CSV, TSV, Parquet), read in order "
+        "as one stream; - or nothing reads stdin. .gz, .bz2 and .xz are decompressed.",
         show_default=False,
     ),
 ]
@@ -191,7 +191,7 @@ FormatOption = Annotated[
     typer.Option(
         "-f",
         "--format",
-        help="auto|jsonl|csv|tsv. auto goes by extension; stdin is JSONL.",
+        help="auto|jsonl|json|csv|tsv|parquet. auto goes by extension; stdin is JSONL.",
         rich_help_panel="Reading",
     ),
 ]
@@ -246,6 +246,39 @@ InferTypesOption = Annotated[
     typer.Option(
         "--infer-types/--no-infer-types",
         help="CSV/TSV: turn numbers and true/false in metadata cells into JSON types.",
+        rich_help_panel="Mapping",
+    ),
+]
+
+TypesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--type",
+        metavar="COLUMN=TYPE",
+        help="CSV/TSV: make that column's metadata cells str, int, float, bool or json, "
+        "whatever --infer-types says; repeat for more columns.",
+        show_default=False,
+        rich_help_panel="Mapping",
+    ),
+]
+
+ChunkSizeOption = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        help="Split each record's data into chunks of at most N characters (at "
+        "paragraph, sentence or word ends), sent as ID#1, ID#2 ... with the record's "
+        "metadata and, under 'chunk', where each came from.",
+        show_default=False,
+        rich_help_panel="Mapping",
+    ),
+]
+
+ChunkOverlapOption = Annotated[
+    int,
+    typer.Option(
+        metavar="M",
+        help="Characters each chunk repeats from the end of the one before it.",
         rich_help_panel="Mapping",
     ),
 ]
@@ -429,6 +462,9 @@ def upsert(
     id_template: IdTemplateOption = None,
     id_from: IdFromOption = "field",
     infer_types: InferTypesOption = True,
+    types: TypesOption = None,
+    chunk_size: ChunkSizeOption = None,
+    chunk_overlap: ChunkOverlapOption = settings.CHUNK_OVERLAP,
     delimiter: DelimiterOption = None,
     columns: ColumnsOption = None,
     shard: ShardOption = None,
@@ -451,7 +487,8 @@ def upsert(
     quiet: QuietOption = False,
     seed: SeedOption = None,
 ) -> None:
-    """Stream JSONL or CSV records into the index's /upsert-data endpoint, in batches.
+    """Stream JSON Lines, JSON, CSV, TSV or Parquet records into the index's /upsert-data
+    endpoint, in batches.
 
     Every record ends up in the index or in --rejects with its file:line and the reason.
     Failed batches are retried (429, 5xx, network errors) or split to isolate the records
@@ -540,6 +577,9 @@ def sync(
     id_template: IdTemplateOption = None,
     id_from: IdFromOption = "field",
     infer_types: InferTypesOption = True,
+    types: TypesOption = None,
+    chunk_size: ChunkSizeOption = None,
+    chunk_overlap: ChunkOverlapOption = settings.CHUNK_OVERLAP,
     delimiter: DelimiterOption = None,
     columns: ColumnsOption = None,
     batch_size: BatchSizeOption = settings.BATCH_SIZE,
@@ -699,6 +739,9 @@ def verify(
     id_template: IdTemplateOption = None,
     id_from: IdFromOption = "field",
     infer_types: InferTypesOption = True,
+    types: TypesOption = None,
+    chunk_size: ChunkSizeOption = None,
+    chunk_overlap: ChunkOverlapOption = settings.CHUNK_OVERLAP,
     delimiter: DelimiterOption = None,
     columns: ColumnsOption = None,
     timeout: TimeoutOption = settings.TIMEOUT,
@@ -1100,6 +1143,7 @@ def upsert_command(settings: Settings) -> str:
     )
     if settings.mapping.shard is not None:
         values["shard"] = "{}/{}".format(*settings.mapping.shard)
+    values["types"] = [f"{k}={v}" for k, v in settings.mapping.types] or None
     if values["delimiter"] == "\t":
         values["delimiter"] = "\\t"
     command = typer.main.get_command(app)
@@ -1115,7 +1159,10 @@ def upsert_command(settings: Settings) -> str:
             value = str(value)
         if value == param.default:
             continue
-        if param.is_flag:
+        if isinstance(value, list):
+            for item in value:
+                argv += [param.opts[0], item]
+        elif param.is_flag:
             argv.append(param.opts[0] if value else param.secondary_opts[0])
         else:
             argv += [param.opts[0], str(value)]

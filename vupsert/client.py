@@ -173,6 +173,7 @@ class Client:
         suffix = "/" + quote(namespace, safe="") if namespace else ""
         self._suffix = suffix
         self.upsert_path = "/upsert-data" + suffix
+        self._suffix = suffix
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )

@@ -6,8 +6,9 @@ parsing, which columns are not metadata) is decided then, so :meth:`Mapper.map` 
 per-row work; :meth:`Mapper.records` maps a reader's output in order.
 
 A bad *record* becomes a Rejection whose reason names the field and what is wrong. A
-problem that would hit every row of a CSV/TSV input alike (the id column is not in its
-header) raises :class:`ColumnError` instead of rejecting the whole file row by row.
+problem that would hit every row of a CSV/TSV or Parquet input alike (the id column is
+not in its header) raises :class:`ColumnError` instead of rejecting the whole file row by
+row.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ from .records import (
     Skip,
     Stage,
 )
-from .settings import MappingOptions, option
+from .settings import ColumnType, MappingOptions, option
 
-__all__ = ["Mapper", "Template", "hash_id", "infer_value", "shard_of"]
+__all__ = ["COLUMN_TYPES", "Mapper", "Template", "hash_id", "infer_value", "shard_of"]
 
 _MISSING: Any = object()
 """What a getter returns for an absent field (``None`` is JSON null, a real value)."""
@@ -51,6 +52,57 @@ _PARSED_BEFORE = "could not be parsed originally: "
 _BOM = b"\xef\xbb\xbf"
 
 Getter = Callable[[dict[str, Any]], Any]
+Cast = Callable[[str], Any]
+"""Turns a CSV/TSV cell into a value of a column's type, or raises ValueError."""
+
+_INTEGER = re.compile(r"[-+]?[0-9]+").fullmatch
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?").fullmatch
+_TRUTH = {"true": True, "t": True, "yes": True, "y": True, "1": True}
+_TRUTH.update({"false": False, "f": False, "no": False, "n": False, "0": False})
+
+
+def _to_int(cell: str) -> int:
+    text = cell.strip()
+    if not _INTEGER(text):
+        raise ValueError("is not an integer")
+    number = int(text)
+    if not -_INT64 <= number < _INT64:
+        raise ValueError("is too large for a 64-bit integer; make the column str")
+    return number
+
+
+def _to_float(cell: str) -> float:
+    text = cell.strip()
+    if not _DECIMAL(text):
+        raise ValueError("is not a number")
+    value = float(text)
+    if value - value != 0.0:
+        raise ValueError("is not a finite number")
+    return value
+
+
+def _to_bool(cell: str) -> bool:
+    try:
+        return _TRUTH[cell.strip().lower()]
+    except KeyError:
+        raise ValueError("is not true/false (nor yes/no, 1/0)") from None
+
+
+def _to_json(cell: str) -> Any:
+    try:
+        return orjson.loads(cell)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"is not valid JSON ({exc.msg})") from None
+
+
+COLUMN_TYPES: dict[ColumnType, Cast] = {
+    "str": str,
+    "int": _to_int,
+    "float": _to_float,
+    "bool": _to_bool,
+    "json": _to_json,
+}
+"""What each of ``types``' names does to a CSV/TSV cell."""
 
 
 def shard_of(id: str, n: int) -> int:
@@ -274,6 +326,10 @@ class Mapper:
         self._stage: Stage = stage
         """What a rejection of this mapper holds: a row as read, or a record as sent."""
         self._infer = options.infer_types
+        self._types = {name: (kind, COLUMN_TYPES[kind]) for name, kind in options.types}
+        self._types_checked = False
+        self._chunked = options.chunk_size is not None
+        """Data over the 1 MB limit is fine: chunking splits it later."""
         for setting in ("id_field", "data_field", "metadata_field"):
             if not getattr(options, setting):
                 raise ConfigError(f"{option(setting)} must not be empty")
@@ -328,6 +384,8 @@ class Mapper:
         """For rejects-file lines holding a record as sent: default fields, same shard."""
         self._table: Mapper | None = None
         """For rejects-file lines holding a CSV/TSV row: this mapper's options, as a table."""
+        self._typed_table: Mapper | None = None
+        """For rejects-file lines holding a Parquet row: this mapper's options, typed."""
 
         # The common JSON Lines case gets a path with no per-field calls; anything it does
         # not accept at a glance goes through the general path, which has the last word.
@@ -339,7 +397,7 @@ class Mapper:
             and self._shard_n == 0
             and not any("." in f for f in (self._id_name, self._data_name, self._meta_name))
         )
-        self._tabular = self._fast = False
+        self._tabular = self._fast = self._typed = False
         self._word = "field"
         self.tabular = tabular
 
@@ -351,8 +409,21 @@ class Mapper:
     @tabular.setter
     def tabular(self, tabular: bool) -> None:
         self._tabular = tabular
+        self._typed = False
         self._word = "column" if tabular else "field"
         self._fast = self._fast_jsonl and not tabular
+
+    @property
+    def typed(self) -> bool:
+        """Whether rows come from a table whose cells have types of their own (Parquet):
+        mapped as CSV rows are, but no cell's type is guessed, a null is left out of
+        metadata, and dotted paths reach into struct columns."""
+        return self._typed
+
+    @typed.setter
+    def typed(self, typed: bool) -> None:
+        self.tabular = typed
+        self._typed = typed
 
     @property
     def reports_unattributed(self) -> bool:
@@ -486,7 +557,7 @@ class Mapper:
                 raise _Bad(_text_problem(id_, data, meta)) from None
             # The whole body under the smaller limit proves both parts are under theirs.
             if len(body) > MAX_METADATA_BYTES:
-                _check_sizes(data, meta)
+                _check_sizes(data, meta, chunked=self._chunked)
         except _Bad as bad:
             if id_ is None and not self.reports_unattributed:
                 return None
@@ -505,6 +576,7 @@ class Mapper:
             id=id_,
             stage=self._stage,
             table=self._tabular,
+            typed=self._typed,
         )
 
     # --- id ---------------------------------------------------------------------------
@@ -565,6 +637,8 @@ class Mapper:
         raise _Bad(f'data is not a string (got {_json_type(raw)}, field "{self._data_name}")')
 
     def _make_metadata(self, row: Row, value: dict[str, Any]) -> dict[str, Any] | None:
+        if self._typed:
+            return self._typed_metadata(row, value)
         if self._tabular:
             return self._table_metadata(row, value)
         if self._meta_columns is not None:
@@ -583,6 +657,8 @@ class Mapper:
 
     def _table_metadata(self, row: Row, value: dict[str, str]) -> dict[str, Any] | None:
         infer: Callable[[str], Any] = infer_value if self._infer else str
+        if self._types:
+            return self._typed_cells(row, value, infer)
         if self._meta_columns is None:
             skip = self._not_metadata
             meta = {k: infer(v) for k, v in value.items() if v and k not in skip}
@@ -596,8 +672,68 @@ class Mapper:
                     meta[name] = infer(cell)
         return meta or None
 
+    def _typed_cells(
+        self, row: Row, value: dict[str, str], infer: Callable[[str], Any]
+    ) -> dict[str, Any] | None:
+        """:meth:`_table_metadata` with ``types``: the columns they name are cast."""
+        if not self._types_checked:
+            self._check_types(row)
+        types = self._types
+        if self._meta_columns is None:
+            skip = self._not_metadata
+            cells = [(k, v) for k, v in value.items() if v and k not in skip]
+        else:
+            cells = []
+            for name, _ in self._meta_columns:
+                cell = value.get(name)
+                if cell is None:
+                    self._missing(row, name, "metadata")
+                if cell:
+                    cells.append((name, cell))
+        meta = {}
+        for name, cell in cells:
+            typed = types.get(name)
+            if typed is None:
+                meta[name] = infer(cell)
+                continue
+            kind, cast = typed
+            try:
+                meta[name] = cast(cell)
+            except ValueError as exc:
+                shown = cell if len(cell) <= 40 else cell[:37] + "..."
+                raise _Bad(
+                    f'column "{name}": {shown!r} {exc} ({option("types", {name: kind})})'
+                ) from None
+        return meta or None
+
+    def _check_types(self, row: Row) -> None:
+        """Once per input, at its first row: every column ``types`` names is there."""
+        self._types_checked = True
+        for name, (kind, _) in self._types.items():
+            if name not in row.value:
+                columns = ", ".join(row.value)
+                raise ColumnError(
+                    f"{row.source}: has no column {name!r} for {option('types', {name: kind})} "
+                    f"(its columns: {columns})",
+                    hint=f"Give types only to columns of the header in {option('types')}.",
+                )
+
+    def _typed_metadata(self, row: Row, value: dict[str, Any]) -> dict[str, Any] | None:
+        if self._meta_columns is None:
+            skip = self._not_metadata
+            meta = {k: v for k, v in value.items() if v is not None and k not in skip}
+        else:
+            meta = {}
+            for name, get in self._meta_columns:
+                found = get(value)
+                if found is _MISSING and _absent(value, name):
+                    self._missing(row, name, "metadata")
+                if found is not _MISSING and found is not None:
+                    meta[name] = found
+        return meta or None
+
     def _missing(self, row: Row, name: str, role: str, null: bool = False) -> NoReturn:
-        if self._tabular:
+        if self._tabular and (not self._typed or _absent(row.value, name)):
             # Every row of this input has the same columns: one error, not a million.
             columns = ", ".join(row.value)
             raise ColumnError(
@@ -638,11 +774,22 @@ class Mapper:
                 if self._table is None:
                     self._table = Mapper(self._options, tabular=True)
                 return self._table._map(row, rest)
+            if info.get("format") == "parquet":
+                if self._typed_table is None:
+                    self._typed_table = Mapper(self._options)
+                    self._typed_table.typed = True
+                return self._typed_table._map(row, rest)
             return self._map(row, rest)
         # The record as sent (or a line from before stages were recorded).
         if self._plain is None:
             self._plain = Mapper(MappingOptions(shard=self._options.shard), stage="send")
         return self._plain._map(row, rest)
+
+
+def _absent(value: dict[str, Any], path: str) -> bool:
+    """Whether a table row lacks the column a dotted path starts from: then every row
+    does, where a null on the way (a null struct) is that one row's."""
+    return path not in value and path.partition(".")[0] not in value
 
 
 def _column_hint(role: str) -> str:
@@ -722,9 +869,9 @@ def _as_read(row: Row, value: dict[str, Any]) -> bytes:
         return orjson.dumps(_scrub(kept))
 
 
-def _check_sizes(data: str, meta: dict[str, Any] | None) -> None:
+def _check_sizes(data: str, meta: dict[str, Any] | None, *, chunked: bool = False) -> None:
     size = len(data.encode())
-    if size > MAX_DATA_BYTES:
+    if size > MAX_DATA_BYTES and not chunked:
         raise _Bad(f"data is {size:,} bytes; the limit is {MAX_DATA_BYTES:,}")
     if meta is not None:
         size = len(orjson.dumps(meta))

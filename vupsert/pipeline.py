@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from .batching import Item, batches
+from .chunking import StaleChunks
 from .client import Client, fatal_hint
 from .columns import check_columns
 from .connection import check_token, check_url, require_connection
@@ -28,6 +29,7 @@ from .outcomes import Broadcast, Events, NoEvents, Settlement, Summary
 from .outputs import Outputs
 from .preflight import preflight, warn_of_new_namespace
 from .reading import Reader, check_inputs, input_order, total_size
+from .retrying import Caller
 from .sending import RetryPolicy
 from .settings import Settings
 from .sources import RECORDS, STDIN
@@ -75,6 +77,8 @@ class Run:
         self._abandon = threading.Event()
         """Stop at once; batches in flight are left unsettled."""
         self._workers: Workers | None = None
+        self._index_info: dict[str, Any] | None = None
+        self._stale: StaleChunks | None = None
 
     def request_stop(self) -> None:
         """First call: finish what is in flight. Second call: abandon it."""
@@ -95,10 +99,16 @@ class Run:
         client = self._client()
         try:
             if client is not None and settings.preflight:
-                warn_of_new_namespace(preflight(client), settings.namespace, self.events)
+                self._index_info = preflight(client)
+                warn_of_new_namespace(self._index_info, settings.namespace, self.events)
             outputs.open()
             if outputs.report is not None:
                 self.events = Broadcast(self.events, outputs.report)
+            if client is not None and settings.mapping.chunk_size is not None:
+                # After each batch, before a later one with the same ids is sent.
+                policy = RetryPolicy(retries=settings.retries, max_backoff=settings.max_backoff)
+                self._stale = StaleChunks(Caller(client, policy), self.events)
+                self.events = Broadcast(self.events, self._stale)
             if outputs.checkpoint is not None and STDIN in settings.inputs:
                 self.events.warning(
                     "stdin is checkpointed by position: the rerun must get the same input."
@@ -148,6 +158,8 @@ class Run:
             stopped=self._stop.is_set,
             stdin=self._stdin,
             records=self._records,
+            index_info=self._index_info,
+            chunk_counts=self._stale.pending if self._stale is not None else None,
         )
         self.events.started(total_size(settings.inputs), settings.inputs)
         workers = None

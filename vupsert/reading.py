@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, BinaryIO
 
+from ._parquet import parquet_rows
 from .batching import Item
 from .checkpoint import Checkpoint, input_key
+from .chunking import Chunker, LongData
 from .errors import InputError, StrictModeError, UsageError, VupsertError
 from .mapping import Mapper
 from .outcomes import Events, Summary
-from .records import Fresh, Record, Rejection, Skip
+from .records import Fresh, Position, Record, Rejection, Skip
 from .settings import Settings, option
 from .sources import (
     RECORDS,
@@ -29,6 +31,7 @@ from .sources import (
     display_name,
     input_size,
     is_stream,
+    iter_json,
     iter_json_lines,
     iter_records,
     iter_rows,
@@ -82,7 +85,12 @@ class Reader:
         stopped: Callable[[], bool],
         stdin: BinaryIO | None = None,
         records: Iterable[Mapping[str, Any]] | None = None,
+        index_info: Mapping[str, Any] | None = None,
+        chunk_counts: dict[str, int] | None = None,
     ) -> None:
+        """``index_info`` (the index's ``/info``) names its model: records longer than it
+        reads are counted and warned of. ``chunk_counts`` hears each chunked record's
+        count (see :class:`~vupsert.chunking.StaleChunks`)."""
         self._settings = settings
         self._summary = summary
         self._events = events
@@ -92,9 +100,18 @@ class Reader:
         self._records = records
         self.error: VupsertError | None = None
         """Why reading ended before the end of the inputs, once what was read is sent."""
+        self._chunk_counts = chunk_counts
+        self._long = LongData.of_index(index_info, chunked=settings.mapping.chunk_size is not None)
 
     def items(self) -> Iterator[Item]:
-        """Each item of every input, with the index of the input it came from, counted."""
+        """Each item of every input, with the index of the input it came from, counted;
+        then, once, a warning if records were longer than the index's model reads."""
+        yield from self._items()
+        warning = self._long.warning() if self._long is not None else None
+        if warning is not None:
+            self._events.warning(warning)
+
+    def _items(self) -> Iterator[Item]:
         summary, strict, stopped = self._summary, self._settings.strict, self._stopped
         guard: _MisfitGuard | None = _MisfitGuard()
         for index, name in enumerate(self._settings.inputs):
@@ -145,24 +162,42 @@ class Reader:
         source = display_name(name)
         if name == RECORDS:
             assert self._records is not None
-            return mapper.json_records(
-                source, iter_records(self._records, position), as_written=False
+            return self._stages(
+                mapper.json_records(
+                    source, iter_records(self._records, position), as_written=False
+                ),
+                position,
             )
         # A checkpointed file may still be written to (the cron case): a last line
         # without its newline is left for the next run rather than read half-written.
         read = replace(settings.read, whole_lines=self._checkpoint is not None)
         stdin = self._stdin if name == STDIN else None
         on_bytes, on_warning = self._events.bytes_read, self._events.warning
-        if detect_format(name, read.format) == "jsonl":
-            lines = iter_json_lines(
+        fmt = detect_format(name, read.format)
+        if fmt in ("jsonl", "json"):
+            lines = (iter_json if fmt == "json" else iter_json_lines)(
                 name, read, start=position, stdin=stdin, on_bytes=on_bytes, on_warning=on_warning
             )
-            return mapper.json_records(source, lines)
+            return self._stages(mapper.json_records(source, lines), position)
+        if fmt == "parquet":
+            mapper.typed = True
+            parquet = parquet_rows(name, start=position, on_bytes=on_bytes)
+            return self._stages(mapper.records(parquet), position)
         mapper.tabular = True
         rows = iter_rows(
             name, read, start=position, stdin=stdin, on_bytes=on_bytes, on_warning=on_warning
         )
-        return mapper.records(rows)
+        return self._stages(mapper.records(rows), position)
+
+    def _stages(
+        self, items: Iterator[Fresh | Record | Rejection | Skip], start: Position | None
+    ) -> Iterator[Fresh | Record | Rejection | Skip]:
+        """The mapped records, chunked if asked, and looked at for long data."""
+        if self._settings.mapping.chunk_size is not None:
+            items = Chunker(self._settings.mapping, self._chunk_counts).chunks(items, start)
+        if self._long is not None:
+            items = self._long.watch(items)
+        return items
 
 
 class _MisfitGuard:

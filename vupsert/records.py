@@ -126,6 +126,8 @@ class Rejection(_Located):
     stage: Stage = "read"
     table: bool = False
     """``body`` is a CSV/TSV row: its cells are text, mapped as a table's."""
+    typed: bool = False
+    """With ``table``: ``body`` is a Parquet row, whose values keep their types."""
 
 
 @dataclass(slots=True)

@@ -35,7 +35,7 @@ def reject_line(rejection: Rejection) -> bytes:
     if rejection.status is not None:
         info["status"] = rejection.status
     if rejection.table:
-        info["format"] = "csv"
+        info["format"] = "parquet" if rejection.typed else "csv"
     if rejection.body is None or not rejection.body.endswith(b"}"):
         if rejection.raw is not None:
             info["raw"] = rejection.raw

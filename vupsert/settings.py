@@ -18,8 +18,10 @@ from typing import Literal
 
 from .records import MAX_BATCH_RECORDS
 
-Format = Literal["auto", "jsonl", "csv", "tsv"]
+Format = Literal["auto", "jsonl", "json", "csv", "tsv", "parquet"]
 IdFrom = Literal["field", "hash", "line"]
+ColumnType = Literal["str", "int", "float", "bool", "json"]
+"""What ``types`` may make of a CSV/TSV column's cells."""
 
 BATCH_SIZE = MAX_BATCH_RECORDS
 MAX_BATCH_BYTES = 8 * 1024 * 1024
@@ -34,7 +36,13 @@ RETRIES = 15
 about 2.5 minutes of trying."""
 MAX_BACKOFF = 30.0
 """Longest wait between two retries, in seconds."""
+CHUNK_OVERLAP = 0
+"""Characters a chunk repeats of the one before it, when ``chunk_size`` splits data."""
+MAX_CHUNK_SIZE = 262_144
+"""A chunk of this many characters fits Upstash's 1 MB of data even at 4 bytes each."""
 
+_FLAGS = {"types": "type"}
+"""Settings whose flag is not their name: ``--type zip=str``, once per column."""
 _spelling: ContextVar[Literal["python", "cli"]] = ContextVar("vupsert_spelling", default="python")
 
 
@@ -42,7 +50,9 @@ def option(setting: str, value: object = None) -> str:
     """How a message names a setting, and a value for it, to whoever runs vupsert:
     ``data_field='text'`` in Python, ``--data-field text`` on the command line."""
     if _spelling.get() == "cli":
-        flag = "--" + setting.replace("_", "-")
+        flag = "--" + _FLAGS.get(setting, setting.replace("_", "-"))
+        if isinstance(value, dict):
+            return " ".join(f"{flag} {shlex.quote(f'{k}={v}')}" for k, v in value.items())
         if value is True or value is None:
             return flag
         if value is False:
@@ -112,11 +122,19 @@ class MappingOptions:
     """CSV/TSV: only these columns become metadata; ``None`` means all but id and data."""
     infer_types: bool = True
     """CSV/TSV: metadata cells become int/float/bool where they look like one."""
+    types: tuple[tuple[str, ColumnType], ...] = ()
+    """CSV/TSV: ``(column, type)`` pairs; these columns' cells become that type whatever
+    ``infer_types`` says, and a cell that does not fit is rejected."""
     data_template: str | None = None
     id_template: str | None = None
     id_from: IdFrom = "field"
     shard: tuple[int, int] | None = None
     """``(k, n)``: keep only records whose id hashes to k modulo n."""
+    chunk_size: int | None = None
+    """Split each record's data into chunks of at most this many characters, each sent
+    as a record of its own (see :mod:`vupsert.chunking`); ``None`` sends data whole."""
+    chunk_overlap: int = CHUNK_OVERLAP
+    """Characters each chunk repeats from the end of the one before it."""
 
 
 @dataclass(frozen=True)

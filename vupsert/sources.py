@@ -1,5 +1,8 @@
 """Open an input (a file, a compressed file, or stdin) and split it into rows.
 
+JSON Lines, JSON arrays (:mod:`vupsert._json_array`) and CSV/TSV are read here; Parquet
+(:mod:`vupsert._parquet`) has a reader of its own, as it is not read as a byte stream.
+
 Every row carries where it came from (``source:line``) and the reader's position right
 after it, so a checkpoint can say "everything up to byte N, line L is settled" and a
 later run can resume there with ``start=Position(N, L)``.
@@ -29,6 +32,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar, cast
 
 import orjson
 
+from ._json_array import elements, starts_as_array
+from ._parquet import parquet_rows
 from .errors import ConfigError, InputError
 from .records import JsonLine, Position, Rejection, Row
 from .settings import Format, ReadOptions, option
@@ -51,13 +56,14 @@ __all__ = [
     "display_name",
     "input_size",
     "is_stream",
+    "iter_json",
     "iter_json_lines",
     "iter_lines",
     "iter_records",
     "iter_rows",
 ]
 
-RowFormat = Literal["jsonl", "csv", "tsv"]
+RowFormat = Literal["jsonl", "json", "csv", "tsv", "parquet"]
 
 STDIN = "-"
 """The input name that means standard input."""
@@ -81,6 +87,9 @@ _REPORT_EVERY = 64 * 1024
 _DISCARD_CHUNK = 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 _SNIFF_SIZE = 10
+_SNIFF_JSON = 4096
+"""Bytes looked at to tell a JSON array from JSON Lines by the first value."""
+_PARQUET_MAGIC = b"PAR1"
 _BZIP2_BLOCKS = (b"1AY&SY", b"\x17rE8P\x90")
 _CSV_FIELD_LIMIT = 8 * 1024 * 1024
 """Characters in one CSV cell before the row is rejected.
@@ -136,14 +145,17 @@ def iter_records(
 def detect_format(name: str, fmt: Format) -> RowFormat:
     """The row format of an input: ``fmt`` unless it is ``"auto"``, else by file name.
 
-    ``.csv`` is CSV and ``.tsv``/``.tab`` is TSV, also under a compression suffix
-    (``a.csv.gz``); everything else, stdin included, is JSON Lines.
+    ``.csv`` is CSV, ``.tsv``/``.tab`` is TSV and ``.json`` is JSON (an array, or JSON
+    Lines: see :func:`iter_json`), also under a compression suffix (``a.csv.gz``);
+    ``.parquet``/``.pq`` is Parquet; everything else, stdin included, is JSON Lines.
     """
     if fmt != "auto":
         return fmt
     if name == STDIN:
         return "jsonl"
     lower = name.lower()
+    if lower.endswith((".parquet", ".pq")):
+        return "parquet"
     for suffix in COMPRESSION_SUFFIXES:
         if lower.endswith(suffix):
             lower = lower[: -len(suffix)]
@@ -152,6 +164,8 @@ def detect_format(name: str, fmt: Format) -> RowFormat:
         return "csv"
     if lower.endswith((".tsv", ".tab")):
         return "tsv"
+    if lower.endswith(".json"):
+        return "json"
     return "jsonl"
 
 
@@ -190,6 +204,8 @@ def iter_rows(
     ``start.line``. CSV/TSV still read their header from the top first.
 
     ``on_warning(message)`` hears of a last line left unread (``options.whole_lines``).
+    A JSON array's items are numbered by element (:func:`iter_json`), a Parquet file's by
+    row (:func:`vupsert._parquet.parquet_rows`: ``stdin`` does not apply).
 
     ``on_bytes(n)`` is called with the number of on-disk (compressed) bytes consumed
     since its previous call (an increment, never negative), about once per 64 KiB and
@@ -206,6 +222,13 @@ def iter_rows(
     whole_lines = options.whole_lines and name != STDIN
     if fmt == "jsonl":
         return _read(name, start, stdin, on_bytes, _JsonLines(whole_lines, on_warning).rows)
+    if fmt == "json":
+        items = iter_json(
+            name, options, start=start, stdin=stdin, on_bytes=on_bytes, on_warning=on_warning
+        )
+        return _as_rows(display_name(name), items)
+    if fmt == "parquet":
+        return parquet_rows(name, start=start, on_bytes=on_bytes)
     delimiter = options.delimiter
     if delimiter is None:
         delimiter = "," if fmt == "csv" else "\t"
@@ -220,6 +243,34 @@ def iter_rows(
         columns = checked
     table = _Table(delimiter, columns, whole_lines, on_warning)
     return _read(name, start, stdin, on_bytes, table.rows)
+
+
+def iter_json(
+    name: str,
+    options: ReadOptions,
+    *,
+    start: Position | None = None,
+    stdin: BinaryIO | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> Iterator[JsonLine | Rejection]:
+    """:func:`iter_json_lines` for a JSON input (``format="json"``): one array of objects,
+    read element by element (:mod:`vupsert._json_array`), or JSON Lines when its first
+    value is an object (BigQuery, among others, names JSON Lines ``.json``).
+
+    An element is numbered as a line is (``docs.json:7`` is the seventh element), and
+    resumes after its last byte.
+    """
+    lines = _JsonLines(options.whole_lines and name != STDIN, on_warning).lines
+
+    def produce(
+        stream: _Stream, source: str, start: Position | None
+    ) -> Iterator[JsonLine | Rejection]:
+        if starts_as_array(stream.peek(_SNIFF_JSON)) is False:
+            return lines(stream, source, start)
+        return elements(stream, source, start)
+
+    return _read(name, start, stdin, on_bytes, produce)
 
 
 def iter_json_lines(
@@ -247,6 +298,16 @@ def iter_lines(name: str, *, stdin: BinaryIO | None = None) -> Iterator[tuple[in
         return enumerate(stream, 1)
 
     return _read(name, None, stdin, None, numbered)
+
+
+def _as_rows(source: str, items: Iterator[JsonLine | Rejection]) -> Iterator[Row | Rejection]:
+    for item in items:
+        if type(item) is tuple:
+            line, offset, value, text = item
+            yield Row(source, line, Position(offset, line), value, text)
+        else:
+            assert isinstance(item, Rejection)
+            yield item
 
 
 # --- opening --------------------------------------------------------------------------
@@ -468,6 +529,11 @@ def _read(
         start = None
     with contextlib.ExitStack() as stack:
         stream, kind = _open(name, source, stdin, on_bytes, stack)
+        if kind is None and stream.peek(len(_PARQUET_MAGIC))[:4] == _PARQUET_MAGIC:
+            raise InputError(
+                f"{source}: is a Parquet file",
+                hint=f"Name it .parquet, or read it with {option('format', 'parquet')}.",
+            )
         try:
             yield from produce(stream, source, start)
         except EOFError:
@@ -638,7 +704,9 @@ def _bad_json_line(
     if first_line and (stripped.startswith(b"[") or stripped == b"{"):
         raise InputError(
             f"{source}: looks like one JSON document, not JSON Lines",
-            hint="vupsert reads one JSON object per line. Convert it with: jq -c '.[]' FILE",
+            hint="vupsert reads one JSON object per line here. For an array of objects, "
+            f"name the file .json or use {option('format', 'json')}; or convert it with: "
+            "jq -c '.[]' FILE",
         )
     try:
         # Again without the line end, so a line cut short says so instead of blaming

@@ -1,0 +1,416 @@
+"""Long data: chunks, chunks a shrunk record left behind, and the warning of data longer
+than the index's model reads."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import vupsert
+from vupsert.api import build_settings
+from vupsert.batching import Batch
+from vupsert.chunking import (
+    Chunker,
+    LongData,
+    StaleChunks,
+    split_text,
+    stale_filter,
+    token_limit,
+)
+from vupsert.cli import Environment, main
+from vupsert.client import RETRY_STATUSES, Answer, Kind
+from vupsert.errors import UsageError
+from vupsert.outcomes import NoEvents, Settlement, Summary
+from vupsert.records import Position, Record, Rejection, Skip
+from vupsert.retrying import Caller
+from vupsert.sending import RetryPolicy
+from vupsert.server import LocalServer, ServerConfig
+from vupsert.server._filter import compile_filter
+from vupsert.settings import MappingOptions
+
+from .conftest import cli_env, run_cli, write_jsonl
+
+SENTENCE = "Vectors hold meaning. Queries find them fast! Does it scale? "
+
+
+def test_data_that_fits_is_one_chunk_unchanged() -> None:
+    assert split_text("  short text ", 20) == ["  short text "]
+    assert split_text("x" * 20, 20) == ["x" * 20]
+
+
+def test_chunks_end_at_paragraphs_then_sentences_then_words() -> None:
+    text = "A" * 30 + ".\n\nSecond paragraph here. It goes on and on."
+    assert split_text(text, 50) == ["A" * 30 + ".", "Second paragraph here. It goes on and on."]
+    text = "One sentence here. Another one follows it. And a third"
+    assert split_text(text, 30) == ["One sentence here.", "Another one follows it.", "And a third"]
+    assert split_text("word " * 10, 12) == [
+        "word word",
+        "word word",
+        "word word",
+        "word word",
+        "word word",
+    ]
+    assert split_text("x" * 25, 10) == ["x" * 10, "x" * 10, "x" * 5]
+
+
+def test_a_boundary_too_early_is_not_taken() -> None:
+    # A paragraph break in the first half would make a tiny chunk: the sentence end wins.
+    text = "Hi.\n\n" + "This is a long sentence. " * 4
+    assert split_text(text, 60)[0] == "Hi.\n\nThis is a long sentence. This is a long sentence."
+
+
+def test_overlap_repeats_the_end_of_the_chunk_before_from_a_word() -> None:
+    chunks = split_text(SENTENCE * 6, 100, 30)
+    for before, after in itertools.pairwise(chunks):
+        head = after.split()[0]
+        assert head in before[-40:]
+    assert all(len(c) <= 100 for c in chunks)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(st.sampled_from("ab .!?\n\t"), max_size=400),
+    size=st.integers(1, 60),
+    share=st.floats(0, 0.5),
+)
+def test_chunks_are_bounded_cover_the_text_and_never_change(
+    text: str, size: int, share: float
+) -> None:
+    overlap = int(size * share) if size > 1 else 0
+    overlap = min(overlap, size // 2)
+    chunks = split_text(text, size, overlap)
+    assert chunks == split_text(text, size, overlap)
+    if len(text) <= size:
+        assert chunks == [text]
+        return
+    assert all(0 < len(c) <= size and c == c.strip() for c in chunks)
+    position = 0
+    for chunk in chunks:
+        found = text.find(chunk, max(0, position - overlap))
+        assert found >= 0
+        position = found + len(chunk)
+    if not overlap:
+        assert "".join("".join(c.split()) for c in chunks) == "".join(text.split())
+
+
+def test_sizes_and_overlaps_are_checked() -> None:
+    with pytest.raises(ValueError):
+        split_text("abc", 10, 6)
+    with pytest.raises(UsageError, match="chunk_overlap=60: it must be at most half"):
+        build_settings(dry_run=True, chunk_size=100, chunk_overlap=60)
+    with pytest.raises(UsageError, match=r"chunk_overlap=10 needs chunk_size="):
+        build_settings(dry_run=True, chunk_overlap=10)
+    with pytest.raises(UsageError, match="chunk_size=0: it must be a whole number from 1"):
+        build_settings(dry_run=True, chunk_size=0)
+    with pytest.raises(UsageError, match=r"chunk_size=1\.5"):
+        build_settings(dry_run=True, chunk_size=1.5)
+    assert (
+        build_settings(dry_run=True, chunk_size=10, chunk_overlap=None).mapping.chunk_overlap == 0
+    )
+
+
+def test_chunk_records_carry_the_origin_and_hold_the_checkpoint_back() -> None:
+    pending: dict[str, int] = {}
+    chunker = Chunker(MappingOptions(chunk_size=20), pending)
+    body = orjson.dumps({"id": "doc", "data": "one two three four five six", "metadata": {"k": 1}})
+    items: list[Any] = [
+        Skip("a", 1, Position(10, 1)),
+        ("doc", body, "a", 2, 50, 2),
+        Rejection("a", 3, Position(60, 3), "bad"),
+        Record("s", orjson.dumps({"id": "s", "data": "x"}), "a", 4, Position(70, 4)),
+    ]
+    out = list(chunker.chunks(items, Position(5, 0)))
+    chunks = [o for o in out if isinstance(o, Record)]
+    assert [c.id for c in chunks] == ["doc#1", "doc#2", "s#1"]
+    assert [c.end for c in chunks] == [Position(10, 1), Position(50, 2), Position(70, 4)]
+    assert [orjson.loads(c.body) for c in chunks[:2]] == [
+        {
+            "id": "doc#1",
+            "data": "one two three four",
+            "metadata": {"k": 1, "chunk": {"parent": "doc", "number": 1, "count": 2}},
+        },
+        {
+            "id": "doc#2",
+            "data": "five six",
+            "metadata": {"k": 1, "chunk": {"parent": "doc", "number": 2, "count": 2}},
+        },
+    ]
+    assert pending == {"doc": 2, "s": 1}
+
+
+def test_a_record_whose_metadata_has_a_chunk_key_is_rejected() -> None:
+    body = orjson.dumps({"id": "d", "data": "x", "metadata": {"chunk": 3}})
+    [out] = Chunker(MappingOptions(chunk_size=10)).chunks([("d", body, "a", 1, 9, 1)], None)
+    assert isinstance(out, Rejection) and 'metadata already has a "chunk" key' in out.reason
+
+
+def test_the_stale_filter_is_one_the_index_understands() -> None:
+    text = stale_filter({"a": 2, "it's": 2, "b\\c": 5})
+    assert text == (
+        "(chunk.number > 2 AND chunk.parent IN ('a', 'it\\'s')) OR "
+        "(chunk.number > 5 AND chunk.parent IN ('b\\\\c'))"
+    )
+    matches = compile_filter(text)
+    assert matches is not None
+
+    def meta(parent: str, number: int) -> dict[str, Any]:
+        return {"chunk": {"parent": parent, "number": number, "count": 9}}
+
+    assert matches(meta("it's", 3)) and matches(meta("b\\c", 6))
+    assert not matches(meta("it's", 2)) and not matches(meta("b\\c", 5))
+    assert not matches(meta("other", 9)) and not matches(None)
+
+
+class FailingClient:
+    """Answers every request with ``status``: 503 is worth retrying, 400 is not."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.calls = 0
+
+    def call(self, endpoint: str, payload: Any) -> Answer:
+        self.calls += 1
+        kind = Kind.TRANSIENT if self.status in RETRY_STATUSES else Kind.REFUSED
+        return Answer(kind, self.status, "no")
+
+
+class Warnings(NoEvents):
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def warning(self, message: str) -> None:
+        self.messages.append(message)
+
+
+@pytest.mark.parametrize(("status", "calls"), [(503, 4), (400, 1)])
+def test_stale_chunks_that_cannot_be_removed_are_warned_of(status: int, calls: int) -> None:
+    client, events = FailingClient(status), Warnings()
+    caller = Caller(client, RetryPolicy(retries=3), sleep=lambda s: None)  # type: ignore[arg-type]
+    stale = StaleChunks(caller, events)
+    stale.pending.update({"doc": 2, "other": 1})
+    batch = Batch(3, ids=["doc#1", "doc#2"], first_where="a:1", last_where="a:1")
+    stale.batch_done(Settlement(batch, upserted=2), Summary())
+    assert client.calls == calls and stale.failed == 1 and stale.pending == {"other": 1}
+    [message] = events.messages
+    assert message.startswith("batch 3 (a:1-1): the chunks its records had beyond")
+    assert "Run the same command again" in message
+
+
+# --- end to end -------------------------------------------------------------------------
+
+
+def long_document(paragraphs: int) -> str:
+    return "\n\n".join(f"Paragraph {p}. " + SENTENCE * 5 for p in range(paragraphs))
+
+
+def chunk_ids(server: LocalServer, ns: str = "") -> list[str]:
+    return sorted(server.records(ns))
+
+
+def test_a_long_document_chunked_then_shrunk_leaves_exactly_its_new_chunks(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "docs.jsonl"
+    other = {"id": "other", "data": long_document(3), "metadata": {"kind": "keep"}}
+    write_jsonl(path, [{"id": "doc", "data": long_document(12), "metadata": {"v": 1}}, other])
+    args: list[str | Path] = ["upsert", path, "--chunk-size", "400", "--chunk-overlap", "50"]
+    args.append("--json")
+    result = run_cli(*args, server=server)
+    assert result.code == 0, result.stderr
+    first = chunk_ids(server)
+    doc_chunks = [i for i in first if i.startswith("doc#")]
+    assert len(doc_chunks) >= 8
+    assert result.summary["records_upserted"] == len(first)
+    stored = server.records("")
+    data, meta = stored["doc#2"]
+    assert meta is not None and meta["v"] == 1
+    assert meta["chunk"] == {"parent": "doc", "number": 2, "count": len(doc_chunks)}
+    assert data is not None and len(data) <= 400
+
+    # The same input again: the same chunks and ids, nothing deleted.
+    server.reset_stats()
+    assert run_cli(*args, server=server).code == 0
+    assert chunk_ids(server) == first and server.records("") == stored
+    assert server.stats["requests"].get("delete", 0) == 0
+    assert server.stats["requests"]["fetch"] == 1  # one batch
+
+    # Shrunk: the document now has 2 chunks; its old chunks 3 and up are gone.
+    write_jsonl(path, [{"id": "doc", "data": long_document(2), "metadata": {"v": 2}}, other])
+    server.reset_stats()
+    result = run_cli(*args, server=server)
+    assert result.code == 0, result.stderr
+    expected = sorted(["doc#1", "doc#2"] + [i for i in first if i.startswith("other#")])
+    assert chunk_ids(server) == expected
+    now = server.records("")
+    assert all(now[i][1]["v"] == 2 for i in ("doc#1", "doc#2"))  # type: ignore[index]
+    assert now["doc#2"][1]["chunk"]["count"] == 2  # type: ignore[index]
+    assert {i: now[i] for i in now if i.startswith("other")} == {
+        i: stored[i] for i in stored if i.startswith("other")
+    }
+    assert server.stats["requests"]["delete"] == 1
+
+    # Short enough for one chunk: still doc#1, so its ids never change.
+    write_jsonl(path, [{"id": "doc", "data": "Now it is short.", "metadata": {"v": 3}}])
+    assert run_cli(*args, server=server).code == 0
+    assert [i for i in chunk_ids(server) if i.startswith("doc")] == ["doc#1"]
+    assert server.records("")["doc#1"] == (
+        "Now it is short.",
+        {"v": 3, "chunk": {"parent": "doc", "number": 1, "count": 1}},
+    )
+
+
+def test_chunks_spread_over_batches_and_namespaces(server: LocalServer, tmp_path: Path) -> None:
+    docs = [{"id": f"d{i}", "data": long_document(4 + i % 3)} for i in range(20)]
+    path = write_jsonl(tmp_path / "docs.jsonl", docs)
+    args: list[str | Path] = ["upsert", path, "-n", "ns", "--chunk-size", "300", "-b", "7"]
+    args += ["-c", "4", "--json"]
+    assert run_cli(*args, server=server).code == 0
+    before = server.records("ns")
+    shrunk = [{"id": d["id"], "data": long_document(2)} for d in docs]
+    write_jsonl(path, shrunk)
+    result = run_cli(*args, server=server)
+    assert result.code == 0, result.stderr
+    expected = {
+        f"{d['id']}#{n}" for d in shrunk for n in range(1, 1 + len(split_text(d["data"], 300)))
+    }
+    assert set(server.records("ns")) == expected and len(before) > len(expected)
+
+
+def test_data_over_a_megabyte_is_chunked_not_rejected(server: LocalServer, tmp_path: Path) -> None:
+    big = ("Words and more words. " * 60_000)[:1_300_000]
+    path = write_jsonl(tmp_path / "big.jsonl", [{"id": "big", "data": big}])
+    result = run_cli("upsert", path, "--chunk-size", "200000", "--json", server=server)
+    assert result.code == 0, result.stderr
+    assert chunk_ids(server) == [f"big#{n}" for n in range(1, 8)]
+
+
+def test_chunking_records_in_hand_from_python(server: LocalServer) -> None:
+    records = [{"id": "a", "data": long_document(3)}]
+    summary = vupsert.upsert(records, url=server.url, token=server.token, chunk_size=500)
+    assert summary.records_upserted == len(server.records("")) > 1
+
+
+# --- the warning ------------------------------------------------------------------------
+
+
+def test_the_models_limits_are_found_by_any_spelling() -> None:
+    def info(dense: str | None, sparse: str | None = None) -> dict[str, Any]:
+        return {
+            "denseIndex": {"embeddingModel": dense} if dense is not None else None,
+            "sparseIndex": {"embeddingModel": sparse} if sparse is not None else None,
+        }
+
+    assert token_limit(info("BAAI/bge-small-en-v1.5")) == ("BAAI/bge-small-en-v1.5", 512)
+    assert token_limit(info("BGE_M3")) == ("BGE_M3", 8192)
+    assert token_limit(info("BGE_LARGE_EN_V1_5", "BM25")) == ("BGE_LARGE_EN_V1_5", 512)
+    assert token_limit(info("unknown-model")) is None
+    assert token_limit(info(None, "BM25")) is None and token_limit(None) is None
+
+
+def test_long_data_is_counted_by_characters() -> None:
+    long = LongData("BAAI/bge-small-en-v1.5", 512)
+    items: list[Any] = [
+        ("a", orjson.dumps({"id": "a", "data": "x" * 2048}), "f", 1, 1, 1),
+        ("b", orjson.dumps({"id": "b", "data": "é" * 2049}), "f", 2, 2, 2),
+        Rejection("f", 3, Position(3, 3), "bad", body=orjson.dumps({"data": "x" * 9000})),
+        Record("c", orjson.dumps({"id": "c", "data": "x" * 3000}), "f", 4, Position(4, 4)),
+    ]
+    assert list(long.watch(items)) == items
+    assert (long.count, long.first) == (2, ["f:2", "f:4"])
+
+
+@pytest.fixture
+def bge_server(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A local index that names a BGE model in ``info``, as Upstash's do."""
+    monkeypatch.setattr("vupsert.server._api.EMBEDDING_MODEL", "BAAI/bge-small-en-v1.5")
+    with LocalServer(ServerConfig(port=0)) as running:
+        yield running
+
+
+def run_in_process(server: LocalServer, *argv: str | Path) -> tuple[int, str]:
+    err = io.StringIO()
+    environ = {"UPSTASH_VECTOR_REST_URL": server.url, "UPSTASH_VECTOR_REST_TOKEN": server.token}
+    environment = Environment(stdin=io.BytesIO(), stdout=io.StringIO(), stderr=err, environ=environ)
+    with pytest.raises(SystemExit) as exit:
+        main([str(a) for a in argv], environment)
+    return int(exit.value.code or 0), err.getvalue()
+
+
+def test_records_longer_than_the_model_reads_are_warned_of_once(
+    bge_server: LocalServer, tmp_path: Path
+) -> None:
+    rows = [{"id": f"r{i}", "data": ("long " * 500 if i % 3 == 0 else "short")} for i in range(30)]
+    path = write_jsonl(tmp_path / "docs.jsonl", rows)
+    code, err = run_in_process(bge_server, "upsert", path, "-b", "5")
+    assert code == 0
+    [warning] = [line for line in err.splitlines() if line.startswith("warning: 10 records")]
+    assert err.count("likely longer") == 1
+    assert "BAAI/bge-small-en-v1.5 embeds the first 512 tokens (about 2,048 characters" in warning
+    assert "estimated 4 characters a token" in warning
+    assert f"first: {path}:1, {path}:4, {path}:7, {path}:10, {path}:13." in warning
+    assert "split them with --chunk-size 1536" in warning
+    assert len(bge_server.records("")) == 30  # a warning, not a rejection
+
+    code, err = run_in_process(bge_server, "upsert", path, "--chunk-size", "1536")
+    assert code == 0 and "likely longer" not in err
+    code, err = run_in_process(bge_server, "upsert", path, "--chunk-size", "5000")
+    assert "10 chunks have data likely longer" in err and "lower --chunk-size to at most" in err
+    # Without /info there is no model to know of.
+    for skip in ("--dry-run", "--no-preflight"):
+        code, err = run_in_process(bge_server, "upsert", path, skip)
+        assert code == 0 and "likely longer" not in err
+
+
+def test_no_warning_without_a_known_model(server: LocalServer, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "docs.jsonl", [{"id": "a", "data": "long " * 5000}])
+    result = run_cli("upsert", path, server=server)
+    assert result.code == 0 and "likely longer" not in result.stderr
+
+
+def test_kill_9_mid_record_then_resume_sends_every_chunk(tmp_path: Path) -> None:
+    """The first batch of 5 chunks ends inside the second record: a checkpoint taken
+    there must not count that record as settled, or its other chunks would be lost."""
+    docs = [{"id": f"d{i}", "data": long_document(2 + i % 3)} for i in range(12)]
+    path = write_jsonl(tmp_path / "docs.jsonl", docs)
+    checkpoint = tmp_path / "cp.json"
+    args = ["upsert", str(path), "--chunk-size", "300", "-b", "5", "-c", "1", "--json"]
+    args += ["--checkpoint", str(checkpoint)]
+    expected = {
+        f"{d['id']}#{n}": piece
+        for d in docs
+        for n, piece in enumerate(split_text(d["data"], 300), 1)
+    }
+    first, second = (len(split_text(d["data"], 300)) for d in docs[:2])
+    assert first < 5 < first + second
+    # One write in 4 s: the first batch lands, the second waits for its turn.
+    with LocalServer(ServerConfig(port=0, rate_limit=0.25)) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vupsert", *args],
+            env=cli_env(server),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        while not (checkpoint.exists() and server.records("")):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.01)
+        proc.kill()
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        assert len(server.records("")) == 5
+        server.set_faults(rate_limit=0.0)
+        result = run_cli(*args, server=server)
+        assert result.code == 0, result.stderr
+        assert {i: data for i, (data, _) in server.records("").items()} == expected
+        assert result.summary["records_skipped"] > 0

@@ -226,3 +226,30 @@ def test_the_readme_names_every_key_sync_adds() -> None:
     assert added == {f"records_{k}" for k in ("new", "changed", "unchanged", "deleted", "stored")}
     for key in added:
         assert f"`{key}`" in section, key
+
+
+def test_a_chunked_record_that_shrinks_leaves_only_its_new_chunks(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    def document(paragraphs: int) -> str:
+        return "\n\n".join(
+            f"Paragraph {p}. " + "Words that make a sentence of some length. " * 6
+            for p in range(paragraphs)
+        )
+
+    path = write_jsonl(
+        tmp_path / "docs.jsonl",
+        [{"id": "long", "data": document(12)}, {"id": "short", "data": "a short one"}],
+    )
+    args: list[str | Path] = ["sync", path, "-n", "ns", "--chunk-size", "400", "--json"]
+    first = run_cli(*args, server=server)
+    assert first.code == 0, first.stderr
+    before = sorted(stored(server, "ns"))
+    assert len([i for i in before if i.startswith("long#")]) >= 8
+    write_jsonl(path, [{"id": "long", "data": document(2)}, {"id": "short", "data": "a short one"}])
+    second = run_cli(*args, "--max-delete", "100%", server=server)
+    assert second.code == 0, second.stderr
+    kept = stored(server, "ns")
+    assert sorted(kept) == ["long#1", "long#2", "short#1"]
+    assert kept["long#2"][1]["chunk"] == {"parent": "long", "number": 2, "count": 2}
+    assert second.summary["records_deleted"] == len(before) - 3

@@ -54,9 +54,13 @@ class Run:
         seed: int | None = None,
         summary: Summary | None = None,
         select: Callable[[Iterator[Item]], Iterator[Item]] | None = None,
+        index_info: dict[str, Any] | None = None,
+        tidy_chunks: bool = True,
     ) -> None:
         """``summary`` is the object to count in (a sync's has more to count); ``select``
-        is a step between reading and batching (a sync's leaves out unchanged records)."""
+        is a step between reading and batching (a sync's leaves out unchanged records);
+        ``index_info`` is ``/info`` when the caller has it already; ``tidy_chunks``
+        removes the chunks a shorter record left behind (a sync deletes them anyway)."""
         if records is not None:
             settings = replace(settings, inputs=(RECORDS,))
         self.settings = settings
@@ -77,7 +81,8 @@ class Run:
         self._abandon = threading.Event()
         """Stop at once; batches in flight are left unsettled."""
         self._workers: Workers | None = None
-        self._index_info: dict[str, Any] | None = None
+        self._index_info = index_info
+        self._tidy_chunks = tidy_chunks
         self._stale: StaleChunks | None = None
 
     def request_stop(self) -> None:
@@ -104,7 +109,7 @@ class Run:
             outputs.open()
             if outputs.report is not None:
                 self.events = Broadcast(self.events, outputs.report)
-            if client is not None and settings.mapping.chunk_size is not None:
+            if self._tidy_chunks and client is not None and settings.mapping.chunk_size:
                 # After each batch, before a later one with the same ids is sent.
                 policy = RetryPolicy(retries=settings.retries, max_backoff=settings.max_backoff)
                 self._stale = StaleChunks(Caller(client, policy), self.events)

@@ -192,8 +192,7 @@ class SyncRun:
             caller = Caller(
                 client, RetryPolicy(retries=settings.retries, max_backoff=settings.max_backoff)
             )
-            if settings.preflight:
-                preflight(client)
+            info = preflight(client) if settings.preflight else None
             scope = Scope.scan(caller, prefix=self.prefix)
             summary.records_stored = len(scope)
             allowed = parse_max_delete(self.max_delete, len(scope))
@@ -208,6 +207,9 @@ class SyncRun:
                 seed=self._seed,
                 summary=summary,
                 select=differ.filter,
+                index_info=info,
+                # Chunks a shorter record left behind are stale ids: deleted below.
+                tidy_chunks=False,
             )
             if self._stopped:
                 self._run.request_stop()

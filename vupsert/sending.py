@@ -119,7 +119,7 @@ class Sender:
                 # Before the slot is freed: a sender waiting for it must not start another
                 # request with a token the server has just refused.
                 self.abandon.set()
-            self.throttle.release(started, answer)
+            self.throttle.release(started, answer, len(body))
             settlement.attempts += 1
             settlement.status = answer.status
             if answer.kind is Kind.OK:

@@ -12,13 +12,17 @@ import heapq
 import itertools
 import random
 import statistics
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import orjson
 import pytest
 
+from vupsert.batching import batch_of
 from vupsert.client import Answer, Kind
 from vupsert.pacing import Throttle
+from vupsert.sending import RetryPolicy, Sender
 from vupsert.server import ServerConfig
 from vupsert.server._config import RateLimiter
 from vupsert.server._faults import Faults
@@ -70,7 +74,7 @@ def simulate(
     seconds: float,
     *,
     concurrency: int = 64,
-    sizes: Sequence[int] = (1000,),
+    sizes: Iterable[int] = (1000,),
     slower: Callable[[float], float] = lambda t: 1.0,
     overloaded: int = 0,
 ) -> Run:
@@ -86,7 +90,7 @@ def simulate(
     answers: list[tuple[float, int, float, int, int, float]] = []
     back: list[float] = []
     free, order, at_server = concurrency, itertools.count(), 0
-    size = itertools.cycle(sizes)
+    size = itertools.cycle(sizes) if isinstance(sizes, tuple) else iter(sizes)
     for _ in range(round(seconds / TICK)):
         now = clock.now
         while answers and answers[0][0] <= now:
@@ -254,3 +258,37 @@ def test_small_requests_are_not_taken_for_fast_answers() -> None:
     config = ServerConfig(latency_ms=10, latency_per_record_ms=0.1)
     run = simulate(config, 5.0, sizes=(1000,) * 100 + (10,))
     assert statistics.median(run.in_flight(2, 5)) == 64
+
+
+def test_a_small_first_request_is_no_base_for_full_ones() -> None:
+    # The run's first request holds one record and is answered in 50 ms; a full one
+    # takes 250 ms however few are in flight.
+    config = ServerConfig(latency_ms=50, latency_per_record_ms=0.2)
+    run = simulate(config, 5.0, sizes=itertools.chain([1], itertools.repeat(1000)))
+    assert statistics.median(run.in_flight(2, 5)) == 64
+
+
+class Bodies:
+    """A client that answers every upsert with success and keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[str]] = []
+
+    def upsert(self, body: bytes) -> Answer:
+        self.sent.append([r["id"] for r in orjson.loads(body)])
+        return OK
+
+
+def test_until_a_request_succeeds_a_batch_sends_its_first_record_alone() -> None:
+    client = Bodies()
+    sender = Sender(
+        client,  # type: ignore[arg-type]
+        Throttle(64),
+        RetryPolicy(),
+        abandon=threading.Event(),
+    )
+    fresh = [(f"r{i}", b'{"id":"r%d","data":"x"}' % i, "in.jsonl", i, i, i) for i in range(4)]
+    first = sender.send(batch_of(1, fresh[:3]))
+    second = sender.send(batch_of(2, fresh[3:] + fresh[:1]))
+    assert client.sent == [["r0"], ["r1", "r2"], ["r3", "r0"]]
+    assert first.upserted == 3 and first.attempts == 2 and second.attempts == 1

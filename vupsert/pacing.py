@@ -89,6 +89,11 @@ class Throttle:
         """429 answers seen."""
 
     @property
+    def proven(self) -> bool:
+        """A request has succeeded: the token and the index work."""
+        return self._opened
+
+    @property
     def limit(self) -> int:
         """Requests that may be in flight now (at least one)."""
         return int(self._limit)
@@ -153,9 +158,13 @@ class Throttle:
                 self._new_round(now)
         elif self._slow_start and (self._full or self._was_full):
             self._limit = min(float(self.max_in_flight), self._limit + 1.0)
-        self._largest = max(self._largest, size)
         if size < COMPARABLE * self._largest:
             return
+        if COMPARABLE * size > self._largest:
+            # Larger requests than any so far: what smaller ones took is no base for them.
+            self._base = math.inf
+            self._last.clear()
+        self._largest = max(self._largest, size)
         latency = now - started
         if latency < self._base:
             self._base, self._base_seen = latency, now

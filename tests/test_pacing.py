@@ -26,9 +26,13 @@ from vupsert.sending import RetryPolicy, Sender
 from vupsert.server import ServerConfig
 from vupsert.server._config import RateLimiter
 from vupsert.server._faults import Faults
+from vupsert.settings import CONCURRENCY
+
+from .conftest import ROOT
 
 OK = Answer(Kind.OK, 200, "Success")
 TICK = 0.001
+README = ROOT / "README.md"
 
 
 class Clock:
@@ -214,7 +218,12 @@ def test_retry_after_pauses_every_sender() -> None:
     assert t.try_acquire() is not None
 
 
-def test_a_503_halves_the_requests_in_flight_once_per_round_trip() -> None:
+@pytest.mark.parametrize(("status", "left"), [(429, 8), (503, 8), (500, 12), (None, 12)])
+def test_a_429_or_503_halves_the_requests_in_flight_another_failure_takes_a_quarter(
+    status: int | None, left: int
+) -> None:
+    # Once per round trip: answers to requests sent before the first failure came say
+    # nothing new.
     clock = Clock()
     t = Throttle(64, clock=clock)
     first = t.acquire(never)
@@ -223,14 +232,19 @@ def test_a_503_halves_the_requests_in_flight_once_per_round_trip() -> None:
     t.release(first, OK, 1000)
     wave = [t.try_acquire() for _ in range(16)]
     clock.now += 0.1
-    busy = Answer(Kind.TRANSIENT, 503, "busy")
+    busy = Answer(Kind.TRANSIENT, status, "busy")
     for started in wave[:4]:
         assert started is not None
-        t.release(started, busy, 1000)  # sent before the first 503 came: not counted again
+        t.release(started, busy, 1000)
     for started in wave[4:]:
         assert started is not None
         t.release(started, OK, 1000)
-    assert [t.try_acquire() is not None for _ in range(9)] == [True] * 8 + [False]
+    # Whatever the pace after a 429, no more start until one is answered.
+    in_flight = 0
+    for _ in range(100):
+        clock.now += 0.1
+        in_flight += t.try_acquire() is not None
+    assert in_flight == left
 
 
 def test_a_server_answering_503_when_overloaded_is_not_overloaded_for_long() -> None:
@@ -292,3 +306,8 @@ def test_until_a_request_succeeds_a_batch_sends_its_first_record_alone() -> None
     second = sender.send(batch_of(2, fresh[3:] + fresh[:1]))
     assert client.sent == [["r0"], ["r1", "r2"], ["r3", "r0"]]
     assert first.upserted == 3 and first.attempts == 2 and second.attempts == 1
+
+
+def test_the_readme_gives_the_default_concurrency() -> None:
+    row = next(line for line in README.read_text().splitlines() if "`--concurrency`" in line)
+    assert f"(default {CONCURRENCY})" in row

@@ -52,7 +52,11 @@ class Workers:
         """An exception no sender expected: a bug, raised again by the run."""
         self._claims = threading.Condition()
         self._in_flight: set[str] = set()
-        self._senders = threading.Condition()
+        # One lock, two waits: a sender for a batch it may take, the reader for room in
+        # the queue. Each is woken alone, as queue.Queue does.
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._room = threading.Condition(self._lock)
         self._queue: deque[Batch] = deque()
         self._holding = 0
         """Batches a sender has taken and not yet settled."""
@@ -62,7 +66,7 @@ class Workers:
         self._answered = False
         """A batch has settled: until then the window is one request wide."""
         self._threads: list[threading.Thread] = []
-        with self._senders:
+        with self._lock:
             self._spawn()
 
     def submit(self, batch: Batch) -> bool:
@@ -82,18 +86,18 @@ class Workers:
 
     def close(self) -> None:
         """Let the senders finish the queue, then wait for them to leave."""
-        with self._senders:
+        with self._lock:
             self._closing = True
-            self._senders.notify_all()
+            self._work.notify_all()
         while True:
-            with self._senders:
+            with self._lock:
                 alive = [t for t in self._threads if t.is_alive()]
             if not alive:
                 return
             alive[0].join(0.25)
 
     def _spawn(self) -> None:
-        """Start one more sender (the caller holds ``_senders``)."""
+        """Start one more sender (the caller holds ``_lock``)."""
         sender = Sender(
             self._client,
             self.throttle,
@@ -124,23 +128,28 @@ class Workers:
         ):
             self._spawn()
 
-    def _may_take(self) -> bool:
-        # Abandoned, batches are taken only to be dropped: the limit no longer matters.
-        return bool(self._queue) and (self._holding < self.throttle.limit or self._abandon.is_set())
+    def _takeable(self) -> int:
+        """Queued batches senders may take now."""
+        if self._abandon.is_set():
+            # Abandoned, batches are taken only to be dropped: the limit no longer matters.
+            return len(self._queue)
+        return min(len(self._queue), self.throttle.limit - self._holding)
 
     def _serve(self, sender: Sender) -> None:
         while True:
-            with self._senders:
-                while not self._may_take():
+            with self._lock:
+                while self._takeable() <= 0:
                     if self._closing and not self._queue:
                         self._idle -= 1
                         return
-                    self._senders.wait(0.25)
+                    self._work.wait(0.25)
                 batch = self._queue.popleft()
                 self._idle -= 1
                 self._holding += 1
                 self._more_senders()
-                self._senders.notify_all()
+                self._room.notify()
+                if self._takeable() > 0:
+                    self._work.notify()
             try:
                 self._send(sender, batch)
             except BaseException as exc:
@@ -151,11 +160,13 @@ class Workers:
             finally:
                 # Whatever happened, a later batch holding one of these ids must not wait.
                 self._release(batch)
-                with self._senders:
+                with self._lock:
                     self._holding -= 1
                     self._idle += 1
                     self._answered = True
-                    self._senders.notify_all()
+                    # This sender takes one; a limit that grew may let others take more.
+                    if self._takeable() > 1:
+                        self._work.notify(self._takeable() - 1)
 
     def _send(self, sender: Sender, batch: Batch) -> None:
         if self._abandon.is_set() or self.fatal is not None:
@@ -191,7 +202,7 @@ class Workers:
             self._in_flight.difference_update(batch.ids)
             self._claims.notify_all()
 
-    def _room(self) -> int:
+    def _queue_size(self) -> int:
         """Batches the queue holds."""
         if not self._answered:
             # While the first request is out, read what goes once it opens the window.
@@ -202,13 +213,14 @@ class Workers:
 
     def _put(self, batch: Batch) -> bool:
         """Queue ``batch`` once there is room; False if the run is abandoned first."""
-        with self._senders:
-            while len(self._queue) >= self._room():
+        with self._lock:
+            while len(self._queue) >= self._queue_size():
                 if self._abandon.is_set():
                     return False
                 self._more_senders()
-                self._senders.wait(0.25)
+                self._room.wait(0.25)
             self._queue.append(batch)
             self._more_senders()
-            self._senders.notify_all()
+            if self._takeable() > 0:
+                self._work.notify()
         return True

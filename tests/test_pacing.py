@@ -311,3 +311,13 @@ def test_until_a_request_succeeds_a_batch_sends_its_first_record_alone() -> None
 def test_the_readme_gives_the_default_concurrency() -> None:
     row = next(line for line in README.read_text().splitlines() if "`--concurrency`" in line)
     assert f"(default {CONCURRENCY})" in row
+
+
+def test_a_queue_far_too_long_to_be_noise_is_emptied_in_one_step() -> None:
+    # The opening burst of 16 at a server that takes 2 at full speed: halving once a
+    # round trip would take seconds to come down; the queue says at once by how much.
+    rng = random.Random(2)
+    run = simulate(
+        ServerConfig(latency_ms=50, capacity=2), 2.0, slower=lambda t: rng.uniform(0.9, 1.1)
+    )
+    assert statistics.median(run.in_flight(1, 2)) <= 2 * 2 + 4

@@ -45,8 +45,9 @@ def watching(server: LocalServer) -> Iterator[list[int]]:
 def test_a_server_that_slows_down_when_busy_is_not_piled_on(tmp_path: Path) -> None:
     items = rows(2000)
     path = write_jsonl(tmp_path / "in.jsonl", items)
-    # Two writes at full speed; with k in flight each takes k / 2 times longer.
-    config = ServerConfig(port=0, latency_ms=20, capacity=2)
+    # Two writes at full speed; with k in flight each takes k / 2 times longer. 50 ms
+    # dwarfs what a busy machine adds to an answer, which would hide the queue.
+    config = ServerConfig(port=0, latency_ms=50, capacity=2)
     with LocalServer(config) as server, watching(server) as seen:
         result = run_cli("upsert", path, "-b", "10", "-c", "64", "--json", server=server)
         assert result.code == 0, result.stderr

@@ -9,10 +9,11 @@ Two controls share one lock:
   once a round trip: the requests queued at the server are estimated from how much
   slower answers come than the fastest seen (``in flight x (1 - fastest / now)``); the
   limit grows by one while that queue is short, and drops to what the server absorbs
-  without queueing when it is long. A 429 or 503 halves it, another 5xx or a lost
-  answer takes a quarter off. Never above ``concurrency``. The fastest latency is
-  measured again (one round at half the limit) when it has not been seen for a while:
-  a server that became slower for good is not mistaken for a queue forever.
+  without queueing when it is long (by half at most, unless the queue is far too long
+  to be noise). A 429 or 503 halves it, another 5xx or a lost answer takes a quarter
+  off. Never above ``concurrency``. The fastest latency is measured again (one round
+  at half the limit) when it has not been seen for a while: a server that became
+  slower for good is not mistaken for a queue forever.
 - a start rate, unknown (unlimited) until the server first says 429. Then it is set to
   what the server let through in the last second, less 5%, and cut by 5% on each later
   429. It holds for 8 seconds after a 429 (twice as long each time a 429 comes at the
@@ -54,9 +55,17 @@ RATE_HOLD_MAX = 64.0
 
 
 class Throttle:
-    def __init__(self, max_in_flight: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_in_flight: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        grown: Callable[[], None] | None = None,
+    ) -> None:
         self.max_in_flight = max(1, max_in_flight)
         self._clock = clock
+        self._grown = grown
+        """Called (outside the lock) when the limit has grown: more may be sent now."""
         self._cond = threading.Condition()
         self._in_flight = 0
         self._limit = 1.0
@@ -104,17 +113,28 @@ class Throttle:
             while True:
                 if cancelled():
                     return None
-                now = self._clock()
-                if self._start(now):
-                    return now
-                wait = max(self._pause_until, self._next_start) - now
+                started = self.try_acquire()
+                if started is not None:
+                    return started
+                wait = max(self._pause_until, self._next_start) - self._clock()
                 self._cond.wait(min(wait, 0.25) if wait > 0 else 0.25)
 
     def try_acquire(self) -> float | None:
         """Take a slot if one is free now and the pace allows: the start time, else None."""
-        with self._cond:
+        with self._cond:  # reentrant: acquire() holds it already
             now = self._clock()
-            return now if self._start(now) else None
+            if self._in_flight >= int(self._limit):
+                return None
+            if max(self._pause_until, self._next_start) > now:
+                return None
+            self._in_flight += 1
+            if self._rate:
+                self._next_start = max(now, self._next_start) + 1.0 / self._rate
+            self._loads += self._in_flight
+            self._starts += 1
+            if self._in_flight >= int(self._limit):
+                self._full = True
+            return now
 
     def release(self, started: float, answer: Answer, size: int = 1) -> None:
         """The request that began at ``started``, of ``size`` (its body's bytes), got
@@ -122,6 +142,7 @@ class Throttle:
         with self._cond:
             self._in_flight -= 1
             now = self._clock()
+            before = int(self._limit)
             if answer.status == 429:
                 self.throttled += 1
             if answer.kind is Kind.OK:
@@ -131,20 +152,9 @@ class Throttle:
             if answer.retry_after:
                 self._pause_until = max(self._pause_until, now + answer.retry_after)
             self._cond.notify_all()
-
-    def _start(self, now: float) -> bool:
-        if self._in_flight >= int(self._limit):
-            return False
-        if max(self._pause_until, self._next_start) > now:
-            return False
-        self._in_flight += 1
-        if self._rate:
-            self._next_start = max(now, self._next_start) + 1.0 / self._rate
-        self._loads += self._in_flight
-        self._starts += 1
-        if self._in_flight >= int(self._limit):
-            self._full = True
-        return True
+            grown = int(self._limit) > before
+        if grown and self._grown is not None:
+            self._grown()
 
     # --- the limit on requests in flight ----------------------------------------------
 
@@ -194,10 +204,12 @@ class Throttle:
         # A few queued requests keep the server busy; how many is noise grows with the limit.
         alpha = max(QUEUE, QUEUE_SHARE * self._limit)
         if queued > 2 * alpha:
-            # Back to what the server absorbs without queueing, plus a little queue.
+            # Back to what the server absorbs without queueing, plus a little queue; by
+            # half at most, unless the queue is far too long to be noise.
             self._slow_start = False
             fitted = load * self._base / latency + alpha
-            self._limit = max(1.0, self._limit / 2, min(self._limit - 1.0, fitted))
+            floor = self._limit / 2 if queued < 8 * alpha else 1.0
+            self._limit = max(1.0, floor, min(self._limit - 1.0, fitted))
         elif queued > alpha:
             self._slow_start = False
         elif (self._full or self._was_full) and not self._slow_start:

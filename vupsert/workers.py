@@ -45,7 +45,7 @@ class Workers:
         self._abandon = abandon
         """Set: batches in flight are left unsettled."""
         self._concurrency = max(1, concurrency)
-        self.throttle = Throttle(self._concurrency)
+        self.throttle = Throttle(self._concurrency, grown=self._grown)
         self.fatal: Fatal | None = None
         """The answer that means no batch can succeed, if one came."""
         self.crash: BaseException | None = None
@@ -117,6 +117,13 @@ class Workers:
         self._idle += 1
         self._threads.append(thread)
         thread.start()
+
+    def _grown(self) -> None:
+        """The throttle's limit grew in the middle of a batch: queued batches may go."""
+        with self._lock:
+            self._more_senders()
+            if self._takeable() > 0:
+                self._work.notify(self._takeable())
 
     def _more_senders(self) -> None:
         """Start a sender if a queued batch may be taken and nobody is free to take it."""

@@ -33,8 +33,8 @@ plus the server's own ceiling, and a ``--concurrency`` sweep of (1) and (3). Thr
 figures are medians of ``--repeat`` runs (3; the sweep's of ``--sweep-repeat``, 2): the
 machine is small and shared, so single runs vary by 20% or more; comparisons are paired
 run by run. Prints a table, writes every figure as JSON (``--out``), and never asserts:
-the targets are reported as pass/fail. The full run takes about 8 minutes on 2 CPUs;
-``--quick`` about 2.
+the targets are reported as pass/fail. The full run takes about 7 minutes on 2 CPUs;
+``--quick`` about 1.
 """
 
 from __future__ import annotations
@@ -1390,7 +1390,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         description="Benchmark vupsert against the official SDK on the local server."
     )
     parser.add_argument(
-        "--quick", action="store_true", help="20,000 records, one run of each (~2 minutes)."
+        "--quick", action="store_true", help="20,000 records, one run of each (~1 minute)."
     )
     parser.add_argument(
         "--records", type=int, help="Base size N (default 100,000; 20,000 with --quick)."

@@ -51,9 +51,14 @@ def sender(client: FakeClient, retries: int = 3, sleeps: list[float] | None = No
         waits.append(seconds)
         return False
 
+    # Past the run's first request, which would go with one record alone.
+    throttle = Throttle(4)
+    started = throttle.acquire(lambda: False)
+    assert started is not None
+    throttle.release(started, OK)
     return Sender(
         client,  # type: ignore[arg-type]
-        Throttle(4, adaptive=False),
+        throttle,
         RetryPolicy(retries=retries, base=0.5, max_backoff=8),
         abandon=threading.Event(),
         rng=random.Random(1),
@@ -131,9 +136,9 @@ def test_fatal_answer_abandons_before_freeing_its_slot() -> None:
     seen: list[bool] = []
     release = s.throttle.release
 
-    def watched(started: float, answer: Answer) -> None:
+    def watched(started: float, answer: Answer, size: int = 1) -> None:
         seen.append(s.abandon.is_set())
-        release(started, answer)
+        release(started, answer, size)
 
     s.throttle.release = watched  # type: ignore[method-assign]
     with pytest.raises(Fatal):

@@ -327,7 +327,8 @@ ConcurrencyOption = Annotated[
         "--concurrency",
         min=1,
         max=settings.MAX_CONCURRENCY,
-        help="Batches in flight, at most.",
+        help="Batches in flight, at most: fewer while the index answers slower, or "
+        "with 429 or 5xx.",
         rich_help_panel="Sending",
     ),
 ]

@@ -8,6 +8,8 @@
   the server really refuses are rejected: about ``2 * log2(batch size)`` extra requests
   per bad record.
 - A fatal answer (401, 403, 404, 405, 422) raises :class:`Fatal`: no batch can succeed.
+- Until a request has succeeded, a batch's first record goes alone: the run's first
+  request waits for its answer before any other starts (see :mod:`vupsert.pacing`).
 - A record refused for good whose batch held an earlier record with the same id (sent in
   its place: see :attr:`~vupsert.batching.Batch.superseded`) falls back to that one, so the
   index ends as if every record had been sent in input order, the refused ones skipped.
@@ -110,7 +112,14 @@ class Sender:
 
     def send(self, batch: Batch) -> Settlement:
         settlement = Settlement(batch, superseded=len(batch.superseded), started=time.monotonic())
-        self._send(batch, 0, len(batch.ids), settlement)
+        count = len(batch.ids)
+        if count > 1 and not self.throttle.proven:
+            # The first request waits alone for its answer: one record proves the token
+            # and the index as well as a thousand, and is answered sooner.
+            self._send(batch, 0, 1, settlement)
+            self._send(batch, 1, count, settlement)
+        else:
+            self._send(batch, 0, count, settlement)
         if batch.superseded and settlement.rejected:
             self._fall_back(batch, settlement)
         settlement.duration = time.monotonic() - settlement.started
@@ -148,7 +157,7 @@ class Sender:
                 # Before the slot is freed: a sender waiting for it must not start another
                 # request with a token the server has just refused.
                 self.abandon.set()
-            self.throttle.release(started, answer)
+            self.throttle.release(started, answer, len(body))
             settlement.attempts += 1
             settlement.status = answer.status
             if answer.kind is Kind.OK:

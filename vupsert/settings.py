@@ -28,8 +28,9 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024
 """A batch also closes at this many bytes of request body."""
 TIMEOUT = 600.0
 """Seconds to wait for one request's answer: a big batch can take minutes to embed."""
-CONCURRENCY = 16
-"""Batches in flight, at most; the pacing lowers it on 429s and rising latency."""
+CONCURRENCY = 64
+"""Batches in flight, at most. The pacing finds how many the server takes, below this:
+at 64 batches of 1,000 records of ~600 bytes, the client peaks near 75 MB."""
 MAX_CONCURRENCY = 256
 RETRIES = 15
 """Retries of a batch after a 5xx, a timeout or a network error: with the backoff below,

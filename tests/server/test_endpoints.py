@@ -366,3 +366,27 @@ def test_concurrent_keep_alive_writers(local: LocalServer) -> None:
     assert len(local.records()) == 8 * 10 * 50
     assert local.stats["records_written"] == 4000
     assert local.stats["statuses"] == {200: 80}
+
+
+def test_no_embedding_while_a_write_is_in_flight(serve: Serve) -> None:
+    # A load against a slow server leaves gaps between applied writes longer than the
+    # indexer's pause; embedding then would take the CPU from the writes still coming.
+    local = serve()
+    api = Api(local)
+    api.result("/upsert-data", docs(40))
+    local.set_faults(latency_ms=1500)
+    writer = threading.Thread(target=api.result, args=("/upsert-data", docs(1, prefix="late")))
+    writer.start()
+    try:
+        time.sleep(1.0)  # five times the indexer's pause, the write still waiting
+        reader = Api(local)
+        assert reader.result("/info")["pendingVectorCount"] == 40
+        reader.close()
+    finally:
+        writer.join()
+    local.set_faults(latency_ms=0)
+    deadline = time.monotonic() + 5
+    while api.result("/info")["pendingVectorCount"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert api.result("/info")["pendingVectorCount"] == 0
+    api.close()

@@ -11,10 +11,11 @@ sends numbers); an integer id is stored as its decimal string.
 An index is dense, sparse or hybrid (``_config``). Text is embedded after the write, as
 on Upstash (whose ``info`` counts such vectors in ``pendingVectorCount``): an upsert
 stores the data with no vector, a background thread embeds pending rows whenever writes
-pause (:meth:`Index.embed_pending`), and a query embeds whatever is still pending in its
-namespace first, so it never misses a record. Embedding is most of the server's work per
-record; keeping it out of the write path keeps the server from being the bottleneck of a
-client benchmark. Ranking is in ``_search``, resumable sessions in ``_resumable``.
+pause, none in flight (:meth:`Index.embed_pending`), and a query embeds whatever is
+still pending in its namespace first, so it never misses a record. Embedding is most of
+the server's work per record; keeping it out of the write path keeps the server from
+being the bottleneck of a client benchmark. Ranking is in ``_search``, resumable
+sessions in ``_resumable``.
 """
 
 from __future__ import annotations

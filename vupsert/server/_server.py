@@ -216,14 +216,22 @@ def _index_when_idle(index: Index, stopping: threading.Event) -> None:
     so the write path stays fast; a query embeds what it needs itself.
     """
     while not stopping.wait(_POLL_INTERVAL):
-        if time.monotonic() - index.last_write < _IDLE_BEFORE_INDEXING:
+        if not _writes_paused(index):
             continue
         try:
             while not stopping.is_set() and index.embed_pending(limit=_INDEXING_CHUNK):
-                if time.monotonic() - index.last_write < _IDLE_BEFORE_INDEXING:
+                if not _writes_paused(index):
                     break
         except sqlite3.ProgrammingError:
             return  # the storage closed under us: the server is stopping
+
+
+def _writes_paused(index: Index) -> bool:
+    # A write waiting out its injected latency has not set last_write yet: in flight counts.
+    return (
+        index.faults.writes_in_flight == 0
+        and time.monotonic() - index.last_write >= _IDLE_BEFORE_INDEXING
+    )
 
 
 def _url_of(host: str, port: int) -> str:

@@ -41,6 +41,7 @@ from .records import MAX_BATCH_RECORDS
 from .retrying import Caller
 from .sending import RetryPolicy
 from .settings import (
+    ID_FIELD,
     MAPPING_OPTIONS,
     MAX_BACKOFF,
     MAX_CHUNK_SIZE,
@@ -266,7 +267,7 @@ def delete(
     url: str | None = None,
     token: str | None = None,
     namespace: str = "",
-    id_field: str = "id",
+    id_field: str = ID_FIELD,
     dry_run: bool = False,
     environ: Mapping[str, str] | None = None,
     **options: Any,

@@ -19,7 +19,7 @@ from .errors import UsageError
 from .outcomes import DeleteSummary
 from .retrying import Caller
 from .scope import pages
-from .settings import ReadOptions, option
+from .settings import ID_FIELD, ReadOptions, option
 from .sources import detect_format, iter_lines, iter_rows
 
 BATCH = 1000
@@ -27,7 +27,7 @@ BATCH = 1000
 
 
 def read_ids(
-    name: str, summary: DeleteSummary, *, id_field: str = "id", stdin: BinaryIO | None = None
+    name: str, summary: DeleteSummary, *, id_field: str = ID_FIELD, stdin: BinaryIO | None = None
 ) -> Iterator[str]:
     """The ids a file lists: plain lines, or the ``id_field`` of JSON Lines or CSV/TSV
     records (by the file's name). A record line without an id is counted, not fatal."""

@@ -23,6 +23,12 @@ IdFrom = Literal["field", "hash", "line"]
 ColumnType = Literal["str", "int", "float", "bool", "json"]
 """What ``types`` may make of a CSV/TSV column's cells."""
 
+FORMAT: Format = "auto"
+ID_FIELD = "id"
+DATA_FIELD = "data"
+METADATA_FIELD = "metadata"
+ID_FROM: IdFrom = "field"
+INFER_TYPES = True
 BATCH_SIZE = MAX_BATCH_RECORDS
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 """A batch also closes at this many bytes of request body."""
@@ -102,7 +108,7 @@ class Secret:
 class ReadOptions:
     """How inputs are opened and split into rows."""
 
-    format: Format = "auto"
+    format: Format = FORMAT
     delimiter: str | None = None
     """CSV/TSV delimiter; ``None`` means ``,`` for CSV and tab for TSV."""
     columns: tuple[str, ...] | None = None
@@ -116,19 +122,19 @@ class ReadOptions:
 class MappingOptions:
     """How a row becomes ``{id, data, metadata}``."""
 
-    id_field: str = "id"
-    data_field: str = "data"
-    metadata_field: str = "metadata"
+    id_field: str = ID_FIELD
+    data_field: str = DATA_FIELD
+    metadata_field: str = METADATA_FIELD
     metadata_columns: tuple[str, ...] | None = None
     """CSV/TSV: only these columns become metadata; ``None`` means all but id and data."""
-    infer_types: bool = True
+    infer_types: bool = INFER_TYPES
     """CSV/TSV: metadata cells become int/float/bool where they look like one."""
     types: tuple[tuple[str, ColumnType], ...] = ()
     """CSV/TSV: ``(column, type)`` pairs; these columns' cells become that type whatever
     ``infer_types`` says, and a cell that does not fit is rejected."""
     data_template: str | None = None
     id_template: str | None = None
-    id_from: IdFrom = "field"
+    id_from: IdFrom = ID_FROM
     shard: tuple[int, int] | None = None
     """``(k, n)``: keep only records whose id hashes to k modulo n."""
     chunk_size: int | None = None

@@ -36,7 +36,7 @@ from ._faults import Faults
 from ._filter import FilterError, Predicate, compile_filter
 from ._resumable import Session, Sessions
 from ._search import Hit, best, dense_hits, fuse, idf_weights, sparse_hits
-from ._storage import Row, Storage
+from ._storage import Row, Storage, Stored
 from ._vectors import (
     dense_json,
     pack_sparse,
@@ -155,7 +155,7 @@ class Index:
         if not self.embedding:
             raise ApiError(422, NO_EMBEDDING)
         records = _records(body)
-        rows: list[Row] = []
+        rows: list[Stored] = []
         for index, record in enumerate(records):
             id = _record_id(record, index)
             _no_unknown_fields(record, index, id, _DATA_FIELDS, "upsert-data")
@@ -163,12 +163,12 @@ class Index:
             if data is None:
                 raise _record_error(index, id, "data field is required")
             _check_data(data, index, id, self.faults)
-            rows.append(Row(id, None, data, _metadata(record.get("metadata"), index, id)))
+            rows.append((ns, id, None, data, _metadata(record.get("metadata"), index, id), None))
         return self._upsert_write(ns, rows)
 
     def upsert(self, ns: str, body: Any) -> Write:
         records = _records(body)
-        rows: list[Row] = []
+        rows: list[Stored] = []
         for index, record in enumerate(records):
             id = _record_id(record, index)
             _no_unknown_fields(record, index, id, _VECTOR_FIELDS, "upsert")
@@ -176,10 +176,11 @@ class Index:
             data = record.get("data")
             if data is not None:
                 _check_data(data, index, id, self.faults)
-            rows.append(Row(id, dense, data, _metadata(record.get("metadata"), index, id), sparse))
+            metadata = _metadata(record.get("metadata"), index, id)
+            rows.append((ns, id, dense, data, metadata, sparse))
         return self._upsert_write(ns, rows)
 
-    def _upsert_write(self, ns: str, rows: list[Row]) -> Write:
+    def _upsert_write(self, ns: str, rows: list[Stored]) -> Write:
         def apply() -> str:
             self.last_write = time.monotonic()
             self.storage.upsert(ns, rows)

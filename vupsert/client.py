@@ -18,9 +18,9 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from .connection import check_token, redact_url, where_set
+from .connection import check_token, check_url, redact_url, require_connection, where_set
 from .errors import ServerError
-from .settings import Secret, option
+from .settings import TIMEOUT, Secret, Settings, option
 
 
 class Kind(enum.Enum):
@@ -154,13 +154,28 @@ class Client:
     Safe to share between threads: httpx's pool is.
     """
 
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, transport: httpx.BaseTransport | None = None
+    ) -> Client:
+        """The client of a run's index and namespace, once its URL and token pass."""
+        require_connection(settings.url, settings.token)
+        return cls(
+            check_url(settings.url, allow_insecure_http=settings.allow_insecure_http),
+            settings.token,
+            namespace=settings.namespace,
+            timeout=settings.timeout,
+            max_connections=settings.concurrency,
+            transport=transport,
+        )
+
     def __init__(
         self,
         url: str,
         token: Secret,
         *,
         namespace: str = "",
-        timeout: float = 600.0,
+        timeout: float = TIMEOUT,
         max_connections: int = 16,
         transport: httpx.BaseTransport | None = None,
         proxied: bool | None = None,
@@ -173,7 +188,6 @@ class Client:
         suffix = "/" + quote(namespace, safe="") if namespace else ""
         self._suffix = suffix
         self.upsert_path = "/upsert-data" + suffix
-        self._suffix = suffix
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )

@@ -22,7 +22,6 @@ from .batching import Item, batches
 from .chunking import StaleChunks
 from .client import Client, fatal_hint
 from .columns import check_columns
-from .connection import check_token, check_url, require_connection
 from .errors import ServerError, VupsertError
 from .ledger import Ledger
 from .outcomes import Broadcast, Events, NoEvents, Settlement, Summary
@@ -143,15 +142,7 @@ class Run:
         settings = self.settings
         if settings.dry_run:
             return None
-        require_connection(settings.url, settings.token)
-        return Client(
-            check_url(settings.url, allow_insecure_http=settings.allow_insecure_http),
-            check_token(settings.token),
-            namespace=settings.namespace,
-            timeout=settings.timeout,
-            max_connections=settings.concurrency,
-            transport=self._transport,
-        )
+        return Client.for_settings(settings, self._transport)
 
     def _flow(self, client: Client | None, ledger: Ledger, outputs: Outputs) -> None:
         settings, summary = self.settings, self.summary

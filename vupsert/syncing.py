@@ -27,7 +27,6 @@ import orjson
 
 from .batching import Item
 from .client import Client
-from .connection import check_token, check_url, require_connection
 from .deleting import deleted
 from .errors import DeletionRefused, UsageError
 from .outcomes import Broadcast, Events, NoEvents, Summary, SyncSummary
@@ -180,14 +179,7 @@ class SyncRun:
     def execute(self) -> SyncSummary:
         settings, summary = self.settings, self.summary
         started = time.monotonic()
-        require_connection(settings.url, settings.token)
-        client = Client(
-            check_url(settings.url, allow_insecure_http=settings.allow_insecure_http),
-            check_token(settings.token),
-            namespace=settings.namespace,
-            timeout=settings.timeout,
-            transport=self._transport,
-        )
+        client = Client.for_settings(settings, self._transport)
         with client:
             caller = Caller(
                 client, RetryPolicy(retries=settings.retries, max_backoff=settings.max_backoff)

@@ -18,7 +18,6 @@ from typing import Any, BinaryIO
 import orjson
 
 from .client import Client
-from .connection import check_token, check_url, require_connection
 from .outcomes import Events, NoEvents, Problem, Summary, VerifySummary
 from .reading import Reader, check_inputs
 from .records import Record, Rejection
@@ -61,14 +60,7 @@ class Verifier:
         settings, summary = self.settings, self.summary
         started = time.monotonic()
         check_inputs(settings.inputs)
-        require_connection(settings.url, settings.token)
-        client = Client(
-            check_url(settings.url, allow_insecure_http=settings.allow_insecure_http),
-            check_token(settings.token),
-            namespace=settings.namespace,
-            timeout=settings.timeout,
-            transport=self._transport,
-        )
+        client = Client.for_settings(settings, self._transport)
         counting = Summary(namespace=settings.namespace)
         reader = Reader(
             settings,

@@ -21,21 +21,15 @@ closing bracket must follow. Nothing is held but the current element and a read 
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import orjson
 
+from ._resume import Stream, byte_before, restart_hint
 from .errors import InputError
 from .records import JsonLine, Position, Rejection
 from .settings import option
-
-if TYPE_CHECKING:
-    _Stream = io.BufferedReader[io.RawIOBase]
-else:
-    _Stream = io.BufferedReader
 
 __all__ = ["MAX_ELEMENT_BYTES", "elements", "starts_as_array"]
 
@@ -77,7 +71,7 @@ class _Buffer:
 
     __slots__ = ("base", "data", "eof", "stream")
 
-    def __init__(self, stream: _Stream, base: int) -> None:
+    def __init__(self, stream: Stream, base: int) -> None:
         self.stream = stream
         self.data = b""
         self.base = base
@@ -95,9 +89,7 @@ class _Buffer:
         return keep
 
 
-def elements(
-    stream: _Stream, source: str, start: Position | None
-) -> Iterator[JsonLine | Rejection]:
+def elements(stream: Stream, source: str, start: Position | None) -> Iterator[JsonLine | Rejection]:
     """Each element of the array as a JSON Lines reader gives lines: ``(number, end,
     value, text)`` for an object (``text`` the element as written, on one line), or a
     :class:`Rejection` for an element that is not one."""
@@ -145,7 +137,7 @@ def elements(
             raise InputError(
                 f"{source}: the checkpoint's resume point (byte {start.offset:,}) is not "
                 "after an element of the array; the input changed since that run",
-                hint=_restart_hint(),
+                hint=restart_hint(),
             )
         raise InputError(
             f"{source}: element {number} is followed by {_shown(buf.data[i : i + 20])} at "
@@ -156,38 +148,18 @@ def elements(
     _check_rest(buf, i, source)
 
 
-def _restart_hint() -> str:
-    return f"Start this input over with {option('restart', True)} (or remove the checkpoint)."
-
-
 def _shown(data: bytes) -> str:
     return repr(data.decode("utf-8", "backslashreplace"))
 
 
-def _skip_to(stream: _Stream, start: Position, source: str) -> None:
+def _skip_to(stream: Stream, start: Position, source: str) -> None:
     """Move to ``start.offset``, checking that an element ended right before it."""
     target = start.offset
-    if stream.seekable():
-        stream.seek(target - 1)
-    else:
-        remaining = target - 1
-        while remaining > 0:
-            chunk = stream.read(min(remaining, 1024 * 1024))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-    last = stream.read(1)
-    if not last:
-        raise InputError(
-            f"{source}: is shorter than the checkpoint's resume point (byte {target:,}); "
-            "it changed since that run",
-            hint=_restart_hint(),
-        )
-    if last in (b" ", b"\t", b"\r", b"\n", b",", b"["):
+    if byte_before(stream, 0, target, source) in (b" ", b"\t", b"\r", b"\n", b",", b"["):
         raise InputError(
             f"{source}: the checkpoint's resume point (byte {target:,}) is not after an "
             "element of the array; the input changed since that run",
-            hint=_restart_hint(),
+            hint=restart_hint(),
         )
 
 

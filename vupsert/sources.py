@@ -34,6 +34,7 @@ import orjson
 
 from ._json_array import elements, starts_as_array
 from ._parquet import parquet_rows
+from ._resume import Stream, byte_before, restart_hint
 from .errors import ConfigError, InputError
 from .records import JsonLine, Position, Rejection, Row
 from .settings import Format, ReadOptions, option
@@ -42,10 +43,6 @@ _T = TypeVar("_T")
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
-
-    _Stream = io.BufferedReader[io.RawIOBase]
-else:
-    _Stream = io.BufferedReader
 
 __all__ = [
     "RECORDS",
@@ -84,7 +81,6 @@ _DECODED_BUFFER_SIZE = 64 * 1024
 archive must still give up the lines before the break."""
 _REPORT_EVERY = 64 * 1024
 """``on_bytes`` is called at most once per this many on-disk bytes (and at the end)."""
-_DISCARD_CHUNK = 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 _SNIFF_SIZE = 10
 _SNIFF_JSON = 4096
@@ -97,10 +93,6 @@ _CSV_FIELD_LIMIT = 8 * 1024 * 1024
 Data over 1 MB is refused anyway, so a bigger cell is almost always an unbalanced quote
 swallowing the rest of the file; the limit keeps that from eating all memory.
 """
-
-
-def _restart_hint() -> str:
-    return f"Start this input over with {option('restart', True)} (or remove the checkpoint)."
 
 
 _JSON_TYPES: dict[type, str] = {
@@ -264,7 +256,7 @@ def iter_json(
     lines = _JsonLines(options.whole_lines and name != STDIN, on_warning).lines
 
     def produce(
-        stream: _Stream, source: str, start: Position | None
+        stream: Stream, source: str, start: Position | None
     ) -> Iterator[JsonLine | Rejection]:
         if starts_as_array(stream.peek(_SNIFF_JSON)) is False:
             return lines(stream, source, start)
@@ -293,7 +285,7 @@ def iter_lines(name: str, *, stdin: BinaryIO | None = None) -> Iterator[tuple[in
     reads it: for inputs that are lists rather than records (ids to delete)."""
 
     def numbered(
-        stream: _Stream, source: str, start: Position | None
+        stream: Stream, source: str, start: Position | None
     ) -> Iterator[tuple[int, bytes]]:
         return enumerate(stream, 1)
 
@@ -450,7 +442,7 @@ def _open(
     stdin: BinaryIO | None,
     on_bytes: Callable[[int], None] | None,
     stack: contextlib.ExitStack,
-) -> tuple[_Stream, str | None]:
+) -> tuple[Stream, str | None]:
     """Open an input as one buffered stream of decompressed bytes, and its compression."""
     if name == STDIN:
         f: BinaryIO = stdin if stdin is not None else sys.stdin.buffer
@@ -512,7 +504,7 @@ class _Format:
         self.warn = warn
 
     def rows(
-        self, stream: _Stream, source: str, start: Position | None
+        self, stream: Stream, source: str, start: Position | None
     ) -> Iterator[Row | Rejection]:
         raise NotImplementedError
 
@@ -522,7 +514,7 @@ def _read(
     start: Position | None,
     stdin: BinaryIO | None,
     on_bytes: Callable[[int], None] | None,
-    produce: Callable[[_Stream, str, Position | None], Iterator[_T]],
+    produce: Callable[[Stream, str, Position | None], Iterator[_T]],
 ) -> Iterator[_T]:
     source = display_name(name)
     if start is not None and start.offset <= 0:
@@ -555,7 +547,7 @@ def _read(
 _TEST_COMMANDS = {"gzip": "gzip -t", "bzip2": "bzip2 -t", "xz": "xz -t"}
 
 
-def _skip_to(stream: _Stream, here: int, start: Position, source: str) -> bool:
+def _skip_to(stream: Stream, here: int, start: Position, source: str) -> bool:
     """Move the stream from byte ``here`` to ``start.offset``, proving it is a line end.
 
     True when the resume point is a last line whose newline came after that run: the
@@ -565,28 +557,13 @@ def _skip_to(stream: _Stream, here: int, start: Position, source: str) -> bool:
     if target < here:
         raise InputError(
             f"{source}: the checkpoint's resume point (byte {target:,}) is inside the header",
-            hint=_restart_hint(),
+            hint=restart_hint(),
         )
     if target == here:
         return False
-    # Land one byte early: the byte before the resume point must end a line, or the
-    # input is not the one the checkpoint was written for.
-    if stream.seekable():
-        stream.seek(target - 1)
-    else:
-        remaining = target - 1 - here
-        while remaining > 0:
-            chunk = stream.read(min(remaining, _DISCARD_CHUNK))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-    last = stream.read(1)
-    if not last:
-        raise InputError(
-            f"{source}: is shorter than the checkpoint's resume point (byte {target:,}); "
-            "it changed since that run",
-            hint=_restart_hint(),
-        )
+    # The byte before the resume point must end a line, or the input is not the one the
+    # checkpoint was written for.
+    last = byte_before(stream, here, target, source)
     # The last item of a file may end without a newline; then nothing may follow it but
     # the newline its writer had not written yet.
     mid_line = last != b"\n"
@@ -594,7 +571,7 @@ def _skip_to(stream: _Stream, here: int, start: Position, source: str) -> bool:
         raise InputError(
             f"{source}: the checkpoint's resume point (byte {target:,}) is not at the end of "
             "a line; the input changed since that run",
-            hint=_restart_hint(),
+            hint=restart_hint(),
         )
     return mid_line
 
@@ -632,7 +609,7 @@ def _left_for_later(warn: Callable[[str], None] | None, source: str, line: int) 
 
 class _JsonLines(_Format):
     def rows(
-        self, stream: _Stream, source: str, start: Position | None
+        self, stream: Stream, source: str, start: Position | None
     ) -> Iterator[Row | Rejection]:
         for item in self.lines(stream, source, start):
             if type(item) is tuple:
@@ -643,7 +620,7 @@ class _JsonLines(_Format):
                 yield item
 
     def lines(
-        self, stream: _Stream, source: str, start: Position | None
+        self, stream: Stream, source: str, start: Position | None
     ) -> Iterator[JsonLine | Rejection]:
         offset = line = 0
         if start is not None:
@@ -765,7 +742,7 @@ class _LineState:
         """(line, 1-based byte) of the first invalid UTF-8 in the current record."""
 
 
-def _feed(stream: _Stream, st: _LineState) -> Iterator[str]:
+def _feed(stream: Stream, st: _LineState) -> Iterator[str]:
     """Decoded lines for csv.reader, tracking the bytes and lines it has taken.
 
     csv.reader pulls lines only as it needs them to finish a record, so right after it
@@ -810,7 +787,7 @@ class _Table(_Format):
             csv.field_size_limit(_CSV_FIELD_LIMIT)
 
     def rows(
-        self, stream: _Stream, source: str, start: Position | None
+        self, stream: Stream, source: str, start: Position | None
     ) -> Iterator[Row | Rejection]:
         st = _LineState(self._whole_lines, source, self.warn)
         reader = csv.reader(_feed(stream, st), delimiter=self._delimiter)

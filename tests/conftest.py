@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,38 @@ def run_cli(
         timeout=timeout,
     )
     return Result(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+def kill_when(
+    *args: str | Path,
+    server: LocalServer,
+    ready: Callable[[], object],
+    delay: float = 0.0,
+    timeout: float = 60,
+) -> None:
+    """Start ``python -m vupsert ARGS`` against ``server`` and ``kill -9`` it once
+    ``ready()`` (and ``delay`` seconds more); it must still be running then."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vupsert", *map(str, args)],
+        env=cli_env(server),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: ready() or proc.poll() is not None, timeout)
+        time.sleep(delay)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"vupsert ended first, with {proc.returncode}"
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +35,7 @@ from vupsert.server import LocalServer, ServerConfig
 from vupsert.server._filter import compile_filter
 from vupsert.settings import MappingOptions
 
-from .conftest import cli_env, run_cli, write_jsonl
+from .conftest import kill_when, run_cli, write_jsonl
 
 SENTENCE = "Vectors hold meaning. Queries find them fast! Does it scale? "
 
@@ -395,19 +391,7 @@ def test_kill_9_mid_record_then_resume_sends_every_chunk(tmp_path: Path) -> None
     assert first < 5 < first + second
     # One write in 4 s: the first batch lands, the second waits for its turn.
     with LocalServer(ServerConfig(port=0, rate_limit=0.25)) as server:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vupsert", *args],
-            env=cli_env(server),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 60
-        while not (checkpoint.exists() and server.records("")):
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.01)
-        proc.kill()
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL
+        kill_when(*args, server=server, ready=lambda: checkpoint.exists() and server.records(""))
         assert len(server.records("")) == 5
         server.set_faults(rate_limit=0.0)
         result = run_cli(*args, server=server)

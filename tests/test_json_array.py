@@ -6,10 +6,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +21,7 @@ from vupsert.server import LocalServer, ServerConfig
 from vupsert.settings import ReadOptions
 from vupsert.sources import iter_rows
 
-from .conftest import cli_env, read_jsonl, run_cli
+from .conftest import kill_when, read_jsonl, run_cli
 
 
 def read(path: Path | str, *, start: Position | None = None, fmt: str = "auto") -> list[Any]:
@@ -263,14 +259,6 @@ def test_a_json_array_on_stdin_with_format_json(server: LocalServer) -> None:
     assert server.records("") == {"a": ("one", None), "b": ("two", None)}
 
 
-def wait_for(predicate: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
-
-
 def test_kill_9_then_resume_a_json_array_is_exact(tmp_path: Path) -> None:
     docs: list[dict[str, Any]] = [
         {"id": f"id-{i}", "data": f"record {i} about {i % 13}", "metadata": {"i": i}}
@@ -283,16 +271,9 @@ def test_kill_9_then_resume_a_json_array_is_exact(tmp_path: Path) -> None:
     args = ["upsert", str(path), "-b", "100", "-c", "4", "--json"]
     args += ["--checkpoint", str(checkpoint), "--rejects", str(rejects)]
     with LocalServer(ServerConfig(port=0, latency_ms=100)) as server:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vupsert", *args],
-            env=cli_env(server),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+        kill_when(
+            *args, server=server, ready=lambda: server.stats["requests"].get("upsert-data", 0) >= 8
         )
-        wait_for(lambda: server.stats["requests"].get("upsert-data", 0) >= 8)
-        proc.kill()
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL
         assert checkpoint.exists()
         result = run_cli(*args, server=server)
         assert result.code == 1, result.stderr

@@ -12,8 +12,8 @@ import pytest
 
 from vupsert.server import LocalServer, ServerConfig
 
-from .conftest import cli_env, run_cli, write_jsonl
-from .test_reliability_e2e import corpus, wait_for
+from .conftest import cli_env, run_cli, wait_for, write_jsonl
+from .test_reliability_e2e import corpus
 
 ROWS = [{"id": f"r{i}", "data": f"text {i}"} for i in range(20)]
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import datetime
 import decimal
 import io
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from vupsert.server import LocalServer, ServerConfig
 from vupsert.settings import ReadOptions
 from vupsert.sources import iter_rows
 
-from .conftest import cli_env, read_jsonl, run_cli
+from .conftest import cli_env, kill_when, read_jsonl, run_cli
 
 
 def people_table() -> pa.Table:
@@ -276,14 +274,6 @@ def test_importing_vupsert_and_loading_other_inputs_never_import_pyarrow(
     assert server.records("") == {"a": ("x", None), "b": ("y", None), "c": ("z", None)}
 
 
-def wait_for(predicate: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
-
-
 def test_kill_9_then_resume_a_parquet_file_by_row(tmp_path: Path) -> None:
     n = 3000
     table = pa.table(
@@ -298,16 +288,9 @@ def test_kill_9_then_resume_a_parquet_file_by_row(tmp_path: Path) -> None:
     args = ["upsert", str(path), "-b", "100", "-c", "4", "--json"]
     args += ["--checkpoint", str(checkpoint), "--rejects", str(rejects)]
     with LocalServer(ServerConfig(port=0, latency_ms=100)) as server:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vupsert", *args],
-            env=cli_env(server),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+        kill_when(
+            *args, server=server, ready=lambda: server.stats["requests"].get("upsert-data", 0) >= 8
         )
-        wait_for(lambda: server.stats["requests"].get("upsert-data", 0) >= 8)
-        proc.kill()
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL
         assert checkpoint.exists()
         result = run_cli(*args, server=server)
         assert result.code == 1, result.stderr

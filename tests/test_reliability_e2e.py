@@ -14,7 +14,7 @@ import pytest
 
 from vupsert.server import LocalServer, ServerConfig
 
-from .conftest import cli_env, read_jsonl, run_cli, write_jsonl
+from .conftest import cli_env, kill_when, read_jsonl, run_cli, wait_for, write_jsonl
 
 
 def corpus(n: int, *, poison_every: int = 0, dup_every: int = 0) -> list[dict[str, Any]]:
@@ -132,14 +132,6 @@ def test_fail_fast_stops_at_the_first_failed_batch(tmp_path: Path) -> None:
         assert result.summary["batches_sent"] < 30
 
 
-def wait_for(predicate: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
-
-
 @pytest.mark.parametrize("kill_after_requests", [1, 4, 9])
 def test_kill_9_then_resume_is_exact(tmp_path: Path, kill_after_requests: int) -> None:
     rows = corpus(4000, poison_every=333, dup_every=40)
@@ -163,17 +155,12 @@ def test_kill_9_then_resume_is_exact(tmp_path: Path, kill_after_requests: int) -
         port=0, seed=kill_after_requests, latency_ms=40, refuse_matching="POISON", fail_rate=0.1
     )
     with LocalServer(config) as server:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vupsert", *args],
-            env=cli_env(server),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+        kill_when(
+            *args,
+            server=server,
+            ready=lambda: sum(server.stats["requests"].values()) >= kill_after_requests + 1,
+            delay=0.05 * kill_after_requests,
         )
-        wait_for(lambda: sum(server.stats["requests"].values()) >= kill_after_requests + 1)
-        time.sleep(0.05 * kill_after_requests)
-        proc.kill()
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL
         result = run_cli(*args, server=server)
         assert result.code == 1, result.stderr
         assert server.records("") == expected_index(rows)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +10,7 @@ import pytest
 import vupsert
 from vupsert.server import LocalServer, ServerConfig
 
-from .conftest import cli_env, read_jsonl, run_cli, write_jsonl
+from .conftest import kill_when, read_jsonl, run_cli, write_jsonl
 
 SYNC_KEYS = {"records_new", "records_changed", "records_unchanged", "records_deleted"}
 
@@ -186,17 +182,16 @@ def test_killed_at_any_point_a_rerun_converges(tmp_path: Path) -> None:
         assert run_cli("sync", path, "-n", "ns", "-c", "4", server=server).code == 0
         rows = docs(2000, version=2) + docs(500, start=3000)
         write_jsonl(path, rows)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vupsert", "sync", str(path), "-n", "ns", "-b", "100"],
-            env=cli_env(server),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        kill_when(
+            "sync",
+            path,
+            "-n",
+            "ns",
+            "-b",
+            "100",
+            server=server,
+            ready=lambda: received(server) >= 3000 + 300,
         )
-        deadline = time.monotonic() + 30
-        while received(server) < 3000 + 300 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
         again = run_cli("sync", path, "-n", "ns", "--json", server=server)
         assert again.code == 0, again.stderr
         assert stored(server, "ns") == expected(rows)

@@ -28,7 +28,7 @@ import orjson
 
 from ._resume import Stream, byte_before, restart_hint
 from .errors import InputError
-from .records import JsonLine, Position, Rejection
+from .records import JsonLine, Position, Rejection, json_type
 from .settings import option
 
 __all__ = ["MAX_ELEMENT_BYTES", "elements", "starts_as_array"]
@@ -52,7 +52,6 @@ _STRING_START = re.compile(rb'"[^"\\\n]*(?:\\.[^"\\\n]*)*', re.S)
 _INDENT_WINDOW = 256
 _SCALAR = re.compile(rb"[^,\]\s]*")
 _BLANK = re.compile(rb"[ \t\r\n]*")
-_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
 def starts_as_array(head: bytes) -> bool | None:
@@ -351,12 +350,11 @@ def _element(text: bytes, source: str, number: int, end: int) -> JsonLine | Reje
     except orjson.JSONDecodeError as exc:
         return Rejection(source, number, Position(end, number), _why_bad(text, exc), raw=_raw(text))
     if type(value) is not dict:
-        kind = "null" if value is None else _JSON_TYPES.get(type(value), "a value")
         return Rejection(
             source,
             number,
             Position(end, number),
-            f"expected a JSON object, got {kind}",
+            f"expected a JSON object, got {json_type(value)}",
             raw=_raw(text),
         )
     if b"\n" in text or b"\r" in text:

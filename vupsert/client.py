@@ -257,12 +257,16 @@ class Client:
                 finally:
                     response.close()
         except httpx.TransportError as exc:
-            if isinstance(exc, httpx.TimeoutException):
-                message = f"timed out ({type(exc).__name__})"
-            else:
-                message = f"connection failed: {self.scrub(_describe(exc))}"
-            return Answer(Kind.TRANSIENT, None, message, elapsed=time.monotonic() - started)
+            return self._lost(exc, started)
         return self._answer(response, time.monotonic() - started)
+
+    def _lost(self, exc: httpx.TransportError, started: float) -> Answer:
+        """The answer to a request that got none: a timeout or a connection failure."""
+        if isinstance(exc, httpx.TimeoutException):
+            message = f"timed out ({type(exc).__name__})"
+        else:
+            message = f"connection failed: {self.scrub(_describe(exc))}"
+        return Answer(Kind.TRANSIENT, None, message, elapsed=time.monotonic() - started)
 
     def call(self, endpoint: str, payload: Any) -> Answer:
         """One attempt at another endpoint of the namespace (``range``, ``fetch``,
@@ -274,11 +278,7 @@ class Client:
                 self._http.post(f"/{endpoint}{self._suffix}", content=orjson.dumps(payload))
             )
         except httpx.TransportError as exc:
-            if isinstance(exc, httpx.TimeoutException):
-                message = f"timed out ({type(exc).__name__})"
-            else:
-                message = f"connection failed: {self.scrub(_describe(exc))}"
-            return Answer(Kind.TRANSIENT, None, message, elapsed=time.monotonic() - started)
+            return self._lost(exc, started)
         elapsed = time.monotonic() - started
         if response.status_code == 200:
             try:

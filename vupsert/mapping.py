@@ -34,6 +34,7 @@ from .records import (
     Row,
     Skip,
     Stage,
+    json_type,
 )
 from .settings import ColumnType, MappingOptions, option
 
@@ -148,20 +149,6 @@ def infer_value(cell: str) -> Any:
     if first in "tTfF" and len(cell) <= 5:
         return _BOOLS.get(cell.lower(), cell)
     return cell
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return "null" if value is None else type(value).__name__
 
 
 def _getter(path: str) -> Getter:
@@ -609,7 +596,7 @@ class Mapper:
             return str(raw)
         if raw is _MISSING:
             self._missing(row, self._id_name, "id")
-        raise _Bad(f'id is not a string or number (got {_json_type(raw)}, field "{self._id_name}")')
+        raise _Bad(f'id is not a string or number (got {json_type(raw)}, field "{self._id_name}")')
 
     def _hash_id(self, data: str, meta: dict[str, Any] | None) -> str:
         try:
@@ -634,7 +621,7 @@ class Mapper:
             raise _Bad(f'empty data ({self._word} "{self._data_name}")')
         if raw is _MISSING:
             self._missing(row, self._data_name, "data")
-        raise _Bad(f'data is not a string (got {_json_type(raw)}, field "{self._data_name}")')
+        raise _Bad(f'data is not a string (got {json_type(raw)}, field "{self._data_name}")')
 
     def _make_metadata(self, row: Row, value: dict[str, Any]) -> dict[str, Any] | None:
         if self._typed:
@@ -653,7 +640,7 @@ class Mapper:
             return raw
         if raw is _MISSING or raw is None:
             return None
-        raise _Bad(f'metadata is not an object (got {_json_type(raw)}, field "{self._meta_name}")')
+        raise _Bad(f'metadata is not an object (got {json_type(raw)}, field "{self._meta_name}")')
 
     def _table_metadata(self, row: Row, value: dict[str, str]) -> dict[str, Any] | None:
         infer: Callable[[str], Any] = infer_value if self._infer else str

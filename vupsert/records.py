@@ -138,3 +138,18 @@ class Skip(_Located):
     source: str
     line: int
     end: Position
+
+
+def json_type(value: object) -> str:
+    """What a parsed JSON value is, as its messages name it."""
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "null" if value is None else type(value).__name__

@@ -36,7 +36,7 @@ from ._json_array import elements, starts_as_array
 from ._parquet import parquet_rows
 from ._resume import Stream, byte_before, restart_hint
 from .errors import ConfigError, InputError
-from .records import JsonLine, Position, Rejection, Row
+from .records import JsonLine, Position, Rejection, Row, json_type
 from .settings import Format, ReadOptions, option
 
 _T = TypeVar("_T")
@@ -93,16 +93,6 @@ _CSV_FIELD_LIMIT = 8 * 1024 * 1024
 Data over 1 MB is refused anyway, so a bigger cell is almost always an unbalanced quote
 swallowing the rest of the file; the limit keeps that from eating all memory.
 """
-
-
-_JSON_TYPES: dict[type, str] = {
-    list: "array",
-    str: "string",
-    int: "number",
-    float: "number",
-    bool: "boolean",
-    type(None): "null",
-}
 
 
 def display_name(name: str) -> str:
@@ -654,7 +644,7 @@ def _not_an_object(value: object, data: bytes, source: str, line: int, offset: i
         source,
         line,
         Position(offset, line),
-        f"expected a JSON object, got {_JSON_TYPES.get(type(value), 'a value')}",
+        f"expected a JSON object, got {json_type(value)}",
         raw=_raw_text(data),
     )
 

@@ -237,26 +237,29 @@ class App:
         result = self._handlers[name](ns, parsed, request.query)
         return Response(200, orjson.dumps({"result": result}))
 
+    def _throttled(self) -> Response | None:
+        """The 429 a request gets when the rate limit refuses it."""
+        retry_after = self.faults.admit()
+        if retry_after is None:
+            return None
+        return error_response(
+            429,
+            f"Too many requests: the local server allows {_rate(self.faults.config)}",
+            (("Retry-After", str(retry_after)),),
+        )
+
     def _read_fault(self) -> Response | None:
         """What a faulty read gets instead of its answer, if anything."""
-        retry_after = self.faults.admit()
-        if retry_after is not None:
-            return error_response(
-                429,
-                f"Too many requests: the local server allows {_rate(self.faults.config)}",
-                (("Retry-After", str(retry_after)),),
-            )
+        throttled = self._throttled()
+        if throttled is not None:
+            return throttled
         fault = self.faults.roll()
         return _fault_response(fault) if fault is not None else None
 
     def _write(self, name: str, ns: str, parsed: Any) -> Response:
-        retry_after = self.faults.admit()
-        if retry_after is not None:
-            return error_response(
-                429,
-                f"Too many requests: the local server allows {_rate(self.faults.config)}",
-                (("Retry-After", str(retry_after)),),
-            )
+        throttled = self._throttled()
+        if throttled is not None:
+            return throttled
         if isinstance(parsed, _BadJson):
             raise bad_request(parsed.message)
         with self.faults.in_flight() as in_flight:

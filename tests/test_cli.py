@@ -11,6 +11,7 @@ import pytest
 import typer
 
 from vupsert.cli import Environment, app, main
+from vupsert.errors import ExitStatus
 from vupsert.outcomes import Summary
 from vupsert.settings import Format, IdFrom
 
@@ -63,8 +64,19 @@ def test_upsert_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) ->
         "2 usage",
         "3 stopped",
         "130 interrupted",
+        "an output that cannot be written",
     ):
         assert piece in text
+
+
+def test_readme_exit_codes_are_the_programs() -> None:
+    readme = README.read_text(encoding="utf-8")
+    table = readme.split("### Exit codes", 1)[1].split("###", 1)[0]
+    rows = dict(re.findall(r"^\| (\d+) \| (.+) \|$", table, re.M))
+    assert sorted(map(int, rows)) == sorted(status.value for status in ExitStatus)
+    # Every cause of exit 3 the errors name, the README names too.
+    assert "bad token" in rows["3"] and "unreadable input" in rows["3"]
+    assert "cannot be written" in rows["3"] and "full disk" in rows["3"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

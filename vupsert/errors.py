@@ -38,7 +38,8 @@ class ExitStatus(enum.IntEnum):
     USAGE = 2
     """Usage or configuration error; nothing was sent."""
     STOPPED = 3
-    """Stopped by the server's answer (auth, no embedding model) or unreadable input."""
+    """Stopped by the server's answer (auth, no embedding model), unreadable input, or an
+    output (rejects, report, checkpoint) that cannot be written."""
     INTERRUPTED = 130
     """Interrupted by Ctrl-C or SIGTERM; the checkpoint and summary were written."""
 

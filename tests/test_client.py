@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from vupsert.client import Client, Kind, retry_after_seconds
-from vupsert.connection import check_token, check_url, is_loopback, redact_url
+from vupsert.connection import check_token, check_url, is_loopback, shown_url
 from vupsert.errors import ConfigError, ServerError
 from vupsert.settings import Secret
 
@@ -161,6 +161,12 @@ def test_info_errors_are_server_errors_with_hints() -> None:
         ("http://10.0.0.1", False),
         ("ftp://x", False),
         ("nonsense", False),
+        ("https://x.upstash.io:abc", False),
+        ("https://x.upstash.io:99999", False),
+        ("https://x.upstash.io:443:1", False),
+        ("http://127.0.0.1:1\\x", False),
+        ("http://127.0.0.1:1?", False),
+        ("https://x.upstash.io/#", False),
     ],
 )
 def test_check_url(url: str, ok: bool) -> None:
@@ -169,6 +175,11 @@ def test_check_url(url: str, ok: bool) -> None:
     else:
         with pytest.raises(ConfigError):
             check_url(url, allow_insecure_http=False)
+
+
+def test_a_host_http_cannot_use_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        Client("https://exa\xadmple.com", TOKEN)
 
 
 def test_insecure_http_allowed_on_request() -> None:
@@ -238,9 +249,12 @@ def test_a_token_given_as_the_url_is_not_echoed() -> None:
     assert "SeCrEt" not in str(caught.value)
 
 
-def test_redact_url() -> None:
-    assert redact_url("https://a:b@h:1/p@q") == "https://***@h:1/p@q"
-    assert redact_url("https://h/p") == "https://h/p"
+def test_shown_url_is_the_scheme_and_host() -> None:
+    assert shown_url("https://a:b@h:1/p?q#f") == "https://***@h:1"
+    assert shown_url("https://a:b/c?d#e@h:1/p") == "https://***@h:1"
+    assert shown_url("https://a:b@") == "https://***@***"
+    assert shown_url("https://h/p?token=t") == "https://h"
+    assert shown_url("h/p") == shown_url("https:///p") == ""
 
 
 def test_a_token_is_stripped_of_surrounding_whitespace() -> None:
@@ -259,14 +273,14 @@ def test_a_token_with_inner_whitespace_or_control_characters_is_refused(bad: str
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
 def test_a_redirect_is_fatal_and_names_its_location(status: int) -> None:
-    answer = answering(status, "", {"Location": "https://u:PASSWD@elsewhere.example/"}).upsert(
-        b"[]"
-    )
+    location = "https://u:PASSWD@elsewhere.example/p?token=QUERY"
+    answer = answering(status, "", {"Location": location}).upsert(b"[]")
     assert answer.kind is Kind.FATAL
-    assert "https://***@elsewhere.example/" in answer.message and "PASSWD" not in answer.message
+    assert "https://***@elsewhere.example " in answer.message
+    assert "PASSWD" not in answer.message and "QUERY" not in answer.message
     with pytest.raises(ServerError) as caught:
         answering(status, "", {"Location": "https://elsewhere.example/"}).info()
-    assert "https://elsewhere.example/" in str(caught.value)
+    assert "https://elsewhere.example" in str(caught.value)
     assert "does not follow redirects" in str(caught.value)
 
 

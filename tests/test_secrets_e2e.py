@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import secrets
 import threading
+import traceback
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,9 +14,11 @@ from typing import Any
 
 import pytest
 
+import vupsert
 import vupsert.api
 import vupsert.cli
 from vupsert.cli import Environment, main
+from vupsert.errors import ConfigError
 from vupsert.outcomes import Summary
 from vupsert.server import LocalServer, ServerConfig
 from vupsert.settings import Settings
@@ -220,3 +223,143 @@ def test_no_repr_of_the_settings_holds_the_token(monkeypatch: pytest.MonkeyPatch
     (settings,) = seen
     assert settings.token.reveal() == CANARY
     assert CANARY not in repr(settings) and CANARY not in str(vars(settings))
+
+
+USER = "usr-CANARY-" + secrets.token_hex(8)
+QUERY = "qry-CANARY-" + secrets.token_hex(8)
+HEAD, TAIL = "pwa-CANARY-" + secrets.token_hex(8), "pwb-CANARY-" + secrets.token_hex(8)
+"""A password's two halves, around the character that cuts it: each half on its own
+must not be shown either."""
+URL_CANARIES = (USER, QUERY, HEAD, TAIL)
+URL_SHAPES = {
+    "password with ?": f"http://{USER}:{HEAD}?{TAIL}@{{host}}",
+    "password with #": f"http://{USER}:{HEAD}#{TAIL}@{{host}}",
+    "password with /": f"http://{USER}:{HEAD}/{TAIL}@{{host}}",
+    "https password with /": f"https://{USER}:{HEAD}/{TAIL}@{{host}}",
+    "password with @": f"http://{USER}:{HEAD}@{TAIL}@{{host}}",
+    "password with %": f"http://{USER}:{HEAD}%{TAIL}@{{host}}",
+    "password with %40": f"http://{USER}:{HEAD}%40{TAIL}@{{host}}",
+    "token in the query": f"http://{{host}}/?token={QUERY}",
+    "query without a path": f"http://{{host}}?token={QUERY}",
+    "query after a path": f"http://{{host}}/proxy/path?token={QUERY}&x=1",
+    "fragment": f"http://{{host}}/#{QUERY}",
+}
+"""URLs that are refused, and what a message may show of each: the scheme and host."""
+
+
+def _host(index: LocalServer) -> str:
+    return index.url.partition("://")[2]
+
+
+def _shown(shape: str, index: LocalServer) -> str:
+    scheme = shape.partition("://")[0]
+    return f"{scheme}://{'***@' if '@' in shape else ''}{_host(index)}"
+
+
+def _commands(folder: Path) -> dict[str, list[str]]:
+    """Each command, with every file it can write, in ``folder``."""
+    source = str(write_jsonl(folder / "in.jsonl", [*rows(3), {"id": "bad", "data": ""}]))
+    ids = folder / "ids.txt"
+    ids.write_text("doc-1\n")
+    files = ["--rejects", str(folder / "rejects.jsonl"), "--report", str(folder / "report.jsonl")]
+    return {
+        "upsert": ["upsert", source, "--json", *files, "--checkpoint", str(folder / "run.ckpt")],
+        "sync": ["sync", source, "--json", *files],
+        "export": ["export", "-o", str(folder / "export.jsonl"), "--json"],
+        "verify": ["verify", source, "--json"],
+        "delete": ["delete", "--ids", str(ids), "--json"],
+        "info": ["info", "--json"],
+    }
+
+
+def run_in_process(argv: list[str], environ: dict[str, str]) -> Result:
+    """``main(argv)`` in this process; an exception that escapes it (under
+    VUPSERT_RAISE_ERRORS) is part of stderr, traceback and all."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    environment = Environment(stdin=io.BytesIO(b""), stdout=stdout, stderr=stderr, environ=environ)
+    try:
+        main(argv, environment)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    except Exception as exc:
+        stderr.write("".join(traceback.format_exception(exc)))
+        code = -1
+    return Result(code, stdout.getvalue(), stderr.getvalue())
+
+
+def assert_no_url_secret(texts: dict[str, str]) -> None:
+    for where, text in texts.items():
+        for canary in URL_CANARIES:
+            assert canary not in text, f"{canary} in {where}:\n{text}"
+
+
+def _written(folder: Path) -> dict[str, str]:
+    return {
+        str(p): p.read_text(errors="replace")
+        for p in folder.iterdir()
+        if p.is_file() and p.name not in ("in.jsonl", "ids.txt")
+    }
+
+
+@pytest.mark.parametrize("shape", URL_SHAPES.values(), ids=URL_SHAPES.keys())
+def test_a_url_with_userinfo_or_a_query_is_refused_by_every_command_showing_only_its_host(
+    tmp_path: Path, canary_index: LocalServer, shape: str
+) -> None:
+    url = shape.format(host=_host(canary_index))
+    for raising in ("1", ""):
+        for how in ("flag", "env"):
+            folder = tmp_path / f"{how}-{raising}"
+            folder.mkdir()
+            environ = {"UPSTASH_VECTOR_REST_TOKEN": CANARY, "VUPSERT_RAISE_ERRORS": raising}
+            if how == "env":
+                environ["UPSTASH_VECTOR_REST_URL"] = url
+            for command, argv in _commands(folder).items():
+                result = run_in_process(argv + (["--url", url] if how == "flag" else []), environ)
+                said = {f"{command} stdout": result.stdout, f"{command} stderr": result.stderr}
+                assert_no_url_secret(said)
+                assert result.code == 2, said
+                assert f"{_shown(shape, canary_index)!r}" in result.stderr, said
+            assert_no_url_secret(_written(folder))
+    assert canary_index.records("") == {}
+
+
+@pytest.mark.parametrize("shape", URL_SHAPES.values(), ids=URL_SHAPES.keys())
+def test_a_url_with_userinfo_or_a_query_is_refused_by_the_python_api(
+    tmp_path: Path, canary_index: LocalServer, shape: str
+) -> None:
+    url = shape.format(host=_host(canary_index))
+    source = write_jsonl(tmp_path / "in.jsonl", rows(3))
+    calls: dict[str, Any] = {
+        "upsert": lambda: vupsert.upsert(source, url=url, token=CANARY),
+        "sync": lambda: vupsert.sync(source, url=url, token=CANARY),
+        "export": lambda: vupsert.export(tmp_path / "out.jsonl", url=url, token=CANARY),
+        "verify": lambda: vupsert.verify(source, url=url, token=CANARY),
+        "delete": lambda: vupsert.delete(ids=["doc-1"], url=url, token=CANARY),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ConfigError) as caught:
+            call()
+        error = caught.value
+        assert_no_url_secret(
+            {
+                f"{name}: str": str(error),
+                f"{name}: repr": repr(error) + repr(error.args) + repr(vars(error)),
+                f"{name}: traceback": "".join(traceback.format_exception(error)),
+            }
+        )
+        assert _shown(shape, canary_index) in str(error)
+
+
+@pytest.mark.parametrize("raising", ["1", ""])
+@pytest.mark.parametrize("shape", list(URL_SHAPES.values())[::3], ids=list(URL_SHAPES)[::3])
+def test_a_url_with_userinfo_or_a_query_in_a_real_run(
+    tmp_path: Path, canary_index: LocalServer, shape: str, raising: str
+) -> None:
+    url = shape.format(host=_host(canary_index))
+    outputs = Outputs(tmp_path / "run")
+    result = run_with(outputs, url, CANARY, {"VUPSERT_RAISE_ERRORS": raising})
+    assert_no_url_secret({"stdout": result.stdout, "stderr": result.stderr})
+    assert_no_url_secret(_written(outputs.folder))
+    assert result.code == 2 and _shown(shape, canary_index) in result.stderr
+    assert canary_index.records("") == {}

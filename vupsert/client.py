@@ -18,8 +18,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from .connection import check_token, check_url, redact_url, require_connection, where_set
-from .errors import ServerError
+from .connection import check_token, check_url, require_connection, shown_url, url_hint, where_set
+from .errors import ConfigError, ServerError
 from .settings import TIMEOUT, Secret, Settings, option
 
 
@@ -210,7 +210,7 @@ class Client:
         self._transport: httpx.BaseTransport | None = None
         if not proxied:
             self._transport = transport or httpx.HTTPTransport(verify=verify, limits=limits)
-        self._http = httpx.Client(
+        self._http = self._client(
             base_url=self.base_url,
             # The token lives in the client's headers only; httpx does not show headers
             # in reprs or exception messages.
@@ -226,6 +226,16 @@ class Client:
         )
         self._upsert_url = self._http.base_url.join(self.upsert_path)
         self._extensions = {"timeout": self._http.timeout.as_dict()}
+
+    def _client(self, **options: Any) -> httpx.Client:
+        try:
+            return httpx.Client(**options)
+        except httpx.InvalidURL:
+            # httpx's message may quote the URL whole.
+            raise ConfigError(
+                f"The URL {shown_url(self.base_url)!r} is not one HTTP can use.",
+                hint=url_hint(),
+            ) from None
 
     def __enter__(self) -> Client:
         return self
@@ -294,7 +304,7 @@ class Client:
         message = error_message(response)
         if 300 <= response.status_code < 400:
             location = response.headers.get("location")
-            target = redact_url(location) if location else "no Location given"
+            target = shown_url(location) or ("a path" if location else "no Location given")
             message = f"redirected to {target} ({message})"
         return self.scrub(message)
 

@@ -1,16 +1,17 @@
 """The index's address and token: where they come from, and the checks they pass before
 anything is built from them.
 
-No message here repeats a token or a URL's password: a URL with a password is refused
-(shown with ``***``), a token that cannot be sent names only the position at fault.
+No message here repeats a token, nor more of a URL than its scheme and host: a URL with a
+user name, a password, a query or a fragment is refused, and a token that cannot be sent
+names only the position at fault.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .settings import Secret, option
@@ -23,6 +24,14 @@ def where_set(setting: str) -> str:
     """Where the user sets the index's ``url`` or ``token``: the variable, or the option."""
     env = {"url": URL_ENV, "token": TOKEN_ENV}[setting]
     return f"{env} (or {option(setting)})"
+
+
+def url_hint() -> str:
+    """What to do about a URL that is not the index's."""
+    return (
+        f"Set {where_set('url')} to the index's REST URL, like "
+        "https://example-us1-vector.upstash.io"
+    )
 
 
 def find_connection(
@@ -81,50 +90,74 @@ API_PATHS = frozenset(
 endpoint, not from the index's page."""
 
 
-def redact_url(url: str) -> str:
-    """``url`` with any user name and password replaced by ``***``, fit for a message."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, tail = rest.partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    return f"{scheme}{sep}{authority}{slash}{tail}"
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_AUTHORITY = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:@/?#\[\]\\%]+)(?::(?P<port>[0-9]*))?")
+"""A host (a name, an IPv4 address or a bracketed IPv6 one) and an optional port."""
+
+
+def shown_url(url: str) -> str:
+    """What a message may show of ``url``: its scheme and host (and port), with ``***@``
+    where it held a user name or password; ``""`` when it has no scheme or no host.
+
+    Nothing of its path, query or fragment: a token can hide in a query, and a password
+    with an unencoded ``/``, ``?``, ``#`` or ``@`` moves where each part seems to start,
+    so everything up to the last ``@`` is taken for a user name or password.
+    """
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or not _SCHEME.fullmatch(scheme):
+        return ""
+    _, at, after = rest.rpartition("@")
+    authority = re.split(r"[/?#]", after, maxsplit=1)[0]
+    if at:
+        return f"{scheme}://***@{authority if _AUTHORITY.fullmatch(authority) else '***'}"
+    return f"{scheme}://{authority}" if authority else ""
 
 
 def check_url(url: str, *, allow_insecure_http: bool) -> str:
     """Return the base URL without a trailing slash, or raise ``ConfigError``.
 
-    No message repeats a password, nor a value that is not a URL at all: that is
-    most often the token, set in the URL's place.
+    The base URL is ``http(s)://host[:port]``, with a path for a proxy: no user name or
+    password, no query, no fragment. No message repeats more of a URL than
+    :func:`shown_url` shows, nor a value that is not a URL at all: that is most often
+    the token, set in the URL's place.
     """
     url = url.strip()
-    shown = redact_url(url)
-    try:
-        parts = urlsplit(url)
-        hostname = parts.hostname
-    except ValueError:
-        parts, hostname = urlsplit(""), None
-    if parts.scheme not in ("http", "https") or not hostname:
-        what = f"The URL {shown!r}" if "://" in url else "The URL given"
+    shown = shown_url(url)
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in ("http", "https") or not shown:
+        what = f"The URL {shown!r}" if shown else "The URL given"
         raise ConfigError(
             f"{what} is not an http(s) URL.",
-            hint=f"Set {where_set('url')} to the index's REST URL, "
-            "like https://example-us1-vector.upstash.io",
+            hint=url_hint(),
         )
-    if "@" in parts.netloc:
+    if "@" in rest:
         raise ConfigError(
             f"The URL {shown!r} holds a user name or password: the index takes only its token.",
             hint=f"Remove the part before @ and pass the token with {where_set('token')}.",
         )
-    base = f"{parts.scheme}://{parts.netloc}"
-    first = parts.path.strip("/").split("/")[0]
-    if first in API_PATHS or parts.query or parts.fragment:
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    path = rest[len(authority) :]
+    base = f"{scheme}://{authority}"
+    if "?" in path or "#" in path:
         raise ConfigError(
-            f"The URL {shown!r} is an endpoint's address, not the index's.",
+            f"The URL {shown!r} has a query string or a fragment (after ? or #): the "
+            "index's URL has neither, and the token goes in its own setting.",
+            hint=f"Use the index's base URL, {base}, and pass the token with "
+            f"{where_set('token')}.",
+        )
+    first = path.strip("/").split("/")[0]
+    if first in API_PATHS:
+        raise ConfigError(
+            f"The URL {shown!r} names the endpoint /{first}: it is an endpoint's address, "
+            "not the index's.",
             hint=f"Use the index's base URL, with no path: {base}",
         )
-    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(hostname):
+    match = _AUTHORITY.fullmatch(authority)
+    port = match and match["port"]
+    if not match or (port and not 0 < int(port) <= 65535):
+        raise ConfigError(f"The URL {shown!r} has no valid host and port.", hint=url_hint())
+    hostname = match["host"].lower()
+    if scheme.lower() == "http" and not allow_insecure_http and not is_loopback(hostname):
         raise ConfigError(
             f"Refusing to send the token over plain http to {hostname}.",
             hint="Use the https URL of the index, or pass "

@@ -216,7 +216,7 @@ def test_a_redirect_stops_the_run_and_names_where_it_points(
     env = cli_env(None, UPSTASH_VECTOR_REST_URL=redirecting, UPSTASH_VECTOR_REST_TOKEN="t")
     result = run_cli("upsert", path, preflight, "--retries", "5", env=env)
     assert result.code == 3, result.stderr
-    assert "https://elsewhere.example/" in result.stderr
+    assert "redirected to https://elsewhere.example " in result.stderr
     assert "does not follow redirects" in result.stderr
     assert _Redirecting.seen == 1  # a configuration error: not retried
 

@@ -142,8 +142,7 @@ def check_url(url: str, *, allow_insecure_http: bool) -> str:
         raise ConfigError(
             f"The URL {shown!r} has a query string or a fragment (after ? or #): the "
             "index's URL has neither, and the token goes in its own setting.",
-            hint=f"Use the index's base URL, {base}, and pass the token with "
-            f"{where_set('token')}.",
+            hint=f"Use the index's base URL, {base}, and pass the token with {where_set('token')}.",
         )
     first = path.strip("/").split("/")[0]
     if first in API_PATHS:

@@ -177,9 +177,12 @@ def test_rejects_writer_resumes_by_cutting_back(tmp_path: Path) -> None:
     keep = writer.offset()
     writer.write([Rejection("f", 2, Position(2, 2), "b", body=b'{"id":"2"}')])
     writer.close()
-    again = RejectsWriter(path, resume_at=keep)
+    again = RejectsWriter(path, keep=keep, kept_from=path)
     again.close()
     assert path.read_bytes().count(b"\n") == 1
+    elsewhere = RejectsWriter(tmp_path / "r2.jsonl", keep=keep, kept_from=path)
+    elsewhere.close()
+    assert elsewhere.copied_lines == 1 and (tmp_path / "r2.jsonl").read_bytes() == path.read_bytes()
 
 
 def test_checkpoint_lock_and_atomic_save(tmp_path: Path) -> None:

@@ -131,3 +131,61 @@ def test_a_truncated_archive_sends_what_came_before_the_break(
     assert len(stored) == summary["records_upserted"]
     assert summary["records_upserted"] + summary["records_rejected"] == summary["records_read"]
     assert "were loaded" in result.stderr
+
+
+def _rejected_ids(path: Path) -> list[str]:
+    return [line["id"] for line in read_jsonl(path)]
+
+
+@pytest.mark.parametrize("rerun", ["same path", "another path", "moved"])
+@pytest.mark.parametrize("checkpointed", [True, False], ids=["checkpoint", "no checkpoint"])
+def test_a_rerun_after_a_full_disk_keeps_every_reject_in_one_file(
+    tmp_path: Path, rerun: str, checkpointed: bool
+) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", rows(400, poison_every=4))
+    first, second = tmp_path / "rejects.jsonl", tmp_path / "elsewhere" / "rejects.jsonl"
+    second.parent.mkdir()
+    checkpoint: list[str | Path] = ["--checkpoint", tmp_path / "run.ckpt"] if checkpointed else []
+    args = ["upsert", path, *checkpoint, "--json", "-b", "20"]
+    with LocalServer(ServerConfig(port=0, refuse_matching="POISON")) as server:
+        full = run_limited(3000, *args, "--rejects", first, server=server)
+        assert_clean_failure(full, first)
+        assert 0 < len(_rejected_ids(first)) < 100
+        advice = " ".join(full.stderr.split())
+        if checkpointed:
+            assert "carries on from the checkpoint" in advice and "move it" in advice
+        else:
+            assert "sends every record again" in advice
+        if rerun == "moved":
+            first.rename(second)
+        target = first if rerun == "same path" else second
+        again = run_cli(*args, "--rejects", target, server=server)
+        assert again.code == 1, again.stderr
+        assert len(server.records("")) == 300
+    assert sorted(_rejected_ids(target)) == sorted(f"r{i}" for i in range(0, 400, 4))
+    copied = f"the rejects file {target} starts with the"
+    assert (copied in again.stderr) == (checkpointed and rerun == "another path")
+
+
+def test_a_rejects_file_edited_under_its_checkpoint_is_not_cut(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", rows(400, poison_every=4))
+    rejects = tmp_path / "rejects.jsonl"
+    args: list[str | Path] = [
+        "upsert",
+        path,
+        "--checkpoint",
+        tmp_path / "run.ckpt",
+        "--rejects",
+        rejects,
+    ]
+    with LocalServer(ServerConfig(port=0, refuse_matching="POISON")) as server:
+        assert_clean_failure(run_limited(3000, *args, "--json", "-b", "20", server=server), rejects)
+        # A record fixed and its line taken out, in place, while the run is unfinished.
+        edited = b"".join(rejects.read_bytes().splitlines(keepends=True)[1:])
+        rejects.write_bytes(edited)
+        again = run_cli(*args, server=server)
+        assert again.code == 2 and f"{rejects} changed since the checkpoint" in again.stderr
+        assert rejects.read_bytes() == edited
+        rejects.rename(tmp_path / "fixed.jsonl")
+        assert run_cli(*args, server=server).code == 1
+        assert len(server.records("")) == 300

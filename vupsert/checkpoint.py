@@ -5,8 +5,9 @@ recorded, so after a crash at any moment a rerun re-sends at most the batches th
 in flight (upserts are idempotent) and never skips one that was not settled.
 
 The file is JSON, replaced atomically (temporary file, fsync, rename). It holds paths,
-byte offsets, line numbers, counts, fingerprints and the rejects file's length; never
-the URL's credentials or the token. A lock file next to it keeps two runs apart.
+byte offsets, line numbers, counts, fingerprints and the rejects file's length and
+fingerprint (so that a rerun finds its lines, on the same path or moved); never the URL's
+credentials or the token. A lock file next to it keeps two runs apart.
 
 A settled prefix is fingerprinted by SHA-256 of its first and last 64 KiB (of the
 decompressed stream). A rewrite, truncation or rotation of the file changes one of them;
@@ -78,11 +79,30 @@ def fingerprint(name: str, offset: int) -> tuple[str, str]:
         head, compressed = read_prefix(name, min(offset, SAMPLE))
         if compressed:
             return _sha(head), ""
-        with open(name, "rb") as f:
-            f.seek(max(0, offset - SAMPLE))
-            tail = f.read(offset - max(0, offset - SAMPLE))
+        tail = _tail(name, offset)
     except (OSError, InputError):
         return "unreadable", ""
+    return _sha(head), _sha(tail)
+
+
+def _tail(path: str | Path, offset: int) -> bytes:
+    """The last ``SAMPLE`` bytes (or fewer) before ``offset`` of a plain file."""
+    with open(path, "rb") as f:
+        f.seek(max(0, offset - SAMPLE))
+        return f.read(offset - max(0, offset - SAMPLE))
+
+
+def file_fingerprint(path: str | Path, offset: int) -> tuple[str, str]:
+    """``(head, tail)`` hashes of a plain file's first ``offset`` bytes; ``("", "")``
+    when it cannot be read or is shorter than that."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(min(offset, SAMPLE))
+        tail = _tail(path, offset)
+    except OSError:
+        return "", ""
+    if len(tail) < min(offset, SAMPLE):
+        return "", ""
     return _sha(head), _sha(tail)
 
 
@@ -108,7 +128,10 @@ class Checkpoint:
         self.keys = [input_key(name) for name in inputs]
         self.namespace = namespace
         self.rejects_path: str | None = None
+        """The rejects file (resolved) whose first ``rejects_offset`` bytes are the lines
+        of the settled prefix, fingerprinted by ``rejects_sums``."""
         self.rejects_offset = 0
+        self.rejects_sums = ("", "")
         self._lock: IO[str] | None = None
         self._acquire_lock()
         try:
@@ -123,6 +146,7 @@ class Checkpoint:
         # fingerprinted (so a save hashes only inputs that moved).
         self._resume = {key: InputState(**vars(state)) for key, state in self.states.items()}
         self._hashed = {key: state.offset for key, state in self.states.items()}
+        self._rejects_hashed: tuple[str | None, int] = (self.rejects_path, self.rejects_offset)
 
     def _acquire_lock(self) -> None:
         if fcntl is None:
@@ -187,6 +211,7 @@ class Checkpoint:
             self.states[key] = InputState(**state)
         self.rejects_path = data.get("rejects_path")
         self.rejects_offset = int(data.get("rejects_offset") or 0)
+        self.rejects_sums = (data.get("rejects_head", ""), data.get("rejects_tail", ""))
 
     def start(self, index: int) -> Start:
         """Where input ``index`` resumes; refuses an input that changed under us."""
@@ -225,6 +250,13 @@ class Checkpoint:
             if self._hashed.get(key) != state.offset:
                 state.head, state.tail = fingerprint(self.inputs[index], state.offset)
                 self._hashed[key] = state.offset
+        if self._rejects_hashed != (self.rejects_path, self.rejects_offset):
+            self.rejects_sums = (
+                file_fingerprint(self.rejects_path, self.rejects_offset)
+                if self.rejects_path and self.rejects_offset
+                else ("", "")
+            )
+            self._rejects_hashed = (self.rejects_path, self.rejects_offset)
         payload = {
             "version": VERSION,
             "index": self.index,
@@ -232,6 +264,8 @@ class Checkpoint:
             "inputs": {key: vars(state) for key, state in self.states.items()},
             "rejects_path": self.rejects_path,
             "rejects_offset": self.rejects_offset,
+            "rejects_head": self.rejects_sums[0],
+            "rejects_tail": self.rejects_sums[1],
         }
         directory = self._file.parent
         tmp = None
@@ -250,6 +284,43 @@ class Checkpoint:
                 # The previous checkpoint is still whole: a rerun resumes from there.
                 raise OutputError(self.path, exc) from None
             raise
+
+    def earlier_rejects(self, path: Path) -> Path | None:
+        """The file that holds the rejects of the settled prefix, for a run that writes
+        its rejects file at ``path``: ``path`` itself (the same file, or the last run's
+        moved there), else the last run's file; ``None`` when there are none, or no file
+        is left of them (it was removed).
+
+        Raises :class:`CheckpointError` when a file there no longer starts with them: it
+        was edited, and cutting it back to the checkpoint would destroy the edits.
+        """
+        if not self.rejects_path or not self.rejects_offset:
+            return None
+        last = Path(self.rejects_path)
+        for candidate in (path, last):
+            if self._holds_rejects(candidate):
+                return candidate
+        changed = next((p for p in (last, path) if p.exists()), None)
+        if changed is None:
+            return None
+        raise CheckpointError(
+            f"The rejects file {changed} changed since the checkpoint {self.path} was "
+            f"written: its first {self.rejects_offset:,} bytes are no longer the rejects "
+            "of what the checkpoint says is settled.",
+            hint=f"Move {changed} away and run again (its lines are then not in this run's "
+            f"rejects file), or pass {option('restart', True)} to load the inputs again "
+            "from the beginning.",
+        )
+
+    def _holds_rejects(self, path: Path) -> bool:
+        if not path.is_file():
+            return False
+        if any(self.rejects_sums):
+            return file_fingerprint(path, self.rejects_offset) == self.rejects_sums
+        # A checkpoint written before rejects files were fingerprinted names its own.
+        return (
+            str(path.resolve()) == self.rejects_path and path.stat().st_size >= self.rejects_offset
+        )
 
     def close(self) -> None:
         if self._lock is not None:

@@ -89,7 +89,9 @@ class OutputError(VupsertError):
 
     exit_status = ExitStatus.STOPPED
 
-    def __init__(self, path: object, exc: OSError, *, unrecorded: int = 0) -> None:
+    def __init__(
+        self, path: object, exc: OSError, *, unrecorded: int = 0, hint: str | None = None
+    ) -> None:
         self.path = path
         self.reason = exc.strerror or str(exc) or type(exc).__name__
         message = f"could not write {path}: {self.reason}"
@@ -100,15 +102,14 @@ class OutputError(VupsertError):
             )
         super().__init__(
             message,
-            hint="Free some space (or choose another path) and run the same command again: "
-            "upserts are idempotent, so nothing is duplicated, and the records not recorded "
-            "are rejected again.",
+            hint=hint or "Free some space (or choose another path) and run the same command again.",
         )
         self._exc = exc
 
-    def counting(self, unrecorded: int) -> OutputError:
-        """The same error, saying how many rejected records it kept out of the file."""
-        return OutputError(self.path, self._exc, unrecorded=unrecorded)
+    def advising(self, hint: str, *, unrecorded: int) -> OutputError:
+        """The same error, with what a rerun does, and how many rejected records it kept
+        out of the file."""
+        return OutputError(self.path, self._exc, unrecorded=unrecorded, hint=hint)
 
 
 class StoppedEarly(VupsertError):

@@ -18,7 +18,7 @@ from .checkpoint import Checkpoint
 from .errors import FailFastError, OutputError, StoppedEarly, VupsertError
 from .outcomes import Events, Settlement, Summary
 from .records import Position, Rejection
-from .rejects import RejectsWriter
+from .rejects import RejectsWriter, rerun_advice
 from .settings import option
 
 CHECKPOINT_EVERY = 2.0
@@ -105,13 +105,16 @@ class Ledger:
         self._stop()
 
     def close(self) -> None:
-        """The last checkpoint; the count of rejections that could not be written goes
-        into the error's message."""
+        """The last checkpoint; what a rerun does, and the count of rejections that could
+        not be written, go into an output's error."""
         with self._writing:
             self._save()
         error, unrecorded = self.summary.error, self.summary.records_unrecorded
-        if isinstance(error, OutputError) and unrecorded:
-            self.summary.error = error.counting(unrecorded)
+        if isinstance(error, OutputError):
+            self.summary.error = error.advising(
+                rerun_advice(checkpoint=self._checkpoint is not None, rejects=self._rejects),
+                unrecorded=unrecorded,
+            )
 
     def _write_out(self) -> None:
         """Write out what is settled, in batch order: rejects, then the checkpoint."""

@@ -19,7 +19,7 @@ import orjson
 from ._files import write_fully
 from .checkpoint import Checkpoint
 from .errors import ConfigError, OutputError, UsageError
-from .outcomes import NoEvents, Settlement, Summary
+from .outcomes import Events, NoEvents, Settlement, Summary
 from .rejects import RejectsWriter
 from .settings import Settings
 from .sources import is_stream
@@ -49,12 +49,11 @@ class Outputs:
             },
         )
 
-    def open(self) -> None:
+    def open(self, events: Events | None = None) -> None:
         """Take the checkpoint's lock and read it, then open the files to write."""
         settings = self._settings
-        resume_at: int | None = None
         if settings.checkpoint is not None and not settings.dry_run:
-            self.checkpoint = checkpoint = Checkpoint(
+            self.checkpoint = Checkpoint(
                 settings.checkpoint,
                 settings.inputs,
                 namespace=settings.namespace,
@@ -62,16 +61,33 @@ class Outputs:
                 index=_index_address(settings.url),
                 restart=settings.restart,
             )
-            rejects = str(settings.rejects.resolve()) if settings.rejects else None
-            if checkpoint.rejects_path is not None and checkpoint.rejects_path == rejects:
-                resume_at = checkpoint.rejects_offset
-            checkpoint.rejects_path = rejects
         if settings.rejects is not None:
-            self.rejects = RejectsWriter(settings.rejects, resume_at=resume_at)
-            if self.checkpoint is not None:
-                self.checkpoint.rejects_offset = self.rejects.offset()
+            self.rejects = self._open_rejects(settings.rejects, events or NoEvents())
+        if self.checkpoint is not None:
+            self.checkpoint.rejects_path = (
+                str(settings.rejects.resolve()) if settings.rejects else None
+            )
+            self.checkpoint.rejects_offset = self.rejects.offset() if self.rejects else 0
         if settings.report is not None:
             self.report = ReportFile(settings.report)
+
+    def _open_rejects(self, path: Path, events: Events) -> RejectsWriter:
+        """The rejects file, holding the rejects of what the checkpoint says is settled
+        (the records a rerun skips): one file has every reject of the run."""
+        checkpoint = self.checkpoint
+        if checkpoint is None:
+            return RejectsWriter(path)
+        earlier = checkpoint.earlier_rejects(path)
+        if earlier is None:
+            return RejectsWriter(path)
+        writer = RejectsWriter(path, keep=checkpoint.rejects_offset, kept_from=earlier)
+        if writer.copied_lines:
+            events.warning(
+                f"the rejects file {path} starts with the {writer.copied_lines:,} lines of "
+                f"{earlier} that the checkpoint counts as settled; {earlier} is no longer "
+                "used."
+            )
+        return writer
 
     def close(self) -> None:
         """Release the checkpoint's lock and close the files (the report closes itself

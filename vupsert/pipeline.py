@@ -105,7 +105,7 @@ class Run:
             if client is not None and settings.preflight:
                 self._index_info = preflight(client)
                 warn_of_new_namespace(self._index_info, settings.namespace, self.events)
-            outputs.open()
+            outputs.open(self.events)
             if outputs.report is not None:
                 self.events = Broadcast(self.events, outputs.report)
             if self._tidy_chunks and client is not None and settings.mapping.chunk_size:

@@ -8,12 +8,15 @@ text when it could not be parsed. Fed back with the run's mapping options, each 
 read the way its stage says.
 
 Lines are written a settled batch at a time; a write that fails (a full disk) is cut back
-to the last whole batch, so the file always ends on a whole line.
+to the last whole batch, so the file always ends on a whole line. A run that resumes from
+a checkpoint keeps the lines of what is settled, in the same file or copied from the last
+run's, so that one file holds every reject of the run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -48,25 +51,29 @@ def reject_line(rejection: Rejection) -> bytes:
 
 
 class RejectsWriter:
-    """Appends reject lines; can resume by cutting the file back to a known length."""
+    """Appends reject lines to a file that starts empty, or with the first ``keep`` bytes
+    of ``kept_from``: itself (cut back to a checkpoint) or another file (copied)."""
 
-    def __init__(self, path: Path, *, resume_at: int | None = None) -> None:
+    def __init__(self, path: Path, *, keep: int = 0, kept_from: Path | None = None) -> None:
         self.path = path
+        self.copied_lines = 0
+        """Lines copied from ``kept_from`` when it is another file."""
         try:
-            if resume_at is not None and path.exists():
+            if kept_from is not None and _same_file(path, kept_from):
                 fd = os.open(path, os.O_WRONLY)
                 # Lines past the checkpoint belong to batches that will be settled again.
-                os.ftruncate(fd, resume_at)
-                os.lseek(fd, resume_at, os.SEEK_SET)
-                self.length = resume_at
+                os.ftruncate(fd, keep)
+                os.lseek(fd, keep, os.SEEK_SET)
             else:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-                self.length = 0
+                if kept_from is not None:
+                    self.copied_lines = _copy(kept_from, fd, keep)
         except OSError as exc:
             raise ConfigError(
                 f"Cannot write the rejects file {path}: {exc.strerror}.",
                 hint="Choose another path for the rejects file, in a writable folder.",
             ) from None
+        self.length = keep if kept_from is not None else 0
         self._fd = fd
         """Unbuffered: a failed write is known at once, and to the byte."""
 
@@ -92,3 +99,50 @@ class RejectsWriter:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def rerun_advice(*, checkpoint: bool, rejects: RejectsWriter | None) -> str:
+    """What to do after an output could not be written, and what the rerun does then."""
+    if checkpoint:
+        advice = (
+            "Free some space and run the same command again: it carries on from the "
+            "checkpoint, and the records not recorded are rejected again."
+        )
+        if rejects is not None:
+            advice += (
+                f" {rejects.path} keeps its lines and gets the others. To write the rejects "
+                "elsewhere, move it and give its new path, or give a new path: its lines "
+                "are copied there."
+            )
+        return advice
+    advice = (
+        "Free some space and run the same command again: it sends every record again "
+        "(upserts are idempotent, so nothing is duplicated)"
+    )
+    if rejects is None:
+        return advice + "."
+    return advice + (
+        f" and writes {rejects.path} afresh, with every record it rejects. Given another "
+        f"path for the rejects, it writes them all there, and {rejects.path} can be deleted."
+    )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _copy(source: Path, fd: int, size: int) -> int:
+    """Copy the first ``size`` bytes of ``source`` to ``fd``; return how many lines."""
+    lines = 0
+    with open(source, "rb") as f:
+        while size > 0:
+            chunk = f.read(min(size, 1 << 20))
+            if not chunk:
+                raise OSError(errno.EIO, f"{source} is shorter than the checkpoint says")
+            write_fully(fd, chunk)
+            lines += chunk.count(b"\n")
+            size -= len(chunk)
+    return lines

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import os
 import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,3 +117,20 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     return path
+
+
+CUTTERS: dict[str, tuple[Callable[[bytes], bytes], Callable[[], Any]]] = {
+    "gzip": (gzip.compress, lambda: zlib.decompressobj(wbits=31)),
+    # 100 KB blocks, so that a cut file still holds whole ones: bzip2 decodes by block.
+    "bzip2": (lambda data: bz2.compress(data, 1), bz2.BZ2Decompressor),
+    "xz": (lzma.compress, lzma.LZMADecompressor),
+}
+
+
+def cut_short(kind: str, data: bytes) -> tuple[bytes, bytes]:
+    """``data`` compressed and cut at two thirds, and what a decompressor (``zcat``)
+    decodes of it before the break."""
+    compress, decompressor = CUTTERS[kind]
+    whole = compress(data)
+    cut = whole[: len(whole) * 2 // 3]
+    return cut, decompressor().decompress(cut)

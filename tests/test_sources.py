@@ -8,6 +8,7 @@ import lzma
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -16,6 +17,8 @@ from vupsert.errors import ConfigError, InputError
 from vupsert.records import Position, Rejection, Row
 from vupsert.settings import Format, ReadOptions
 from vupsert.sources import detect_format, input_size, iter_rows
+
+from .conftest import CUTTERS, cut_short
 
 Item = Row | Rejection
 
@@ -247,13 +250,42 @@ def test_corrupt_or_unsupported_compression(tmp_path: Path, content: bytes, mess
     assert str(path) in str(e.value)
 
 
-def test_truncated_gzip_yields_rows_before_the_break(tmp_path: Path) -> None:
-    path = tmp_path / "a.jsonl.gz"
-    path.write_bytes(gzip.compress(b'{"id": 1}\n' * 20_000)[:-100])
-    rows: list[Item] = []
+CUT_SHORT = {
+    "jsonl": b"".join(
+        b'{"id": "%d", "data": "line %d of a file cut short"}\n' % (i, i) for i in range(9000)
+    ),
+    "csv": b"id,data\n"
+    + b"".join(b"%d,line %d of a file cut short\n" % (i, i) for i in range(9000)),
+    "json": b"[\n"
+    + b"".join(b'{"id": "%d", "data": "line %d cut short"},\n' % (i, i) for i in range(9000))
+    + b"{}]\n",
+    "ids": b"".join(b"id-%d\n" % i for i in range(40_000)),
+}
+"""About 200-500 KB of each: a few bzip2 blocks, each line one record (or id)."""
+
+
+@pytest.mark.parametrize("kind", CUTTERS)
+@pytest.mark.parametrize("fmt", CUT_SHORT)
+def test_a_compressed_file_cut_short_yields_every_line_decoded_before_the_break(
+    tmp_path: Path, kind: str, fmt: str
+) -> None:
+    cut, decoded = cut_short(kind, CUT_SHORT[fmt])
+    whole = decoded.count(b"\n") - (fmt in ("csv", "json"))  # less a header, or "["
+    path = tmp_path / f"a.{fmt}.{kind}"
+    path.write_bytes(cut)
+    got: list[Any] = []
     with pytest.raises(InputError, match="ends early"):
-        rows.extend(iter_rows(str(path), ReadOptions()))
-    assert len(rows) > 1000
+        if fmt == "ids":
+            got.extend(line for _, line in sources.iter_lines(str(path)))
+        else:
+            got.extend(iter_rows(str(path), ReadOptions(format=cast(Format, fmt))))
+    assert len(got) == whole > 1000
+    # Each a whole line: the one the break cuts is not read at all.
+    if fmt == "ids":
+        assert got[-1] == b"id-%d\n" % (whole - 1)
+    else:
+        assert all(isinstance(row, Row) for row in got)
+        assert got[-1].value["id"] == str(whole - 1)
 
 
 def test_bad_options_raise_config_error_at_once() -> None:

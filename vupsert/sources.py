@@ -77,8 +77,7 @@ _BUFFER_SIZE = 1024 * 1024
 hand-off is a context switch, so few large reads. A pipe still returns whatever it has
 at once."""
 _DECODED_BUFFER_SIZE = 64 * 1024
-"""Read size from a decompressor, which fills a whole read before returning: a truncated
-archive must still give up the lines before the break."""
+"""Read size from a decompressor (see :class:`_Decoded`)."""
 _REPORT_EVERY = 64 * 1024
 """``on_bytes`` is called at most once per this many on-disk bytes (and at the end)."""
 _BOM = b"\xef\xbb\xbf"
@@ -453,23 +452,45 @@ def _open(
     if problem:
         raise InputError(f"{source}: {problem}")
     kind = _compression(head)
-    decoded: io.RawIOBase | io.BufferedIOBase = raw
-    if kind == "gzip":
-        decoded = gzip.GzipFile(fileobj=raw, mode="rb")
-    elif kind == "bzip2":
-        decoded = bz2.BZ2File(raw)
-    elif kind == "xz":
-        decoded = lzma.LZMAFile(cast(BinaryIO, raw))  # noqa: SIM115 - closed by the stack
-    if decoded is not raw:
-        stack.enter_context(decoded)
+    decoded: io.RawIOBase = raw
+    if kind is not None:
+        decompressor = stack.enter_context(_decompressor(kind, raw))
+        decoded = _Decoded(decompressor)
     # A BufferedReader over the decompressor too: its line iteration runs in C and only
     # calls back into Python once per buffer, not once per line.
     reader = io.BufferedReader(
-        cast(io.RawIOBase, decoded),
-        buffer_size=_BUFFER_SIZE if decoded is raw else _DECODED_BUFFER_SIZE,
+        decoded, buffer_size=_BUFFER_SIZE if decoded is raw else _DECODED_BUFFER_SIZE
     )
     stack.enter_context(reader)
     return reader, kind
+
+
+def _decompressor(kind: str, raw: _CountingInput) -> io.BufferedIOBase:
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind == "bzip2":
+        return bz2.BZ2File(raw)
+    return lzma.LZMAFile(cast(BinaryIO, raw))
+
+
+class _Decoded(io.RawIOBase):
+    """A decompressor's output, one decompression at a time.
+
+    A decompressor's ``readinto`` fills the whole buffer before it returns, so when the
+    data breaks off (``EOFError``) the bytes it had decoded into that buffer are lost:
+    about 40 lines of a truncated ``.gz``. ``readinto1`` returns what one step decoded,
+    so every whole line before the break is read; only the line the break cuts is not.
+    """
+
+    def __init__(self, decompressor: io.BufferedIOBase) -> None:
+        super().__init__()
+        self._decompressor = decompressor
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        return self._decompressor.readinto1(buffer)
 
 
 def read_prefix(name: str, size: int) -> tuple[bytes, bool]:

@@ -126,18 +126,26 @@ def check_url(url: str, *, allow_insecure_http: bool) -> str:
     scheme, _, rest = url.partition("://")
     if scheme.lower() not in ("http", "https") or not shown:
         what = f"The URL {shown!r}" if shown else "The URL given"
-        raise ConfigError(
-            f"{what} is not an http(s) URL.",
-            hint=url_hint(),
-        )
+        raise ConfigError(f"{what} is not an http(s) URL.", hint=url_hint())
     if "@" in rest:
         raise ConfigError(
             f"The URL {shown!r} holds a user name or password: the index takes only its token.",
             hint=f"Remove the part before @ and pass the token with {where_set('token')}.",
         )
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    path = rest[len(authority) :]
-    base = f"{scheme}://{authority}"
+    _check_path(rest[len(authority) :], shown, base=f"{scheme}://{authority}")
+    hostname = _hostname(authority, shown)
+    if scheme.lower() == "http" and not allow_insecure_http and not is_loopback(hostname):
+        raise ConfigError(
+            f"Refusing to send the token over plain http to {hostname}.",
+            hint="Use the https URL of the index, or pass "
+            f"{option('allow_insecure_http', True)} if this network is trusted.",
+        )
+    return url.rstrip("/")
+
+
+def _check_path(path: str, shown: str, *, base: str) -> None:
+    """Refuse a query, a fragment, or an endpoint's path after the host."""
     if "?" in path or "#" in path:
         raise ConfigError(
             f"The URL {shown!r} has a query string or a fragment (after ? or #): the "
@@ -151,18 +159,15 @@ def check_url(url: str, *, allow_insecure_http: bool) -> str:
             "not the index's.",
             hint=f"Use the index's base URL, with no path: {base}",
         )
+
+
+def _hostname(authority: str, shown: str) -> str:
+    """The host of ``host[:port]``, lowercased; refuse one that HTTP cannot use."""
     match = _AUTHORITY.fullmatch(authority)
     port = match and match["port"]
     if not match or (port and not 0 < int(port) <= 65535):
         raise ConfigError(f"The URL {shown!r} has no valid host and port.", hint=url_hint())
-    hostname = match["host"].lower()
-    if scheme.lower() == "http" and not allow_insecure_http and not is_loopback(hostname):
-        raise ConfigError(
-            f"Refusing to send the token over plain http to {hostname}.",
-            hint="Use the https URL of the index, or pass "
-            f"{option('allow_insecure_http', True)} if this network is trusted.",
-        )
-    return url.rstrip("/")
+    return match["host"].lower()
 
 
 def check_token(token: Secret) -> Secret:

@@ -156,7 +156,7 @@ def test_a_rerun_after_a_full_disk_keeps_every_reject_in_one_file(
         if checkpointed:
             assert "carries on from the checkpoint" in advice and "move it" in advice
         else:
-            assert "sends every record again" in advice
+            assert "reads every record again" in advice
         if rerun == "moved":
             first.rename(second)
         target = first if rerun == "same path" else second

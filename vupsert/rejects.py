@@ -116,7 +116,7 @@ def rerun_advice(*, checkpoint: bool, rejects: RejectsWriter | None) -> str:
             )
         return advice
     advice = (
-        "Free some space and run the same command again: it sends every record again "
+        "Free some space and run the same command again: it reads every record again "
         "(upserts are idempotent, so nothing is duplicated)"
     )
     if rejects is None:

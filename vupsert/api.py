@@ -25,8 +25,8 @@ from .client import Client
 from .connection import check_url, find_connection, require_connection
 from .deleting import delete_filter, delete_ids, delete_prefix, given_ids, read_ids, text_stream
 from .errors import UsageError, VupsertError
+from .exporting import STDOUT, output_writer
 from .exporting import export as export_to
-from .exporting import file_writer
 from .outcomes import (
     Broadcast,
     DeleteSummary,
@@ -196,7 +196,7 @@ def prepare_sync(
 
 
 def export(
-    output: str | os.PathLike[str] | BinaryIO,
+    output: str | os.PathLike[str] | IO[bytes],
     *,
     url: str | None = None,
     token: str | None = None,
@@ -207,8 +207,9 @@ def export(
     **options: Any,
 ) -> ExportSummary:
     """Write the namespace (or the ids that start with ``prefix``) to ``output`` as JSON
-    Lines ``{id, data, metadata}``: a path (``.gz`` compressed by its name; written whole
-    or not at all) or a binary file. ``progress(exported, total)`` hears of each page;
+    Lines ``{id, data, metadata}``: a path (``.gz`` compressed by its name; a file is
+    replaced only by a whole export, a pipe or a device is written through; ``"-"`` is
+    stdout) or a binary file. ``progress(exported, total)`` hears of each page;
     ``total`` is the namespace's count from ``/info`` (``None`` under a prefix).
     ``options``: ``timeout``, ``retries``, ``max_backoff``, ``allow_insecure_http``."""
     caller = _caller(url, token, namespace, environ, options)
@@ -220,13 +221,11 @@ def export(
         def on_page(n: int) -> None:
             progress(summary.records_exported, total)
 
+    if isinstance(output, (str, os.PathLike)) and os.fspath(output) != STDOUT:
+        summary.output = os.fspath(output)
     try:
-        if isinstance(output, (str, os.PathLike)):
-            summary.output = os.fspath(output)
-            with file_writer(Path(output)) as write:
-                export_to(caller, write, summary, on_page=on_page)
-        else:
-            export_to(caller, output.write, summary, on_page=on_page)
+        with output_writer(output) as write:
+            export_to(caller, write, summary, on_page=on_page)
     except VupsertError as error:
         error.summary = summary
         raise

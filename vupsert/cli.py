@@ -32,6 +32,7 @@ from .api import verify as verify_records
 from .connection import TOKEN_ENV, URL_ENV, check_url, find_connection, require_connection
 from .display import ConsoleEvents, Counter, Terminal, describe_info
 from .errors import ConfigError, ExitStatus, UsageError, VupsertError
+from .exporting import STDOUT_NAME
 from .outcomes import DeleteSummary, ExportSummary, Summary
 from .settings import Settings, spelled_as_flags
 
@@ -134,8 +135,7 @@ def user_errors(console: Terminal) -> Iterator[None]:
     except BrokenPipeError:
         # stdout's reader left (`vupsert export | head`): nothing more to say to it. The
         # rest goes nowhere, so that the interpreter's last flush cannot fail too.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _stdout_to_devnull()
         raise typer.Exit(int(ExitStatus.PARTIAL)) from None
     except Exception as exc:
         if env.environ.get("VUPSERT_RAISE_ERRORS"):
@@ -650,7 +650,8 @@ def export(
         typer.Option(
             "-o",
             "--output",
-            help="Write here (.gz compresses), whole or not at all. Default: stdout.",
+            help="Write here (.gz compresses): a file is replaced only by a whole export, a "
+            "pipe or a device is written through. Default (or -): stdout.",
             dir_okay=False,
             show_default=False,
         ),
@@ -672,27 +673,25 @@ def export(
     """
     console = env.console()
     with user_errors(console):
-        if json_out and output is None:
+        to_stdout = output is None or str(output) == "-"
+        if json_out and to_stdout:
             raise UsageError(
                 "--json needs --output: without it the records themselves go to stdout.",
             )
         counter = Counter(console, "exported", quiet=quiet)
-        options: dict[str, Any] = {
-            "timeout": timeout,
-            "retries": retries,
-            "max_backoff": max_backoff,
-            "allow_insecure_http": allow_insecure_http,
-        }
-        target: Any = output if output is not None else _StdoutBytes(env.stdout)
-        summary = export_records(
-            target,
+        summary = _settled(
+            export_records,
+            output=_StdoutBytes(env.stdout) if to_stdout else output,
             url=url,
             token=token,
             namespace=namespace,
             prefix=prefix,
             progress=counter,
             environ=env.environ,
-            **options,
+            timeout=timeout,
+            retries=retries,
+            max_backoff=max_backoff,
+            allow_insecure_http=allow_insecure_http,
         )
         counter.done()
         if summary.records_without_data:
@@ -703,27 +702,52 @@ def export(
                 head="warning:",
                 style="yellow",
             )
-        if not quiet:
-            where = f" to {output}" if output is not None else ""
+        if not quiet or summary.error is not None:
+            where = "" if to_stdout else f" to {output}"
             console.line(
                 f"vupsert export: {summary.records_exported:,} records{where} in "
                 f"{summary.elapsed_s:,.1f} s"
             )
         if json_out:
             _print_json(summary.as_dict())
+        if summary.error is not None:
+            fail(summary.error, console)
 
 
 class _StdoutBytes:
     """stdout, written to as bytes (the records are UTF-8 JSON)."""
+
+    name = STDOUT_NAME
 
     def __init__(self, stream: TextIO) -> None:
         self._buffer: BinaryIO | None = getattr(stream, "buffer", None)
         self._stream = stream
 
     def write(self, data: bytes) -> int:
-        if self._buffer is not None:
-            return self._buffer.write(data)
-        return self._stream.write(data.decode())
+        with _dropped_on_error():
+            if self._buffer is not None:
+                return self._buffer.write(data)
+            return self._stream.write(data.decode())
+
+    def flush(self) -> None:
+        with _dropped_on_error():
+            (self._buffer or self._stream).flush()
+
+
+@contextmanager
+def _dropped_on_error() -> Iterator[None]:
+    """A write to stdout that failed (a full disk) failed for good: what is still buffered
+    goes nowhere, so that the interpreter's last flush cannot fail again."""
+    try:
+        yield
+    except OSError:
+        _stdout_to_devnull()
+        raise
+
+
+def _stdout_to_devnull() -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @app.command()

@@ -4,6 +4,7 @@ and a count that stays true when the index's answers get lost."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 import vupsert
 from vupsert.server import LocalServer
 
-from .conftest import run_cli, write_jsonl
+from .conftest import ROOT, run_cli, write_jsonl
 
 LOST_THEN_ANSWERED = {"drop_rate": 0.5, "seed": 28}
 """The first write is applied and its answer lost (the connection closed), the second
@@ -184,6 +185,18 @@ def test_a_dry_run_counts_each_id_once(server: LocalServer, tmp_path: Path) -> N
     again = delete(server, "--ids", ids)
     # Ids the index no longer holds: a fetch for each 1,000, and no delete.
     assert (again["records_deleted"], again["requests"]) == (0, 2)
+
+
+def test_the_readme_names_every_delete_and_export_key() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("A backup, a migration") : readme.index("<!-- test: delete -->")]
+    export_part, delete_part = section.split("`vupsert delete` removes")
+    for summary, part in (
+        (vupsert.ExportSummary(), export_part),
+        (vupsert.DeleteSummary(), delete_part),
+    ):
+        named = set(re.findall(r"`(\w+)`", part.split("`--json`")[1]))
+        assert named == set(summary.as_dict()), type(summary).__name__
 
 
 @pytest.mark.parametrize("how", [("--prefix", "d1"), ("--filter", "n >= 10 AND n < 20")])

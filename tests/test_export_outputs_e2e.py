@@ -98,7 +98,9 @@ def test_a_full_device_stops_the_export_with_its_summary(
     assert link.is_symlink()
 
 
-def test_a_socket_or_a_directory_is_refused(loaded: LocalServer, tmp_path: Path) -> None:
+def test_a_socket_a_directory_or_a_block_device_is_refused(
+    loaded: LocalServer, tmp_path: Path
+) -> None:
     path = tmp_path / "s"
     with socket.socket(socket.AF_UNIX) as listening:
         listening.bind(str(path))
@@ -107,6 +109,14 @@ def test_a_socket_or_a_directory_is_refused(loaded: LocalServer, tmp_path: Path)
         assert stat.S_ISSOCK(path.lstat().st_mode)
     directory = run_cli("export", "-n", "ns", "-o", tmp_path, server=loaded)
     assert directory.code == 2 and "is a directory" in directory.stderr
+    block = tmp_path / "disk"
+    try:
+        os.mknod(block, stat.S_IFBLK | 0o600, os.makedev(7, 0))
+    except PermissionError:
+        return
+    refused = run_cli("export", "-n", "ns", "-o", block, server=loaded)
+    assert refused.code == 2 and f"{block} is a block device" in refused.stderr
+    assert stat.S_ISBLK(block.lstat().st_mode)
 
 
 def test_dev_stdout_is_written_through(loaded: LocalServer, tmp_path: Path) -> None:

@@ -823,8 +823,8 @@ def delete(
         str | None,
         typer.Option(
             help="A file (or -) of ids, one a line and each as written, or of JSON Lines, "
-            "a JSON array or CSV records whose id field is used: a rejects file or an "
-            "export works.",
+            "JSON array, CSV, TSV or Parquet records whose id field is used: a rejects file "
+            "or an export works.",
             show_default=False,
         ),
     ] = None,

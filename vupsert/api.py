@@ -14,18 +14,19 @@ says).
 
 from __future__ import annotations
 
+import io
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar, Union, get_args
+from typing import IO, Any, BinaryIO, TypeVar, Union, cast, get_args
 
 from .client import Client
 from .connection import check_url, find_connection, require_connection
-from .deleting import delete_filter, delete_ids, delete_prefix, read_ids
+from .deleting import delete_filter, delete_ids, delete_prefix, given_ids, read_ids, text_stream
 from .errors import UsageError, VupsertError
+from .exporting import STDOUT, output_writer
 from .exporting import export as export_to
-from .exporting import file_writer
 from .outcomes import (
     Broadcast,
     DeleteSummary,
@@ -42,6 +43,7 @@ from .retrying import Caller
 from .sending import RetryPolicy
 from .settings import (
     ID_FIELD,
+    IDS_FORMAT,
     MAPPING_OPTIONS,
     MAX_BACKOFF,
     MAX_CHUNK_SIZE,
@@ -53,6 +55,7 @@ from .settings import (
     ColumnType,
     Format,
     IdFrom,
+    IdsFormat,
     MappingOptions,
     ReadOptions,
     Settings,
@@ -193,7 +196,7 @@ def prepare_sync(
 
 
 def export(
-    output: str | os.PathLike[str] | BinaryIO,
+    output: str | os.PathLike[str] | IO[bytes],
     *,
     url: str | None = None,
     token: str | None = None,
@@ -204,8 +207,9 @@ def export(
     **options: Any,
 ) -> ExportSummary:
     """Write the namespace (or the ids that start with ``prefix``) to ``output`` as JSON
-    Lines ``{id, data, metadata}``: a path (``.gz`` compressed by its name; written whole
-    or not at all) or a binary file. ``progress(exported, total)`` hears of each page;
+    Lines ``{id, data, metadata}``: a path (``.gz`` compressed by its name; a file is
+    replaced only by a whole export, a pipe or a device is written through; ``"-"`` is
+    stdout) or a binary file. ``progress(exported, total)`` hears of each page;
     ``total`` is the namespace's count from ``/info`` (``None`` under a prefix).
     ``options``: ``timeout``, ``retries``, ``max_backoff``, ``allow_insecure_http``."""
     caller = _caller(url, token, namespace, environ, options)
@@ -217,13 +221,11 @@ def export(
         def on_page(n: int) -> None:
             progress(summary.records_exported, total)
 
+    if isinstance(output, (str, os.PathLike)) and os.fspath(output) != STDOUT:
+        summary.output = os.fspath(output)
     try:
-        if isinstance(output, (str, os.PathLike)):
-            summary.output = os.fspath(output)
-            with file_writer(Path(output)) as write:
-                export_to(caller, write, summary, on_page=on_page)
-        else:
-            export_to(caller, output.write, summary, on_page=on_page)
+        with output_writer(output) as write:
+            export_to(caller, write, summary, on_page=on_page)
     except VupsertError as error:
         error.summary = summary
         raise
@@ -261,21 +263,28 @@ def verify(
 
 def delete(
     *,
-    ids: str | os.PathLike[str] | BinaryIO | Iterable[str] | None = None,
+    ids: str | os.PathLike[str] | IO[bytes] | IO[str] | Iterable[Any] | None = None,
     prefix: str | None = None,
     filter: str | None = None,
     url: str | None = None,
     token: str | None = None,
     namespace: str = "",
     id_field: str = ID_FIELD,
+    format: IdsFormat = IDS_FORMAT,
     dry_run: bool = False,
     environ: Mapping[str, str] | None = None,
     **options: Any,
 ) -> DeleteSummary:
-    """Delete records from the namespace: exactly one of ``ids`` (a file of ids, or of
-    JSON Lines/CSV records whose ``id_field`` is used, a binary file, or any iterable of
-    ids), ``prefix`` (every id that starts with it) or ``filter`` (a metadata filter).
-    ``dry_run=True`` counts what would be deleted."""
+    """Delete records from the namespace: exactly one of ``ids``, ``prefix`` (every id
+    that starts with it) or ``filter`` (a metadata filter). ``dry_run=True`` counts what
+    would be deleted.
+
+    ``ids``: a path (``"-"`` for stdin) or an open file (binary or text) listing ids one a
+    line, each as written but for its line end, or JSON Lines, a JSON array, CSV, TSV or
+    Parquet records whose ``id_field`` is used (``format`` says which; by default the
+    file's name or first line tells); or an iterable of ids (strings as they are, or
+    dicts whose ``id_field`` is used). ``records_deleted`` counts the distinct ids the
+    index held."""
     chosen = [
         name
         for name, value in (("ids", ids), ("prefix", prefix), ("filter", filter))
@@ -286,6 +295,7 @@ def delete(
             f"Give exactly one of {option('ids')}, {option('prefix')} and {option('filter')}"
             + (f" (got {', '.join(chosen)})." if chosen else ".")
         )
+    _choice({"format": format}, "format", get_args(IdsFormat))
     caller = _caller(url, token, namespace, environ, options)
     summary = DeleteSummary(namespace=namespace, dry_run=dry_run)
     started = time.monotonic()
@@ -295,7 +305,7 @@ def delete(
         elif filter is not None:
             delete_filter(caller, filter, summary)
         else:
-            delete_ids(caller, _ids(ids, summary, id_field), summary)
+            delete_ids(caller, _ids(ids, summary, id_field, format), summary)
     except VupsertError as error:
         error.summary = summary
         raise
@@ -313,22 +323,22 @@ def _count(info: dict[str, Any], namespace: str) -> int | None:
 
 
 def _ids(
-    ids: str | os.PathLike[str] | BinaryIO | Iterable[str] | None,
+    ids: str | os.PathLike[str] | IO[bytes] | IO[str] | Iterable[Any] | None,
     summary: DeleteSummary,
     id_field: str,
+    format: IdsFormat,
 ) -> Iterable[str]:
     if isinstance(ids, (str, os.PathLike)):
-        return read_ids(os.fspath(ids), summary, id_field=id_field)
+        return read_ids(os.fspath(ids), summary, id_field=id_field, format=format)
+    if isinstance(ids, (bytes, bytearray)):
+        raise UsageError("ids is bytes: pass a path, a file, or an iterable of ids.")
+    if isinstance(ids, io.TextIOBase):
+        ids = text_stream(ids)
     if hasattr(ids, "read"):
-        return read_ids("-", summary, id_field=id_field, stdin=ids)  # type: ignore[arg-type]
+        stdin = cast(BinaryIO, ids)
+        return read_ids("-", summary, id_field=id_field, format=format, stdin=stdin)
     assert ids is not None
-    return _counted(ids, summary)
-
-
-def _counted(ids: Iterable[str], summary: DeleteSummary) -> Iterator[str]:
-    for id_ in ids:
-        summary.ids_read += 1
-        yield str(id_)
+    return given_ids(ids, summary, id_field)
 
 
 def _caller(

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, NoReturn, TextIO, TypeVar
 
 import orjson
 import typer
@@ -32,7 +32,8 @@ from .api import verify as verify_records
 from .connection import TOKEN_ENV, URL_ENV, check_url, find_connection, require_connection
 from .display import ConsoleEvents, Counter, Terminal, describe_info
 from .errors import ConfigError, ExitStatus, UsageError, VupsertError
-from .outcomes import Summary
+from .exporting import STDOUT_NAME
+from .outcomes import DeleteSummary, ExportSummary, Summary
 from .settings import Settings, spelled_as_flags
 
 if TYPE_CHECKING:
@@ -134,8 +135,7 @@ def user_errors(console: Terminal) -> Iterator[None]:
     except BrokenPipeError:
         # stdout's reader left (`vupsert export | head`): nothing more to say to it. The
         # rest goes nowhere, so that the interpreter's last flush cannot fail too.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _stdout_to_devnull()
         raise typer.Exit(int(ExitStatus.PARTIAL)) from None
     except Exception as exc:
         if env.environ.get("VUPSERT_RAISE_ERRORS"):
@@ -650,7 +650,8 @@ def export(
         typer.Option(
             "-o",
             "--output",
-            help="Write here (.gz compresses), whole or not at all. Default: stdout.",
+            help="Write here (.gz compresses): a file is replaced only by a whole export, a "
+            "pipe or a device is written through. Default (or -): stdout.",
             dir_okay=False,
             show_default=False,
         ),
@@ -672,27 +673,25 @@ def export(
     """
     console = env.console()
     with user_errors(console):
-        if json_out and output is None:
+        to_stdout = output is None or str(output) == "-"
+        if json_out and to_stdout:
             raise UsageError(
                 "--json needs --output: without it the records themselves go to stdout.",
             )
         counter = Counter(console, "exported", quiet=quiet)
-        options: dict[str, Any] = {
-            "timeout": timeout,
-            "retries": retries,
-            "max_backoff": max_backoff,
-            "allow_insecure_http": allow_insecure_http,
-        }
-        target: Any = output if output is not None else _StdoutBytes(env.stdout)
-        summary = export_records(
-            target,
+        summary = _settled(
+            export_records,
+            output=_StdoutBytes(env.stdout) if to_stdout else output,
             url=url,
             token=token,
             namespace=namespace,
             prefix=prefix,
             progress=counter,
             environ=env.environ,
-            **options,
+            timeout=timeout,
+            retries=retries,
+            max_backoff=max_backoff,
+            allow_insecure_http=allow_insecure_http,
         )
         counter.done()
         if summary.records_without_data:
@@ -703,27 +702,52 @@ def export(
                 head="warning:",
                 style="yellow",
             )
-        if not quiet:
-            where = f" to {output}" if output is not None else ""
+        if not quiet or summary.error is not None:
+            where = "" if to_stdout else f" to {output}"
             console.line(
                 f"vupsert export: {summary.records_exported:,} records{where} in "
                 f"{summary.elapsed_s:,.1f} s"
             )
         if json_out:
             _print_json(summary.as_dict())
+        if summary.error is not None:
+            fail(summary.error, console)
 
 
 class _StdoutBytes:
     """stdout, written to as bytes (the records are UTF-8 JSON)."""
+
+    name = STDOUT_NAME
 
     def __init__(self, stream: TextIO) -> None:
         self._buffer: BinaryIO | None = getattr(stream, "buffer", None)
         self._stream = stream
 
     def write(self, data: bytes) -> int:
-        if self._buffer is not None:
-            return self._buffer.write(data)
-        return self._stream.write(data.decode())
+        with _dropped_on_error():
+            if self._buffer is not None:
+                return self._buffer.write(data)
+            return self._stream.write(data.decode())
+
+    def flush(self) -> None:
+        with _dropped_on_error():
+            (self._buffer or self._stream).flush()
+
+
+@contextmanager
+def _dropped_on_error() -> Iterator[None]:
+    """A write to stdout that failed (a full disk) failed for good: what is still buffered
+    goes nowhere, so that the interpreter's last flush cannot fail again."""
+    try:
+        yield
+    except OSError:
+        _stdout_to_devnull()
+        raise
+
+
+def _stdout_to_devnull() -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @app.command()
@@ -798,8 +822,9 @@ def delete(
     ids: Annotated[
         str | None,
         typer.Option(
-            help="A file (or -) of ids, one a line, or of JSON Lines or CSV records whose "
-            "id field is used: a rejects file or an export works.",
+            help="A file (or -) of ids, one a line and each as written, or of JSON Lines, "
+            "JSON array, CSV, TSV or Parquet records whose id field is used: a rejects file "
+            "or an export works.",
             show_default=False,
         ),
     ] = None,
@@ -818,6 +843,16 @@ def delete(
     id_field: Annotated[
         str, typer.Option(help="With --ids: the field or column holding the id.")
     ] = settings.ID_FIELD,
+    format: Annotated[
+        str,
+        typer.Option(
+            "-f",
+            "--format",
+            help="How --ids is read: auto|text|jsonl|json|csv|tsv|parquet. auto goes by "
+            "extension, else by the first line: JSON Lines if it opens an object, a JSON "
+            "array if it opens one, text (one id a line) otherwise.",
+        ),
+    ] = settings.IDS_FORMAT,
     yes: Annotated[
         bool,
         typer.Option("--yes", "-y", help="Do not ask before deleting by --prefix or --filter."),
@@ -834,8 +869,9 @@ def delete(
 ) -> None:
     """Delete records from the namespace: by --ids, --prefix or --filter.
 
-    Ids go 1,000 to a request, with the retries and pacing upserts have. --prefix and
-    --filter delete what they match, so they ask first (or take --yes).
+    Ids go 1,000 to a request, with the retries and pacing upserts have; each batch is
+    fetched first, so the count is the records the index held. --prefix and --filter
+    delete what they match, so they ask first (or take --yes).
     """
     console = env.console()
     with user_errors(console):
@@ -857,7 +893,8 @@ def delete(
                 )
             if not typer.confirm(f"Delete {what} from namespace {namespace!r}?", err=True):
                 raise typer.Exit(int(ExitStatus.USAGE))
-        summary = delete_records(
+        summary = _settled(
+            delete_records,
             ids=source,
             prefix=prefix,
             filter=filter,
@@ -865,6 +902,7 @@ def delete(
             token=token,
             namespace=namespace,
             id_field=id_field,
+            format=format,
             dry_run=dry_run,
             environ=env.environ,
             timeout=timeout,
@@ -873,17 +911,56 @@ def delete(
             allow_insecure_http=allow_insecure_http,
         )
         if summary.lines_without_id:
-            console.line(
-                f"{summary.lines_without_id:,} lines of --ids hold no {id_field!r}: skipped.",
-                head="warning:",
-                style="yellow",
-            )
-        if not quiet:
-            verb = "would delete" if dry_run else "deleted"
-            console.line(f"vupsert delete: {verb} {summary.records_deleted:,} records")
+            console.line(_skipped_line(summary), head="warning:", style="yellow")
+        if not quiet or summary.count_uncertain or summary.error is not None:
+            console.line(_delete_line(summary))
         if json_out:
             _print_json(summary.as_dict())
+        if summary.error is not None:
+            fail(summary.error, console)
         raise typer.Exit(int(summary.exit_status))
+
+
+def _skipped_line(summary: DeleteSummary) -> str:
+    text = (
+        f"{summary.lines_without_id:,} lines of --ids hold no id, skipped (the first: "
+        f"{summary.first_without_id}"
+    )
+    if summary.ids_format not in (None, "text"):
+        text += f"; read as {summary.ids_format}, and --format text reads each line as an id"
+    return text + ")."
+
+
+def _delete_line(summary: DeleteSummary) -> str:
+    verb = "would delete" if summary.dry_run else "deleted"
+    count = f"{summary.records_deleted:,} records"
+    if summary.count_uncertain:
+        count = f"at least {count}" if summary.records_deleted else "an unknown number of records"
+        count += (
+            " (a delete's answer was lost after it may have been applied: what it removed "
+            "is not counted)"
+        )
+    elif summary.ids_read:
+        others = summary.ids_read - summary.records_deleted
+        count += f" ({summary.ids_read:,} ids read"
+        count += f"; {others:,} not in the index or listed twice)" if others else ")"
+    return f"vupsert delete: {verb} {count}"
+
+
+_S = TypeVar("_S", DeleteSummary, ExportSummary)
+
+
+def _settled(run: Callable[..., _S], **options: Any) -> _S:
+    """What ``run(**options)`` returns, or the summary its error carries, with the error
+    on it: every exit prints its summary."""
+    try:
+        return run(**options)
+    except VupsertError as error:
+        if error.summary is None:
+            raise
+        summary: _S = error.summary
+        summary.error = error
+        return summary
 
 
 @contextmanager

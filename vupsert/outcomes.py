@@ -253,10 +253,21 @@ class DeleteSummary:
     namespace: str = ""
     dry_run: bool = False
     ids_read: int = 0
-    """Ids given (``ids``), each counted once per line."""
+    """Ids given (``ids``), each counted once per line, item or element."""
     lines_without_id: int = 0
+    """Lines (items, rows) of ``ids`` that hold no id: skipped."""
+    first_without_id: str | None = None
+    """The first of them, ``file:line: why``."""
+    ids_format: str | None = None
+    """How ``ids`` was read: ``text``, ``jsonl``, ``json``, ``csv``, ``tsv`` or ``parquet``
+    (``None`` for ids handed over from Python)."""
     records_deleted: int = 0
-    """Deleted, as the index counts them (in a dry run: that would be)."""
+    """Records the index held and deleted (in a dry run: would delete). For ids, the
+    distinct ids a fetch found before deleting them; for a prefix or filter, the index's
+    answer: at least this many when ``count_uncertain``."""
+    count_uncertain: bool = False
+    """A delete's answer was lost after the request may have been applied, and what it
+    removed could not be counted: ``records_deleted`` is a lower bound."""
     requests: int = 0
     retries: int = 0
     elapsed_s: float = 0.0
@@ -268,11 +279,19 @@ class DeleteSummary:
             return self.error.exit_status
         return ExitStatus.PARTIAL if self.lines_without_id else ExitStatus.SUCCESS
 
+    def skipped(self, where: str, reason: str) -> None:
+        """Count a line of ``ids`` that holds no id."""
+        self.lines_without_id += 1
+        if self.first_without_id is None:
+            self.first_without_id = f"{where}: {reason}"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "records_deleted": self.records_deleted,
+            "count_uncertain": self.count_uncertain,
             "ids_read": self.ids_read,
             "lines_without_id": self.lines_without_id,
+            "ids_format": self.ids_format,
             "requests": self.requests,
             "retries": self.retries,
             "elapsed_s": round(self.elapsed_s, 3),

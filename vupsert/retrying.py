@@ -38,6 +38,8 @@ class Caller:
         self._sleep = sleep
         self.requests = 0
         self.retries = 0
+        self.unanswered = 0
+        """Attempts that got no answer or a 5xx: a write may have been applied unseen."""
 
     def call(self, endpoint: str, payload: Any) -> Any:
         """The ``result`` of ``endpoint`` for ``payload``; :class:`ServerError` when the
@@ -57,6 +59,8 @@ class Caller:
                     status=answer.status,
                     hint=fatal_hint(answer.status or 0),
                 )
+            if answer.status != 429:
+                self.unanswered += 1
             delay = self.policy.wait(answer, tries, self.rng)
             if delay is None:
                 raise ServerError(

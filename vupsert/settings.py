@@ -19,11 +19,14 @@ from typing import Literal
 from .records import MAX_BATCH_RECORDS
 
 Format = Literal["auto", "jsonl", "json", "csv", "tsv", "parquet"]
+IdsFormat = Literal["auto", "text", "jsonl", "json", "csv", "tsv", "parquet"]
+"""How a list of ids to delete is read: ``text`` is one id a line, as written."""
 IdFrom = Literal["field", "hash", "line"]
 ColumnType = Literal["str", "int", "float", "bool", "json"]
 """What ``types`` may make of a CSV/TSV column's cells."""
 
 FORMAT: Format = "auto"
+IDS_FORMAT: IdsFormat = "auto"
 ID_FIELD = "id"
 DATA_FIELD = "data"
 METADATA_FIELD = "metadata"

@@ -55,9 +55,9 @@ __all__ = [
     "is_stream",
     "iter_json",
     "iter_json_lines",
-    "iter_lines",
     "iter_records",
     "iter_rows",
+    "read_stream",
 ]
 
 RowFormat = Literal["jsonl", "json", "csv", "tsv", "parquet"]
@@ -269,16 +269,13 @@ def iter_json_lines(
     return _read(name, start, stdin, on_bytes, lines.lines)
 
 
-def iter_lines(name: str, *, stdin: BinaryIO | None = None) -> Iterator[tuple[int, bytes]]:
-    """Each line of an input as ``(number, bytes)``, decompressed as :func:`iter_rows`
-    reads it: for inputs that are lists rather than records (ids to delete)."""
-
-    def numbered(
-        stream: Stream, source: str, start: Position | None
-    ) -> Iterator[tuple[int, bytes]]:
-        return enumerate(stream, 1)
-
-    return _read(name, None, stdin, None, numbered)
+def read_stream(
+    name: str, produce: Callable[[Stream, str], Iterator[_T]], *, stdin: BinaryIO | None = None
+) -> Iterator[_T]:
+    """``produce(stream, source)`` over an input opened as :func:`iter_rows` opens it
+    (decompressed, its errors named alike): for inputs that are lists rather than records
+    (ids to delete), whose reader tells their format by their first bytes."""
+    return _read(name, None, stdin, None, lambda stream, source, start: produce(stream, source))
 
 
 def _as_rows(source: str, items: Iterator[JsonLine | Rejection]) -> Iterator[Row | Rejection]:

@@ -211,20 +211,29 @@ DataFieldOption = Annotated[
 
 MetadataFieldOption = Annotated[
     str,
-    typer.Option(help="JSONL field holding the metadata object.", rich_help_panel="Mapping"),
+    typer.Option(
+        help="Field holding a metadata object (a JSON object in CSV); its keys are merged "
+        "with the other fields, which are metadata too.",
+        rich_help_panel="Mapping",
+    ),
 ]
 
 MetadataColumnsOption = Annotated[
     str | None,
     typer.Option(
-        help="CSV/TSV: only these columns (a,b,c) become metadata.", rich_help_panel="Mapping"
+        metavar="A,B",
+        help="Only these fields (columns, dotted paths, keys of the metadata object) become "
+        "metadata, in every format. Default: every field but the id and the data.",
+        show_default=False,
+        rich_help_panel="Mapping",
     ),
 ]
 
 DataTemplateOption = Annotated[
     str | None,
     typer.Option(
-        help="Compose data from fields, e.g. '{title}\\n\\n{body}'.", rich_help_panel="Mapping"
+        help="Compose data from fields, e.g. '{title}\\n\\n{body}'; they stay metadata too.",
+        rich_help_panel="Mapping",
     ),
 ]
 
@@ -256,7 +265,7 @@ TypesOption = Annotated[
     typer.Option(
         "--type",
         metavar="COLUMN=TYPE",
-        help="CSV/TSV: make that column's metadata cells str, int, float, bool or json, "
+        help="CSV/TSV: make that metadata column's cells str, int, float, bool or json, "
         "whatever --infer-types says; repeat for more columns.",
         show_default=False,
         rich_help_panel="Mapping",

@@ -19,6 +19,7 @@ from ._parquet import parquet_rows
 from .batching import Item
 from .checkpoint import Checkpoint, input_key
 from .chunking import Chunker, LongData
+from .columns import check_fields
 from .errors import InputError, StrictModeError, UsageError, VupsertError
 from .mapping import Mapper
 from .outcomes import Events, Summary
@@ -162,12 +163,13 @@ class Reader:
         source = display_name(name)
         if name == RECORDS:
             assert self._records is not None
-            return self._stages(
-                mapper.json_records(
-                    source, iter_records(self._records, position), as_written=False
-                ),
-                position,
+            records = check_fields(
+                mapper,
+                source,
+                iter_records(self._records, position),
+                self._events.warning,
             )
+            return self._stages(mapper.json_records(source, records, as_written=False), position)
         # A checkpointed file may still be written to (the cron case): a last line
         # without its newline is left for the next run rather than read half-written.
         read = replace(settings.read, whole_lines=self._checkpoint is not None)
@@ -178,7 +180,10 @@ class Reader:
             lines = (iter_json if fmt == "json" else iter_json_lines)(
                 name, read, start=position, stdin=stdin, on_bytes=on_bytes, on_warning=on_warning
             )
-            return self._stages(mapper.json_records(source, lines), position)
+            return self._stages(
+                mapper.json_records(source, check_fields(mapper, source, lines, on_warning)),
+                position,
+            )
         if fmt == "parquet":
             mapper.typed = True
             parquet = parquet_rows(name, start=position, on_bytes=on_bytes)

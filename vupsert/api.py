@@ -41,11 +41,14 @@ from .records import MAX_BATCH_RECORDS
 from .retrying import Caller
 from .sending import RetryPolicy
 from .settings import (
+    DATA_FIELD,
     ID_FIELD,
+    ID_FROM,
     MAPPING_OPTIONS,
     MAX_BACKOFF,
     MAX_CHUNK_SIZE,
     MAX_CONCURRENCY,
+    METADATA_FIELD,
     OPTIONS,
     READ_OPTIONS,
     RETRIES,
@@ -437,6 +440,7 @@ def build_settings(
     if mapping.get("types"):
         mapping["types"] = _types(mapping["types"])
         _types_apply(inputs, read.get("format", "auto"), mapping["types"])
+        _types_fit(mapping)
     else:
         mapping.pop("types", None)
     _chunking(mapping)
@@ -558,13 +562,44 @@ def _types(
     for name, kind in pairs:
         key = kind.strip().lower() if isinstance(kind, str) else kind
         try:
-            types[name.strip()] = _TYPE_NAMES[key]
+            typed = _TYPE_NAMES[key]
         except (KeyError, TypeError):
             raise UsageError(
                 f"{option('types', {name: kind})}: {kind!r} is not a type.",
                 hint=f"The types are {', '.join(get_args(ColumnType))}.",
             ) from None
+        column = name.strip()
+        if types.get(column, typed) != typed:
+            raise UsageError(
+                f"{option('types', {column: types[column]})} and "
+                f"{option('types', {column: typed})} give one column two types.",
+                hint="Give each column one type.",
+            )
+        types[column] = typed
     return tuple(types.items())
+
+
+def _types_fit(mapping: dict[str, Any]) -> None:
+    """``types`` make the cells of metadata columns a type: given to a column whose cells
+    never become metadata values, they would do nothing, so they are refused."""
+    roles = {
+        mapping.get("metadata_field", METADATA_FIELD): "the metadata column: its cells are "
+        "JSON objects, merged into the metadata"
+    }
+    if mapping.get("data_template") is None:
+        roles[mapping.get("data_field", DATA_FIELD)] = "the data column: the text to embed"
+    if mapping.get("id_from", ID_FROM) == "field" and mapping.get("id_template") is None:
+        roles[mapping.get("id_field", ID_FIELD)] = "the id column: ids are text"
+    picked = mapping.get("metadata_columns")
+    for column, kind in mapping["types"]:
+        role = roles.get(column)
+        if role is None and picked is not None and column not in picked:
+            role = f"not among {option('metadata_columns', ','.join(picked))}"
+        if role is not None:
+            raise UsageError(
+                f"{option('types', {column: kind})} does nothing: {column!r} is {role}.",
+                hint="A type applies to a column whose cells become metadata values.",
+            )
 
 
 def _types_apply(

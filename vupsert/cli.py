@@ -31,7 +31,7 @@ from .api import prepare, prepare_sync
 from .api import verify as verify_records
 from .connection import TOKEN_ENV, URL_ENV, check_url, find_connection, require_connection
 from .display import ConsoleEvents, Counter, Terminal, describe_info
-from .errors import ConfigError, ExitStatus, UsageError, VupsertError
+from .errors import CallerError, ConfigError, ExitStatus, UsageError, VupsertError
 from .outcomes import Summary
 from .settings import Settings, spelled_as_flags
 
@@ -557,6 +557,8 @@ def _print_json(document: dict[str, Any]) -> None:
 def _finish(summary: Summary, console: Terminal, *, json_out: bool, quiet: bool) -> NoReturn:
     if json_out:
         _print_json(summary.as_dict())
+    if isinstance(summary.error, CallerError):
+        raise summary.error.raised  # the display failed: a bug, shown as one
     if summary.error is not None:
         fail(summary.error, console)
     if summary.interrupted and not quiet:

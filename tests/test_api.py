@@ -93,6 +93,82 @@ def test_an_error_that_stops_the_run_raises_with_the_summary(server: LocalServer
     assert server.records("") == {}
 
 
+class Boom(Exception):
+    """An exception of the caller's own."""
+
+
+def test_an_exception_of_the_records_generator_is_raised_with_the_summary(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    def broken() -> Iterator[dict[str, Any]]:
+        yield from generated(2500)
+        raise Boom("the source broke")
+
+    checkpoint = tmp_path / "ckpt"
+    with pytest.raises(Boom) as caught:
+        vupsert.upsert(
+            broken(), url=server.url, token=server.token, namespace="g", checkpoint=checkpoint
+        )
+    summary = caught.value.summary  # type: ignore[attr-defined]
+    assert isinstance(summary, vupsert.Summary)
+    assert isinstance(summary.error, vupsert.CallerError) and summary.error.raised is caught.value
+    assert summary.error.message == "the records iterable raised Boom: the source broke"
+    # Every record read before it was sent, the batch being filled among them.
+    assert (summary.records_read, summary.records_upserted) == (2500, 2500)
+    assert len(server.records("g")) == 2500
+    # The checkpoint covers them: a rerun sends the rest only.
+    again = vupsert.upsert(
+        generated(3000), url=server.url, token=server.token, namespace="g", checkpoint=checkpoint
+    )
+    assert (again.records_skipped, again.records_upserted) == (2500, 500)
+
+
+def test_an_exception_of_the_progress_callback_is_raised_once_what_is_in_flight_settles(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    calls: list[int] = []
+
+    def progress(summary: vupsert.Summary) -> None:
+        calls.append(summary.records_upserted)
+        if len(calls) == 3:
+            raise Boom("enough")
+
+    checkpoint = tmp_path / "ckpt"
+    options: dict[str, Any] = {"url": server.url, "token": server.token, "batch_size": 100}
+    with pytest.raises(Boom) as caught:
+        vupsert.upsert(
+            generated(50_000), progress=progress, concurrency=4, checkpoint=checkpoint, **options
+        )
+    summary = caught.value.summary  # type: ignore[attr-defined]
+    assert isinstance(summary.error, vupsert.CallerError) and summary.error.raised is caught.value
+    assert summary.error.message == "the progress callback raised Boom: enough"
+    assert len(calls) == 3 and not summary.interrupted  # not called again once it raised
+    # Reading stopped; the batches in flight settled, and they are what the index holds.
+    upserted = summary.records_upserted
+    assert 300 <= upserted < 50_000 and summary.records_rejected == 0
+    assert upserted + summary.records_pending == summary.records_read
+    assert len(server.records("")) == upserted
+    again = vupsert.upsert(generated(50_000), checkpoint=checkpoint, **options)
+    assert (again.records_skipped, again.records_upserted) == (upserted, 50_000 - upserted)
+
+
+def test_an_exception_of_an_events_listener_stops_a_sync_before_it_deletes(
+    server: LocalServer,
+) -> None:
+    vupsert.upsert(generated(10), url=server.url, token=server.token, namespace="s")
+
+    class Listener(vupsert.NoEvents):
+        def batch_done(self, settlement: vupsert.Settlement, summary: vupsert.Summary) -> None:
+            raise Boom("listener")
+
+    changed = ({**r, "data": "changed"} for r in generated(5))
+    with pytest.raises(Boom) as caught:
+        vupsert.sync(changed, url=server.url, token=server.token, namespace="s", events=Listener())
+    summary = caught.value.summary  # type: ignore[attr-defined]
+    assert isinstance(summary, vupsert.SyncSummary) and summary.records_deleted == 0
+    assert summary.records_upserted == 5 and len(server.records("s")) == 10
+
+
 def test_no_model_raises_before_anything_is_sent(tmp_path: Path) -> None:
     with (
         LocalServer(ServerConfig(port=0, embedding=False)) as server,

@@ -21,7 +21,7 @@ from vupsert.records import (
     Skip,
 )
 from vupsert.rejects import reject_line
-from vupsert.settings import MappingOptions, ReadOptions
+from vupsert.settings import MappingOptions, ReadOptions, spelled_as_flags
 from vupsert.sources import iter_rows
 
 
@@ -74,7 +74,11 @@ def body_of(rej: Rejection) -> Any:
         ({"id": "a", "data": "x", "metadata": None}, {"id": "a", "data": "x"}),
         (
             {"id": "a", "data": "x", "metadata": {"k": [1, {"n": None}]}, "other": 1},
-            {"id": "a", "data": "x", "metadata": {"k": [1, {"n": None}]}},
+            {"id": "a", "data": "x", "metadata": {"k": [1, {"n": None}], "other": 1}},
+        ),
+        (
+            {"id": "a", "title": "Dune", "data": "x", "year": 1965, "none": None},
+            {"id": "a", "data": "x", "metadata": {"title": "Dune", "year": 1965, "none": None}},
         ),
         ({"id": "a", "data": "x", "metadata": {}}, {"id": "a", "data": "x", "metadata": {}}),
         ({"id": 42, "data": "x"}, {"id": "42", "data": "x"}),
@@ -213,7 +217,7 @@ def test_size_limits() -> None:
     assert record({"id": "a", "data": "x", "metadata": big})["metadata"] == big
     big["k"] += "v" * 3000
     rej = rejection({"id": "a", "data": "x", "metadata": big})
-    assert rej.reason == "metadata is 52,152 bytes; the limit is 49,152"
+    assert rej.reason == 'metadata is 52,152 bytes; the limit is 49,152; "k" is 52,146 bytes of it'
 
 
 @pytest.mark.parametrize(
@@ -311,11 +315,14 @@ def test_bad_options(options: MappingOptions) -> None:
 
 def test_id_from_hash() -> None:
     options = MappingOptions(id_from="hash")
-    a = record({"id": "ignored", "data": "hello", "metadata": {"b": 1, "a": [1, 2]}}, options)
+    a = record({"data": "hello", "metadata": {"b": 1, "a": [1, 2]}}, options)
     b = record({"data": "hello", "metadata": {"a": [1, 2], "b": 1}}, options)
     assert a["id"] == b["id"] == hash_id("hello", {"a": [1, 2], "b": 1})
     # Pinned: a rerun with a later vupsert must produce the same ids.
     assert a["id"] == "d68fb708382fe84728b327efc9e1d623"
+    # An id field not used as the id is metadata, like any other field.
+    c = record({"id": "ignored", "data": "hello", "metadata": {"a": [1, 2], "b": 1}}, options)
+    assert c["metadata"] == {"a": [1, 2], "b": 1, "id": "ignored"} and c["id"] != a["id"]
     assert hash_id("hello", None) == "7cf47b37384ee05ae351fe2f70c1c416"
     assert record({"data": "hello"}, options)["id"] != record({"data": "hellO"}, options)["id"]
 
@@ -411,12 +418,12 @@ def test_csv_metadata_columns() -> None:
     assert "metadata" not in record(CSV_ROW, options, tabular=True)
 
 
-def test_csv_columns_used_by_templates_are_not_metadata() -> None:
+def test_csv_columns_used_by_templates_are_metadata_too() -> None:
     options = MappingOptions(data_template="{n}: {data}", id_template="r{id}")
     assert record(CSV_ROW, options, tabular=True) == {
         "id": "r1",
         "data": "7: text",
-        "metadata": {"f": 0.5, "b": True, "z": "007"},
+        "metadata": {"id": 1, "data": "text", "n": 7, "f": 0.5, "b": True, "z": "007"},
     }
 
 
@@ -456,7 +463,7 @@ def test_one_mapper_switches_between_formats() -> None:
     mapper.tabular = False
     out = mapper.map(row({"id": "1", "data": "x", "n": "2"}))
     assert isinstance(out, Record)
-    assert out.body == b'{"id":"1","data":"x"}'
+    assert out.body == b'{"id":"1","data":"x","metadata":{"n":"2"}}'
 
 
 def test_csv_file_end_to_end(tmp_path: Path) -> None:
@@ -469,6 +476,174 @@ def test_csv_file_end_to_end(tmp_path: Path) -> None:
         (4, "expected 3 fields, got 2"),
         (5, b'{"id":"3","data":"x"}'),
     ]
+
+
+# --- one rule for every format -------------------------------------------------------
+
+FORMATS = ("json", "csv", "parquet")
+
+
+def in_format(fmt: str, value: dict[str, Any], options: MappingOptions) -> Record | Rejection:
+    """What a row maps to read as JSON, as a CSV row (its cells text, its metadata
+    object as JSON) or as a Parquet row (its values typed)."""
+    mapper = Mapper(options)
+    if fmt == "csv":
+        mapper.tabular = True
+        value = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in value.items()}
+    elif fmt == "parquet":
+        mapper.typed = True
+    out = mapper.map(row(value))
+    assert isinstance(out, (Record, Rejection))
+    return out
+
+
+def metadata_in(fmt: str, value: dict[str, Any], options: MappingOptions | None = None) -> Any:
+    out = in_format(fmt, value, options or MappingOptions())
+    assert isinstance(out, Record), out
+    return orjson.loads(out.body).get("metadata")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_field_but_the_id_and_the_data_is_metadata(fmt: str) -> None:
+    value = {"id": "a", "title": "Dune", "body": "A desert planet.", "year": 1965}
+    options = MappingOptions(data_field="body")
+    assert metadata_in(fmt, value, options) == {"title": "Dune", "year": 1965}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_metadata_object_and_other_fields_are_merged(fmt: str) -> None:
+    value = {"id": "a", "data": "x", "metadata": {"lang": "en"}, "year": 1965}
+    assert metadata_in(fmt, value) == {"lang": "en", "year": 1965}
+    clash = {"id": "a", "data": "x", "metadata": {"year": 1}, "year": 2}
+    out = in_format(fmt, clash, MappingOptions())
+    assert isinstance(out, Rejection)
+    assert out.reason.startswith(
+        '"year" is both a field of the record and a key of its metadata object ("metadata")'
+    )
+    # Choosing the metadata settles it.
+    assert metadata_in(fmt, clash, MappingOptions(metadata_columns=("metadata",))) == {"year": 1}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_metadata_columns_choose_fields_in_every_format(fmt: str) -> None:
+    value = {"id": "a", "data": "x", "metadata": {"lang": "en", "n": 3}, "year": 1965, "t": "T"}
+    picked = MappingOptions(metadata_columns=("year", "lang", "absent"))
+    assert metadata_in(fmt, value, picked) == {"year": 1965, "lang": "en"}
+    whole = MappingOptions(metadata_columns=("metadata", "t"))
+    assert metadata_in(fmt, value, whole) == {"lang": "en", "n": 3, "t": "T"}
+
+
+def test_the_fields_of_a_template_are_metadata_too() -> None:
+    options = MappingOptions(data_template="{name} airport in {city}, {state}")
+    value = {"id": "AUS", "name": "Austin-Bergstrom", "city": "Austin", "state": "TX"}
+    for fmt in FORMATS:
+        assert metadata_in(fmt, value, options) == {
+            "name": "Austin-Bergstrom",
+            "city": "Austin",
+            "state": "TX",
+        }
+
+
+def test_a_field_the_id_or_the_data_is_taken_from_keeps_the_rest() -> None:
+    options = MappingOptions(id_field="doc.id", data_field="doc.body", metadata_field="m.x")
+    value = {"doc": {"id": 7, "body": "text", "title": "T"}, "m": {"x": {"k": 1}, "y": 2}}
+    assert record(value, options) == {
+        "id": "7",
+        "data": "text",
+        "metadata": {"k": 1, "doc": {"title": "T"}, "m": {"y": 2}},
+    }
+    # A field left empty by it is left out; a key with the dots was the field itself.
+    assert record({"doc": {"id": 1, "body": "b"}}, options) == {"id": "1", "data": "b"}
+    literal: dict[str, Any] = {"doc.id": "x", "doc.body": "b", "doc": {"id": 2, "body": "kept"}}
+    assert record(literal, options)["metadata"] == {"doc": {"id": 2, "body": "kept"}}
+
+
+def test_a_csv_metadata_column_holds_a_json_object() -> None:
+    value = {"id": "1", "data": "x", "metadata": '{"lang": "en"}', "year": "1965"}
+    assert record(value, tabular=True)["metadata"] == {"lang": "en", "year": 1965}
+    assert record({**value, "metadata": ""}, tabular=True)["metadata"] == {"year": 1965}
+    rej = rejection({**value, "metadata": "lang=en"}, tabular=True)
+    assert rej.reason == (
+        "column \"metadata\" holds no JSON object ('lang=en'): the metadata column holds "
+        "each row's metadata as a JSON object"
+    )
+
+
+def test_hash_ids_of_flat_records_change_and_metadata_columns_keep_the_old_ones() -> None:
+    flat = {"data": "hello", "ts": "2025-06-01T10:00:00Z", "metadata": {"a": 1}}
+    new = record(flat, MappingOptions(id_from="hash"))
+    assert new["metadata"] == {"a": 1, "ts": "2025-06-01T10:00:00Z"}
+    old = MappingOptions(id_from="hash", metadata_columns=("metadata",))
+    # Pinned: the ids vupsert gave these records before the timestamp was metadata.
+    assert record(flat, old)["id"] == "c208a382c35d2ea3cd8f7457051ccae4" != new["id"]
+    bare = {"data": "hello", "ts": "2025-06-01T10:00:00Z"}
+    assert record(bare, old) == {"id": "7cf47b37384ee05ae351fe2f70c1c416", "data": "hello"}
+    assert record({**bare, "metadata": {}}, old)["metadata"] == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "path", "number"),
+    [
+        ({"id": "a", "data": "x", "score": float("nan")}, "score", "nan"),
+        ({"id": "a", "data": "x", "metadata": {"s": [1.0, float("inf")]}}, "metadata.s[1]", "inf"),
+        ({"id": "a", "data": "x", "doc": {"r": -float("inf")}}, "doc.r", "-inf"),
+    ],
+)
+def test_nan_and_infinity_from_python_or_parquet_are_rejected(
+    value: dict[str, Any], path: str, number: str
+) -> None:
+    expected = f'field "{path}" is {number}, a number JSON cannot hold (it would be stored as null)'
+    for fmt in ("json", "parquet"):
+        out = in_format(fmt, value, MappingOptions())
+        assert isinstance(out, Rejection) and out.reason == expected, out
+    # The hot path of records handed over as dicts rejects them too.
+    (hot,) = Mapper(MappingOptions()).json_records(
+        "<records>", [(1, 1, value, b"")], as_written=False
+    )
+    assert isinstance(hot, Rejection) and hot.reason == expected
+    # A null is a null.
+    assert record({"id": "a", "data": "x", "n": None}) == {
+        "id": "a",
+        "data": "x",
+        "metadata": {"n": None},
+    }
+
+
+def test_nan_in_an_id_or_a_template_is_rejected() -> None:
+    assert rejection({"id": float("nan"), "data": "x"}).reason == (
+        'id nan is not a finite number (field "id")'
+    )
+    options = MappingOptions(data_template="{title} {score}")
+    rej = rejection({"id": "a", "title": "T", "score": float("inf")}, options)
+    assert rej.reason.startswith('field "score" is inf, a number JSON cannot hold')
+
+
+def test_a_key_that_is_not_a_string_is_rejected_naming_it() -> None:
+    rej = rejection({"id": "a", "data": "x", 5: "y"})  # type: ignore[dict-item]
+    assert rej.reason == "the record has a key that is not a string, 5 (int): JSON keys are text"
+    assert body_of(rej) == {"id": "a", "data": "x", "5": "y"}  # written, the key as text
+    rej = rejection({"id": "a", "data": "x", "metadata": {"tags": {(1, 2): "t"}}})
+    assert rej.reason.startswith('field "metadata.tags" has a key that is not a string, (1, 2)')
+    rej = rejection({"id": "a", 5: "y"})  # type: ignore[dict-item]
+    assert rej.reason == 'missing data (field "data")'
+    out = Mapper(MappingOptions(id_from="hash")).map(row({"data": "x", 5: "y"}))  # type: ignore[dict-item]
+    assert isinstance(out, Rejection) and "5 (int)" in out.reason
+
+
+def test_metadata_over_the_limit_names_the_option_that_leaves_out_its_largest_field() -> None:
+    options = MappingOptions(data_template="{title}\\n\\n{body}")
+    value = {"id": "a", "title": "T", "body": "w " * 30_000, "year": "1999", "lang": "en"}
+    with spelled_as_flags():
+        rej = rejection(value, options, tabular=True)
+    assert rej.reason == (
+        'metadata is 60,047 bytes; the limit is 49,152; "body" is 60,002 bytes of it (and in '
+        "the data already, through --data-template): leave it out with "
+        "--metadata-columns title,year,lang"
+    )
+    options = MappingOptions(metadata_columns=("body", "year"))
+    with spelled_as_flags():
+        rej = rejection({**value, "data": "x"}, options, tabular=True)
+    assert rej.reason.endswith('"body" is 60,002 bytes of it: leave it out of --metadata-columns')
 
 
 # --- sharding -------------------------------------------------------------------------
@@ -529,7 +704,11 @@ def test_rejects_line_keeps_the_row_and_is_fed_back_with_the_same_options() -> N
     assert fixed == {**row_, REJECT_KEY: fixed[REJECT_KEY]}
     assert fixed[REJECT_KEY]["stage"] == "map"
     fixed["key"] = "now-fixed"
-    assert record(fixed, options) == {"id": "now-fixed", "data": "T", "metadata": {"a": 1}}
+    assert record(fixed, options) == {
+        "id": "now-fixed",
+        "data": "T",
+        "metadata": {"a": 1, "text": "body", "title": "T"},
+    }
 
 
 def test_a_sent_record_is_fed_back_whatever_the_options() -> None:
@@ -628,7 +807,13 @@ HOT_PATH_ROWS: list[dict[str, Any]] = [
     {"id": "a", "data": 12},
     {"data": "no id"},
     {"id": "a"},
-    {"id": "a", "data": "text", "other": "ignored"},
+    {"id": "a", "data": "text", "other": "kept"},
+    {"id": "a", "other": "kept", "data": "text", "metadata": {"k": 1}},
+    {"id": "a", "data": "text", "metadata": {}, "other": 1},
+    {"id": "a", "data": "text", "metadata": None, "other": None},
+    {"id": "a", "data": "text", "metadata": {"k": 1}, "k": 2},
+    {"id": "a", "data": "text", "metadata": [1], "k": 2},
+    {"id": "a", "data": "text", "other": "x" * MAX_METADATA_BYTES},
     {"id": "ü✓", "data": "unicode \u2028 line separator"},
     {"id": "a", "data": "lone surrogate \ud800"},
     {"id": "a", "data": "text", REJECT_KEY: {"source": "x.jsonl", "line": 2, "reason": "r"}},
@@ -684,6 +869,8 @@ def test_a_line_that_is_the_record_is_sent_as_written(text: bytes) -> None:
             "metadata.l[1].x",
         ),
         (b'{"id":"a","data":"t","metadata":{"n":9223372036854775808}}', "metadata.n"),
+        (b'{"id":"a","data":"t","other":123456789012345678901234}', "other"),
+        (b'{"id":"a","data":"t","metadata":{"m":1},"o":{"p":[18446744073709551616]}}', "o.p[0]"),
     ],
 )
 def test_an_integer_beyond_64_bits_in_metadata_is_rejected(text: bytes, path: str) -> None:
@@ -697,7 +884,7 @@ def test_an_integer_beyond_64_bits_in_metadata_is_rejected(text: bytes, path: st
     [
         b'{"id":"a","data":"t","metadata":{"n":9223372036854775807,"m":-9223372036854775808}}',
         b'{"id":"a","data":"t","metadata":{"s":"123456789012345678901234"}}',
-        b'{"id":"a","data":"t","unused":123456789012345678901234}',
+        b'{"id":"a","data":"t","s":"123456789012345678901234"}',
         b'{"id":"a","data":"t","metadata":{"f":1.2345678901234567890123}}',
     ],
 )
@@ -709,11 +896,11 @@ def test_long_digits_that_are_not_a_huge_integer_in_metadata_pass(text: bytes) -
 @pytest.mark.parametrize(
     ("text", "sent"),
     [
-        (b'{"id":"a","data":"t","extra":1}\n', {"id": "a", "data": "t"}),
+        (b'{"id":"a","data":"t","extra":1}\n', {"id": "a", "data": "t", "metadata": {"extra": 1}}),
         (b'{"id":"a","data":"t","metadata":null}\n', {"id": "a", "data": "t"}),
         (
             b'{"id":"a","data":"t","metadata":{"k":1},"x":2}\n',
-            {"id": "a", "data": "t", "metadata": {"k": 1}},
+            {"id": "a", "data": "t", "metadata": {"k": 1, "x": 2}},
         ),
     ],
 )

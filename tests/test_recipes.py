@@ -31,6 +31,7 @@ import orjson
 import pytest
 
 from vupsert.errors import ExitStatus
+from vupsert.mapping import hash_id
 from vupsert.server import LocalServer, ServerConfig
 
 from .conftest import ROOT, SAMPLES, Result, cli_env, read_jsonl, write_jsonl
@@ -306,7 +307,13 @@ def test_zcat_pipe_is_idempotent(sh: Shell, server: LocalServer) -> None:
     first = sh.run(command)
     assert first.code == 0, first.stderr
     stored = server.records("errors")
-    assert {data for data, _ in stored.values()} == texts and len(stored) == 4
+    # Six error lines, four messages: one record each, the service its metadata, whatever
+    # the timestamps of the two days say.
+    assert len(stored) == 4 and {data for data, _ in stored.values()} == texts
+    assert {id_: meta for id_, (_, meta) in stored.items()} == {
+        hash_id(text, {"service": text.split(":")[0]}): {"service": text.split(":")[0]}
+        for text in texts
+    }
 
     again = sh.run(command)
     assert again.code == 0, again.stderr

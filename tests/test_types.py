@@ -109,6 +109,58 @@ def test_types_for_inputs_that_are_not_csv_are_refused() -> None:
     build_settings(["-"], dry_run=True, format="csv", types={"zip": "str"})
 
 
+@pytest.mark.parametrize(
+    ("types", "options", "message"),
+    [
+        (["id=int"], {}, "--type id=int does nothing: 'id' is the id column: ids are text."),
+        (
+            ["data=int"],
+            {},
+            "--type data=int does nothing: 'data' is the data column: the text to embed.",
+        ),
+        (
+            ["metadata=json"],
+            {},
+            "--type metadata=json does nothing: 'metadata' is the metadata column: its cells "
+            "are JSON objects, merged into the metadata.",
+        ),
+        (
+            ["key=str"],
+            {"id_field": "key"},
+            "--type key=str does nothing: 'key' is the id column: ids are text.",
+        ),
+        (
+            ["zip=str"],
+            {"metadata_columns": "city,state"},
+            "--type zip=str does nothing: 'zip' is not among --metadata-columns city,state.",
+        ),
+        (
+            ["zip=str", "zip=int"],
+            {},
+            "--type zip=str and --type zip=int give one column two types.",
+        ),
+    ],
+)
+def test_a_type_that_would_do_nothing_or_contradict_another_is_refused(
+    types: list[str], options: dict[str, Any], message: str
+) -> None:
+    with spelled_as_flags(), pytest.raises(UsageError) as error:
+        build_settings(["a.csv"], dry_run=True, types=types, **options)
+    assert error.value.message == message
+
+
+def test_a_type_for_a_column_that_is_metadata_is_fine() -> None:
+    def parsed(types: list[str], **options: Any) -> Any:
+        return build_settings(["a.csv"], dry_run=True, types=types, **options).mapping.types
+
+    # An id column not used for the id, a data column a template replaces, the same
+    # type twice: each is metadata, typed once.
+    assert parsed(["id=int"], id_from="hash") == (("id", "int"),)
+    assert parsed(["id=int"], id_template="r{id}") == (("id", "int"),)
+    assert parsed(["data=str", "data=text"], data_template="{data}!") == (("data", "str"),)
+    assert parsed(["zip=str"], metadata_columns="zip") == (("zip", "str"),)
+
+
 def test_a_typed_column_missing_from_the_header_is_a_column_error() -> None:
     mapper = Mapper(MappingOptions(types=(("zpi", "str"),)), tabular=True)
     with pytest.raises(ColumnError, match="has no column 'zpi' for types="):
@@ -175,13 +227,20 @@ def test_types_given_for_json_lines_stop_before_anything_is_sent(
     assert server.stats["requests"].get("upsert-data", 0) == 0
 
 
-def test_a_typo_in_a_typed_column_stops_before_anything_is_sent(
-    server: LocalServer, tmp_path: Path
+@pytest.mark.parametrize(
+    ("type_", "message"),
+    [
+        ("zpi=str", "has no column 'zpi' for --type zpi=str"),
+        ("id=int", "error: --type id=int does nothing: 'id' is the id column: ids are text."),
+    ],
+)
+def test_a_type_for_a_column_that_is_no_metadata_stops_before_anything_is_sent(
+    server: LocalServer, tmp_path: Path, type_: str, message: str
 ) -> None:
     path = tmp_path / "a.csv"
     path.write_text("id,data,zip\n1,x,01234\n", encoding="utf-8")
-    result = run_cli("upsert", path, "--type", "zpi=str", server=server)
-    assert result.code == 2 and "has no column 'zpi' for --type zpi=str" in result.stderr
+    result = run_cli("upsert", path, "--type", type_, server=server)
+    assert result.code == 2 and message in result.stderr
     assert server.stats["requests"].get("upsert-data", 0) == 0
 
 

@@ -163,7 +163,9 @@ def test_nested_fields_and_number_ids(server: LocalServer) -> None:
     rows = read_jsonl(SAMPLES / "nested.jsonl")
     stored = server.records("nested")
     first = rows[0]
-    assert stored[str(first["doc"]["uid"])] == (first["doc"]["body"], first["source"])
+    # The source object's keys, and the rest of doc: neither its id nor its body.
+    metadata = {**first["source"], "doc": {"title": first["doc"]["title"]}}
+    assert stored[str(first["doc"]["uid"])] == (first["doc"]["body"], metadata)
     assert len(stored) == len(rows)
 
 
@@ -443,7 +445,7 @@ def test_lines_sent_as_written_land_as_parsed(server: LocalServer, tmp_path: Pat
         b'  {"metadata":{"nested":{"id":"inner"}},"data":"b text","id":"b"}\n'
         b'{"id":"c","data":"c text"}\n'
         b'{"id":"d","data":"d text","metadata":null}\n'
-        b'{"id":"e","data":"e text","extra":"not sent"}\n'
+        b'{"id":"e","data":"e text","extra":"kept"}\n'
         b'{"id":"f","data":"f text","metadata":{"k":2}}'
     )
     result = run_cli("upsert", path, "--json", server=server)
@@ -453,7 +455,7 @@ def test_lines_sent_as_written_land_as_parsed(server: LocalServer, tmp_path: Pat
         "b": ("b text", {"nested": {"id": "inner"}}),
         "c": ("c text", None),
         "d": ("d text", None),
-        "e": ("e text", None),
+        "e": ("e text", {"extra": "kept"}),
         "f": ("f text", {"k": 2}),
     }
 

@@ -17,6 +17,7 @@ the commands of those names do.
 from ._version import __version__
 from .api import Records, delete, export, prepare, prepare_sync, sync, upsert, verify
 from .errors import (
+    CallerError,
     CheckpointError,
     ConfigError,
     DeletionRefused,
@@ -47,6 +48,7 @@ from .settings import OPTIONS
 
 __all__ = [
     "OPTIONS",
+    "CallerError",
     "CheckpointError",
     "ConfigError",
     "DeleteSummary",

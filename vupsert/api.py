@@ -7,15 +7,18 @@ keyword arguments (``--data-field text`` is ``data_field="text"``) and calls
 The error contract: an error that stops the run (a bad token, an index without an
 embedding model, an input that cannot be read, a file that cannot be written) raises a
 :class:`~vupsert.errors.VupsertError`, with the summary of what was done before it on its
-``summary`` attribute. Records rejected and batches failed are not errors: they are
-counted on the returned :class:`~vupsert.outcomes.Summary` (and written where ``rejects``
-says).
+``summary`` attribute. An exception raised by the caller's own code (the records
+iterable, a ``progress`` or ``events`` callback) stops the run the same way, what is in
+flight settling first, and is raised again as it is, with ``summary`` set on it. Records
+rejected and batches failed are not errors: they are counted on the returned
+:class:`~vupsert.outcomes.Summary` (and written where ``rejects`` says).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -24,7 +27,7 @@ from typing import IO, Any, BinaryIO, TypeVar, Union, cast, get_args
 from .client import Client
 from .connection import check_url, find_connection, require_connection
 from .deleting import delete_filter, delete_ids, delete_prefix, given_ids, read_ids, text_stream
-from .errors import UsageError, VupsertError
+from .errors import CallerError, StoppedEarly, UsageError, VupsertError
 from .exporting import STDOUT, output_writer
 from .exporting import export as export_to
 from .outcomes import (
@@ -33,21 +36,25 @@ from .outcomes import (
     Events,
     ExportSummary,
     Progress,
+    Settlement,
     Summary,
     SyncSummary,
     VerifySummary,
 )
 from .pipeline import Run
-from .records import MAX_BATCH_RECORDS
+from .records import MAX_BATCH_RECORDS, Rejection
 from .retrying import Caller
 from .sending import RetryPolicy
 from .settings import (
+    DATA_FIELD,
     ID_FIELD,
+    ID_FROM,
     IDS_FORMAT,
     MAPPING_OPTIONS,
     MAX_BACKOFF,
     MAX_CHUNK_SIZE,
     MAX_CONCURRENCY,
+    METADATA_FIELD,
     OPTIONS,
     READ_OPTIONS,
     RETRIES,
@@ -75,7 +82,7 @@ Records = Union[  # noqa: UP007 - a runtime alias: "|" cannot join these on Pyth
 """What :func:`upsert` loads: a path, a list of paths, a binary file of JSON Lines (or
 ``format=``), or any iterable of dicts, streamed."""
 
-SummaryT = TypeVar("SummaryT", Summary, SyncSummary)
+SummaryT = TypeVar("SummaryT", Summary, SyncSummary, VerifySummary)
 
 
 def upsert(
@@ -159,7 +166,11 @@ def prepare(
     settings = build_settings(
         inputs, url=url, token=token, namespace=namespace, environ=environ, **options
     )
-    return Run(settings, events=_listeners(events, progress), stdin=stdin, records=dicts, seed=seed)
+    callbacks = _listeners(events, progress)
+    run = Run(settings, events=callbacks, stdin=stdin, records=dicts, seed=seed)
+    if callbacks is not None:
+        callbacks.attach(run.request_stop, run.summary)
+    return run
 
 
 def prepare_sync(
@@ -184,15 +195,19 @@ def prepare_sync(
         inputs, url=url, token=token, namespace=namespace, environ=environ, **options
     )
     require_connection(settings.url, settings.token)
-    return SyncRun(
+    callbacks = _listeners(events, progress)
+    run = SyncRun(
         settings,
         prefix=prefix,
         max_delete=max_delete,
-        events=_listeners(events, progress),
+        events=callbacks,
         stdin=stdin,
         records=dicts,
         seed=seed,
     )
+    if callbacks is not None:
+        callbacks.attach(run.request_stop, run.summary)
+    return run
 
 
 def export(
@@ -254,11 +269,7 @@ def verify(
         inputs, url=url, token=token, namespace=namespace, environ=environ, **options
     )
     verifier = Verifier(settings, events=events, stdin=stdin, records=dicts)
-    summary = verifier.execute()
-    if summary.error is not None:
-        summary.error.summary = summary
-        raise summary.error
-    return summary
+    return _raised(verifier.execute())
 
 
 def delete(
@@ -391,19 +402,82 @@ def _source(
 
 def _listeners(
     events: Events | None, progress: Callable[[Summary], object] | None
-) -> Events | None:
-    listeners: list[Events] = [] if events is None else [events]
+) -> _Callbacks | None:
+    listeners: list[tuple[Events, str]] = [] if events is None else [(events, "events")]
     if progress is not None:
-        listeners.append(Progress(progress))
-    return Broadcast(*listeners) if len(listeners) > 1 else next(iter(listeners), None)
+        listeners.append((Progress(progress), "the progress callback"))
+    return _Callbacks(listeners) if listeners else None
+
+
+class _Callbacks(Broadcast):
+    """The caller's listeners, heard as one. The first exception one of them raises stops
+    the run as :meth:`~vupsert.pipeline.Run.request_stop` does (what is in flight
+    settles, the checkpoint is written) and goes on the summary as a
+    :class:`~vupsert.errors.CallerError`; that listener is not called again."""
+
+    def __init__(self, listeners: list[tuple[Events, str]]) -> None:
+        super().__init__(*(listener for listener, _ in listeners))
+        self._names = {id(listener): name for listener, name in listeners}
+        self._failed: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop: Callable[[], object] = lambda: None
+        self._summary: Summary | None = None
+
+    def attach(self, stop: Callable[[], object], summary: Summary) -> None:
+        """The run these listeners hear, to stop and to tell why."""
+        self._stop, self._summary = stop, summary
+
+    def _each(self, call: Callable[[Events], object]) -> None:
+        for listener in self.listeners:
+            if id(listener) in self._failed:
+                continue
+            try:
+                call(listener)
+            except Exception as exc:
+                self._fail(listener, exc)
+
+    def _fail(self, listener: Events, exc: Exception) -> None:
+        with self._lock:
+            first = not self._failed
+            self._failed.add(id(listener))
+        summary = self._summary
+        if not first or summary is None:
+            return
+        current = summary.error
+        if current is None or isinstance(current, StoppedEarly):
+            summary.error = CallerError(exc, self._names[id(listener)])
+        interrupted = summary.interrupted
+        self._stop()
+        summary.interrupted = interrupted  # the error says why it stopped
+
+    def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
+        self._each(lambda listener: listener.started(total_bytes, inputs))
+
+    def bytes_read(self, n: int) -> None:
+        self._each(lambda listener: listener.bytes_read(n))
+
+    def batch_done(self, settlement: Settlement, summary: Summary) -> None:
+        self._each(lambda listener: listener.batch_done(settlement, summary))
+
+    def rejected(self, rejections: list[Rejection]) -> None:
+        self._each(lambda listener: listener.rejected(rejections))
+
+    def warning(self, message: str) -> None:
+        self._each(lambda listener: listener.warning(message))
+
+    def finished(self, summary: Summary) -> None:
+        self._each(lambda listener: listener.finished(summary))
 
 
 def _raised(summary: SummaryT) -> SummaryT:
-    """``summary``, or its error raised with the summary on it."""
-    if summary.error is not None:
-        summary.error.summary = summary
-        raise summary.error
-    return summary
+    """``summary``, or its error raised with the summary on it: the caller's own
+    exception when its code raised."""
+    error = summary.error
+    if error is None:
+        return summary
+    raised: Exception = error.raised if isinstance(error, CallerError) else error
+    raised.summary = summary  # type: ignore[attr-defined]
+    raise raised
 
 
 def build_settings(
@@ -447,6 +521,7 @@ def build_settings(
     if mapping.get("types"):
         mapping["types"] = _types(mapping["types"])
         _types_apply(inputs, read.get("format", "auto"), mapping["types"])
+        _types_fit(mapping)
     else:
         mapping.pop("types", None)
     _chunking(mapping)
@@ -568,13 +643,44 @@ def _types(
     for name, kind in pairs:
         key = kind.strip().lower() if isinstance(kind, str) else kind
         try:
-            types[name.strip()] = _TYPE_NAMES[key]
+            typed = _TYPE_NAMES[key]
         except (KeyError, TypeError):
             raise UsageError(
                 f"{option('types', {name: kind})}: {kind!r} is not a type.",
                 hint=f"The types are {', '.join(get_args(ColumnType))}.",
             ) from None
+        column = name.strip()
+        if types.get(column, typed) != typed:
+            raise UsageError(
+                f"{option('types', {column: types[column]})} and "
+                f"{option('types', {column: typed})} give one column two types.",
+                hint="Give each column one type.",
+            )
+        types[column] = typed
     return tuple(types.items())
+
+
+def _types_fit(mapping: dict[str, Any]) -> None:
+    """``types`` make the cells of metadata columns a type: given to a column whose cells
+    never become metadata values, they would do nothing, so they are refused."""
+    roles = {
+        mapping.get("metadata_field", METADATA_FIELD): "the metadata column: its cells are "
+        "JSON objects, merged into the metadata"
+    }
+    if mapping.get("data_template") is None:
+        roles[mapping.get("data_field", DATA_FIELD)] = "the data column: the text to embed"
+    if mapping.get("id_from", ID_FROM) == "field" and mapping.get("id_template") is None:
+        roles[mapping.get("id_field", ID_FIELD)] = "the id column: ids are text"
+    picked = mapping.get("metadata_columns")
+    for column, kind in mapping["types"]:
+        role = roles.get(column)
+        if role is None and picked is not None and column not in picked:
+            role = f"not among {option('metadata_columns', ','.join(picked))}"
+        if role is not None:
+            raise UsageError(
+                f"{option('types', {column: kind})} does nothing: {column!r} is {role}.",
+                hint="A type applies to a column whose cells become metadata values.",
+            )
 
 
 def _types_apply(

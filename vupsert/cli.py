@@ -31,7 +31,7 @@ from .api import prepare, prepare_sync
 from .api import verify as verify_records
 from .connection import TOKEN_ENV, URL_ENV, check_url, find_connection, require_connection
 from .display import ConsoleEvents, Counter, Terminal, describe_info
-from .errors import ConfigError, ExitStatus, UsageError, VupsertError
+from .errors import CallerError, ConfigError, ExitStatus, UsageError, VupsertError
 from .exporting import STDOUT_NAME
 from .outcomes import DeleteSummary, ExportSummary, Summary
 from .settings import Settings, spelled_as_flags
@@ -211,20 +211,29 @@ DataFieldOption = Annotated[
 
 MetadataFieldOption = Annotated[
     str,
-    typer.Option(help="JSONL field holding the metadata object.", rich_help_panel="Mapping"),
+    typer.Option(
+        help="Field holding a metadata object (a JSON object in CSV); its keys are merged "
+        "with the other fields, which are metadata too.",
+        rich_help_panel="Mapping",
+    ),
 ]
 
 MetadataColumnsOption = Annotated[
     str | None,
     typer.Option(
-        help="CSV/TSV: only these columns (a,b,c) become metadata.", rich_help_panel="Mapping"
+        metavar="A,B",
+        help="Only these fields (columns, dotted paths, keys of the metadata object) become "
+        "metadata, in every format. Default: every field but the id and the data.",
+        show_default=False,
+        rich_help_panel="Mapping",
     ),
 ]
 
 DataTemplateOption = Annotated[
     str | None,
     typer.Option(
-        help="Compose data from fields, e.g. '{title}\\n\\n{body}'.", rich_help_panel="Mapping"
+        help="Compose data from fields, e.g. '{title}\\n\\n{body}'; they stay metadata too.",
+        rich_help_panel="Mapping",
     ),
 ]
 
@@ -256,7 +265,7 @@ TypesOption = Annotated[
     typer.Option(
         "--type",
         metavar="COLUMN=TYPE",
-        help="CSV/TSV: make that column's metadata cells str, int, float, bool or json, "
+        help="CSV/TSV: make that metadata column's cells str, int, float, bool or json, "
         "whatever --infer-types says; repeat for more columns.",
         show_default=False,
         rich_help_panel="Mapping",
@@ -548,6 +557,8 @@ def _print_json(document: dict[str, Any]) -> None:
 def _finish(summary: Summary, console: Terminal, *, json_out: bool, quiet: bool) -> NoReturn:
     if json_out:
         _print_json(summary.as_dict())
+    if isinstance(summary.error, CallerError):
+        raise summary.error.raised  # the display failed: a bug, shown as one
     if summary.error is not None:
         fail(summary.error, console)
     if summary.interrupted and not quiet:

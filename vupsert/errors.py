@@ -8,6 +8,8 @@ The core raises; only ``cli.py`` turns an exception into a message and an exit s
     │   ├── ColumnError              a column the options name is not in a CSV header
     │   └── CheckpointError          checkpoint locked, corrupt, or input changed under it
     ├── InputError                   -> exit 3: an input cannot be read at all
+    ├── CallerError                  -> exit 3: a Python caller's records iterable or
+    │                                   callback raised: what was in flight settled
     ├── OutputError                  -> exit 3: the rejects, report or checkpoint file
     │                                   cannot be written (a full disk): the run stops
     ├── StoppedEarly                 -> exit 1: the run stopped itself on purpose
@@ -82,6 +84,21 @@ class CheckpointError(UsageError):
 
 class InputError(VupsertError):
     exit_status = ExitStatus.STOPPED
+
+
+class CallerError(VupsertError):
+    """The code of the Python caller raised: its records iterable, or a ``progress`` or
+    ``events`` callback. The run stopped as if its input had ended there; the caller
+    gets its own exception back (:attr:`raised`), with the summary on it."""
+
+    exit_status = ExitStatus.STOPPED
+
+    def __init__(self, raised: Exception, where: str) -> None:
+        super().__init__(
+            f"{where} raised {type(raised).__name__}: {raised}",
+            hint="What was read before it was sent and has settled (a checkpoint keeps it).",
+        )
+        self.raised = raised
 
 
 class OutputError(VupsertError):

@@ -2,7 +2,7 @@
 
 A :class:`Mapper` is built once from :class:`MappingOptions` (its ``tabular`` flag set per
 input); everything that can be decided before the first row (dotted-path splits, template
-parsing, which columns are not metadata) is decided then, so :meth:`Mapper.map` does only
+parsing, which fields are not metadata) is decided then, so :meth:`Mapper.map` does only
 per-row work; :meth:`Mapper.records` maps a reader's output in order.
 
 A bad *record* becomes a Rejection whose reason names the field and what is wrong. A
@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import orjson
 
@@ -36,9 +36,9 @@ from .records import (
     Stage,
     json_type,
 )
-from .settings import ColumnType, MappingOptions, option
+from .settings import DATA_FIELD, ID_FIELD, METADATA_FIELD, ColumnType, MappingOptions, option
 
-__all__ = ["COLUMN_TYPES", "Mapper", "Template", "hash_id", "infer_value", "shard_of"]
+__all__ = ["COLUMN_TYPES", "Mapper", "Named", "Template", "hash_id", "infer_value", "shard_of"]
 
 _MISSING: Any = object()
 """What a getter returns for an absent field (``None`` is JSON null, a real value)."""
@@ -264,9 +264,26 @@ class Template:
             elif found is _MISSING or found is None:
                 missing(name, found is None)
             else:
+                text = _render(found)
+                if "null" in text:
+                    nonfinite = _first(found, name, _nonfinite)
+                    if nonfinite is not None:
+                        raise _Bad(_nonfinite_reason(*nonfinite))
                 filled = True
-                out.append(_render(found))
+                out.append(text)
         return "".join(out) if filled else ""
+
+
+class Named(NamedTuple):
+    """A field an option names (see :meth:`Mapper.named_fields`)."""
+
+    name: str
+    option: str
+    """The option as given: ``--metadata-field metdata``."""
+    has: Callable[[dict[str, Any]], bool]
+    """Whether a row has it."""
+    required: bool
+    """Whether no record having it means the option is wrong, rather than rare."""
 
 
 class _Bad(Exception):
@@ -287,15 +304,17 @@ def _dump(id_: str, data: str, meta: dict[str, Any] | None) -> bytes:
 class Mapper:
     """Maps the rows of one input format to records, per :class:`MappingOptions`.
 
-    JSON Lines (``tabular=False``): ``id_field``, ``data_field`` and ``metadata_field``
-    are dotted paths. ``metadata_columns``, if given, builds the metadata from those
-    fields instead (absent ones are left out).
+    One rule for every format: the id and the data come from their fields (dotted paths
+    reach into objects) or templates; every other field is metadata, merged with the
+    keys of the metadata object (``metadata_field``), a key in both rejected; or only
+    the fields ``metadata_columns`` names (absent ones are left out).
 
-    CSV/TSV (``tabular=True``): the same options name columns. Every column that is not
-    used for the id or the data (directly or through a template) becomes a metadata key,
-    or only ``metadata_columns``; cells become numbers/booleans per :func:`infer_value`
-    unless ``infer_types`` is off, and empty cells are left out. A column the options
-    name but the header lacks raises :class:`ColumnError` at the first row.
+    What the format adds: JSON values are as they are (``tabular=False``). CSV/TSV cells
+    (``tabular=True``) become numbers/booleans per :func:`infer_value` unless
+    ``infer_types`` is off, or the column's ``types``; empty ones are left out, and the
+    metadata column holds a JSON object. Parquet values (``typed``) keep their types, a
+    null left out. A column the options name but a table's header lacks raises
+    :class:`ColumnError` at the first row.
 
     A rejects-file line (it has the ``"_vupsert"`` key) is always read as
     ``{id, data, metadata}``, whatever the options say.
@@ -355,17 +374,23 @@ class Mapper:
         self._meta_columns: tuple[tuple[str, Getter], ...] | None = None
         if options.metadata_columns is not None:
             self._meta_columns = tuple((c, _getter(c)) for c in options.metadata_columns)
-        # Columns already sent as id or data are not repeated as metadata.
-        used: set[str] = set()
-        if self._id_template is not None:
-            used.update(self._id_template.fields)
-        elif self._id_from == "field":
-            used.add(options.id_field)
-        if self._data_template is not None:
-            used.update(self._data_template.fields)
-        else:
-            used.add(options.data_field)
-        self._not_metadata = frozenset(used)
+        # Every other field is metadata: not the id's, the data's, nor the metadata
+        # object's (its keys are merged in). A template's fields are fields like any other.
+        taken = [options.metadata_field]
+        if self._id_from == "field" and self._id_template is None:
+            taken.append(options.id_field)
+        if self._data_template is None:
+            taken.append(options.data_field)
+        self._not_metadata = frozenset(taken)
+        """Top-level fields left out of metadata whole."""
+        inner: dict[str, list[tuple[str, ...]]] = {}
+        for path in taken:
+            if "." in path:
+                top, *rest = path.split(".")
+                inner.setdefault(top, []).append(tuple(rest))
+        self._inside = {top: tuple(paths) for top, paths in inner.items()}
+        """Fields the id, data or metadata object are taken from inside of
+        (``doc`` for ``doc.body``): metadata without those parts."""
 
         self._plain: Mapper | None = None
         """For rejects-file lines holding a record as sent: default fields, same shard."""
@@ -417,6 +442,48 @@ class Mapper:
         """Whether this shard reports rejections that have no id (see the class doc)."""
         return self._shard_k == 0
 
+    def named_fields(self) -> list[Named]:
+        """The fields that options given (not left at their defaults) name: a misspelt one
+        would otherwise be missing from every record, unnoticed when it is the metadata's.
+        A ``metadata_columns`` name may be a field only some records have."""
+        o = self._options
+        named: list[tuple[str, str, Getter]] = []
+        if self._id_from == "field" and self._id_template is None and o.id_field != ID_FIELD:
+            named.append((o.id_field, option("id_field", o.id_field), self._get_id))
+        if self._data_template is None and o.data_field != DATA_FIELD:
+            named.append((o.data_field, option("data_field", o.data_field), self._get_data))
+        if o.metadata_field != METADATA_FIELD:
+            named.append(
+                (o.metadata_field, option("metadata_field", o.metadata_field), self._get_meta)
+            )
+        for setting, template in (
+            ("id_template", self._id_template),
+            ("data_template", self._data_template),
+        ):
+            if template is not None:
+                spelled = option(setting, template.text)
+                named += [(name, spelled, _getter(name)) for name in template.fields]
+        fields = [Named(name, spelled, _has(get), True) for name, spelled, get in named]
+        if self._meta_columns is not None:
+            spelled = option("metadata_columns", ",".join(o.metadata_columns or ()))
+            fields += [
+                Named(name, spelled, self._has_picked(get), False)
+                for name, get in self._meta_columns
+                if name != self._meta_name  # a metadata object is for some records only
+            ]
+        return fields
+
+    def _has_picked(self, get: Getter) -> Callable[[dict[str, Any]], bool]:
+        """Whether a row has a field, or its metadata object the key."""
+
+        def has(value: dict[str, Any]) -> bool:
+            found = self._get_meta(value)
+            return get(value) is not _MISSING or (
+                isinstance(found, dict) and get(found) is not _MISSING
+            )
+
+        return has
+
     def map(self, row: Row) -> Record | Rejection | None:
         """The row as a record or a rejection; ``None`` if it belongs to another shard."""
         value = row.value
@@ -436,18 +503,20 @@ class Mapper:
         """:meth:`records` for the rows of one JSON Lines input
         (:func:`~vupsert.sources.iter_json_lines`).
 
-        The hot path: a row that is already a plain ``{id, data, metadata}`` object is
-        passed on as a :data:`Fresh` tuple, with no object made for it; its body is the
-        line itself when the line holds nothing else under the API's names, else it is
-        dumped.
+        The hot path: a row with a plain id, data and metadata object (or none), other
+        fields merged into it, is passed on as a :data:`Fresh` tuple, with no object made
+        for it; its body is the line itself when the line holds nothing else under the
+        API's names, else it is dumped.
         Anything it does not accept at a glance goes through :meth:`map`, which has the
         last word.
         """
         fast = self._fast
         id_name, data_name, meta_name = self._id_name, self._data_name, self._meta_name
+        # Records handed over as dicts have no text (``as_written`` is False for them),
+        # and may hold a NaN or an infinity, which would be dumped as null.
+        from_python = not as_written
         # Under the API's own field names, a line that holds the record and nothing else
-        # is already its JSON: it is sent as written, not dumped again. (Records handed
-        # over as dicts have no text: ``as_written`` is False for them.)
+        # is already its JSON: it is sent as written, not dumped again.
         as_written = (
             as_written and fast and (id_name, data_name, meta_name) == ("id", "data", "metadata")
         )
@@ -461,9 +530,9 @@ class Mapper:
                 continue
             line, offset, value, text = item
             if nineteen in text.translate(digits):
-                where = self._inexact_number(text)
+                row = Row(source, line, Position(offset, line), value, text)
+                where = self._inexact_number(row, text)
                 if where is not None:
-                    row = Row(source, line, Position(offset, line), value, text)
                     yield self._passed_on(self._reject(row, value, _Bad(where), None))
                     continue
             if fast and REJECT_KEY not in value:
@@ -477,20 +546,34 @@ class Mapper:
                     and data
                     and (meta is None or type(meta) is dict)
                 ):
-                    # Two keys and no metadata, or three with it: nothing else is there.
-                    if as_written and len(value) == (2 if meta is None else 3):
-                        body = text.strip()
+                    body = b""
+                    if len(value) == (2 if meta is None else 3):
+                        # Two keys and no metadata, or three with it: nothing else is there.
+                        fields: Any = meta
+                        if as_written:
+                            body = text.strip()
                     else:
+                        others = dict(value)  # a copy less three keys: 5x a comprehension
+                        del others[id_name], others[data_name]
+                        others.pop(meta_name, None)
+                        fields = {**meta, **others} if meta else (others or meta)
+                        if meta and len(fields) < len(meta) + len(others):
+                            fields = _MISSING  # a key in both: rejected by the general path
+                    if not body and fields is not _MISSING:
                         try:
-                            body = _dump(id_, data, meta)
+                            body = _dump(id_, data, fields)
                         except encode_error:
                             body = b""
-                    if body and len(body) <= MAX_METADATA_BYTES:
+                    if (
+                        body
+                        and len(body) <= MAX_METADATA_BYTES
+                        and not (from_python and body.find(b"null", len(data)) >= 0)
+                    ):
                         yield id_, body, source, line, offset, line
                         continue
             yield self._mapped(Row(source, line, Position(offset, line), value, text))
 
-    def _inexact_number(self, text: bytes) -> str | None:
+    def _inexact_number(self, row: Row, text: bytes) -> str | None:
         """What is wrong with a line whose metadata (or a field a template uses) holds an
         integer beyond 64 bits: JSON readers, orjson and Upstash's among them, keep it
         only as an approximate float, so it would be stored changed."""
@@ -500,18 +583,15 @@ class Mapper:
             return None
         if type(exact) is not dict:
             return None
-        if self._meta_columns is not None:
-            parts = [(name, get(exact)) for name, get in self._meta_columns]
-        else:
-            parts = [(self._meta_name, self._get_meta(exact))]
+        try:
+            found = self._find(exact, self._make_metadata(row, exact), _is_huge)
+        except _Bad:
+            found = None  # the general path says what is wrong
         for template in (self._id_template, self._data_template):
             if template is not None:
-                parts += [(name, _getter(name)(exact)) for name in template.fields]
-        for name, found in parts:
-            where = _huge_at(found, name)
-            if where is not None:
-                return _huge_reason(*where)
-        return None
+                for name in template.fields:
+                    found = found or _first(_getter(name)(exact), name, _is_huge)
+        return _huge_reason(*found) if found is not None else None
 
     def _mapped(self, row: Row) -> Record | Rejection | Skip:
         mapped = self.map(row)
@@ -535,16 +615,20 @@ class Mapper:
             data = self._make_data(row, value)
             meta = self._make_metadata(row, value)
             if id_ is None:
-                id_ = self._hash_id(data, meta)
+                id_ = self._hash_id(value, data, meta)
                 if self._shard_n and shard_of(id_, self._shard_n) != self._shard_k:
                     return None
             try:
                 body = _dump(id_, data, meta)
             except orjson.JSONEncodeError:
-                raise _Bad(_text_problem(id_, data, meta)) from None
+                raise _Bad(self._text_problem(value, id_, data, meta)) from None
+            if not row.text and body.find(b"null", len(data)) >= 0:
+                # Values from Python or Parquet rather than parsed from JSON text: a NaN
+                # or an infinity was written as null (after the data, which is text).
+                self._check_finite(value, meta)
             # The whole body under the smaller limit proves both parts are under theirs.
             if len(body) > MAX_METADATA_BYTES:
-                _check_sizes(data, meta, chunked=self._chunked)
+                self._check_sizes(data, meta)
         except _Bad as bad:
             if id_ is None and not self.reports_unattributed:
                 return None
@@ -587,6 +671,8 @@ class Mapper:
         if kind is int:
             return str(raw)
         if kind is float:
+            if raw - raw != 0.0:
+                raise _Bad(f'id {raw!r} is not a finite number (field "{self._id_name}")')
             if raw.is_integer() and abs(raw) >= _EXACT_FLOAT_INT:
                 # orjson reads integers beyond 64 bits as floats; digits would be lost.
                 raise _Bad(
@@ -598,11 +684,88 @@ class Mapper:
             self._missing(row, self._id_name, "id")
         raise _Bad(f'id is not a string or number (got {json_type(raw)}, field "{self._id_name}")')
 
-    def _hash_id(self, data: str, meta: dict[str, Any] | None) -> str:
+    def _hash_id(self, value: dict[str, Any], data: str, meta: dict[str, Any] | None) -> str:
         try:
             return hash_id(data, meta)
         except orjson.JSONEncodeError:
-            raise _Bad(_text_problem(None, data, meta)) from None
+            raise _Bad(self._text_problem(value, None, data, meta)) from None
+
+    # --- what JSON cannot hold -------------------------------------------------------
+
+    def _text_problem(
+        self, value: dict[str, Any], id_: str | None, data: Any, meta: dict[str, Any] | None
+    ) -> str:
+        """Why a record cannot be written as JSON."""
+        for key, item in (meta or {}).items():
+            if not isinstance(key, str):
+                found = self._get_meta(value)
+                owner = self._meta_name if isinstance(found, dict) and key in found else ""
+                return _key_reason(owner, key)
+            found = _first(item, self._path_of(key, value), _bad_keys)
+            if found is not None:
+                path, holder = found
+                return _key_reason(path, next(k for k in holder if not isinstance(k, str)))
+        for name, item in (("id", id_), ("data", data), ("metadata", meta)):
+            where = _bad_text_at(item)
+            if where is not None:
+                return f"{name} has invalid text (a lone surrogate at {where})"
+        huge = self._find(value, _marked_huge(meta), _is_huge)
+        if huge is not None:
+            return _huge_reason(*huge)
+        return "the record cannot be written as JSON"
+
+    def _check_finite(self, value: dict[str, Any], meta: dict[str, Any] | None) -> None:
+        found = self._find(value, meta, _nonfinite)
+        if found is not None:
+            raise _Bad(_nonfinite_reason(*found))
+
+    def _find(
+        self, value: dict[str, Any], meta: dict[str, Any] | None, test: Callable[[Any], bool]
+    ) -> tuple[str, Any] | None:
+        """The first value in ``meta`` that passes ``test``, with its path in the row."""
+        for key, item in (meta or {}).items():
+            found = _first(item, self._path_of(key, value), test)
+            if found is not None:
+                return found
+        return None
+
+    def _path_of(self, key: str, value: dict[str, Any]) -> str:
+        """Where a metadata key is in the row: a key of the metadata object is under it."""
+        found = self._get_meta(value)
+        if isinstance(found, dict) and key in found:
+            return f"{self._meta_name}.{key}"
+        return key
+
+    def _check_sizes(self, data: str, meta: dict[str, Any] | None) -> None:
+        size = len(data.encode())
+        if size > MAX_DATA_BYTES and not self._chunked:
+            raise _Bad(f"data is {size:,} bytes; the limit is {MAX_DATA_BYTES:,}")
+        if meta is not None:
+            size = len(orjson.dumps(meta))
+            if size > MAX_METADATA_BYTES:
+                raise _Bad(
+                    f"metadata is {size:,} bytes; the limit is {MAX_METADATA_BYTES:,}"
+                    + self._largest(meta)
+                )
+
+    def _largest(self, meta: dict[str, Any]) -> str:
+        """What makes metadata too large, and the option that leaves it out."""
+        sizes = {key: len(orjson.dumps(item)) for key, item in meta.items()}
+        key = max(sizes, key=sizes.__getitem__)
+        said = f'; "{key}" is {sizes[key]:,} bytes of it'
+        for part, setting, template in (
+            ("data", "data_template", self._data_template),
+            ("id", "id_template", self._id_template),
+        ):
+            if template is not None and key in template.fields:
+                said += f" (and in the {part} already, through {option(setting)})"
+                break
+        rest = [k for k in meta if k != key]
+        if self._meta_columns is not None:
+            return f"{said}: leave it out of {option('metadata_columns')}"
+        if rest:
+            return f"{said}: leave it out with {option('metadata_columns', ','.join(rest))}"
+        return said
 
     # --- data and metadata ------------------------------------------------------------
 
@@ -624,74 +787,144 @@ class Mapper:
         raise _Bad(f'data is not a string (got {json_type(raw)}, field "{self._data_name}")')
 
     def _make_metadata(self, row: Row, value: dict[str, Any]) -> dict[str, Any] | None:
-        if self._typed:
-            return self._typed_metadata(row, value)
-        if self._tabular:
-            return self._table_metadata(row, value)
+        """Every field that is neither the id nor the data, merged with the keys of the
+        metadata object; or only the fields ``metadata_columns`` names."""
+        if self._types and not self._types_checked and self._tabular and not self._typed:
+            self._check_types(row)
+        found = self._object(value)
         if self._meta_columns is not None:
-            picked = {}
-            for name, get in self._meta_columns:
-                found = get(value)
-                if found is not _MISSING:
-                    picked[name] = found
-            return picked or None
+            return self._picked(row, value, found)
+        others = self._others(value)
+        if not others:
+            return found
+        if not found:
+            return others
+        for key in others:
+            if key in found:
+                raise _Bad(self._clash(key))
+        return {**found, **others}
+
+    def _object(self, value: dict[str, Any]) -> dict[str, Any] | None:
+        """The row's metadata object, if it has one (a CSV cell holds it as JSON)."""
         raw = self._get_meta(value)
         if isinstance(raw, dict):
             return raw
         if raw is _MISSING or raw is None:
             return None
-        raise _Bad(f'metadata is not an object (got {json_type(raw)}, field "{self._meta_name}")')
-
-    def _table_metadata(self, row: Row, value: dict[str, str]) -> dict[str, Any] | None:
-        infer: Callable[[str], Any] = infer_value if self._infer else str
-        if self._types:
-            return self._typed_cells(row, value, infer)
-        if self._meta_columns is None:
-            skip = self._not_metadata
-            meta = {k: infer(v) for k, v in value.items() if v and k not in skip}
-        else:
-            meta = {}
-            for name, _ in self._meta_columns:
-                cell = value.get(name)
-                if cell is None:
-                    self._missing(row, name, "metadata")
-                if cell:
-                    meta[name] = infer(cell)
-        return meta or None
-
-    def _typed_cells(
-        self, row: Row, value: dict[str, str], infer: Callable[[str], Any]
-    ) -> dict[str, Any] | None:
-        """:meth:`_table_metadata` with ``types``: the columns they name are cast."""
-        if not self._types_checked:
-            self._check_types(row)
-        types = self._types
-        if self._meta_columns is None:
-            skip = self._not_metadata
-            cells = [(k, v) for k, v in value.items() if v and k not in skip]
-        else:
-            cells = []
-            for name, _ in self._meta_columns:
-                cell = value.get(name)
-                if cell is None:
-                    self._missing(row, name, "metadata")
-                if cell:
-                    cells.append((name, cell))
-        meta = {}
-        for name, cell in cells:
-            typed = types.get(name)
-            if typed is None:
-                meta[name] = infer(cell)
-                continue
-            kind, cast = typed
+        if self._tabular and not self._typed and type(raw) is str:
+            if not raw:
+                return None
             try:
-                meta[name] = cast(cell)
-            except ValueError as exc:
-                shown = cell if len(cell) <= 40 else cell[:37] + "..."
-                raise _Bad(
-                    f'column "{name}": {shown!r} {exc} ({option("types", {name: kind})})'
-                ) from None
-        return meta or None
+                parsed = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                parsed = raw
+            if parsed is None or isinstance(parsed, dict):
+                return parsed
+            raise _Bad(
+                f'column "{self._meta_name}" holds no JSON object ({_shown(raw)!r}): the '
+                "metadata column holds each row's metadata as a JSON object"
+            )
+        raise _Bad(
+            f'metadata is not an object (got {json_type(raw)}, {self._word} "{self._meta_name}")'
+        )
+
+    def _others(self, value: dict[str, Any]) -> dict[str, Any]:
+        """The row's fields that are neither the id, the data nor the metadata object, as
+        metadata: a CSV cell typed, an empty one or a Parquet null left out."""
+        skip = self._not_metadata
+        if self._typed:
+            others = {k: v for k, v in value.items() if v is not None and k not in skip}
+        elif self._tabular:
+            if self._types:
+                return {k: self._cell(k, v) for k, v in value.items() if v and k not in skip}
+            infer: Callable[[str], Any] = infer_value if self._infer else str
+            return {k: infer(v) for k, v in value.items() if v and k not in skip}
+        else:
+            others = {k: v for k, v in value.items() if k not in skip}
+        for top, paths in self._inside.items():
+            kept = others.get(top)
+            if type(kept) is not dict:
+                continue
+            for path in paths:
+                if ".".join((top, *path)) not in value:  # else a key with the dots was it
+                    kept = _without(kept, path)
+            if kept:
+                others[top] = kept
+            else:
+                del others[top]
+        return others
+
+    def _picked(
+        self, row: Row, value: dict[str, Any], found: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The fields ``metadata_columns`` names, in the row (dotted paths reach into it)
+        or among the metadata object's keys; the metadata field brings all of them."""
+        assert self._meta_columns is not None
+        meta: dict[str, Any] = {}
+        pairs: Iterable[tuple[str, Any]]
+        for name, get in self._meta_columns:
+            if name == self._meta_name:
+                pairs = found.items() if found else ()
+            else:
+                item = self._pick(row, value, found, name, get)
+                pairs = () if item is _MISSING else ((name, item),)
+            for key, item in pairs:
+                if key in meta:
+                    raise _Bad(self._clash(key))
+                meta[key] = item
+        whole = found is not None and any(n == self._meta_name for n, _ in self._meta_columns)
+        return meta if meta or whole else None
+
+    def _pick(
+        self,
+        row: Row,
+        value: dict[str, Any],
+        found: dict[str, Any] | None,
+        name: str,
+        get: Getter,
+    ) -> Any:
+        """One field ``metadata_columns`` names, as metadata; ``_MISSING`` to leave out."""
+        here = get(value)
+        if found:
+            there = get(found)
+            if there is not _MISSING:
+                if here is not _MISSING:
+                    raise _Bad(self._clash(name))
+                return there
+        if here is _MISSING:
+            if (
+                self._tabular
+                and self._meta_name not in value
+                and (not self._typed or _absent(value, name))
+            ):
+                # No metadata object could hold it either: every row lacks it alike.
+                self._missing(row, name, "metadata")
+            return _MISSING
+        if self._typed:
+            return _MISSING if here is None else here
+        if self._tabular:
+            return self._cell(name, here) if here else _MISSING
+        return here
+
+    def _clash(self, key: str) -> str:
+        return (
+            f'"{key}" is both a field of the record and a key of its metadata object '
+            f'("{self._meta_name}"): rename one, or choose the metadata with '
+            f"{option('metadata_columns')}"
+        )
+
+    def _cell(self, name: str, cell: str) -> Any:
+        """A CSV/TSV cell as metadata: cast to its column's type, or inferred."""
+        typed = self._types.get(name)
+        if typed is None:
+            return infer_value(cell) if self._infer else cell
+        kind, cast = typed
+        try:
+            return cast(cell)
+        except ValueError as exc:
+            raise _Bad(
+                f'column "{name}": {_shown(cell)!r} {exc} ({option("types", {name: kind})})'
+            ) from None
 
     def _check_types(self, row: Row) -> None:
         """Once per input, at its first row: every column ``types`` names is there."""
@@ -704,20 +937,6 @@ class Mapper:
                     f"(its columns: {columns})",
                     hint=f"Give types only to columns of the header in {option('types')}.",
                 )
-
-    def _typed_metadata(self, row: Row, value: dict[str, Any]) -> dict[str, Any] | None:
-        if self._meta_columns is None:
-            skip = self._not_metadata
-            meta = {k: v for k, v in value.items() if v is not None and k not in skip}
-        else:
-            meta = {}
-            for name, get in self._meta_columns:
-                found = get(value)
-                if found is _MISSING and _absent(value, name):
-                    self._missing(row, name, "metadata")
-                if found is not _MISSING and found is not None:
-                    meta[name] = found
-        return meta or None
 
     def _missing(self, row: Row, name: str, role: str, null: bool = False) -> NoReturn:
         if self._tabular and (not self._typed or _absent(row.value, name)):
@@ -773,6 +992,30 @@ class Mapper:
         return self._plain._map(row, rest)
 
 
+def _has(get: Getter) -> Callable[[dict[str, Any]], bool]:
+    return lambda value: get(value) is not _MISSING
+
+
+def _shown(cell: str) -> str:
+    """A cell as a message quotes it: its first 40 characters."""
+    return cell if len(cell) <= 40 else cell[:37] + "..."
+
+
+def _without(node: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of ``node`` without the field at ``path`` (nor an object left empty by it)."""
+    key, rest = path[0], path[1:]
+    if key not in node:
+        return node
+    if rest:
+        inner = node[key]
+        if type(inner) is not dict:
+            return node
+        trimmed = _without(inner, rest)
+        if trimmed:
+            return {**node, key: trimmed}
+    return {k: v for k, v in node.items() if k != key}
+
+
 def _absent(value: dict[str, Any], path: str) -> bool:
     """Whether a table row lacks the column a dotted path starts from: then every row
     does, where a null on the way (a null struct) is that one row's."""
@@ -813,21 +1056,45 @@ def _exact_int(literal: str) -> int | _Huge:
     return number if -_INT64 <= number < _INT64 else _Huge(literal)
 
 
-def _huge_at(value: Any, path: str) -> tuple[str, str] | None:
-    """The dotted path and digits of the first :class:`_Huge` in ``value``, if any."""
-    if type(value) is _Huge:
-        return path, str(value)
-    if type(value) is dict:
+def _first(value: Any, path: str, test: Callable[[Any], bool]) -> tuple[str, Any] | None:
+    """The dotted path of the first value in ``value`` that passes ``test``, and it."""
+    if test(value):
+        return path, value
+    if isinstance(value, dict):
         for key, item in value.items():
-            found = _huge_at(item, f"{path}.{key}")
+            found = _first(item, f"{path}.{key}", test)
             if found is not None:
                 return found
-    elif type(value) is list:
+    elif isinstance(value, (list, tuple)):
         for n, item in enumerate(value):
-            found = _huge_at(item, f"{path}[{n}]")
+            found = _first(item, f"{path}[{n}]", test)
             if found is not None:
                 return found
     return None
+
+
+def _is_huge(value: Any) -> bool:
+    return type(value) is _Huge
+
+
+def _nonfinite(value: Any) -> bool:
+    return isinstance(value, float) and value - value != 0.0  # inf - inf and nan - nan: nan
+
+
+def _nonfinite_reason(path: str, number: float) -> str:
+    return f'field "{path}" is {number!r}, a number JSON cannot hold (it would be stored as null)'
+
+
+def _bad_keys(value: Any) -> bool:
+    return isinstance(value, dict) and not all(isinstance(k, str) for k in value)
+
+
+def _key_reason(owner: str, key: object) -> str:
+    where = f'field "{owner}"' if owner else "the record"
+    return (
+        f"{where} has a key that is not a string, {key!r} ({type(key).__name__}): JSON keys "
+        "are text"
+    )
 
 
 _TEXT_FIELDS = ("text", "content", "body", "page_content", "document", "description")
@@ -856,16 +1123,6 @@ def _as_read(row: Row, value: dict[str, Any]) -> bytes:
         return orjson.dumps(_scrub(kept))
 
 
-def _check_sizes(data: str, meta: dict[str, Any] | None, *, chunked: bool = False) -> None:
-    size = len(data.encode())
-    if size > MAX_DATA_BYTES and not chunked:
-        raise _Bad(f"data is {size:,} bytes; the limit is {MAX_DATA_BYTES:,}")
-    if meta is not None:
-        size = len(orjson.dumps(meta))
-        if size > MAX_METADATA_BYTES:
-            raise _Bad(f"metadata is {size:,} bytes; the limit is {MAX_METADATA_BYTES:,}")
-
-
 def _bad_text_at(value: Any) -> str | None:
     """Where a value holds a lone surrogate (text that is not valid Unicode), if it does."""
     if isinstance(value, str):
@@ -887,19 +1144,6 @@ def _bad_text_at(value: Any) -> str | None:
             if where is not None:
                 return f"item {i}, {where}"
     return None
-
-
-def _text_problem(id_: str | None, data: Any, meta: Any) -> str:
-    """Why a record cannot be written as JSON."""
-    for name, value in (("id", id_), ("data", data), ("metadata", meta)):
-        where = _bad_text_at(value)
-        if where is not None:
-            return f"{name} has invalid text (a lone surrogate at {where})"
-    huge = _huge_at(_marked_huge(meta), "metadata")
-    if huge is not None:
-        path, digits = huge
-        return _huge_reason(path, digits)
-    return "the record cannot be written as JSON"
 
 
 def _marked_huge(value: Any) -> Any:
@@ -930,7 +1174,7 @@ def _scrub(value: Any) -> Any:
     if value is not None and not isinstance(value, (bool, int, float, dict, list)):
         return repr(value)
     if isinstance(value, dict):
-        return {_scrub(k): _scrub(v) for k, v in value.items()}
+        return {_scrub(k) if isinstance(k, str) else str(k): _scrub(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     return value

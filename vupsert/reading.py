@@ -19,7 +19,8 @@ from ._parquet import parquet_rows
 from .batching import Item
 from .checkpoint import Checkpoint, input_key
 from .chunking import Chunker, LongData
-from .errors import InputError, StrictModeError, UsageError, VupsertError
+from .columns import check_fields
+from .errors import CallerError, InputError, StrictModeError, UsageError, VupsertError
 from .mapping import Mapper
 from .outcomes import Events, Summary
 from .records import Fresh, Position, Record, Rejection, Skip
@@ -145,9 +146,10 @@ class Reader:
                     # A span of skips or rejections can run long before its batch closes.
                     if self.error is not None or stopped():
                         return
-            except InputError as exc:
-                # An input that breaks off (a truncated archive): the records read before
-                # the break are sent like any others, then the run stops.
+            except (InputError, CallerError) as exc:
+                # An input that breaks off (a truncated archive, a generator that raised):
+                # the records read before the break are sent like any others, then the run
+                # stops.
                 self.error = exc
 
     def _mapped(self, index: int, name: str) -> Iterator[Fresh | Record | Rejection | Skip]:
@@ -162,12 +164,13 @@ class Reader:
         source = display_name(name)
         if name == RECORDS:
             assert self._records is not None
-            return self._stages(
-                mapper.json_records(
-                    source, iter_records(self._records, position), as_written=False
-                ),
-                position,
+            records = check_fields(
+                mapper,
+                source,
+                iter_records(_theirs(self._records), position),
+                self._events.warning,
             )
+            return self._stages(mapper.json_records(source, records, as_written=False), position)
         # A checkpointed file may still be written to (the cron case): a last line
         # without its newline is left for the next run rather than read half-written.
         read = replace(settings.read, whole_lines=self._checkpoint is not None)
@@ -178,7 +181,10 @@ class Reader:
             lines = (iter_json if fmt == "json" else iter_json_lines)(
                 name, read, start=position, stdin=stdin, on_bytes=on_bytes, on_warning=on_warning
             )
-            return self._stages(mapper.json_records(source, lines), position)
+            return self._stages(
+                mapper.json_records(source, check_fields(mapper, source, lines, on_warning)),
+                position,
+            )
         if fmt == "parquet":
             mapper.typed = True
             parquet = parquet_rows(name, start=position, on_bytes=on_bytes)
@@ -198,6 +204,22 @@ class Reader:
         if self._long is not None:
             items = self._long.watch(items)
         return items
+
+
+def _theirs(records: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+    """The caller's records; what their iterator raises is a :class:`CallerError`."""
+    try:
+        iterator = iter(records)
+    except Exception as exc:
+        raise CallerError(exc, "the records iterable") from exc
+    while True:
+        try:
+            value = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise CallerError(exc, "the records iterable") from exc
+        yield value
 
 
 class _MisfitGuard:

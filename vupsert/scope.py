@@ -11,6 +11,7 @@ them would then be sent again on every sync, never lost.
 
 from __future__ import annotations
 
+import re
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
@@ -25,6 +26,9 @@ PAGE = 1000
 
 
 _MASK = 0xFFFF_FFFF_FFFF_FFFF
+_FLOATY = re.compile(rb"\.0|\de")
+"""Where orjson's JSON may hold an integral float (``2.0``, ``1e16``); some strings match
+too, which costs only the walk."""
 
 
 def id_hash(id_: str) -> int:
@@ -33,17 +37,18 @@ def id_hash(id_: str) -> int:
 
 def digest(data: Any, metadata: Any) -> int:
     """The same for a record as read and as the index gives it back: keys in any order,
-    ``1.0`` and ``1``, absent and empty metadata are each one value."""
-    canonical = orjson.dumps([data, metadata or None], option=orjson.OPT_SORT_KEYS)
-    if b".0" in canonical:
+    equal numbers (``1.0`` and ``1``, ``-0.0`` and ``0``, ``1e16`` and
+    ``10000000000000000``), absent and empty metadata are each one value."""
+    meta = orjson.dumps(metadata or None, option=orjson.OPT_SORT_KEYS)
+    if _FLOATY.search(meta):
         # Maybe an integral float, which a store may give back as an integer: spelled
-        # as one. Most records have none, and skip the walk.
-        canonical = orjson.dumps([data, _canonical(metadata) or None], option=orjson.OPT_SORT_KEYS)
-    return hash(canonical) & _MASK
+        # as one. Most metadata has none, and skips the walk.
+        meta = orjson.dumps(_canonical(metadata), option=orjson.OPT_SORT_KEYS)
+    return hash((data, meta)) & _MASK
 
 
 def _canonical(value: Any) -> Any:
-    if type(value) is float and value.is_integer() and abs(value) < 2**63:
+    if type(value) is float and value.is_integer() and -(2**63) <= value < 2**64:
         return int(value)
     if isinstance(value, dict):
         return {k: _canonical(v) for k, v in value.items()}

@@ -15,25 +15,17 @@ from hypothesis import strategies as st
 
 import vupsert
 from vupsert.api import build_settings
-from vupsert.batching import Batch
-from vupsert.chunking import (
-    Chunker,
-    LongData,
-    StaleChunks,
-    split_text,
-    stale_filter,
-    token_limit,
-)
+from vupsert.chunking import Chunker, Chunks, LongData, split_text, token_limit
 from vupsert.cli import Environment, main
 from vupsert.client import RETRY_STATUSES, Answer, Kind
 from vupsert.errors import UsageError
-from vupsert.outcomes import NoEvents, Settlement, Summary
+from vupsert.outcomes import NoEvents
 from vupsert.records import Position, Record, Rejection, Skip
-from vupsert.retrying import Caller
 from vupsert.sending import RetryPolicy
 from vupsert.server import LocalServer, ServerConfig
 from vupsert.server._filter import compile_filter
 from vupsert.settings import MappingOptions
+from vupsert.stale_chunks import StaleChunks, stale_filter
 
 from .conftest import kill_when, run_cli, write_jsonl
 
@@ -117,8 +109,7 @@ def test_sizes_and_overlaps_are_checked() -> None:
 
 
 def test_chunk_records_carry_the_origin_and_hold_the_checkpoint_back() -> None:
-    pending: dict[str, int] = {}
-    chunker = Chunker(MappingOptions(chunk_size=20), pending)
+    chunker = Chunker(MappingOptions(chunk_size=20))
     body = orjson.dumps({"id": "doc", "data": "one two three four five six", "metadata": {"k": 1}})
     items: list[Any] = [
         Skip("a", 1, Position(10, 1)),
@@ -127,10 +118,19 @@ def test_chunk_records_carry_the_origin_and_hold_the_checkpoint_back() -> None:
         Record("s", orjson.dumps({"id": "s", "data": "x"}), "a", 4, Position(70, 4)),
     ]
     out = list(chunker.chunks(items, Position(5, 0)))
-    chunks = [o for o in out if isinstance(o, Record)]
-    assert [c.id for c in chunks] == ["doc#1", "doc#2", "s#1"]
-    assert [c.end for c in chunks] == [Position(10, 1), Position(50, 2), Position(70, 4)]
-    assert [orjson.loads(c.body) for c in chunks[:2]] == [
+    doc, short = (o for o in out if isinstance(o, Chunks))
+    assert (doc.parent, doc.count, doc.body, doc.where, doc.end) == (
+        "doc",
+        2,
+        body,
+        "a:2",
+        Position(50, 2),
+    )
+    assert [c[0] for c in doc.records] == ["doc#1", "doc#2"]
+    assert [c[0] for c in short.records] == ["s#1"] and short.count == 1
+    # Every chunk but the last holds the position before the record.
+    assert [c[4:] for c in doc.records + short.records] == [(10, 1), (50, 2), (70, 4)]
+    assert [orjson.loads(c[1]) for c in doc.records] == [
         {
             "id": "doc#1",
             "data": "one two three four",
@@ -142,7 +142,6 @@ def test_chunk_records_carry_the_origin_and_hold_the_checkpoint_back() -> None:
             "metadata": {"k": 1, "chunk": {"parent": "doc", "number": 2, "count": 2}},
         },
     ]
-    assert pending == {"doc": 2, "s": 1}
 
 
 def test_a_record_whose_metadata_has_a_chunk_key_is_rejected() -> None:
@@ -192,14 +191,12 @@ class Warnings(NoEvents):
 @pytest.mark.parametrize(("status", "calls"), [(503, 4), (400, 1)])
 def test_stale_chunks_that_cannot_be_removed_are_warned_of(status: int, calls: int) -> None:
     client, events = FailingClient(status), Warnings()
-    caller = Caller(client, RetryPolicy(retries=3), sleep=lambda s: None)  # type: ignore[arg-type]
-    stale = StaleChunks(caller, events)
-    stale.pending.update({"doc": 2, "other": 1})
-    batch = Batch(3, ids=["doc#1", "doc#2"], first_where="a:1", last_where="a:1")
-    stale.batch_done(Settlement(batch, upserted=2), Summary())
-    assert client.calls == calls and stale.failed == 1 and stale.pending == {"other": 1}
+    policy = RetryPolicy(retries=3, max_backoff=0.001)
+    stale = StaleChunks(client, policy, events, whole=False)  # type: ignore[arg-type]
+    assert stale({"doc": 2, "other": 1}, "batch 3 (a:1-1)") is None
+    assert client.calls == calls and stale.requests == calls
     [message] = events.messages
-    assert message.startswith("batch 3 (a:1-1): the chunks its records had beyond")
+    assert message.startswith("batch 3 (a:1-1): the chunks its 2 records had beyond")
     assert "Run the same command again" in message
 
 
@@ -227,7 +224,9 @@ def test_a_long_document_chunked_then_shrunk_leaves_exactly_its_new_chunks(
     first = chunk_ids(server)
     doc_chunks = [i for i in first if i.startswith("doc#")]
     assert len(doc_chunks) >= 8
-    assert result.summary["records_upserted"] == len(first)
+    # Two records read and upserted, whatever their chunks.
+    assert (result.summary["records_read"], result.summary["records_upserted"]) == (2, 2)
+    assert result.summary["chunks_upserted"] == len(first)
     stored = server.records("")
     data, meta = stored["doc#2"]
     assert meta is not None and meta["v"] == 1
@@ -236,10 +235,14 @@ def test_a_long_document_chunked_then_shrunk_leaves_exactly_its_new_chunks(
 
     # The same input again: the same chunks and ids, nothing deleted.
     server.reset_stats()
-    assert run_cli(*args, server=server).code == 0
+    again = run_cli(*args, server=server)
+    assert again.code == 0 and again.summary["chunks_deleted"] == 0
     assert chunk_ids(server) == first and server.records("") == stored
-    assert server.stats["requests"].get("delete", 0) == 0
-    assert server.stats["requests"]["fetch"] == 1  # one batch
+    # One batch: its upsert (the first record alone first), a look for copies stored
+    # whole, one delete of stale chunks.
+    requests = server.stats["requests"]
+    assert (requests["upsert-data"], requests["fetch"], requests["delete"]) == (2, 1, 1)
+    assert again.summary["requests"] == 4
 
     # Shrunk: the document now has 2 chunks; its old chunks 3 and up are gone.
     write_jsonl(path, [{"id": "doc", "data": long_document(2), "metadata": {"v": 2}}, other])
@@ -294,7 +297,8 @@ def test_data_over_a_megabyte_is_chunked_not_rejected(server: LocalServer, tmp_p
 def test_chunking_records_in_hand_from_python(server: LocalServer) -> None:
     records = [{"id": "a", "data": long_document(3)}]
     summary = vupsert.upsert(records, url=server.url, token=server.token, chunk_size=500)
-    assert summary.records_upserted == len(server.records("")) > 1
+    assert summary.records_upserted == 1
+    assert summary.chunks_upserted == len(server.records("")) > 1
 
 
 # --- the warning ------------------------------------------------------------------------
@@ -375,26 +379,28 @@ def test_no_warning_without_a_known_model(server: LocalServer, tmp_path: Path) -
 
 
 def test_kill_9_mid_record_then_resume_sends_every_chunk(tmp_path: Path) -> None:
-    """The first batch of 5 chunks ends inside the second record: a checkpoint taken
-    there must not count that record as settled, or its other chunks would be lost."""
-    docs = [{"id": f"d{i}", "data": long_document(2 + i % 3)} for i in range(12)]
+    """A record of more chunks than a batch holds spans batches: a checkpoint taken
+    after the first must not count that record as settled, or its other chunks would
+    be lost."""
+    docs = [{"id": f"d{i}", "data": long_document(4 + i % 3)} for i in range(6)]
     path = write_jsonl(tmp_path / "docs.jsonl", docs)
     checkpoint = tmp_path / "cp.json"
-    args = ["upsert", str(path), "--chunk-size", "300", "-b", "5", "-c", "1", "--json"]
+    args = ["upsert", str(path), "--chunk-size", "300", "-b", "3", "-c", "1", "--json"]
     args += ["--checkpoint", str(checkpoint)]
     expected = {
         f"{d['id']}#{n}": piece
         for d in docs
         for n, piece in enumerate(split_text(d["data"], 300), 1)
     }
-    first, second = (len(split_text(d["data"], 300)) for d in docs[:2])
-    assert first < 5 < first + second
+    assert len(split_text(docs[0]["data"], 300)) > 3
     # One write in 4 s: the first batch lands, the second waits for its turn.
     with LocalServer(ServerConfig(port=0, rate_limit=0.25)) as server:
         kill_when(*args, server=server, ready=lambda: checkpoint.exists() and server.records(""))
-        assert len(server.records("")) == 5
+        assert sorted(server.records("")) == ["d0#1", "d0#2", "d0#3"]
         server.set_faults(rate_limit=0.0)
         result = run_cli(*args, server=server)
         assert result.code == 0, result.stderr
         assert {i: data for i, (data, _) in server.records("").items()} == expected
-        assert result.summary["records_skipped"] > 0
+        # The record cut short is sent again whole, not skipped.
+        assert result.summary["records_skipped"] == 0
+        assert result.summary["records_upserted"] == 6

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import cast
 
+from .chunking import Chunks
 from .records import MAX_BATCH_RECORDS, Fresh, Position, Record, Rejection, Skip
 from .settings import MAX_BATCH_BYTES
 
@@ -139,7 +140,7 @@ def _join(bodies: Sequence[bytes]) -> bytes:
 EMPTY = len(b"[]")
 """The size of an empty batch's body."""
 
-Item = tuple[int, Fresh | Record | Rejection | Skip]
+Item = tuple[int, Fresh | Record | Chunks | Rejection | Skip]
 """An item of the stream with the index of the input it came from."""
 
 
@@ -154,6 +155,7 @@ class _Open:
 
     __slots__ = (
         "by_id",
+        "extra",
         "first_fresh",
         "first_other",
         "fresh",
@@ -184,6 +186,9 @@ class _Open:
         self.mark = 0
         """Items in the span when the current input began."""
         self.per_input: dict[int, tuple[int, Position]] = {}
+        self.extra = 0
+        """Records in ``fresh`` that are not items of their own: the chunks of a record
+        but the one that ends it."""
 
     @property
     def empty(self) -> bool:
@@ -202,7 +207,7 @@ class _Open:
 
     def switch(self, input_index: int) -> None:
         """The next items come from another input."""
-        items = len(self.fresh) + self.others
+        items = len(self.fresh) + self.others - self.extra
         if items > self.mark:
             self.per_input[self.input] = (items - self.mark, _end(self.last()))
         self.input = input_index
@@ -237,6 +242,12 @@ class _Open:
         return batch
 
 
+def _fits(chunks: Chunks, records: int, size: int, max_records: int, max_bytes: int) -> bool:
+    """Whether every chunk fits in a batch holding ``records`` records in ``size`` bytes."""
+    more = sum(len(chunk[1]) + 1 for chunk in chunks.records)
+    return records + len(chunks.records) <= max_records and size + more <= max_bytes
+
+
 def _end(item: Fresh | Rejection | Skip) -> Position:
     if isinstance(item, tuple):
         return Position(item[4], item[5])
@@ -263,7 +274,9 @@ def batches(
     only rejections closes after ``max_rejections`` of them so that a file of bad lines
     does not pile up in memory. Within a batch only the last occurrence of an id is sent;
     the earlier ones are kept aside (:attr:`Batch.superseded`) in case the server refuses it,
-    and the server is never asked to resolve an order it does not document.
+    and the server is never asked to resolve an order it does not document. A record's
+    :class:`~vupsert.chunking.Chunks` go into one batch, a new one if they do not fit in
+    the open one; only chunks more than a batch holds go on into the next.
     """
     seq = 0
     # The hot loop: one pass per record. The open span's list, index and size live in
@@ -290,8 +303,35 @@ def batches(
             size += n
             if len(by_id) < max_records:
                 continue
+        elif type(item) is Chunks:
+            if by_id and not _fits(item, len(by_id), size, max_records, max_bytes):
+                seq += 1
+                yield span.close(seq)
+                span = _Open(input_index)
+                records, by_id, size = span.fresh, span.by_id, EMPTY
+            elif input_index != span.input:
+                span.switch(input_index)
+            last = len(item.records) - 1
+            for at, chunk in enumerate(item.records):
+                n = len(chunk[1]) + 1
+                if by_id and (len(by_id) >= max_records or size + n > max_bytes):
+                    # More chunks than a batch holds: the rest go on in the next one.
+                    seq += 1
+                    yield span.close(seq)
+                    span = _Open(input_index)
+                    records, by_id, size = span.fresh, span.by_id, EMPTY
+                id_ = chunk[0]
+                if id_ in by_id:
+                    span.supersede(id_)
+                by_id[id_] = len(records)
+                records.append(chunk)
+                size += n
+                if at != last:
+                    span.extra += 1
+            if len(by_id) < max_records:
+                continue
         else:
-            assert not isinstance(item, (tuple, Record))
+            assert not isinstance(item, (tuple, Record, Chunks))
             if input_index != span.input:
                 span.switch(input_index)
             span.add_other(item)

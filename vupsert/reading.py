@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 from ._parquet import parquet_rows
 from .batching import Item
 from .checkpoint import Checkpoint, input_key
-from .chunking import Chunker, LongData
+from .chunking import Chunker, Chunks, LongData
 from .errors import InputError, StrictModeError, UsageError, VupsertError
 from .mapping import Mapper
 from .outcomes import Events, Summary
@@ -86,11 +86,9 @@ class Reader:
         stdin: BinaryIO | None = None,
         records: Iterable[Mapping[str, Any]] | None = None,
         index_info: Mapping[str, Any] | None = None,
-        chunk_counts: dict[str, int] | None = None,
     ) -> None:
         """``index_info`` (the index's ``/info``) names its model: records longer than it
-        reads are counted and warned of. ``chunk_counts`` hears each chunked record's
-        count (see :class:`~vupsert.chunking.StaleChunks`)."""
+        reads are counted and warned of."""
         self._settings = settings
         self._summary = summary
         self._events = events
@@ -100,7 +98,6 @@ class Reader:
         self._records = records
         self.error: VupsertError | None = None
         """Why reading ended before the end of the inputs, once what was read is sent."""
-        self._chunk_counts = chunk_counts
         self._long = LongData.of_index(index_info, chunked=settings.mapping.chunk_size is not None)
 
     def items(self) -> Iterator[Item]:
@@ -128,7 +125,7 @@ class Reader:
                         yield index, item
                         continue
                     if guard is not None and (
-                        isinstance(item, (tuple, Record)) or not guard.see(item)
+                        isinstance(item, (tuple, Record, Chunks)) or not guard.see(item)
                     ):
                         guard = None
                     if type(item) is Skip:
@@ -150,7 +147,9 @@ class Reader:
                 # the break are sent like any others, then the run stops.
                 self.error = exc
 
-    def _mapped(self, index: int, name: str) -> Iterator[Fresh | Record | Rejection | Skip]:
+    def _mapped(
+        self, index: int, name: str
+    ) -> Iterator[Fresh | Record | Chunks | Rejection | Skip]:
         settings, summary = self._settings, self._summary
         position = None
         if self._checkpoint is not None:
@@ -191,13 +190,15 @@ class Reader:
 
     def _stages(
         self, items: Iterator[Fresh | Record | Rejection | Skip], start: Position | None
-    ) -> Iterator[Fresh | Record | Rejection | Skip]:
-        """The mapped records, chunked if asked, and looked at for long data."""
+    ) -> Iterator[Fresh | Record | Chunks | Rejection | Skip]:
+        """The mapped records, chunked if asked (a record's chunks are one item), and
+        looked at for long data."""
+        stream: Iterator[Fresh | Record | Chunks | Rejection | Skip] = items
         if self._settings.mapping.chunk_size is not None:
-            items = Chunker(self._settings.mapping, self._chunk_counts).chunks(items, start)
+            stream = Chunker(self._settings.mapping).chunks(items, start)
         if self._long is not None:
-            items = self._long.watch(items)
-        return items
+            stream = self._long.watch(stream)
+        return stream
 
 
 class _MisfitGuard:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,13 @@ from hypothesis import strategies as st
 
 import vupsert
 from vupsert.api import build_settings
+from vupsert.batching import batches
 from vupsert.chunking import Chunker, Chunks, LongData, split_text, token_limit
 from vupsert.cli import Environment, main
 from vupsert.client import RETRY_STATUSES, Answer, Kind
+from vupsert.documents import Documents
 from vupsert.errors import UsageError
-from vupsert.outcomes import NoEvents
+from vupsert.outcomes import NoEvents, Settlement
 from vupsert.records import Position, Record, Rejection, Skip
 from vupsert.sending import RetryPolicy
 from vupsert.server import LocalServer, ServerConfig
@@ -404,3 +407,52 @@ def test_kill_9_mid_record_then_resume_sends_every_chunk(tmp_path: Path) -> None
         # The record cut short is sent again whole, not skipped.
         assert result.summary["records_skipped"] == 0
         assert result.summary["records_upserted"] == 6
+
+
+# --- counts by record, and when stale chunks go ------------------------------------------
+
+
+def chunked(rows: list[dict[str, Any]], size: int = 300) -> list[Any]:
+    """``rows`` as the items the chunking stage yields, with their input's index."""
+    fresh = [
+        (row["id"], orjson.dumps(row), "in", line, line * 10, line)
+        for line, row in enumerate(rows, 1)
+    ]
+    return [(0, item) for item in Chunker(MappingOptions(chunk_size=size)).chunks(fresh, None)]
+
+
+def test_a_records_chunks_go_in_one_batch_unless_they_are_more_than_one_holds() -> None:
+    rows = [{"id": f"d{i}", "data": long_document(2)} for i in range(3)]  # 3 chunks each
+    rows.append({"id": "big", "data": long_document(6)})  # 8 chunks
+    made = list(batches(chunked(rows), max_records=5))
+    assert [list(b.ids) for b in made] == [
+        ["d0#1", "d0#2", "d0#3"],
+        ["d1#1", "d1#2", "d1#3"],
+        ["d2#1", "d2#2", "d2#3"],
+        [f"big#{n}" for n in range(1, 6)],
+        ["big#6", "big#7", "big#8"],
+    ]
+    # A record counts once, in the batch that ends it: what a checkpoint records.
+    assert [b.per_input.get(0, (0,))[0] for b in made] == [1, 1, 1, 0, 1]
+    assert made[4].per_input[0][1] == Position(40, 4)
+
+
+def test_stale_chunks_wait_for_every_record_of_their_id_in_flight() -> None:
+    """A long record spans three batches; a short one of the same id lands before the
+    long one's last chunks: its stale chunks go once those have landed too."""
+    rows = [{"id": "doc", "data": long_document(7)}, {"id": "doc", "data": "short"}]  # 9, 1
+    tidied: list[tuple[dict[str, int], str]] = []
+
+    def tidy(counts: Mapping[str, int], where: str) -> int:
+        tidied.append((dict(counts), where))
+        return 0
+
+    documents = Documents(tidy=tidy)
+    first, second, third, short = batches(documents.watch(chunked(rows)), max_records=3)
+    assert list(short.ids) == ["doc#1"]
+    tallies = [documents.settle(Settlement(b, upserted=len(b.ids))) for b in (first, short)]
+    assert tidied == [] and [t.upserted for t in tallies] == [0, 1]
+    documents.settle(Settlement(second, upserted=len(second.ids)))
+    last = documents.settle(Settlement(third, upserted=len(third.ids)))
+    assert tidied == [({"doc": 1}, "batch 3 (in:1-1)")]
+    assert (last.upserted, last.chunks_upserted) == (1, 3)

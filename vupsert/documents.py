@@ -6,8 +6,8 @@ landed; rejected if one was refused, with one rejection that holds the record as
 (fed back with the same options, it is chunked again); superseded when a later record
 with its id replaced it within a batch. Its chunks are counted apart (``chunks_*``).
 Only a record upserted whole has the chunks of a longer, earlier version deleted (by
-the ``tidy`` step, see :mod:`~vupsert.stale_chunks`): a record refused keeps what the
-index held of it.
+the ``tidy`` step, see :mod:`~vupsert.stale_chunks`), once no other record of its id is
+in flight: a record refused keeps what the index held of it.
 
 Records are known by where they were read (source and line), which all their chunks
 share; one is forgotten once it is counted, so memory holds only what is in flight.
@@ -37,9 +37,24 @@ class _Open:
 
     chunks: Chunks
     waiting: int
+    order: int
+    """Its place in the input."""
     superseded: bool = False
     refused: Rejection | None = None
     """The first of its chunks' rejections."""
+
+
+@dataclass(slots=True)
+class _Id:
+    """The records of one id that are in flight. A record of more chunks than a batch
+    holds spans batches, and a later, shorter record of its id may land before its last
+    chunks do: stale chunks are deleted once the last record of the id has settled, down
+    to the count of the latest one upserted."""
+
+    open: int = 0
+    count: int = 0
+    """Chunks of the latest record of the id upserted; 0 while none is."""
+    order: int = -1
 
 
 class Documents:
@@ -47,6 +62,8 @@ class Documents:
         self._dry_run = dry_run
         self._tidy = tidy
         self._open: dict[tuple[str, int], _Open] = {}
+        self._ids: dict[str, _Id] = {}
+        self._read = 0
         # Registered by the reading thread, settled by the sender threads.
         self._lock = threading.Lock()
 
@@ -57,7 +74,9 @@ class Documents:
             if type(chunks) is Chunks:
                 with self._lock:
                     key = (chunks.source, chunks.line)
-                    self._open[key] = _Open(chunks, len(chunks.records))
+                    self._open[key] = _Open(chunks, len(chunks.records), self._read)
+                    self._ids.setdefault(chunks.parent, _Id()).open += 1
+                    self._read += 1
             yield item
 
     def settle(self, settlement: Settlement) -> Tally:
@@ -98,15 +117,20 @@ class Documents:
 
     def _done(self, record: _Open, tally: Tally, landed: dict[str, int]) -> None:
         chunks = record.chunks
+        same = self._ids[chunks.parent]
+        same.open -= 1
         if record.refused is not None:
             tally.rejected.append(_rejection(chunks, record.refused))
         elif record.superseded:
             tally.superseded += 1
         elif not self._dry_run:
             tally.upserted += 1
-            # A later record with the same id in this batch sets the count.
-            landed.pop(chunks.parent, None)
-            landed[chunks.parent] = chunks.count
+            if record.order > same.order:
+                same.count, same.order = chunks.count, record.order
+        if same.open == 0:
+            del self._ids[chunks.parent]
+            if same.count:
+                landed[chunks.parent] = same.count
 
 
 def _chunk_outcomes(

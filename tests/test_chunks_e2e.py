@@ -3,16 +3,20 @@ a longer version left behind deleted, whatever happened to them before."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from rich.console import Console
 
 import vupsert
 from vupsert.api import build_settings
 from vupsert.chunking import split_text
+from vupsert.display import ConsoleEvents, Terminal, summary_line
+from vupsert.outcomes import Summary
 from vupsert.pipeline import Run
 from vupsert.server import LocalServer, ServerConfig
 
@@ -191,6 +195,9 @@ def test_records_are_counted_once_whatever_their_chunks(
     assert summary["records_read"] == 4
     assert (summary["records_upserted"], summary["records_rejected"]) == (3, 1)
     assert summary["chunks_upserted"] == chunks == len(server.records(""))
+    assert f"records read 4 · upserted 3 · rejected 1 · chunks upserted {chunks} ·" in (
+        result.stderr
+    )
     assert summary["records_read"] == (
         summary["records_upserted"]
         + summary["records_rejected"]
@@ -260,4 +267,20 @@ def test_chunking_from_python_counts_records(server: LocalServer) -> None:
     assert (summary.records_read, summary.records_upserted) == (2, 2)
     assert (
         summary.chunks_upserted == len(server.records("")) == len(split_text(document(3), SIZE)) + 1
+    )
+
+
+def test_the_summary_shows_chunks_and_records_left_with_old_chunks() -> None:
+    c_out = io.StringIO()
+    terminal = Terminal(console=Console(file=c_out, force_terminal=False, width=200))
+    summary = Summary(records_read=3, records_upserted=3, chunks_upserted=9, chunks_deleted=2)
+    summary.records_stale_chunks = 1
+    assert summary.exit_status == 1
+    line = summary_line(summary)
+    assert "chunks upserted 9 · chunks deleted 2" in line and "left with old chunks 1" in line
+    assert "chunks rejected" not in line
+    quiet = ConsoleEvents(terminal, quiet=True)
+    quiet.finished(summary)
+    assert c_out.getvalue().strip() == (
+        "vupsert: 0 records rejected, 0 not settled, 1 left with old chunks, of 3 read"
     )

@@ -237,13 +237,18 @@ class ConsoleEvents:
                 self.terminal.print(summary_table(summary))
             else:
                 self.terminal.line(summary_line(summary))
-        elif summary.records_rejected or summary.records_pending:
+        elif summary.records_rejected or summary.records_pending or summary.records_stale_chunks:
             # Quiet is for clean runs; cron mail must still say that records are missing.
             where = f"; see {self.rejects}" if self.rejects and summary.records_rejected else ""
+            stale = (
+                f", {summary.records_stale_chunks:,} left with old chunks"
+                if summary.records_stale_chunks
+                else ""
+            )
             self.terminal.line(
                 f"vupsert: {plural(summary.records_rejected, 'record')} rejected, "
-                f"{summary.records_pending:,} not settled, of {summary.records_read:,} read"
-                f"{where}"
+                f"{summary.records_pending:,} not settled{stale}, of "
+                f"{summary.records_read:,} read{where}"
             )
 
     def share(self) -> float | None:
@@ -395,6 +400,12 @@ def summary_rows(summary: Summary) -> list[tuple[str, str]]:
         rows.append(("rejected, not in the rejects file", f"{summary.records_unrecorded:,}"))
     if summary.records_pending:
         rows.append(("not settled", f"{summary.records_pending:,}"))
+    if summary.records_stale_chunks:
+        rows.append(("left with old chunks", f"{summary.records_stale_chunks:,}"))
+    for name in ("upserted", "rejected", "deleted"):
+        count = getattr(summary, f"chunks_{name}")
+        if count:
+            rows.append((f"chunks {name}", f"{count:,}"))
     rows += [
         (
             "batches" if summary.dry_run else "batches sent",

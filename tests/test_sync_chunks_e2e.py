@@ -133,6 +133,7 @@ def test_chunking_a_namespace_loaded_whole_deletes_the_whole_copies(
     dry = sync(server, path, "--dry-run")
     assert dry.code == 0, dry.stderr
     assert (dry.summary["records_deleted"], dry.summary["chunks_deleted"]) == (0, 5)
+    assert "to delete 0 of 5 stored" in dry.stderr and "chunks to delete 5" in dry.stderr
     result = sync(server, path, "--max-delete", "0")
     assert result.code == 0, result.stderr
     summary = result.summary

@@ -221,6 +221,16 @@ class _Open:
         self.superseded.append(record)
         self.fresh[earlier] = None
 
+    def add(self, record: Fresh, *, chunk_of_more: bool) -> None:
+        """Add a record off the hot path (a chunk); ``chunk_of_more``: the chunks of its
+        record go on after it, so it is not an item of its own."""
+        id_ = record[0]
+        if id_ in self.by_id:
+            self.supersede(id_)
+        self.by_id[id_] = len(self.fresh)
+        self.fresh.append(record)
+        self.extra += chunk_of_more
+
     def add_other(self, item: Rejection | Skip) -> None:
         if type(item) is Rejection:
             self.rejections.append(item)
@@ -242,10 +252,30 @@ class _Open:
         return batch
 
 
-def _fits(chunks: Chunks, records: int, size: int, max_records: int, max_bytes: int) -> bool:
-    """Whether every chunk fits in a batch holding ``records`` records in ``size`` bytes."""
+def _take(
+    span: _Open, size: int, chunks: Chunks, input_index: int, max_records: int, max_bytes: int
+) -> tuple[list[_Open], _Open, int]:
+    """Add a record's chunks to ``span`` (of ``size`` bytes) if they all fit, else to a new
+    span; a record of more chunks than a batch holds fills spans in turn. Returns the
+    spans filled, to close in order, and the open span with its size."""
+    filled = []
     more = sum(len(chunk[1]) + 1 for chunk in chunks.records)
-    return records + len(chunks.records) <= max_records and size + more <= max_bytes
+    if span.by_id and (
+        len(span.by_id) + len(chunks.records) > max_records or size + more > max_bytes
+    ):
+        filled.append(span)
+        span, size = _Open(input_index), EMPTY
+    elif input_index != span.input:
+        span.switch(input_index)
+    last = len(chunks.records) - 1
+    for at, chunk in enumerate(chunks.records):
+        n = len(chunk[1]) + 1
+        if span.by_id and (len(span.by_id) >= max_records or size + n > max_bytes):
+            filled.append(span)
+            span, size = _Open(input_index), EMPTY
+        span.add(chunk, chunk_of_more=at != last)
+        size += n
+    return filled, span, size
 
 
 def _end(item: Fresh | Rejection | Skip) -> Position:
@@ -304,30 +334,11 @@ def batches(
             if len(by_id) < max_records:
                 continue
         elif type(item) is Chunks:
-            if by_id and not _fits(item, len(by_id), size, max_records, max_bytes):
+            filled, span, size = _take(span, size, item, input_index, max_records, max_bytes)
+            for full in filled:
                 seq += 1
-                yield span.close(seq)
-                span = _Open(input_index)
-                records, by_id, size = span.fresh, span.by_id, EMPTY
-            elif input_index != span.input:
-                span.switch(input_index)
-            last = len(item.records) - 1
-            for at, chunk in enumerate(item.records):
-                n = len(chunk[1]) + 1
-                if by_id and (len(by_id) >= max_records or size + n > max_bytes):
-                    # More chunks than a batch holds: the rest go on in the next one.
-                    seq += 1
-                    yield span.close(seq)
-                    span = _Open(input_index)
-                    records, by_id, size = span.fresh, span.by_id, EMPTY
-                id_ = chunk[0]
-                if id_ in by_id:
-                    span.supersede(id_)
-                by_id[id_] = len(records)
-                records.append(chunk)
-                size += n
-                if at != last:
-                    span.extra += 1
+                yield full.close(seq)
+            records, by_id = span.fresh, span.by_id
             if len(by_id) < max_records:
                 continue
         else:

@@ -400,12 +400,8 @@ def summary_rows(summary: Summary) -> list[tuple[str, str]]:
         rows.append(("rejected, not in the rejects file", f"{summary.records_unrecorded:,}"))
     if summary.records_pending:
         rows.append(("not settled", f"{summary.records_pending:,}"))
-    if summary.records_stale_chunks:
-        rows.append(("left with old chunks", f"{summary.records_stale_chunks:,}"))
-    for name in ("upserted", "rejected", "deleted"):
-        count = getattr(summary, f"chunks_{name}")
-        if count:
-            rows.append((f"chunks {name}", f"{count:,}"))
+    deleted = "to delete" if summary.dry_run else "deleted"
+    rows += _chunk_rows(summary, deleted)
     rows += [
         (
             "batches" if summary.dry_run else "batches sent",
@@ -420,13 +416,27 @@ def summary_rows(summary: Summary) -> list[tuple[str, str]]:
     if summary.rejects_file and summary.records_rejected:
         rows.append(("rejects in", summary.rejects_file))
     if isinstance(summary, SyncSummary):
-        deleted = "to delete" if summary.dry_run else "deleted"
         rows[1:1] = [
             ("new", f"{summary.records_new:,}"),
             ("changed", f"{summary.records_changed:,}"),
             ("unchanged", f"{summary.records_unchanged:,}"),
             (deleted, f"{summary.records_deleted:,} of {summary.records_stored:,} stored"),
         ]
+    return rows
+
+
+def _chunk_rows(summary: Summary, deleted: str) -> list[tuple[str, str]]:
+    """What became of the chunks, and of records left with old ones, when there are."""
+    rows = []
+    if summary.records_stale_chunks:
+        rows.append(("left with old chunks", f"{summary.records_stale_chunks:,}"))
+    for name, count in (
+        ("upserted", summary.chunks_upserted),
+        ("rejected", summary.chunks_rejected),
+        (deleted, summary.chunks_deleted),
+    ):
+        if count:
+            rows.append((f"chunks {name}", f"{count:,}"))
     return rows
 
 

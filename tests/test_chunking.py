@@ -26,9 +26,8 @@ from vupsert.outcomes import NoEvents, Settlement
 from vupsert.records import Position, Record, Rejection, Skip
 from vupsert.sending import RetryPolicy
 from vupsert.server import LocalServer, ServerConfig
-from vupsert.server._filter import compile_filter
 from vupsert.settings import MappingOptions
-from vupsert.stale_chunks import StaleChunks, stale_filter
+from vupsert.stale_chunks import StaleChunks
 
 from .conftest import kill_when, run_cli, write_jsonl
 
@@ -153,21 +152,50 @@ def test_a_record_whose_metadata_has_a_chunk_key_is_rejected() -> None:
     assert isinstance(out, Rejection) and 'metadata already has a "chunk" key' in out.reason
 
 
-def test_the_stale_filter_is_one_the_index_understands() -> None:
-    text = stale_filter({"a": 2, "it's": 2, "b\\c": 5})
-    assert text == (
-        "(chunk.number > 2 AND chunk.parent IN ('a', 'it\\'s')) OR "
-        "(chunk.number > 5 AND chunk.parent IN ('b\\\\c'))"
-    )
-    matches = compile_filter(text)
-    assert matches is not None
+class FakeIndex:
+    """Answers ``fetch`` and ``delete`` by id from a dict of stored metadata."""
 
-    def meta(parent: str, number: int) -> dict[str, Any]:
-        return {"chunk": {"parent": parent, "number": number, "count": 9}}
+    def __init__(self, stored: dict[str, dict[str, Any] | None]) -> None:
+        self.stored = stored
+        self.asked: list[tuple[str, int]] = []
 
-    assert matches(meta("it's", 3)) and matches(meta("b\\c", 6))
-    assert not matches(meta("it's", 2)) and not matches(meta("b\\c", 5))
-    assert not matches(meta("other", 9)) and not matches(None)
+    def call(self, endpoint: str, payload: Any) -> Answer:
+        ids = payload["ids"]
+        self.asked.append((endpoint, len(ids)))
+        if endpoint == "fetch":
+            found = [
+                {"id": i, "metadata": self.stored[i]} if i in self.stored else None for i in ids
+            ]
+            return Answer(Kind.OK, 200, "", result=found)
+        gone = [i for i in ids if self.stored.pop(i, 0) != 0]
+        return Answer(Kind.OK, 200, "", result={"deleted": len(gone)})
+
+
+def chunk_meta(parent: str, count: int) -> dict[str, Any]:
+    return {"chunk": {"parent": parent, "number": 1, "count": count}}
+
+
+def test_stale_chunks_are_found_past_a_missing_one_and_by_their_versions_count() -> None:
+    stored: dict[str, dict[str, Any] | None] = {
+        f"doc#{n}": chunk_meta("doc", 9) for n in range(1, 10)
+    }
+    del stored["doc#3"]  # the one above the new count, gone
+    stored["doc#10"] = chunk_meta("doc", 10)  # an older, longer version's last chunk
+    stored["doc#2"] = chunk_meta("doc", 2)
+    stored["doc#1"] = chunk_meta("doc", 2)
+    stored["other#1"] = chunk_meta("other", 1)
+    stored["other"] = None  # stored whole, beside its chunk
+    index, events = FakeIndex(stored), Warnings()
+    stale = StaleChunks(index, RetryPolicy(), events)  # type: ignore[arg-type]
+    assert stale({"doc": 2, "other": 1}, "batch 1 (a:1-2)") == 7
+    assert sorted(index.stored) == ["doc#1", "doc#2", "other", "other#1"]
+    # A fetch of the two ids above each count and the records' own; again above each
+    # higher count found, until none is; one delete of every id up to the highest.
+    assert index.asked == [("fetch", 6), ("fetch", 2), ("fetch", 2), ("delete", 8)]
+    assert (stale.beside, stale.first) == (1, ["other"]) and events.messages == []
+    # Nothing above the count: one fetch, no delete.
+    index.asked = []
+    assert stale({"doc": 2}, "batch 2 (a:3-3)") == 0 and index.asked == [("fetch", 3)]
 
 
 class FailingClient:
@@ -241,11 +269,11 @@ def test_a_long_document_chunked_then_shrunk_leaves_exactly_its_new_chunks(
     again = run_cli(*args, server=server)
     assert again.code == 0 and again.summary["chunks_deleted"] == 0
     assert chunk_ids(server) == first and server.records("") == stored
-    # One batch: its upsert (the first record alone first), a look for copies stored
-    # whole, one delete of stale chunks.
+    # One batch: its upsert (the first record alone first), one look for stale chunks
+    # and copies stored whole, and no delete: there is nothing to delete.
     requests = server.stats["requests"]
-    assert (requests["upsert-data"], requests["fetch"], requests["delete"]) == (2, 1, 1)
-    assert again.summary["requests"] == 4
+    assert (requests["upsert-data"], requests["fetch"], requests.get("delete")) == (2, 1, None)
+    assert again.summary["requests"] == 3
 
     # Shrunk: the document now has 2 chunks; its old chunks 3 and up are gone.
     write_jsonl(path, [{"id": "doc", "data": long_document(2), "metadata": {"v": 2}}, other])

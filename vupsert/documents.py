@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .batching import Item
 from .chunking import Chunks
@@ -36,6 +36,7 @@ class _Open:
     """A record some of whose chunks have not settled yet."""
 
     chunks: Chunks
+    """The record, without the list of its chunks."""
     waiting: int
     order: int
     """Its place in the input."""
@@ -74,7 +75,9 @@ class Documents:
             if type(chunks) is Chunks:
                 with self._lock:
                     key = (chunks.source, chunks.line)
-                    self._open[key] = _Open(chunks, len(chunks.records), self._read)
+                    # Without its chunks, which the batch holds: memory keeps them once.
+                    kept = replace(chunks, records=[])
+                    self._open[key] = _Open(kept, len(chunks.records), self._read)
                     self._ids.setdefault(chunks.parent, _Id()).open += 1
                     self._read += 1
             yield item

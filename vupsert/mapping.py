@@ -619,7 +619,8 @@ class Mapper:
         if isinstance(raw, str):
             if raw and not raw.isspace():
                 return raw
-            raise _Bad(f'empty data ({self._word} "{self._data_name}"{_BLANK if raw else ""})')
+            blank = ": only whitespace" if raw else ""
+            raise _Bad(f'empty data ({self._word} "{self._data_name}"{blank})')
         if raw is _MISSING:
             self._missing(row, self._data_name, "data")
         raise _Bad(f'data is not a string (got {json_type(raw)}, field "{self._data_name}")')
@@ -856,9 +857,6 @@ def _as_read(row: Row, value: dict[str, Any]) -> bytes:
         return orjson.dumps(kept)
     except orjson.JSONEncodeError:
         return orjson.dumps(_scrub(kept))
-
-
-_BLANK = ": only whitespace"
 
 
 def _check_sizes(data: str, meta: dict[str, Any] | None, *, chunked: bool = False) -> None:

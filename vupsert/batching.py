@@ -140,7 +140,9 @@ def _join(bodies: Sequence[bytes]) -> bytes:
 EMPTY = len(b"[]")
 """The size of an empty batch's body."""
 
-Item = tuple[int, Fresh | Record | Chunks | Rejection | Skip]
+Piece = Fresh | Record | Chunks | Rejection | Skip
+"""What the stream carries: a record (or a record's chunks), a rejection, a skip."""
+Item = tuple[int, Piece]
 """An item of the stream with the index of the input it came from."""
 
 

@@ -16,9 +16,9 @@ from dataclasses import replace
 from typing import Any, BinaryIO
 
 from ._parquet import parquet_rows
-from .batching import Item
+from .batching import Item, Piece
 from .checkpoint import Checkpoint, input_key
-from .chunking import Chunker, Chunks, LongData
+from .chunking import Chunker, LongData
 from .errors import InputError, StrictModeError, UsageError, VupsertError
 from .mapping import Mapper
 from .outcomes import Events, Summary
@@ -125,7 +125,7 @@ class Reader:
                         yield index, item
                         continue
                     if guard is not None and (
-                        isinstance(item, (tuple, Record, Chunks)) or not guard.see(item)
+                        not isinstance(item, (Rejection, Skip)) or not guard.see(item)
                     ):
                         guard = None
                     if type(item) is Skip:
@@ -147,9 +147,7 @@ class Reader:
                 # the break are sent like any others, then the run stops.
                 self.error = exc
 
-    def _mapped(
-        self, index: int, name: str
-    ) -> Iterator[Fresh | Record | Chunks | Rejection | Skip]:
+    def _mapped(self, index: int, name: str) -> Iterator[Piece]:
         settings, summary = self._settings, self._summary
         position = None
         if self._checkpoint is not None:
@@ -190,10 +188,10 @@ class Reader:
 
     def _stages(
         self, items: Iterator[Fresh | Record | Rejection | Skip], start: Position | None
-    ) -> Iterator[Fresh | Record | Chunks | Rejection | Skip]:
+    ) -> Iterator[Piece]:
         """The mapped records, chunked if asked (a record's chunks are one item), and
         looked at for long data."""
-        stream: Iterator[Fresh | Record | Chunks | Rejection | Skip] = items
+        stream: Iterator[Piece] = items
         if self._settings.mapping.chunk_size is not None:
             stream = Chunker(self._settings.mapping).chunks(items, start)
         if self._long is not None:

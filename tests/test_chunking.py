@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +16,18 @@ from hypothesis import strategies as st
 
 import vupsert
 from vupsert.api import build_settings
-from vupsert.batching import Batch
-from vupsert.chunking import (
-    Chunker,
-    LongData,
-    StaleChunks,
-    split_text,
-    stale_filter,
-    token_limit,
-)
+from vupsert.batching import batches
+from vupsert.chunking import Chunker, Chunks, LongData, split_text, token_limit
 from vupsert.cli import Environment, main
 from vupsert.client import RETRY_STATUSES, Answer, Kind
+from vupsert.documents import Documents
 from vupsert.errors import UsageError
-from vupsert.outcomes import NoEvents, Settlement, Summary
+from vupsert.outcomes import NoEvents, Settlement
 from vupsert.records import Position, Record, Rejection, Skip
-from vupsert.retrying import Caller
 from vupsert.sending import RetryPolicy
 from vupsert.server import LocalServer, ServerConfig
-from vupsert.server._filter import compile_filter
 from vupsert.settings import MappingOptions
+from vupsert.stale_chunks import StaleChunks
 
 from .conftest import kill_when, run_cli, write_jsonl
 
@@ -117,8 +111,7 @@ def test_sizes_and_overlaps_are_checked() -> None:
 
 
 def test_chunk_records_carry_the_origin_and_hold_the_checkpoint_back() -> None:
-    pending: dict[str, int] = {}
-    chunker = Chunker(MappingOptions(chunk_size=20), pending)
+    chunker = Chunker(MappingOptions(chunk_size=20))
     body = orjson.dumps({"id": "doc", "data": "one two three four five six", "metadata": {"k": 1}})
     items: list[Any] = [
         Skip("a", 1, Position(10, 1)),
@@ -127,10 +120,19 @@ def test_chunk_records_carry_the_origin_and_hold_the_checkpoint_back() -> None:
         Record("s", orjson.dumps({"id": "s", "data": "x"}), "a", 4, Position(70, 4)),
     ]
     out = list(chunker.chunks(items, Position(5, 0)))
-    chunks = [o for o in out if isinstance(o, Record)]
-    assert [c.id for c in chunks] == ["doc#1", "doc#2", "s#1"]
-    assert [c.end for c in chunks] == [Position(10, 1), Position(50, 2), Position(70, 4)]
-    assert [orjson.loads(c.body) for c in chunks[:2]] == [
+    doc, short = (o for o in out if isinstance(o, Chunks))
+    assert (doc.parent, doc.count, doc.body, doc.where, doc.end) == (
+        "doc",
+        2,
+        body,
+        "a:2",
+        Position(50, 2),
+    )
+    assert [c[0] for c in doc.records] == ["doc#1", "doc#2"]
+    assert [c[0] for c in short.records] == ["s#1"] and short.count == 1
+    # Every chunk but the last holds the position before the record.
+    assert [c[4:] for c in doc.records + short.records] == [(10, 1), (50, 2), (70, 4)]
+    assert [orjson.loads(c[1]) for c in doc.records] == [
         {
             "id": "doc#1",
             "data": "one two three four",
@@ -142,7 +144,6 @@ def test_chunk_records_carry_the_origin_and_hold_the_checkpoint_back() -> None:
             "metadata": {"k": 1, "chunk": {"parent": "doc", "number": 2, "count": 2}},
         },
     ]
-    assert pending == {"doc": 2, "s": 1}
 
 
 def test_a_record_whose_metadata_has_a_chunk_key_is_rejected() -> None:
@@ -151,21 +152,50 @@ def test_a_record_whose_metadata_has_a_chunk_key_is_rejected() -> None:
     assert isinstance(out, Rejection) and 'metadata already has a "chunk" key' in out.reason
 
 
-def test_the_stale_filter_is_one_the_index_understands() -> None:
-    text = stale_filter({"a": 2, "it's": 2, "b\\c": 5})
-    assert text == (
-        "(chunk.number > 2 AND chunk.parent IN ('a', 'it\\'s')) OR "
-        "(chunk.number > 5 AND chunk.parent IN ('b\\\\c'))"
-    )
-    matches = compile_filter(text)
-    assert matches is not None
+class FakeIndex:
+    """Answers ``fetch`` and ``delete`` by id from a dict of stored metadata."""
 
-    def meta(parent: str, number: int) -> dict[str, Any]:
-        return {"chunk": {"parent": parent, "number": number, "count": 9}}
+    def __init__(self, stored: dict[str, dict[str, Any] | None]) -> None:
+        self.stored = stored
+        self.asked: list[tuple[str, int]] = []
 
-    assert matches(meta("it's", 3)) and matches(meta("b\\c", 6))
-    assert not matches(meta("it's", 2)) and not matches(meta("b\\c", 5))
-    assert not matches(meta("other", 9)) and not matches(None)
+    def call(self, endpoint: str, payload: Any) -> Answer:
+        ids = payload["ids"]
+        self.asked.append((endpoint, len(ids)))
+        if endpoint == "fetch":
+            found = [
+                {"id": i, "metadata": self.stored[i]} if i in self.stored else None for i in ids
+            ]
+            return Answer(Kind.OK, 200, "", result=found)
+        gone = [i for i in ids if self.stored.pop(i, 0) != 0]
+        return Answer(Kind.OK, 200, "", result={"deleted": len(gone)})
+
+
+def chunk_meta(parent: str, count: int) -> dict[str, Any]:
+    return {"chunk": {"parent": parent, "number": 1, "count": count}}
+
+
+def test_stale_chunks_are_found_past_a_missing_one_and_by_their_versions_count() -> None:
+    stored: dict[str, dict[str, Any] | None] = {
+        f"doc#{n}": chunk_meta("doc", 9) for n in range(1, 10)
+    }
+    del stored["doc#3"]  # the one above the new count, gone
+    stored["doc#10"] = chunk_meta("doc", 10)  # an older, longer version's last chunk
+    stored["doc#2"] = chunk_meta("doc", 2)
+    stored["doc#1"] = chunk_meta("doc", 2)
+    stored["other#1"] = chunk_meta("other", 1)
+    stored["other"] = None  # stored whole, beside its chunk
+    index, events = FakeIndex(stored), Warnings()
+    stale = StaleChunks(index, RetryPolicy(), events)  # type: ignore[arg-type]
+    assert stale({"doc": 2, "other": 1}, "batch 1 (a:1-2)") == 7
+    assert sorted(index.stored) == ["doc#1", "doc#2", "other", "other#1"]
+    # A fetch of the two ids above each count and the records' own; again above each
+    # higher count found, until none is; one delete of every id up to the highest.
+    assert index.asked == [("fetch", 6), ("fetch", 2), ("fetch", 2), ("delete", 8)]
+    assert (stale.beside, stale.first) == (1, ["other"]) and events.messages == []
+    # Nothing above the count: one fetch, no delete.
+    index.asked = []
+    assert stale({"doc": 2}, "batch 2 (a:3-3)") == 0 and index.asked == [("fetch", 3)]
 
 
 class FailingClient:
@@ -192,14 +222,12 @@ class Warnings(NoEvents):
 @pytest.mark.parametrize(("status", "calls"), [(503, 4), (400, 1)])
 def test_stale_chunks_that_cannot_be_removed_are_warned_of(status: int, calls: int) -> None:
     client, events = FailingClient(status), Warnings()
-    caller = Caller(client, RetryPolicy(retries=3), sleep=lambda s: None)  # type: ignore[arg-type]
-    stale = StaleChunks(caller, events)
-    stale.pending.update({"doc": 2, "other": 1})
-    batch = Batch(3, ids=["doc#1", "doc#2"], first_where="a:1", last_where="a:1")
-    stale.batch_done(Settlement(batch, upserted=2), Summary())
-    assert client.calls == calls and stale.failed == 1 and stale.pending == {"other": 1}
+    policy = RetryPolicy(retries=3, max_backoff=0.001)
+    stale = StaleChunks(client, policy, events, whole=False)  # type: ignore[arg-type]
+    assert stale({"doc": 2, "other": 1}, "batch 3 (a:1-1)") is None
+    assert client.calls == calls and stale.requests == calls
     [message] = events.messages
-    assert message.startswith("batch 3 (a:1-1): the chunks its records had beyond")
+    assert message.startswith("batch 3 (a:1-1): the chunks its 2 records had beyond")
     assert "Run the same command again" in message
 
 
@@ -227,7 +255,9 @@ def test_a_long_document_chunked_then_shrunk_leaves_exactly_its_new_chunks(
     first = chunk_ids(server)
     doc_chunks = [i for i in first if i.startswith("doc#")]
     assert len(doc_chunks) >= 8
-    assert result.summary["records_upserted"] == len(first)
+    # Two records read and upserted, whatever their chunks.
+    assert (result.summary["records_read"], result.summary["records_upserted"]) == (2, 2)
+    assert result.summary["chunks_upserted"] == len(first)
     stored = server.records("")
     data, meta = stored["doc#2"]
     assert meta is not None and meta["v"] == 1
@@ -236,10 +266,14 @@ def test_a_long_document_chunked_then_shrunk_leaves_exactly_its_new_chunks(
 
     # The same input again: the same chunks and ids, nothing deleted.
     server.reset_stats()
-    assert run_cli(*args, server=server).code == 0
+    again = run_cli(*args, server=server)
+    assert again.code == 0 and again.summary["chunks_deleted"] == 0
     assert chunk_ids(server) == first and server.records("") == stored
-    assert server.stats["requests"].get("delete", 0) == 0
-    assert server.stats["requests"]["fetch"] == 1  # one batch
+    # One batch: its upsert (the first record alone first), one look for stale chunks
+    # and copies stored whole, and no delete: there is nothing to delete.
+    requests = server.stats["requests"]
+    assert (requests["upsert-data"], requests["fetch"], requests.get("delete")) == (2, 1, None)
+    assert again.summary["requests"] == 3
 
     # Shrunk: the document now has 2 chunks; its old chunks 3 and up are gone.
     write_jsonl(path, [{"id": "doc", "data": long_document(2), "metadata": {"v": 2}}, other])
@@ -294,7 +328,8 @@ def test_data_over_a_megabyte_is_chunked_not_rejected(server: LocalServer, tmp_p
 def test_chunking_records_in_hand_from_python(server: LocalServer) -> None:
     records = [{"id": "a", "data": long_document(3)}]
     summary = vupsert.upsert(records, url=server.url, token=server.token, chunk_size=500)
-    assert summary.records_upserted == len(server.records("")) > 1
+    assert summary.records_upserted == 1
+    assert summary.chunks_upserted == len(server.records("")) > 1
 
 
 # --- the warning ------------------------------------------------------------------------
@@ -375,26 +410,77 @@ def test_no_warning_without_a_known_model(server: LocalServer, tmp_path: Path) -
 
 
 def test_kill_9_mid_record_then_resume_sends_every_chunk(tmp_path: Path) -> None:
-    """The first batch of 5 chunks ends inside the second record: a checkpoint taken
-    there must not count that record as settled, or its other chunks would be lost."""
-    docs = [{"id": f"d{i}", "data": long_document(2 + i % 3)} for i in range(12)]
+    """A record of more chunks than a batch holds spans batches: a checkpoint taken
+    after the first must not count that record as settled, or its other chunks would
+    be lost."""
+    docs = [{"id": f"d{i}", "data": long_document(4 + i % 3)} for i in range(6)]
     path = write_jsonl(tmp_path / "docs.jsonl", docs)
     checkpoint = tmp_path / "cp.json"
-    args = ["upsert", str(path), "--chunk-size", "300", "-b", "5", "-c", "1", "--json"]
+    args = ["upsert", str(path), "--chunk-size", "300", "-b", "3", "-c", "1", "--json"]
     args += ["--checkpoint", str(checkpoint)]
     expected = {
         f"{d['id']}#{n}": piece
         for d in docs
         for n, piece in enumerate(split_text(d["data"], 300), 1)
     }
-    first, second = (len(split_text(d["data"], 300)) for d in docs[:2])
-    assert first < 5 < first + second
+    assert len(split_text(docs[0]["data"], 300)) > 3
     # One write in 4 s: the first batch lands, the second waits for its turn.
     with LocalServer(ServerConfig(port=0, rate_limit=0.25)) as server:
         kill_when(*args, server=server, ready=lambda: checkpoint.exists() and server.records(""))
-        assert len(server.records("")) == 5
+        assert sorted(server.records("")) == ["d0#1", "d0#2", "d0#3"]
         server.set_faults(rate_limit=0.0)
         result = run_cli(*args, server=server)
         assert result.code == 0, result.stderr
         assert {i: data for i, (data, _) in server.records("").items()} == expected
-        assert result.summary["records_skipped"] > 0
+        # The record cut short is sent again whole, not skipped.
+        assert result.summary["records_skipped"] == 0
+        assert result.summary["records_upserted"] == 6
+
+
+# --- counts by record, and when stale chunks go ------------------------------------------
+
+
+def chunked(rows: list[dict[str, Any]], size: int = 300) -> list[Any]:
+    """``rows`` as the items the chunking stage yields, with their input's index."""
+    fresh = [
+        (row["id"], orjson.dumps(row), "in", line, line * 10, line)
+        for line, row in enumerate(rows, 1)
+    ]
+    return [(0, item) for item in Chunker(MappingOptions(chunk_size=size)).chunks(fresh, None)]
+
+
+def test_a_records_chunks_go_in_one_batch_unless_they_are_more_than_one_holds() -> None:
+    rows = [{"id": f"d{i}", "data": long_document(2)} for i in range(3)]  # 3 chunks each
+    rows.append({"id": "big", "data": long_document(6)})  # 8 chunks
+    made = list(batches(chunked(rows), max_records=5))
+    assert [list(b.ids) for b in made] == [
+        ["d0#1", "d0#2", "d0#3"],
+        ["d1#1", "d1#2", "d1#3"],
+        ["d2#1", "d2#2", "d2#3"],
+        [f"big#{n}" for n in range(1, 6)],
+        ["big#6", "big#7", "big#8"],
+    ]
+    # A record counts once, in the batch that ends it: what a checkpoint records.
+    assert [b.per_input.get(0, (0,))[0] for b in made] == [1, 1, 1, 0, 1]
+    assert made[4].per_input[0][1] == Position(40, 4)
+
+
+def test_stale_chunks_wait_for_every_record_of_their_id_in_flight() -> None:
+    """A long record spans three batches; a short one of the same id lands before the
+    long one's last chunks: its stale chunks go once those have landed too."""
+    rows = [{"id": "doc", "data": long_document(7)}, {"id": "doc", "data": "short"}]  # 9, 1
+    tidied: list[tuple[dict[str, int], str]] = []
+
+    def tidy(counts: Mapping[str, int], where: str) -> int:
+        tidied.append((dict(counts), where))
+        return 0
+
+    documents = Documents(tidy=tidy)
+    first, second, third, short = batches(documents.watch(chunked(rows)), max_records=3)
+    assert list(short.ids) == ["doc#1"]
+    tallies = [documents.settle(Settlement(b, upserted=len(b.ids))) for b in (first, short)]
+    assert tidied == [] and [t.upserted for t in tallies] == [0, 1]
+    documents.settle(Settlement(second, upserted=len(second.ids)))
+    last = documents.settle(Settlement(third, upserted=len(third.ids)))
+    assert tidied == [({"doc": 1}, "batch 3 (in:1-1)")]
+    assert (last.upserted, last.chunks_upserted) == (1, 3)

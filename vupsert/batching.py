@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import cast
 
+from .chunking import Chunks
 from .records import MAX_BATCH_RECORDS, Fresh, Position, Record, Rejection, Skip
 from .settings import MAX_BATCH_BYTES
 
@@ -139,7 +140,9 @@ def _join(bodies: Sequence[bytes]) -> bytes:
 EMPTY = len(b"[]")
 """The size of an empty batch's body."""
 
-Item = tuple[int, Fresh | Record | Rejection | Skip]
+Piece = Fresh | Record | Chunks | Rejection | Skip
+"""What the stream carries: a record (or a record's chunks), a rejection, a skip."""
+Item = tuple[int, Piece]
 """An item of the stream with the index of the input it came from."""
 
 
@@ -154,6 +157,7 @@ class _Open:
 
     __slots__ = (
         "by_id",
+        "extra",
         "first_fresh",
         "first_other",
         "fresh",
@@ -184,6 +188,9 @@ class _Open:
         self.mark = 0
         """Items in the span when the current input began."""
         self.per_input: dict[int, tuple[int, Position]] = {}
+        self.extra = 0
+        """Records in ``fresh`` that are not items of their own: the chunks of a record
+        but the one that ends it."""
 
     @property
     def empty(self) -> bool:
@@ -202,7 +209,7 @@ class _Open:
 
     def switch(self, input_index: int) -> None:
         """The next items come from another input."""
-        items = len(self.fresh) + self.others
+        items = len(self.fresh) + self.others - self.extra
         if items > self.mark:
             self.per_input[self.input] = (items - self.mark, _end(self.last()))
         self.input = input_index
@@ -215,6 +222,16 @@ class _Open:
             self.first_fresh = record
         self.superseded.append(record)
         self.fresh[earlier] = None
+
+    def add(self, record: Fresh, *, chunk_of_more: bool) -> None:
+        """Add a record off the hot path (a chunk); ``chunk_of_more``: the chunks of its
+        record go on after it, so it is not an item of its own."""
+        id_ = record[0]
+        if id_ in self.by_id:
+            self.supersede(id_)
+        self.by_id[id_] = len(self.fresh)
+        self.fresh.append(record)
+        self.extra += chunk_of_more
 
     def add_other(self, item: Rejection | Skip) -> None:
         if type(item) is Rejection:
@@ -235,6 +252,32 @@ class _Open:
         batch.superseded = self.superseded
         batch.per_input = self.per_input
         return batch
+
+
+def _take(
+    span: _Open, size: int, chunks: Chunks, input_index: int, max_records: int, max_bytes: int
+) -> tuple[list[_Open], _Open, int]:
+    """Add a record's chunks to ``span`` (of ``size`` bytes) if they all fit, else to a new
+    span; a record of more chunks than a batch holds fills spans in turn. Returns the
+    spans filled, to close in order, and the open span with its size."""
+    filled = []
+    more = sum(len(chunk[1]) + 1 for chunk in chunks.records)
+    if span.by_id and (
+        len(span.by_id) + len(chunks.records) > max_records or size + more > max_bytes
+    ):
+        filled.append(span)
+        span, size = _Open(input_index), EMPTY
+    elif input_index != span.input:
+        span.switch(input_index)
+    last = len(chunks.records) - 1
+    for at, chunk in enumerate(chunks.records):
+        n = len(chunk[1]) + 1
+        if span.by_id and (len(span.by_id) >= max_records or size + n > max_bytes):
+            filled.append(span)
+            span, size = _Open(input_index), EMPTY
+        span.add(chunk, chunk_of_more=at != last)
+        size += n
+    return filled, span, size
 
 
 def _end(item: Fresh | Rejection | Skip) -> Position:
@@ -263,7 +306,9 @@ def batches(
     only rejections closes after ``max_rejections`` of them so that a file of bad lines
     does not pile up in memory. Within a batch only the last occurrence of an id is sent;
     the earlier ones are kept aside (:attr:`Batch.superseded`) in case the server refuses it,
-    and the server is never asked to resolve an order it does not document.
+    and the server is never asked to resolve an order it does not document. A record's
+    :class:`~vupsert.chunking.Chunks` go into one batch, a new one if they do not fit in
+    the open one; only chunks more than a batch holds go on into the next.
     """
     seq = 0
     # The hot loop: one pass per record. The open span's list, index and size live in
@@ -290,8 +335,16 @@ def batches(
             size += n
             if len(by_id) < max_records:
                 continue
+        elif type(item) is Chunks:
+            filled, span, size = _take(span, size, item, input_index, max_records, max_bytes)
+            for full in filled:
+                seq += 1
+                yield full.close(seq)
+            records, by_id = span.fresh, span.by_id
+            if len(by_id) < max_records:
+                continue
         else:
-            assert not isinstance(item, (tuple, Record))
+            assert not isinstance(item, (tuple, Record, Chunks))
             if input_index != span.input:
                 span.switch(input_index)
             span.add_other(item)

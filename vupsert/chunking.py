@@ -1,13 +1,13 @@
-"""Long data: split into chunks, chunks a shorter record left behind removed, and a warning
-when data is longer than the index's model reads.
+"""Long data: split into chunks, and a warning when data is longer than the index's model
+reads. Pure: nothing here talks to the index.
 
 Upstash's models embed a bounded number of tokens and ignore the rest, silently. With
 ``chunk_size``, every record's data is split (:func:`split_text`) and each chunk sent as a
 record of its own: id ``{id}#{n}`` (n from 1), the record's metadata plus
 ``chunk: {parent, number, count}``. Even data that fits one chunk becomes ``{id}#1``, so a
-record's ids do not change as it grows or shrinks. When a record has fewer chunks than an
-earlier run gave it, :func:`remove_stale_chunks` deletes the extra ones once its new
-chunks have landed.
+record's ids do not change as it grows or shrinks. A record's chunks flow as one item,
+:class:`Chunks`; :mod:`~vupsert.documents` counts what became of it, and
+:mod:`~vupsert.stale_chunks` removes the chunks an earlier, longer version left behind.
 
 Without chunking, :class:`LongData` counts records whose data is likely longer than the
 model reads (by characters: see :data:`CHARS_PER_TOKEN`) so the run can say so once.
@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from .deleting import deleted
-from .errors import ServerError
-from .outcomes import Events, NoEvents, Settlement, Summary
 from .records import MAX_METADATA_BYTES, Fresh, Position, Record, Rejection, Skip
-from .retrying import Caller
 from .settings import MappingOptions, option
 
 __all__ = [
@@ -33,12 +30,11 @@ __all__ = [
     "CHUNK_KEY",
     "MODEL_TOKENS",
     "Chunker",
+    "Chunks",
     "LongData",
-    "StaleChunks",
     "chunk_id",
-    "remove_stale_chunks",
+    "chunk_of",
     "split_text",
-    "stale_filter",
     "token_limit",
 ]
 
@@ -125,23 +121,45 @@ def chunk_id(parent: str, number: int) -> str:
 # --- the chunking stage ---------------------------------------------------------------
 
 
-class Chunker:
-    """Turns each record of a stream into its chunks, as records.
+@dataclass(slots=True)
+class Chunks:
+    """A record split into chunks: one item of the stream, one record read.
 
-    Every chunk but a record's last carries the position before the record, so that a
-    checkpoint covers the record only once its last chunk has settled. ``pending`` (if
-    given) hears each record's chunk count by id, for :class:`StaleChunks`.
+    Its chunks travel together: a batch takes all of them or none (unless they are more
+    than one request holds), and a refused request is never split between them, so the
+    index gets every chunk of the record or none.
     """
 
-    def __init__(self, options: MappingOptions, pending: dict[str, int] | None = None) -> None:
+    parent: str
+    """The record's id."""
+    count: int
+    """Chunks the record has."""
+    records: list[Fresh]
+    """The chunks to send, in order: every chunk, or those a sync found changed. Each
+    but the record's last carries the position before the record, so that a checkpoint
+    covers the record only once its last chunk has settled."""
+    body: bytes
+    """The record before chunking (``{id, data, metadata}``): what its rejection keeps."""
+    source: str
+    line: int
+    end: Position
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+
+class Chunker:
+    """Turns each record of a stream into its :class:`Chunks`."""
+
+    def __init__(self, options: MappingOptions) -> None:
         assert options.chunk_size is not None
         self._size = options.chunk_size
         self._overlap = options.chunk_overlap
-        self._pending = pending
 
     def chunks(
         self, items: Iterable[Fresh | Record | Rejection | Skip], start: Position | None
-    ) -> Iterator[Fresh | Record | Rejection | Skip]:
+    ) -> Iterator[Chunks | Rejection | Skip]:
         before = start or Position(0, 0)
         for item in items:
             if type(item) is tuple:
@@ -154,21 +172,16 @@ class Chunker:
                 before = item.end
                 yield item
                 continue
-            yield from self._split(id_, orjson.loads(body), source, line, before, end)
+            yield self._split(id_, body, source, line, before, end)
             before = end
 
     def _split(
-        self,
-        id_: str,
-        record: dict[str, Any],
-        source: str,
-        line: int,
-        before: Position,
-        end: Position,
-    ) -> Iterator[Record | Rejection]:
+        self, id_: str, body: bytes, source: str, line: int, before: Position, end: Position
+    ) -> Chunks | Rejection:
+        record = orjson.loads(body)
         metadata = record.get("metadata") or {}
         if CHUNK_KEY in metadata:
-            yield _not_chunked(
+            return _not_chunked(
                 record,
                 source,
                 line,
@@ -176,13 +189,12 @@ class Chunker:
                 f'metadata already has a "{CHUNK_KEY}" key, which chunking writes '
                 f"({option('chunk_size')}): rename it",
             )
-            return
         pieces = split_text(record["data"], self._size, self._overlap)
         count = len(pieces)
         last = {**metadata, CHUNK_KEY: {"parent": id_, "number": count, "count": count}}
         size = len(orjson.dumps(last))
         if size > MAX_METADATA_BYTES:
-            yield _not_chunked(
+            return _not_chunked(
                 record,
                 source,
                 line,
@@ -190,14 +202,14 @@ class Chunker:
                 f"metadata with the chunk's origin is {size:,} bytes; the limit is "
                 f"{MAX_METADATA_BYTES:,}",
             )
-            return
-        if self._pending is not None:
-            self._pending[id_] = count
+        records: list[Fresh] = []
         for number, piece in enumerate(pieces, 1):
             chunk = chunk_id(id_, number)
             meta = {**metadata, CHUNK_KEY: {"parent": id_, "number": number, "count": count}}
-            body = orjson.dumps({"id": chunk, "data": piece, "metadata": meta})
-            yield Record(chunk, body, source, line, end if number == count else before)
+            at = end if number == count else before
+            chunk_body = orjson.dumps({"id": chunk, "data": piece, "metadata": meta})
+            records.append((chunk, chunk_body, source, line, at.offset, at.line))
+        return Chunks(id_, count, records, body, source, line, end)
 
 
 def _not_chunked(
@@ -214,85 +226,16 @@ def _not_chunked(
     )
 
 
-# --- chunks a shorter record left behind ------------------------------------------------
-
-
-def stale_filter(counts: Mapping[str, int]) -> str:
-    """A metadata filter matching every chunk of each record numbered above its count."""
-    by_count: dict[int, list[str]] = {}
-    for parent, count in counts.items():
-        by_count.setdefault(count, []).append(parent)
-    return " OR ".join(
-        f"({CHUNK_KEY}.number > {count} AND {CHUNK_KEY}.parent IN "
-        f"({', '.join(map(_quoted, parents))}))"
-        for count, parents in sorted(by_count.items())
-    )
-
-
-def _quoted(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def remove_stale_chunks(caller: Caller, counts: Mapping[str, int]) -> int:
-    """Delete the chunks numbered above ``counts[parent]`` of each record ``parent``;
-    return how many were deleted.
-
-    First one fetch of chunk ``count + 1`` of every record: only a record that has it
-    (it had more chunks before) costs a delete, by metadata filter, in one request.
-    :class:`~vupsert.errors.ServerError` when the index does not answer through the
-    retries.
-    """
-    parents = list(counts)
-    if not parents:
-        return 0
-    ids = [chunk_id(p, counts[p] + 1) for p in parents]
-    found = caller.call("fetch", {"ids": ids, "includeData": False, "includeMetadata": False})
-    if not isinstance(found, list) or len(found) != len(ids):
-        raise ServerError("fetch did not answer one item per id asked")
-    shrunk = {p: counts[p] for p, item in zip(parents, found, strict=True) if item is not None}
-    if not shrunk:
-        return 0
-    return deleted(caller.call("delete", {"filter": stale_filter(shrunk)}))
-
-
-class StaleChunks(NoEvents):
-    """After each batch settles, removes the chunks its records had beyond their count in
-    an earlier run (:func:`remove_stale_chunks`).
-
-    Heard as one of the run's events, so that it runs before a later batch holding the
-    same ids is sent. A record's count is taken from :attr:`pending` by the first batch
-    that holds one of its chunks; the last occurrence of an id read by then wins.
-    """
-
-    def __init__(self, caller: Caller, events: Events) -> None:
-        self._caller = caller
-        self._events = events
-        self.pending: dict[str, int] = {}
-        """Chunk count of each record read and not yet settled, by id."""
-        self.deleted = 0
-        self.failed = 0
-        """Records whose extra chunks could not be removed."""
-
-    def batch_done(self, settlement: Settlement, summary: Summary) -> None:
-        counts: dict[str, int] = {}
-        pending = self.pending
-        for id_ in settlement.batch.ids:
-            parent, sep, _ = id_.rpartition("#")
-            if sep and parent in pending:
-                count = pending.pop(parent, None)
-                if count is not None:
-                    counts[parent] = count
-        if not counts or not settlement.upserted:
-            return
-        try:
-            self.deleted += remove_stale_chunks(self._caller, counts)
-        except ServerError as exc:
-            self.failed += len(counts)
-            self._events.warning(
-                f"batch {settlement.batch.seq} ({settlement.batch.span}): the chunks its "
-                "records had beyond their new count in an earlier run could not be "
-                f"removed ({exc.message}). Run the same command again to remove them."
-            )
+def chunk_of(id_: str, metadata: Any) -> str | None:
+    """The parent of a stored vector that is a chunk (its metadata says so, and its id
+    is the chunk's), else ``None``."""
+    chunk = metadata.get(CHUNK_KEY) if isinstance(metadata, dict) else None
+    if not isinstance(chunk, dict):
+        return None
+    parent, number = chunk.get("parent"), chunk.get("number")
+    if not isinstance(parent, str) or type(number) is not int:
+        return None
+    return parent if id_ == chunk_id(parent, number) else None
 
 
 # --- data longer than the model reads ---------------------------------------------------
@@ -337,27 +280,29 @@ class LongData:
         return None if limit is None else cls(*limit, chunked=chunked)
 
     def watch(
-        self, items: Iterable[Fresh | Record | Rejection | Skip]
-    ) -> Iterator[Fresh | Record | Rejection | Skip]:
-        """``items``, unchanged, looked at on their way."""
-        chars, first = self.chars, self.first
+        self, items: Iterable[Fresh | Record | Chunks | Rejection | Skip]
+    ) -> Iterator[Fresh | Record | Chunks | Rejection | Skip]:
+        """``items``, unchanged, looked at on their way: records, or each chunk."""
+        chars = self.chars
         for item in items:
             if type(item) is tuple:
-                body, where = item[1], None
+                # JSON is never shorter than the text it holds: most records end here.
+                if len(item[1]) > chars:
+                    self._look(item[1], item[2], item[3])
             elif type(item) is Record:
-                body, where = item.body, item.where
-            else:
-                yield item
-                continue
-            # JSON is never shorter than the text it holds: most records end here.
-            if len(body) > chars and len(orjson.loads(body)["data"]) > chars:
-                self.count += 1
-                if len(first) < SHOWN:
-                    if where is None:
-                        where = f"{item[2]}:{item[3]}"  # type: ignore[index]
-                    if where not in first:
-                        first.append(where)
+                self._look(item.body, item.source, item.line)
+            elif type(item) is Chunks:
+                for chunk in item.records:
+                    self._look(chunk[1], item.source, item.line)
             yield item
+
+    def _look(self, body: bytes, source: str, line: int) -> None:
+        chars = self.chars
+        if len(body) > chars and len(orjson.loads(body)["data"]) > chars:
+            self.count += 1
+            where = f"{source}:{line}"
+            if len(self.first) < SHOWN and where not in self.first:
+                self.first.append(where)
 
     def warning(self) -> str | None:
         if not self.count:

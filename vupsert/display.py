@@ -237,13 +237,18 @@ class ConsoleEvents:
                 self.terminal.print(summary_table(summary))
             else:
                 self.terminal.line(summary_line(summary))
-        elif summary.records_rejected or summary.records_pending:
+        elif summary.records_rejected or summary.records_pending or summary.records_stale_chunks:
             # Quiet is for clean runs; cron mail must still say that records are missing.
             where = f"; see {self.rejects}" if self.rejects and summary.records_rejected else ""
+            stale = (
+                f", {summary.records_stale_chunks:,} left with old chunks"
+                if summary.records_stale_chunks
+                else ""
+            )
             self.terminal.line(
                 f"vupsert: {plural(summary.records_rejected, 'record')} rejected, "
-                f"{summary.records_pending:,} not settled, of {summary.records_read:,} read"
-                f"{where}"
+                f"{summary.records_pending:,} not settled{stale}, of "
+                f"{summary.records_read:,} read{where}"
             )
 
     def share(self) -> float | None:
@@ -395,6 +400,8 @@ def summary_rows(summary: Summary) -> list[tuple[str, str]]:
         rows.append(("rejected, not in the rejects file", f"{summary.records_unrecorded:,}"))
     if summary.records_pending:
         rows.append(("not settled", f"{summary.records_pending:,}"))
+    deleted = "to delete" if summary.dry_run else "deleted"
+    rows += _chunk_rows(summary, deleted)
     rows += [
         (
             "batches" if summary.dry_run else "batches sent",
@@ -409,13 +416,27 @@ def summary_rows(summary: Summary) -> list[tuple[str, str]]:
     if summary.rejects_file and summary.records_rejected:
         rows.append(("rejects in", summary.rejects_file))
     if isinstance(summary, SyncSummary):
-        deleted = "to delete" if summary.dry_run else "deleted"
         rows[1:1] = [
             ("new", f"{summary.records_new:,}"),
             ("changed", f"{summary.records_changed:,}"),
             ("unchanged", f"{summary.records_unchanged:,}"),
             (deleted, f"{summary.records_deleted:,} of {summary.records_stored:,} stored"),
         ]
+    return rows
+
+
+def _chunk_rows(summary: Summary, deleted: str) -> list[tuple[str, str]]:
+    """What became of the chunks, and of records left with old ones, when there are."""
+    rows = []
+    if summary.records_stale_chunks:
+        rows.append(("left with old chunks", f"{summary.records_stale_chunks:,}"))
+    for name, count in (
+        ("upserted", summary.chunks_upserted),
+        ("rejected", summary.chunks_rejected),
+        (deleted, summary.chunks_deleted),
+    ):
+        if count:
+            rows.append((f"chunks {name}", f"{count:,}"))
     return rows
 
 

@@ -5,7 +5,9 @@ Batches settle in any order, on any sender thread. The counts are kept under a l
 that guards nothing else; the ordered writes (the rejects file, the checkpoint and their
 fsyncs) and the events happen outside it, one writer at a time, each writer taking every
 batch whose turn has come. Only the prefix of settled batches is ever recorded, so after
-a crash a rerun re-sends at most what was in flight.
+a crash a rerun re-sends at most what was in flight. In a chunked run the counts are by
+input record (:class:`~vupsert.documents.Documents`), and the checkpoint stops for good
+before a batch whose records' stale chunks could not be deleted, so that a rerun does it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import time
 from collections.abc import Callable
 
 from .checkpoint import Checkpoint
+from .documents import Documents
 from .errors import FailFastError, OutputError, StoppedEarly, VupsertError
-from .outcomes import Events, Settlement, Summary
+from .outcomes import Events, Settlement, Summary, Tally
 from .records import Position, Rejection
 from .rejects import RejectsWriter, rerun_advice
 from .settings import option
@@ -36,6 +39,7 @@ class Ledger:
         input_order: Callable[[Rejection], tuple[int, int]],
         fail_fast: bool,
         stop: Callable[[], None],
+        documents: Documents | None = None,
     ) -> None:
         self.summary = summary
         self.events = events
@@ -44,36 +48,50 @@ class Ledger:
         self._input_order = input_order
         self._fail_fast = fail_fast
         self._stop = stop
+        self._documents = documents
         self._counts = threading.Lock()
         self._writing = threading.Lock()
         """Held by the one thread that writes what is settled, in order."""
-        self._done: dict[int, tuple[dict[int, tuple[int, Position]], list[Rejection]]] = {}
+        self._done: dict[int, tuple[dict[int, tuple[int, Position]], list[Rejection], bool]] = {}
         """Settled batches waiting for an earlier one: what their turn needs, without
-        their bodies (a batch in a long retry would otherwise hold every later one)."""
+        their bodies (a batch in a long retry would otherwise hold every later one), and
+        whether the checkpoint must stop before them."""
         self._next = 1
         self._unwritable = False
         """An output could not be written: the settled prefix no longer moves."""
+        self._held = False
+        """Stale chunks could not be deleted: the checkpoint no longer moves."""
         self._saved_at = 0.0
         """When the checkpoint was last saved: never, so the first batch settled saves it."""
 
     def settle(self, settlement: Settlement) -> None:
         """Count what became of a batch; write out every batch whose turn has come."""
         batch, summary = settlement.batch, self.summary
-        rejected = batch.rejections + settlement.rejected
+        # Before the batch joins the settled prefix: the checkpoint must not pass records
+        # whose stale chunks are still being deleted.
+        if self._documents is None:
+            tally = Tally.of(settlement)
+        else:
+            tally = self._documents.settle(settlement)
+        rejected = tally.rejected
         if len(rejected) > 1 and settlement.rejected:
             # Splits and fallbacks settle records out of input order.
             rejected.sort(key=self._input_order)
         with self._counts:
-            summary.records_upserted += settlement.upserted
-            summary.records_superseded += settlement.superseded
+            summary.records_upserted += tally.upserted
+            summary.records_superseded += tally.superseded
             summary.records_rejected += len(rejected)
+            summary.records_stale_chunks += tally.stale_chunks
+            summary.chunks_upserted += tally.chunks_upserted
+            summary.chunks_rejected += tally.chunks_rejected
+            summary.chunks_deleted += tally.chunks_deleted
             summary.requests += settlement.attempts
             summary.retries += settlement.retries
             if settlement.attempts:
                 summary.batches_sent += 1
             if settlement.rejected:
                 summary.batches_failed += 1
-            self._done[batch.seq] = (batch.per_input, rejected)
+            self._done[batch.seq] = (batch.per_input, rejected, tally.hold)
         if settlement.rejected and self._fail_fast:
             self.stopped_by(
                 FailFastError(
@@ -123,7 +141,11 @@ class Ledger:
             while self._next in self._done:
                 ready.append(self._done.pop(self._next))
                 self._next += 1
-        for per_input, rejected in ready:
+        for per_input, rejected, hold in ready:
+            if hold and not self._held:
+                # Saved as it stands, then never again: a rerun starts before this batch.
+                self._save()
+                self._held = True
             if self._unwritable:
                 # Past a failed write nothing is recorded: a rerun must settle it again.
                 if self._rejects is not None:
@@ -138,7 +160,7 @@ class Ledger:
                         self.summary.records_unrecorded += len(rejected)
                         self._failed(exc)
                         continue
-            if self._checkpoint is not None:
+            if self._checkpoint is not None and not self._held:
                 for index, (count, end) in per_input.items():
                     self._checkpoint.advance(index, end, count)
         if ready and self._checkpoint is not None:
@@ -148,7 +170,7 @@ class Ledger:
                 self._saved_at = now
 
     def _save(self) -> None:
-        if self._checkpoint is None:
+        if self._checkpoint is None or self._held:
             return
         try:
             if self._rejects is not None:

@@ -544,6 +544,7 @@ class Mapper:
                     and id_
                     and type(data) is str
                     and data
+                    and not data.isspace()
                     and (meta is None or type(meta) is dict)
                 ):
                     body = b""
@@ -774,14 +775,15 @@ class Mapper:
             data = self._data_template.render(
                 value, lambda f, null: self._missing(row, f, "data template", null)
             )
-            if not data:
+            if not data or data.isspace():
                 raise _Bad(f"empty data (every field of {self._data_template.text!r} is empty)")
             return data
         raw = self._get_data(value)
         if isinstance(raw, str):
-            if raw:
+            if raw and not raw.isspace():
                 return raw
-            raise _Bad(f'empty data ({self._word} "{self._data_name}")')
+            blank = ": only whitespace" if raw else ""
+            raise _Bad(f'empty data ({self._word} "{self._data_name}"{blank})')
         if raw is _MISSING:
             self._missing(row, self._data_name, "data")
         raise _Bad(f'data is not a string (got {json_type(raw)}, field "{self._data_name}")')
@@ -988,7 +990,8 @@ class Mapper:
             return self._map(row, rest)
         # The record as sent (or a line from before stages were recorded).
         if self._plain is None:
-            self._plain = Mapper(MappingOptions(shard=self._options.shard), stage="send")
+            options = MappingOptions(shard=self._options.shard, chunk_size=self._options.chunk_size)
+            self._plain = Mapper(options, stage="send")
         return self._plain._map(row, rest)
 
 

@@ -45,8 +45,37 @@ class Settlement:
 
 
 @dataclass
+class Tally:
+    """What one settled batch adds to the counts, by input record: a record split into
+    chunks counts once (see :mod:`~vupsert.documents`)."""
+
+    upserted: int = 0
+    superseded: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    """One per record rejected: what the rejects file gets."""
+    chunks_upserted: int = 0
+    chunks_rejected: int = 0
+    chunks_deleted: int = 0
+    stale_chunks: int = 0
+    """Records whose chunks from a longer version could not be deleted."""
+    hold: bool = False
+    """The checkpoint must not pass this batch: chunks it should have deleted are there."""
+
+    @classmethod
+    def of(cls, settlement: Settlement) -> Tally:
+        """The tally of a batch of records that are not chunked."""
+        batch = settlement.batch
+        return cls(
+            settlement.upserted, settlement.superseded, batch.rejections + settlement.rejected
+        )
+
+
+@dataclass
 class Summary:
-    """The totals of a run; :meth:`as_dict` is the ``--json`` document."""
+    """The totals of a run; :meth:`as_dict` is the ``--json`` document.
+
+    ``records_*`` count input records; with chunking, ``chunks_*`` count their chunks.
+    """
 
     namespace: str = ""
     dry_run: bool = False
@@ -58,6 +87,13 @@ class Summary:
     records_superseded: int = 0
     records_unrecorded: int = 0
     """Rejected, but not written to the rejects file: it could not be written."""
+    records_stale_chunks: int = 0
+    """Upserted, but chunks a longer version of them left could not be deleted."""
+    chunks_upserted: int = 0
+    chunks_rejected: int = 0
+    chunks_deleted: int = 0
+    """Stored chunks deleted: beyond a record's new count (a sync also counts here the
+    chunks of records the source no longer holds, and whole copies of chunked records)."""
     batches: int = 0
     batches_sent: int = 0
     batches_failed: int = 0
@@ -102,7 +138,7 @@ class Summary:
             return self.error.exit_status
         if self.interrupted:
             return ExitStatus.INTERRUPTED
-        if self.records_rejected or self.records_pending:
+        if self.records_rejected or self.records_pending or self.records_stale_chunks:
             return ExitStatus.PARTIAL
         return ExitStatus.SUCCESS
 
@@ -116,6 +152,10 @@ class Summary:
             "records_unrecorded": self.records_unrecorded,
             "records_pending": self.records_pending,
             "records_valid": self.records_valid,
+            "records_stale_chunks": self.records_stale_chunks,
+            "chunks_upserted": self.chunks_upserted,
+            "chunks_rejected": self.chunks_rejected,
+            "chunks_deleted": self.chunks_deleted,
             "batches": self.batches,
             "batches_sent": self.batches_sent,
             "batches_failed": self.batches_failed,
@@ -143,9 +183,10 @@ class SyncSummary(Summary):
     records_unchanged: int = 0
     """Not sent: the index holds them as they are."""
     records_deleted: int = 0
-    """Stored records the source does not hold, deleted (in a dry run: to delete)."""
+    """Stored records the source does not hold, deleted (in a dry run: to delete); a
+    chunked record counts once, its chunks in ``chunks_deleted``."""
     records_stored: int = 0
-    """What the scope held before the run."""
+    """Records the scope held before the run (a chunked one counts once)."""
 
     @property
     def records_pending(self) -> int:

@@ -19,19 +19,19 @@ from typing import Any, BinaryIO
 import httpx
 
 from .batching import Item, batches
-from .chunking import StaleChunks
 from .client import Client, fatal_hint
 from .columns import check_columns
+from .documents import Documents
 from .errors import ServerError, VupsertError
 from .ledger import Ledger
 from .outcomes import Broadcast, Events, NoEvents, Settlement, Summary
 from .outputs import Outputs
 from .preflight import preflight, warn_of_new_namespace
 from .reading import Reader, check_inputs, input_order, total_size
-from .retrying import Caller
 from .sending import RetryPolicy
 from .settings import Settings
 from .sources import RECORDS, STDIN
+from .stale_chunks import StaleChunks
 from .workers import Workers
 
 
@@ -54,12 +54,12 @@ class Run:
         summary: Summary | None = None,
         select: Callable[[Iterator[Item]], Iterator[Item]] | None = None,
         index_info: dict[str, Any] | None = None,
-        tidy_chunks: bool = True,
+        warn_whole: bool = True,
     ) -> None:
         """``summary`` is the object to count in (a sync's has more to count); ``select``
         is a step between reading and batching (a sync's leaves out unchanged records);
-        ``index_info`` is ``/info`` when the caller has it already; ``tidy_chunks``
-        removes the chunks a shorter record left behind (a sync deletes them anyway)."""
+        ``index_info`` is ``/info`` when the caller has it already; ``warn_whole`` looks
+        for chunked records also stored whole, to warn of them (a sync deletes them)."""
         if records is not None:
             settings = replace(settings, inputs=(RECORDS,))
         self.settings = settings
@@ -81,8 +81,10 @@ class Run:
         """Stop at once; batches in flight are left unsettled."""
         self._workers: Workers | None = None
         self._index_info = index_info
-        self._tidy_chunks = tidy_chunks
+        self._warn_whole = warn_whole
         self._stale: StaleChunks | None = None
+        self.documents: Documents | None = None
+        """Counts by input record when records are chunked."""
 
     def request_stop(self) -> None:
         """First call: finish what is in flight. Second call: abandon it."""
@@ -108,11 +110,8 @@ class Run:
             outputs.open(self.events)
             if outputs.report is not None:
                 self.events = Broadcast(self.events, outputs.report)
-            if self._tidy_chunks and client is not None and settings.mapping.chunk_size:
-                # After each batch, before a later one with the same ids is sent.
-                policy = RetryPolicy(retries=settings.retries, max_backoff=settings.max_backoff)
-                self._stale = StaleChunks(Caller(client, policy), self.events)
-                self.events = Broadcast(self.events, self._stale)
+            if settings.mapping.chunk_size is not None:
+                self.documents = self._documents(client)
             if outputs.checkpoint is not None and STDIN in settings.inputs:
                 self.events.warning(
                     "stdin is checkpointed by position: the rerun must get the same input."
@@ -125,11 +124,13 @@ class Run:
                 input_order=input_order(settings.inputs),
                 fail_fast=settings.fail_fast,
                 stop=self._stop.set,
+                documents=self.documents,
             )
             try:
                 self._flow(client, ledger, outputs)
             finally:
                 ledger.close()
+                self._stale_said()
         finally:
             if client is not None:
                 client.close()
@@ -137,6 +138,25 @@ class Run:
             outputs.close()
         self.events.finished(self.summary)
         return self.summary
+
+    def _documents(self, client: Client | None) -> Documents:
+        if client is None:
+            return Documents(dry_run=True)
+        # After each batch, before a later one with the same ids is sent.
+        settings = self.settings
+        policy = RetryPolicy(retries=settings.retries, max_backoff=settings.max_backoff)
+        self._stale = StaleChunks(client, policy, self.events, whole=self._warn_whole)
+        return Documents(tidy=self._stale)
+
+    def _stale_said(self) -> None:
+        """The requests the stale chunks took; what they have to say."""
+        stale = self._stale
+        if stale is None:
+            return
+        self.summary.requests += stale.requests
+        self.summary.retries += stale.retries
+        for warning in stale.warnings():
+            self.events.warning(warning)
 
     def _client(self) -> Client | None:
         settings = self.settings
@@ -155,7 +175,6 @@ class Run:
             stdin=self._stdin,
             records=self._records,
             index_info=self._index_info,
-            chunk_counts=self._stale.pending if self._stale is not None else None,
         )
         self.events.started(total_size(settings.inputs), settings.inputs)
         workers = None
@@ -174,6 +193,8 @@ class Run:
             items = reader.items()
             if self._select is not None:
                 items = self._select(items)
+            if self.documents is not None:
+                items = self.documents.watch(items)
             for batch in batches(
                 items, max_records=settings.batch_size, max_bytes=settings.max_batch_bytes
             ):

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any, BinaryIO
 
 from ._parquet import parquet_rows
-from .batching import Item
+from .batching import Item, Piece
 from .checkpoint import Checkpoint, input_key
 from .chunking import Chunker, LongData
 from .columns import check_fields
@@ -87,11 +87,9 @@ class Reader:
         stdin: BinaryIO | None = None,
         records: Iterable[Mapping[str, Any]] | None = None,
         index_info: Mapping[str, Any] | None = None,
-        chunk_counts: dict[str, int] | None = None,
     ) -> None:
         """``index_info`` (the index's ``/info``) names its model: records longer than it
-        reads are counted and warned of. ``chunk_counts`` hears each chunked record's
-        count (see :class:`~vupsert.chunking.StaleChunks`)."""
+        reads are counted and warned of."""
         self._settings = settings
         self._summary = summary
         self._events = events
@@ -101,7 +99,6 @@ class Reader:
         self._records = records
         self.error: VupsertError | None = None
         """Why reading ended before the end of the inputs, once what was read is sent."""
-        self._chunk_counts = chunk_counts
         self._long = LongData.of_index(index_info, chunked=settings.mapping.chunk_size is not None)
 
     def items(self) -> Iterator[Item]:
@@ -129,7 +126,7 @@ class Reader:
                         yield index, item
                         continue
                     if guard is not None and (
-                        isinstance(item, (tuple, Record)) or not guard.see(item)
+                        not isinstance(item, (Rejection, Skip)) or not guard.see(item)
                     ):
                         guard = None
                     if type(item) is Skip:
@@ -152,7 +149,7 @@ class Reader:
                 # stops.
                 self.error = exc
 
-    def _mapped(self, index: int, name: str) -> Iterator[Fresh | Record | Rejection | Skip]:
+    def _mapped(self, index: int, name: str) -> Iterator[Piece]:
         settings, summary = self._settings, self._summary
         position = None
         if self._checkpoint is not None:
@@ -197,13 +194,15 @@ class Reader:
 
     def _stages(
         self, items: Iterator[Fresh | Record | Rejection | Skip], start: Position | None
-    ) -> Iterator[Fresh | Record | Rejection | Skip]:
-        """The mapped records, chunked if asked, and looked at for long data."""
+    ) -> Iterator[Piece]:
+        """The mapped records, chunked if asked (a record's chunks are one item), and
+        looked at for long data."""
+        stream: Iterator[Piece] = items
         if self._settings.mapping.chunk_size is not None:
-            items = Chunker(self._settings.mapping, self._chunk_counts).chunks(items, start)
+            stream = Chunker(self._settings.mapping).chunks(items, start)
         if self._long is not None:
-            items = self._long.watch(items)
-        return items
+            stream = self._long.watch(stream)
+        return stream
 
 
 def _theirs(records: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:

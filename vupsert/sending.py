@@ -6,7 +6,8 @@
   the shared throttle is what slows down. The body is built once and re-sent as is.
 - A refusal (400, 413) splits the records in halves, recursively, so only the records
   the server really refuses are rejected: about ``2 * log2(batch size)`` extra requests
-  per bad record.
+  per bad record. The chunks of one input record are never parted: refused together,
+  they are rejected together, so the index gets all of them or none.
 - A fatal answer (401, 403, 404, 405, 422) raises :class:`Fatal`: no batch can succeed.
 - Until a request has succeeded, a batch's first record goes alone: the run's first
   request waits for its answer before any other starts (see :mod:`vupsert.pacing`).
@@ -116,8 +117,9 @@ class Sender:
         if count > 1 and not self.throttle.proven:
             # The first request waits alone for its answer: one record proves the token
             # and the index as well as a thousand, and is answered sooner.
-            self._send(batch, 0, 1, settlement)
-            self._send(batch, 1, count, settlement)
+            first = _record_end(batch, 0, count)
+            self._send(batch, 0, first, settlement)
+            self._send(batch, first, count, settlement)
         else:
             self._send(batch, 0, count, settlement)
         if batch.superseded and settlement.rejected:
@@ -167,11 +169,13 @@ class Sender:
                 raise Fatal(answer)
             settlement.error, settlement.error_status = answer.message, answer.status
             if answer.kind is Kind.REFUSED:
-                if hi - lo == 1:
-                    (record,) = batch.records_in(lo, hi)
-                    settlement.rejected.append(_rejection(record, answer.message, answer.status))
+                middle = _split_point(batch, lo, hi)
+                if middle is None:
+                    settlement.rejected.extend(
+                        _rejection(r, answer.message, answer.status)
+                        for r in batch.records_in(lo, hi)
+                    )
                     return
-                middle = (lo + hi) // 2
                 self._send(batch, lo, middle, settlement)
                 self._send(batch, middle, hi, settlement)
                 return
@@ -185,6 +189,31 @@ class Sender:
             settlement.retries += 1
             if self._sleep(delay):
                 raise Abandoned
+
+
+def _parts(batch: Batch, at: int) -> bool:
+    """Whether records ``at - 1`` and ``at`` come from different input records: the chunks
+    of one record share its source and line, and are never sent apart."""
+    return batch.lines[at] != batch.lines[at - 1] or batch.sources[at] != batch.sources[at - 1]
+
+
+def _record_end(batch: Batch, lo: int, hi: int) -> int:
+    """Where the input record of record ``lo`` ends, before ``hi``."""
+    at = lo + 1
+    while at < hi and not _parts(batch, at):
+        at += 1
+    return at
+
+
+def _split_point(batch: Batch, lo: int, hi: int) -> int | None:
+    """The place nearest the middle of records ``lo`` to ``hi - 1`` that parts no input
+    record's chunks; ``None`` when they are one record's."""
+    middle = (lo + hi) // 2
+    for distance in range(max(middle - lo, hi - middle)):
+        for at in (middle - distance, middle + distance):
+            if lo < at < hi and _parts(batch, at):
+                return at
+    return None
 
 
 def _rejection(record: Record, reason: str, status: int | None) -> Rejection:

@@ -7,34 +7,42 @@ source's records, the last occurrence of an id winning, and nothing else.
    skipped, counted unchanged); new and changed records go on with everything an upsert
    has (batching, retries, splits, rejects, report).
 3. Once every record has settled, no batch failed and nothing was left unread, the stored
-   ids the source does not hold are deleted, in batches: unless there are more of them
-   than the guard allows (by default half the scope), which deletes nothing and says
-   how to allow it.
+   ids the source does not hold are found by a second scan, to its end, and only then
+   deleted, in batches (deleting between pages would shift a cursor that counts
+   positions): unless the source lacks more records than the guard allows (by default
+   half the scope), which deletes nothing and says how to allow it.
+
+With chunks, a record is counted (and guarded) once: the ids of a record the source
+holds that it no longer makes (chunks beyond its count, a copy stored whole) are
+deleted as chunks, not as records missing from the source.
 
 Killed at any point and run again, it converges: each run compares with what is stored
-then. A rejected record's id counts as present, so its stored version stays.
+then. A rejected record keeps every id it has stored. Every exit, even one where the
+index stopped answering, returns the summary with its error.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import httpx
 import orjson
 
 from .batching import Item
+from .chunking import Chunks
 from .client import Client
 from .deleting import deleted
-from .errors import DeletionRefused, UsageError
+from .errors import DeletionRefused, UsageError, VupsertError
 from .outcomes import Broadcast, Events, NoEvents, Summary, SyncSummary
 from .pipeline import Run
 from .preflight import preflight
-from .records import Position, Record, Rejection
+from .records import Fresh, Position, Record, Rejection
 from .retrying import Caller
-from .scope import Scope, digest, id_hash
+from .scope import Scope, StaleId, digest, id_hash
 from .sending import RetryPolicy
 from .settings import Settings, option
 
@@ -88,22 +96,22 @@ class Differ:
                 if prefix and not id_.startswith(prefix):
                     yield index, _outside(id_, body, source, line, offset, end_line, prefix)
                     continue
-                record = orjson.loads(body)
-                fresh = digest(record.get("data"), record.get("metadata"))
+                scope.hold(id_)
                 at = scope.find(id_hash(id_))
                 if at < 0:
                     summary.records_new += 1
+                elif self._same(at, body):
+                    # Dropped from the stream: a sync keeps no checkpoint, so nothing
+                    # needs its position, and it is counted here.
+                    summary.records_unchanged += 1
+                    continue
                 else:
-                    scope.present[at] = 1
-                    if scope.digests[at] == fresh:
-                        # Dropped from the stream: a sync keeps no checkpoint, so nothing
-                        # needs its position, and it is counted here.
-                        summary.records_unchanged += 1
-                        continue
                     summary.records_changed += 1
-                    # A later record of the same id is compared with this one, which is
-                    # what the index will hold by then.
-                    scope.digests[at] = fresh
+            elif type(item) is Chunks:
+                chunks = self._chunks(item)
+                if chunks is None:
+                    continue
+                item = chunks
             elif type(item) is Rejection:
                 if item.id is None:
                     self.unattributed += 1
@@ -112,6 +120,49 @@ class Differ:
                     if at >= 0:
                         scope.present[at] = 1
             yield index, item
+
+    def _same(self, at: int, body: bytes) -> bool:
+        """Mark stored entry ``at`` as held; whether it holds ``body`` as it is."""
+        scope = self._scope
+        scope.present[at] = 1
+        record = orjson.loads(body)
+        fresh = digest(record.get("data"), record.get("metadata"))
+        if scope.digests[at] == fresh:
+            return True
+        # A later record of the same id is compared with this one, which is what the
+        # index will hold by then.
+        scope.digests[at] = fresh
+        return False
+
+    def _chunks(self, item: Chunks) -> Chunks | Rejection | None:
+        """A record's chunks that are new or changed; ``None`` when it is stored as it
+        is. Counted once, whatever its chunks."""
+        scope, summary, prefix = self._scope, self._summary, self._prefix
+        if prefix and not (item.parent + "#").startswith(prefix):
+            end = item.end
+            return _outside(
+                item.parent, item.body, item.source, item.line, end.offset, end.line, prefix
+            )
+        scope.hold(item.parent)
+        changed: list[Fresh] = []
+        stored = 0
+        for chunk in item.records:
+            at = scope.find(id_hash(chunk[0]))
+            if at < 0:
+                changed.append(chunk)
+                continue
+            stored += 1
+            if not self._same(at, chunk[1]):
+                changed.append(chunk)
+        if not changed:
+            summary.records_unchanged += 1
+            return None
+        # A copy stored whole (not marked: a sync deletes it) makes the record not new.
+        if stored or scope.find(id_hash(item.parent)) >= 0:
+            summary.records_changed += 1
+        else:
+            summary.records_new += 1
+        return replace(item, records=changed)
 
 
 def _outside(
@@ -184,37 +235,49 @@ class SyncRun:
             caller = Caller(
                 client, RetryPolicy(retries=settings.retries, max_backoff=settings.max_backoff)
             )
-            info = preflight(client) if settings.preflight else None
-            scope = Scope.scan(caller, prefix=self.prefix)
-            summary.records_stored = len(scope)
-            allowed = parse_max_delete(self.max_delete, len(scope))
-            differ = Differ(scope, summary, self.prefix)
-            self._run = Run(
-                replace(settings, preflight=False),
-                # The summary is shown once, after the deletions.
-                events=_AllButFinished(self.events),
-                transport=self._transport,
-                stdin=self._stdin,
-                records=self._records,
-                seed=self._seed,
-                summary=summary,
-                select=differ.filter,
-                index_info=info,
-                # Chunks a shorter record left behind are stale ids: deleted below.
-                tidy_chunks=False,
-            )
-            if self._stopped:
-                self._run.request_stop()
-            self._run.execute()
             try:
-                if self._may_delete(differ):
-                    self._delete(caller, scope, allowed)
+                self._sync(client, caller)
+            except VupsertError as exc:
+                # The index stopped answering a scan or a delete: still a summary to show.
+                if summary.error is None:
+                    summary.error = exc
             finally:
                 summary.requests += caller.requests
                 summary.retries += caller.retries
                 summary.elapsed_s = time.monotonic() - started
         self.events.finished(summary)
         return summary
+
+    def _sync(self, client: Client, caller: Caller) -> None:
+        settings, summary = self.settings, self.summary
+        info = preflight(client) if settings.preflight else None
+        scope = Scope.scan(caller, prefix=self.prefix)
+        if scope.records is not None or settings.mapping.chunk_size is not None:
+            scope.track()
+        summary.records_stored = scope.stored
+        allowed = parse_max_delete(self.max_delete, summary.records_stored)
+        differ = Differ(scope, summary, self.prefix)
+        self._run = Run(
+            replace(settings, preflight=False),
+            # The summary is shown once, after the deletions; a rejected record keeps
+            # what it has stored.
+            events=_AllButFinished(self.events, _Keeper(scope)),
+            transport=self._transport,
+            stdin=self._stdin,
+            records=self._records,
+            seed=self._seed,
+            summary=summary,
+            select=differ.filter,
+            index_info=info,
+            # Copies stored whole beside their chunks are stale ids: deleted below.
+            warn_whole=False,
+        )
+        if self._stopped:
+            self._run.request_stop()
+        self._run.execute()
+        scope.settle()
+        if self._may_delete(differ):
+            self._delete(caller, scope, allowed)
 
     def _may_delete(self, differ: Differ) -> bool:
         """Whether every record settled and nothing might hold a stored id unseen."""
@@ -235,30 +298,97 @@ class SyncRun:
         return True
 
     def _delete(self, caller: Caller, scope: Scope, allowed: int) -> None:
-        summary, stale = self.summary, scope.stale
-        if stale > allowed:
+        summary = self.summary
+        stale = scope.stale()
+        if stale.records > allowed:
             limit = (
                 f"{option('max_delete', self.max_delete)} allows"
                 if self.max_delete is not None
-                else f"by default, half of the {len(scope):,} in scope"
+                else f"by default, half of the {summary.records_stored:,} in scope"
             )
             summary.error = DeletionRefused(
-                f"{stale:,} stored records are not in the source: more than the "
+                f"{stale.records:,} stored records are not in the source: more than the "
                 f"{allowed:,} this sync may delete ({limit}). Nothing was deleted.",
                 hint="If the source is complete, allow it with "
-                f"{option('max_delete', stale)}; if not, find what is missing from it.",
+                f"{option('max_delete', stale.records)}; if not, find what is missing from it.",
             )
             return
-        if self.settings.dry_run or not stale:
-            summary.records_deleted = stale
+        if self.settings.dry_run:
+            summary.records_deleted = stale.records
+            summary.chunks_deleted += stale.chunks
             return
-        for ids in scope.stale_ids(caller, prefix=self.prefix):
-            for start in range(0, len(ids), DELETE_BATCH):
+        if not stale.records and not stale.chunks:
+            return
+        # The whole scan first: a deletion between its pages would move where a cursor
+        # that counts positions points.
+        with tempfile.TemporaryFile() as spool:
+            for page in scope.stale_ids(caller, prefix=self.prefix):
+                spool.writelines(orjson.dumps(tuple(entry)) + b"\n" for entry in page)
+            spool.seek(0)
+            counted = _Deletions(summary)
+            for ids in _spooled(spool):
                 if self._stopped:
                     summary.interrupted = True
-                    return
-                result = caller.call("delete", {"ids": ids[start : start + DELETE_BATCH]})
-                summary.records_deleted += deleted(result)
+                    break
+                counted.add(ids, _delete_ids(caller, [entry.id for entry in ids]))
+            counted.close()
+
+
+def _spooled(spool: IO[bytes]) -> Iterator[list[StaleId]]:
+    """The stale ids written to ``spool``, :data:`DELETE_BATCH` at a time."""
+    batch: list[StaleId] = []
+    for line in spool:
+        batch.append(StaleId(*orjson.loads(line)))
+        if len(batch) == DELETE_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _delete_ids(caller: Caller, ids: list[str]) -> int:
+    """How many of ``ids``, each seen stored by the scan, one request deleted. A retried
+    request's answer says nothing of what an attempt before it did unanswered: then it
+    counts every id, which the scan found and the index no longer holds."""
+    retries = caller.retries
+    count = deleted(caller.call("delete", {"ids": ids}))
+    return count if caller.retries == retries else len(ids)
+
+
+class _Deletions:
+    """Counts deleted ids as records and chunks: a chunked record once, whatever its
+    chunks."""
+
+    def __init__(self, summary: SyncSummary) -> None:
+        self._summary = summary
+        self._records: set[int] = set()
+
+    def add(self, ids: list[StaleId], count: int) -> None:
+        summary = self._summary
+        # Fewer than asked (another client deleted some): the first ones are counted.
+        for entry in ids[:count]:
+            if entry.chunk:
+                summary.chunks_deleted += 1
+            if entry.missing is not None:
+                if entry.chunk:
+                    self._records.add(entry.missing)
+                else:
+                    summary.records_deleted += 1
+
+    def close(self) -> None:
+        self._summary.records_deleted += len(self._records)
+
+
+class _Keeper(NoEvents):
+    """Hears the rejections: every id a rejected record has stored stays."""
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def rejected(self, rejections: list[Rejection]) -> None:
+        for rejection in rejections:
+            if rejection.id is not None:
+                self._scope.keep(rejection.id)
 
 
 class _AllButFinished(Broadcast):

@@ -17,6 +17,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from .batching import as_fresh
+from .chunking import Chunks
 from .client import Client
 from .outcomes import Events, NoEvents, Problem, Summary, VerifySummary
 from .reading import Reader, check_inputs
@@ -79,19 +81,22 @@ class Verifier:
             try:
                 for _, item in reader.items():
                     if type(item) is tuple:
-                        id_, body, source, line = item[0], item[1], item[2], item[3]
+                        pieces = [item]
                     elif type(item) is Record:
-                        id_, body, source, line = item.id, item.body, item.source, item.line
+                        pieces = [as_fresh(item)]
+                    elif type(item) is Chunks:
+                        pieces = item.records
                     else:
                         if type(item) is Rejection:
                             summary.records_rejected += 1
                         continue
-                    # Within a batch the last occurrence of an id replaces the earlier.
-                    batch.pop(id_, None)
-                    batch[id_] = (body, f"{source}:{line}")
-                    if len(batch) >= FETCH_BATCH:
-                        self._check(caller, batch)
-                        batch = {}
+                    for id_, body, source, line, *_ in pieces:
+                        # Within a batch the last occurrence of an id replaces the earlier.
+                        batch.pop(id_, None)
+                        batch[id_] = (body, f"{source}:{line}")
+                        if len(batch) >= FETCH_BATCH:
+                            self._check(caller, batch)
+                            batch = {}
                 if batch:
                     self._check(caller, batch)
                 if reader.error is not None:

@@ -146,6 +146,7 @@ class Index:
         self._sparse_model = Bm25Embedder() if self.has_sparse else None
         self.sessions = Sessions()
         self.models = models_of(config)
+        self.offset_cursors = config.cursor_mode == "offset"
         self.last_write = 0.0
         """:func:`time.monotonic` of the last write: the background indexer waits for a pause."""
 
@@ -466,9 +467,14 @@ class Index:
             raise bad_request("prefix must be a string")
         start = decode_cursor(body.get("cursor", ""))
         include = _includes(body)
-        rows = self.storage.scan(ns, start=start, prefix=prefix, limit=limit + 1)
+        if self.offset_cursors:
+            rows = self.storage.scan(ns, prefix=prefix, limit=start + limit + 1)[start:]
+            after = str(start + limit)
+        else:
+            rows = self.storage.scan(ns, start=start, prefix=prefix, limit=limit + 1)
+            after = str(rows[limit][0]) if len(rows) > limit else ""
         return {
-            "nextCursor": str(rows[limit][0]) if len(rows) > limit else "",
+            "nextCursor": after if len(rows) > limit else "",
             "vectors": [self._item(row, include) for _, row in rows[:limit]],
         }
 

@@ -11,9 +11,11 @@ from ..errors import ConfigError
 IndexType = Literal["dense", "sparse", "hybrid"]
 Similarity = Literal["COSINE", "EUCLIDEAN", "DOT_PRODUCT"]
 RateLimiter = Literal["bucket", "sliding"]
+CursorMode = Literal["rowid", "offset"]
 INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 SIMILARITIES: tuple[str, ...] = get_args(Similarity)
 RATE_LIMITERS: tuple[str, ...] = get_args(RateLimiter)
+CURSOR_MODES: tuple[str, ...] = get_args(CursorMode)
 
 EMBEDDING_MODEL = "VUPSERT_HASH_NGRAM"
 """What ``info`` reports as ``denseIndex.embeddingModel`` when the index embeds text."""
@@ -89,6 +91,10 @@ class ServerConfig:
     connections too, as writes do: to test clients that scan, export or verify."""
     seed: int | None = None
     """Seeds the fault dice, so a run's faults can be replayed."""
+    cursor_mode: CursorMode = "rowid"
+    """What a ``range`` cursor is: ``rowid``, where the page starts whatever was deleted
+    before it; ``offset``, a count of rows to pass over, which a deletion before it
+    shifts (a test of clients that delete while they scan; not a promise of Upstash's)."""
 
     def __post_init__(self) -> None:
         check_faults(self)
@@ -106,6 +112,7 @@ class ServerConfig:
             raise ConfigError("The read-only token must differ from the token.")
         _check_choice("index_type", self.index_type, INDEX_TYPES)
         _check_choice("similarity", self.similarity, SIMILARITIES)
+        _check_choice("cursor_mode", self.cursor_mode, CURSOR_MODES)
         if self.max_body_bytes < 1024:
             raise ConfigError(f"max_body_bytes must be at least 1024, not {self.max_body_bytes}.")
         if not math.isfinite(self.read_timeout) or self.read_timeout <= 0:

@@ -966,7 +966,7 @@ def peak_rss(plan: Plan, files: dict[int, Path]) -> dict[str, Any]:
 @contextmanager
 def watched_server(**faults: Any) -> Iterator[tuple[Any, list[int]]]:
     """A local server in this process, its writes in flight sampled every 5 ms."""
-    from vupsert.server import LocalServer, ServerConfig
+    from vupsert_server import LocalServer, ServerConfig
 
     seen: list[int] = []
     done = threading.Event()

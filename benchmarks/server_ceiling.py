@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import orjson
 
-from vupsert.server import HashEmbedder, ServerConfig, serve_forever
+from vupsert_server import HashEmbedder, ServerConfig, serve_forever
 
 _SYLLABLES = (
     "ka",

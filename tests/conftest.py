@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
-from vupsert.server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig
 
 # Unexpected exceptions crash loudly under test instead of becoming a polite message.
 os.environ["VUPSERT_RAISE_ERRORS"] = "1"

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 import vupsert
-from vupsert.server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import ROOT, read_jsonl, write_jsonl
 
@@ -192,7 +192,7 @@ def test_options_are_checked_and_named_the_python_way(server: LocalServer) -> No
 def test_every_option_of_the_command_line_is_an_option_of_upsert() -> None:
     from typer.main import get_command
 
-    from vupsert.cli import app
+    from vupsert.cli.app import app
 
     upsert = get_command(app).commands["upsert"]  # type: ignore[attr-defined]
     cli_only = {"files", "url", "token", "namespace", "json_out", "quiet", "seed"}

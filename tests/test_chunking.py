@@ -16,18 +16,18 @@ from hypothesis import strategies as st
 
 import vupsert
 from vupsert.api import build_settings
-from vupsert.batching import batches
-from vupsert.chunking import Chunker, Chunks, LongData, split_text, token_limit
-from vupsert.cli import Environment, main
-from vupsert.client import RETRY_STATUSES, Answer, Kind
-from vupsert.documents import Documents
+from vupsert.cli.app import Environment, main
+from vupsert.config.settings import MappingOptions
 from vupsert.errors import UsageError
+from vupsert.mapping.chunking import Chunker, Chunks, LongData, split_text, token_limit
 from vupsert.outcomes import NoEvents, Settlement
 from vupsert.records import Position, Record, Rejection, Skip
-from vupsert.sending import RetryPolicy
-from vupsert.server import LocalServer, ServerConfig
-from vupsert.settings import MappingOptions
-from vupsert.stale_chunks import StaleChunks
+from vupsert.run.batching import batches
+from vupsert.run.documents import Documents
+from vupsert.run.sending import RetryPolicy
+from vupsert.run.stale_chunks import StaleChunks
+from vupsert.transport.client import RETRY_STATUSES, Answer, Kind
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import kill_when, run_cli, write_jsonl
 
@@ -364,7 +364,7 @@ def test_long_data_is_counted_by_characters() -> None:
 @pytest.fixture
 def bge_server(monkeypatch: pytest.MonkeyPatch) -> Any:
     """A local index that names a BGE model in ``info``, as Upstash's do."""
-    monkeypatch.setattr("vupsert.server._api.EMBEDDING_MODEL", "BAAI/bge-small-en-v1.5")
+    monkeypatch.setattr("vupsert_server._api.EMBEDDING_MODEL", "BAAI/bge-small-en-v1.5")
     with LocalServer(ServerConfig(port=0)) as running:
         yield running
 

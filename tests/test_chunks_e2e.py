@@ -14,11 +14,11 @@ from rich.console import Console
 
 import vupsert
 from vupsert.api import build_settings
-from vupsert.chunking import split_text
-from vupsert.display import ConsoleEvents, Terminal, summary_line
+from vupsert.cli.display import ConsoleEvents, Terminal, summary_line
+from vupsert.mapping.chunking import split_text
 from vupsert.outcomes import Summary
-from vupsert.pipeline import Run
-from vupsert.server import LocalServer, ServerConfig
+from vupsert.run.pipeline import Run
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import read_jsonl, run_cli, write_jsonl
 

@@ -7,10 +7,10 @@ import sys
 import httpx
 import pytest
 
-from vupsert.client import Client, Kind, retry_after_seconds
-from vupsert.connection import check_token, check_url, is_loopback, shown_url
+from vupsert.config.endpoint import check_token, check_url, is_loopback, shown_url
+from vupsert.config.settings import Secret
 from vupsert.errors import ConfigError, ServerError
-from vupsert.settings import Secret
+from vupsert.transport.client import Client, Kind, retry_after_seconds
 
 TOKEN = Secret("s3cr3t-token")
 

@@ -10,8 +10,7 @@ import orjson
 import pytest
 from rich.console import Console
 
-from vupsert.batching import as_fresh, batch_of
-from vupsert.display import (
+from vupsert.cli.display import (
     ConsoleEvents,
     Terminal,
     _LiveLine,
@@ -22,8 +21,9 @@ from vupsert.display import (
 )
 from vupsert.errors import UsageError
 from vupsert.outcomes import Settlement, Summary
-from vupsert.outputs import ReportFile
 from vupsert.records import Position, Record, Rejection
+from vupsert.run.batching import as_fresh, batch_of
+from vupsert.run.outputs import ReportFile
 
 
 def settlement(rejected: int = 1) -> Settlement:

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 import vupsert
-from vupsert.server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import cli_env, read_jsonl, run_cli, write_jsonl
 

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 import vupsert
-from vupsert.server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import read_jsonl, run_cli, write_jsonl
 

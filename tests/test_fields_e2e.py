@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import vupsert
-from vupsert.server import LocalServer
+from vupsert_server import LocalServer
 
 from .conftest import read_jsonl, run_cli, write_jsonl
 

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vupsert import _json_array
+from vupsert.config.settings import ReadOptions
 from vupsert.errors import InputError
+from vupsert.inputs import json_array as _json_array
+from vupsert.inputs.sources import iter_rows
 from vupsert.records import Position, Rejection, Row
-from vupsert.server import LocalServer, ServerConfig
-from vupsert.settings import ReadOptions
-from vupsert.sources import iter_rows
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import kill_when, read_jsonl, run_cli
 

@@ -8,8 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
+from vupsert.config.settings import MappingOptions, ReadOptions, spelled_as_flags
 from vupsert.errors import ColumnError, ConfigError
-from vupsert.mapping import Mapper, Template, hash_id, infer_value, shard_of
+from vupsert.inputs.sources import iter_rows
+from vupsert.mapping.mapper import Mapper, Template, hash_id, infer_value, shard_of
 from vupsert.records import (
     MAX_DATA_BYTES,
     MAX_METADATA_BYTES,
@@ -20,9 +22,7 @@ from vupsert.records import (
     Row,
     Skip,
 )
-from vupsert.rejects import reject_line
-from vupsert.settings import MappingOptions, ReadOptions, spelled_as_flags
-from vupsert.sources import iter_rows
+from vupsert.run.rejects import reject_line
 
 
 def map_rows(rows: Iterable[Row | Rejection], mapper: Mapper) -> Iterator[Record | Rejection]:

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 import vupsert.api
-import vupsert.cli
-import vupsert.demo
-import vupsert.pipeline
-from vupsert.cli import Environment, main, upsert_command
+import vupsert.cli.app
+import vupsert.cli.demo
+import vupsert.run.pipeline
+from vupsert.cli.app import Environment, main, upsert_command
+from vupsert.config.settings import MappingOptions, ReadOptions, Secret, Settings
 from vupsert.outcomes import Summary
-from vupsert.server import LocalServer, ServerConfig
-from vupsert.settings import MappingOptions, ReadOptions, Secret, Settings
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import ROOT, SAMPLES, Result, cli_env, run_cli, write_jsonl
 
@@ -293,13 +293,13 @@ def test_upsert_command_runs_the_same_settings(
 
 def test_the_demo_prints_exactly_what_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[Settings] = []
-    real = vupsert.pipeline.Run
+    real = vupsert.run.pipeline.Run
 
     def recording(settings: Settings, **kwargs: Any) -> Any:
         ran.append(settings)
         return real(settings, **kwargs)
 
-    monkeypatch.setattr(vupsert.demo, "Run", recording)
+    monkeypatch.setattr(vupsert.cli.demo, "Run", recording)
     out = io.StringIO()
     environment = Environment(
         stdin=io.BytesIO(b""), stdout=out, stderr=io.StringIO(), environ={"NO_COLOR": "1"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vupsert.server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import cli_env, run_cli, wait_for, write_jsonl
 from .test_reliability_e2e import corpus

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 import orjson
 import pytest
 
-from vupsert.batching import batch_of
-from vupsert.client import Answer, Kind
-from vupsert.pacing import Throttle
-from vupsert.sending import RetryPolicy, Sender
-from vupsert.server import ServerConfig
-from vupsert.server._config import RateLimiter
-from vupsert.server._faults import Faults
-from vupsert.settings import CONCURRENCY
+from vupsert.config.settings import CONCURRENCY
+from vupsert.run.batching import batch_of
+from vupsert.run.sending import RetryPolicy, Sender
+from vupsert.transport.client import Answer, Kind
+from vupsert.transport.pacing import Throttle
+from vupsert_server import ServerConfig
+from vupsert_server._config import RateLimiter
+from vupsert_server._faults import Faults
 
 from .conftest import ROOT
 

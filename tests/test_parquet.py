@@ -16,11 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vupsert.cli import Environment, main
+from vupsert.cli.app import Environment, main
+from vupsert.config.settings import ReadOptions
+from vupsert.inputs.sources import iter_rows
 from vupsert.records import Position, Row
-from vupsert.server import LocalServer, ServerConfig
-from vupsert.settings import ReadOptions
-from vupsert.sources import iter_rows
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import cli_env, kill_when, read_jsonl, run_cli
 
@@ -260,7 +260,7 @@ def test_importing_vupsert_and_loading_other_inputs_never_import_pyarrow(
         "import sys, vupsert\n"
         "assert 'pyarrow' not in sys.modules\n"
         f"vupsert.upsert({str(path)!r})\n"
-        "from vupsert.cli import main\n"
+        "from vupsert.cli.app import main\n"
         "try:\n"
         f"    main(['upsert', {str(path)!r}, {str(others[0])!r}, {str(others[1])!r}, '-q'])\n"
         "except SystemExit as e:\n"

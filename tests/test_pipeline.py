@@ -13,13 +13,13 @@ import httpx
 import orjson
 import pytest
 
-from vupsert.checkpoint import Checkpoint
+from vupsert.config.settings import Secret, Settings
 from vupsert.errors import CheckpointError, ExitStatus, UsageError
 from vupsert.outcomes import Summary
-from vupsert.pipeline import Run
 from vupsert.records import Position, Rejection
-from vupsert.rejects import RejectsWriter, reject_line
-from vupsert.settings import Secret, Settings
+from vupsert.run.checkpoint import Checkpoint
+from vupsert.run.pipeline import Run
+from vupsert.run.rejects import RejectsWriter, reject_line
 
 from .conftest import write_jsonl
 
@@ -208,9 +208,9 @@ def test_checkpoint_lock_and_atomic_save(tmp_path: Path) -> None:
 
 
 def test_preflight_rides_out_a_blip_but_not_a_bad_token() -> None:
-    from vupsert.client import Client
     from vupsert.errors import ServerError
-    from vupsert.preflight import preflight
+    from vupsert.run.preflight import preflight
+    from vupsert.transport.client import Client
 
     answers = iter([httpx.Response(503, text="busy"), httpx.Response(200, json=INFO)])
     client = Client(
@@ -300,9 +300,9 @@ def test_preflight_needs_a_model_for_every_part_of_the_index(
 ) -> None:
     """Dense, sparse (BM25) and hybrid indexes take raw text when every part they have
     has an embedding model; the error names the part that has none."""
-    from vupsert.client import Client
     from vupsert.errors import PreflightError
-    from vupsert.preflight import preflight
+    from vupsert.run.preflight import preflight
+    from vupsert.transport.client import Client
 
     client = Client(
         "http://127.0.0.1:9",

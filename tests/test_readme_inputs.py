@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 
-from vupsert.server import LocalServer
+from vupsert_server import LocalServer
 
 from .conftest import ROOT, SAMPLES, read_jsonl, run_cli
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from vupsert.server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import read_jsonl, run_cli, write_jsonl
 

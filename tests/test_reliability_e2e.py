@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from vupsert.server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import cli_env, kill_when, read_jsonl, run_cli, wait_for, write_jsonl
 

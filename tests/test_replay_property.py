@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vupsert.config.settings import Secret, Settings
 from vupsert.outcomes import Summary
-from vupsert.pipeline import Run
-from vupsert.server import LocalServer, ServerConfig
-from vupsert.settings import Secret, Settings
+from vupsert.run.pipeline import Run
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import read_jsonl
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from vupsert.scope import digest
-from vupsert.server import LocalServer
+from vupsert.ops.scope import digest
+from vupsert_server import LocalServer
 
 from .conftest import run_cli, write_jsonl
 

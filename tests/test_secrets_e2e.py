@@ -16,12 +16,12 @@ import pytest
 
 import vupsert
 import vupsert.api
-import vupsert.cli
-from vupsert.cli import Environment, main
+import vupsert.cli.app
+from vupsert.cli.app import Environment, main
+from vupsert.config.settings import Settings
 from vupsert.errors import ConfigError
 from vupsert.outcomes import Summary
-from vupsert.server import LocalServer, ServerConfig
-from vupsert.settings import Settings
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import Result, cli_env, run_cli, write_jsonl
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from vupsert.batching import Batch, as_fresh, batch_of
-from vupsert.client import Answer, Kind
-from vupsert.pacing import Throttle
 from vupsert.records import Position, Record
-from vupsert.sending import Abandoned, Fatal, RetryPolicy, Sender
+from vupsert.run.batching import Batch, as_fresh, batch_of
+from vupsert.run.sending import Abandoned, Fatal, RetryPolicy, Sender
+from vupsert.transport.client import Answer, Kind
+from vupsert.transport.pacing import Throttle
 
 OK = Answer(Kind.OK, 200, "Success")
 

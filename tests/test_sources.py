@@ -12,13 +12,13 @@ from typing import Any, cast
 
 import pytest
 
-from vupsert import sources
-from vupsert.deleting import read_ids
+from vupsert.config.settings import Format, ReadOptions
 from vupsert.errors import ConfigError, InputError
+from vupsert.inputs import sources
+from vupsert.inputs.sources import detect_format, input_size, iter_rows
+from vupsert.ops.delete import read_ids
 from vupsert.outcomes import DeleteSummary
 from vupsert.records import Position, Rejection, Row
-from vupsert.settings import Format, ReadOptions
-from vupsert.sources import detect_format, input_size, iter_rows
 
 from .conftest import CUTTERS, cut_short
 

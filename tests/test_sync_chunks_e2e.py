@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vupsert.chunking import split_text
-from vupsert.server import LocalServer
+from vupsert.mapping.chunking import split_text
+from vupsert_server import LocalServer
 
 from .conftest import run_cli, write_jsonl
 from .test_chunks_e2e import SIZE, chunks_of, document, expected_chunks
@@ -48,7 +48,7 @@ def test_a_record_the_mapper_rejects_keeps_every_stored_chunk(
 def test_a_record_whose_chunk_the_server_refuses_keeps_its_stored_version(
     tmp_path: Path,
 ) -> None:
-    from vupsert.server import ServerConfig
+    from vupsert_server import ServerConfig
 
     with LocalServer(ServerConfig(port=0, refuse_matching="BADWORD")) as server:
         rows = [{"id": "doc", "data": document(6)}, {"id": "x", "data": "x"}]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import vupsert
-from vupsert.server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import cli_env, run_cli, write_jsonl
 

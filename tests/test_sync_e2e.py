@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import vupsert
-from vupsert.server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import kill_when, read_jsonl, run_cli, write_jsonl
 

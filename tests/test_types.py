@@ -9,11 +9,11 @@ import pytest
 
 import vupsert
 from vupsert.api import build_settings
+from vupsert.config.settings import MappingOptions, spelled_as_flags
 from vupsert.errors import ColumnError, UsageError
-from vupsert.mapping import Mapper
+from vupsert.mapping.mapper import Mapper
 from vupsert.records import Position, Record, Rejection, Row
-from vupsert.server import LocalServer
-from vupsert.settings import MappingOptions, spelled_as_flags
+from vupsert_server import LocalServer
 
 from .conftest import read_jsonl, run_cli
 

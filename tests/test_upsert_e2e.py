@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from vupsert.server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import SAMPLES, cli_env, read_jsonl, run_cli, write_jsonl
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import orjson
 
-from vupsert.pipeline import Run
-from vupsert.settings import Secret, Settings
+from vupsert.config.settings import Secret, Settings
+from vupsert.run.pipeline import Run
 
 from .conftest import write_jsonl
 

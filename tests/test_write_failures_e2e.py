@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from vupsert.server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import CUTTERS, Result, cli_env, cut_short, read_jsonl, run_cli, write_jsonl
 

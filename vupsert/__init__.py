@@ -16,6 +16,7 @@ the commands of those names do.
 
 from ._version import __version__
 from .api import Records, delete, export, prepare, prepare_sync, sync, upsert, verify
+from .config.settings import OPTIONS
 from .errors import (
     CallerError,
     CheckpointError,
@@ -44,7 +45,6 @@ from .outcomes import (
     VerifySummary,
 )
 from .records import Rejection
-from .settings import OPTIONS
 
 __all__ = [
     "OPTIONS",

@@ -2,7 +2,7 @@
 
 The command line is a thin layer over these functions: it turns its options into the same
 keyword arguments (``--data-field text`` is ``data_field="text"``) and calls
-:func:`build_settings` and :class:`~vupsert.pipeline.Run` as :func:`upsert` does.
+:func:`build_settings` and :class:`~vupsert.run.pipeline.Run` as :func:`upsert` does.
 
 The error contract: an error that stops the run (a bad token, an index without an
 embedding model, an input that cannot be read, a file that cannot be written) raises a
@@ -24,28 +24,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TypeVar, Union, cast, get_args
 
-from .client import Client
-from .connection import check_url, find_connection, require_connection
-from .deleting import delete_filter, delete_ids, delete_prefix, given_ids, read_ids, text_stream
-from .errors import CallerError, StoppedEarly, UsageError, VupsertError
-from .exporting import STDOUT, output_writer
-from .exporting import export as export_to
-from .outcomes import (
-    Broadcast,
-    DeleteSummary,
-    Events,
-    ExportSummary,
-    Progress,
-    Settlement,
-    Summary,
-    SyncSummary,
-    VerifySummary,
-)
-from .pipeline import Run
-from .records import MAX_BATCH_RECORDS, Rejection
-from .retrying import Caller
-from .sending import RetryPolicy
-from .settings import (
+from .config.endpoint import check_url, find_connection, require_connection
+from .config.settings import (
     DATA_FIELD,
     ID_FIELD,
     ID_FROM,
@@ -68,9 +48,29 @@ from .settings import (
     Settings,
     option,
 )
-from .sources import detect_format
-from .syncing import SyncRun
-from .verifying import Verifier
+from .errors import CallerError, StoppedEarly, UsageError, VupsertError
+from .inputs.sources import detect_format
+from .ops.delete import delete_filter, delete_ids, delete_prefix, given_ids, read_ids, text_stream
+from .ops.export import STDOUT, output_writer
+from .ops.export import export as export_to
+from .ops.sync import SyncRun
+from .ops.verify import Verifier
+from .outcomes import (
+    Broadcast,
+    DeleteSummary,
+    Events,
+    ExportSummary,
+    Progress,
+    Settlement,
+    Summary,
+    SyncSummary,
+    VerifySummary,
+)
+from .records import MAX_BATCH_RECORDS, Rejection
+from .run.pipeline import Run
+from .run.sending import RetryPolicy
+from .transport.client import Client
+from .transport.retry import Caller
 
 Records = Union[  # noqa: UP007 - a runtime alias: "|" cannot join these on Python 3.10
     str,
@@ -161,7 +161,7 @@ def prepare(
     **options: Any,
 ) -> Run:
     """The run :func:`upsert` would execute, not started: for a caller that stops it
-    (:meth:`~vupsert.pipeline.Run.request_stop`) or reads its summary as it goes."""
+    (:meth:`~vupsert.run.pipeline.Run.request_stop`) or reads its summary as it goes."""
     inputs, stdin, dicts = _source(records, stdin)
     settings = build_settings(
         inputs, url=url, token=token, namespace=namespace, environ=environ, **options
@@ -411,7 +411,7 @@ def _listeners(
 
 class _Callbacks(Broadcast):
     """The caller's listeners, heard as one. The first exception one of them raises stops
-    the run as :meth:`~vupsert.pipeline.Run.request_stop` does (what is in flight
+    the run as :meth:`~vupsert.run.pipeline.Run.request_stop` does (what is in flight
     settles, the checkpoint is written) and goes on the summary as a
     :class:`~vupsert.errors.CallerError`; that listener is not called again."""
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from .batching import Batch
 from .errors import ExitStatus, VupsertError
 from .records import Rejection
+from .run.batching import Batch
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Settlement:
 @dataclass
 class Tally:
     """What one settled batch adds to the counts, by input record: a record split into
-    chunks counts once (see :mod:`~vupsert.documents`)."""
+    chunks counts once (see :mod:`~vupsert.run.documents`)."""
 
     upserted: int = 0
     superseded: int = 0

@@ -1,6 +1,6 @@
 """The values that flow through a run: where a record came from, the record, its rejection.
 
-A record is serialised at most once, by :class:`vupsert.mapping.Mapper`, into ``body``:
+A record is serialised at most once, by :class:`vupsert.mapping.mapper.Mapper`, into ``body``:
 the JSON object sent in the batch array (a JSON Lines line that is exactly the record is
 its own body, not serialised at all). Nothing downstream re-serialises it; the batch
 joins the bodies into its request once, and a split re-sends slices of that.

@@ -1,1 +1,1 @@
-"""Tests of the local Upstash-compatible server (``vupsert.server``)."""
+"""Tests of the local Upstash-compatible server (``vupsert_server``)."""

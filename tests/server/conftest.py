@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from vupsert.server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig
 
 from .server_helpers import Api
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import orjson
 
-from vupsert.server import LocalServer
+from vupsert_server import LocalServer
 
 
 class Api:

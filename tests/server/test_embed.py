@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from vupsert.server import HashEmbedder
-from vupsert.server._vectors import unpack_vector
+from vupsert_server import HashEmbedder
+from vupsert_server._vectors import unpack_vector
 
 
 def cosine(a: list[float], b: list[float]) -> float:
@@ -40,7 +40,7 @@ def test_same_text_same_vector_whatever_the_case_or_spacing() -> None:
 
 def test_it_does_not_depend_on_pythons_hash_seed(tmp_path: Path) -> None:
     script = (
-        "import hashlib; from vupsert.server import HashEmbedder; "
+        "import hashlib; from vupsert_server import HashEmbedder; "
         "print(hashlib.sha256(HashEmbedder(384).embed('Déjà vu: the quick brown fox')).hexdigest())"
     )
     digests = set()

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from vupsert.server import EMBEDDING_MODEL, UNKNOWN_ENDPOINT, LocalServer
+from vupsert_server import EMBEDDING_MODEL, UNKNOWN_ENDPOINT, LocalServer
 
 from .conftest import Serve
 from .server_helpers import Api, docs

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from vupsert.errors import ConfigError
-from vupsert.server import LocalServer, ServerConfig
-from vupsert.server._config import RateLimiter
-from vupsert.server._faults import Faults
+from vupsert_server import LocalServer, ServerConfig
+from vupsert_server._config import RateLimiter
+from vupsert_server._faults import Faults
 
 from .conftest import Serve
 from .server_helpers import Api, docs

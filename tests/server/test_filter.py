@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from vupsert.server._filter import FilterError, compile_filter
+from vupsert.filters import FilterError, compile_filter
 
 CITY: dict[str, Any] = {
     "city": "Istanbul",

@@ -13,7 +13,7 @@ import pytest
 from upstash_vector import Index
 from upstash_vector.errors import UpstashError
 
-from vupsert.server import LocalServer
+from vupsert_server import LocalServer
 
 from .conftest import Serve
 from .server_helpers import Api, docs

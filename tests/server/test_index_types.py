@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from vupsert.errors import ConfigError
-from vupsert.server import EMBEDDING_MODEL, SPARSE_EMBEDDING_MODEL, LocalServer
-from vupsert.server._search import Hit, best, fuse
+from vupsert_server import EMBEDDING_MODEL, SPARSE_EMBEDDING_MODEL, LocalServer
+from vupsert_server._search import Hit, best, fuse
 
 from .conftest import Serve
 from .server_helpers import Api, docs

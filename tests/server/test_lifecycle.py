@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from vupsert.errors import ConfigError
-from vupsert.server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import Serve
 from .server_helpers import Api, docs
@@ -135,7 +135,7 @@ def test_serve_forever_announces_exports_and_stops_on_sigterm(tmp_path: Path) ->
     script = textwrap.dedent(
         """
         import sys
-        from vupsert.server import ServerConfig, serve_forever
+        from vupsert_server import ServerConfig, serve_forever
 
         def announce(line):
             print(line, flush=True)

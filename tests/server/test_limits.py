@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from vupsert.records import MAX_BATCH_RECORDS, MAX_DATA_BYTES, MAX_METADATA_BYTES
-from vupsert.server import NO_EMBEDDING, LocalServer
+from vupsert_server import NO_EMBEDDING, LocalServer
 
 from .conftest import Serve
 from .server_helpers import Api, docs

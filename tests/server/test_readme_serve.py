@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from vupsert.cli import main
-from vupsert.server import NO_EMBEDDING, ServerConfig
-from vupsert.server._app import _ROUTES
+from vupsert.cli.app import main
+from vupsert_server import NO_EMBEDDING, ServerConfig
+from vupsert_server._app import _ROUTES
 
 from .conftest import Serve
 from .server_helpers import Api, docs

@@ -15,7 +15,7 @@ from upstash_vector import Index
 from upstash_vector.errors import UpstashError
 from upstash_vector.types import Data, MetadataUpdateMode, Vector
 
-from vupsert.server import EMBEDDING_MODEL, NO_EMBEDDING, LocalServer
+from vupsert_server import EMBEDDING_MODEL, NO_EMBEDDING, LocalServer
 
 from .conftest import Serve
 

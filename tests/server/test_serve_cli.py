@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vupsert.cli import Environment, main
+from vupsert.cli.app import Environment, main
 
 ROOT = Path(__file__).resolve().parents[2]
 

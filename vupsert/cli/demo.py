@@ -1,0 +1,108 @@
+"""``vupsert demo``: load the bundled samples into a local index and query it.
+
+Nothing here is special-cased: it starts the same local server as ``vupsert serve`` and
+runs the same pipeline as ``vupsert upsert``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from vupsert_server import LocalServer, ServerConfig
+
+from ..config.settings import MappingOptions, Secret, Settings
+from ..errors import ExitStatus, UsageError
+from ..run.pipeline import Run
+from .display import ConsoleEvents, Terminal, plural
+
+QUESTION = "how long should coffee beans rest after roasting"
+
+
+def find_samples(folder: Path) -> tuple[Path, Path]:
+    articles, products = folder / "articles.jsonl", folder / "products.csv"
+    if not articles.exists() or not products.exists():
+        raise UsageError(
+            f"No samples in {folder}: expected articles.jsonl and products.csv.",
+            hint="Run the demo from the project's folder, or pass the samples folder.",
+        )
+    return articles, products
+
+
+def run_demo(
+    folder: Path,
+    console: Terminal,
+    out: Console,
+    *,
+    describe: Callable[[Settings], str],
+) -> ExitStatus:
+    """Run the demo; ``describe`` gives the command line of each run, to print as it is."""
+    articles, products = find_samples(folder)
+    worst = ExitStatus.SUCCESS
+    with LocalServer(ServerConfig(port=0)) as server:
+        out.print(f"local index at {server.url}")
+        jobs: list[tuple[str, Path, MappingOptions]] = [
+            ("articles", articles, MappingOptions()),
+            ("products", products, MappingOptions(data_field="description")),
+        ]
+        for namespace, path, mapping in jobs:
+            settings = Settings(
+                url=server.url,
+                token=Secret(server.token),
+                inputs=(str(path),),
+                namespace=namespace,
+                mapping=mapping,
+            )
+            out.print(f"\n{describe(settings)}", style="bold", markup=False, soft_wrap=True)
+            summary = Run(settings, events=ConsoleEvents(console)).execute()
+            worst = max(worst, summary.exit_status)
+            stored = len(server.records(namespace))
+            out.print(f"the index now holds {plural(stored, 'record')} in namespace {namespace!r}")
+        bad = folder / "bad-records.jsonl"
+        if bad.exists():
+            with tempfile.TemporaryDirectory() as tmp:
+                rejects = Path(tmp) / "rejects.jsonl"
+                settings = Settings(
+                    url=server.url,
+                    token=Secret(server.token),
+                    inputs=(str(bad),),
+                    namespace="bad",
+                    rejects=rejects,
+                )
+                out.print(f"\n{describe(settings)}", style="bold", markup=False, soft_wrap=True)
+                # Rejections are the point of this step, not a failure of the demo.
+                Run(settings, events=ConsoleEvents(console)).execute()
+                out.print("each record not upserted is in the rejects file, with its reason:")
+                for line in rejects.read_bytes().splitlines():
+                    info = orjson.loads(line)["_vupsert"]
+                    out.print(f"  {info['source']}: {info['reason']}", markup=False, soft_wrap=True)
+        out.print(f"\n[bold]query-data[/] {QUESTION!r} in 'articles':")
+        out.print(_query_table(server.url, server.token, QUESTION))
+    return worst
+
+
+def _query_table(url: str, token: str, question: str) -> Table:
+    response = httpx.post(
+        f"{url}/query-data/articles",
+        json={"data": question, "topK": 3, "includeMetadata": True, "includeData": True},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    hits: list[dict[str, Any]] = response.json()["result"]
+    table = Table("score", "id", "title", "data")
+    for hit in hits:
+        meta = hit.get("metadata") or {}
+        text = str(hit.get("data", ""))
+        table.add_row(
+            f"{hit['score']:.3f}",
+            hit["id"],
+            str(meta.get("title", "")),
+            text[:80] + ("…" if len(text) > 80 else ""),
+        )
+    return table

@@ -1,0 +1,529 @@
+"""What the user sees: progress, one line per batch that went wrong, the summary.
+
+Everything here writes to stderr. On a terminal the progress is a live rich line and the summary a
+table. Elsewhere (CI logs, cron mail, a file) every event is one whole line, never
+wrapped, with no control characters: a timestamped progress line every few seconds, and
+the summary as one line; rich is not even imported there.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # rich is imported where it is used: a quiet or --json run in cron or a pipe prints
+    # nothing on the happy path, and importing rich costs about 0.05 s of every start.
+    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.live import Live
+    from rich.table import Table
+    from rich.text import Text
+
+from ..config.settings import option
+from ..outcomes import Settlement, Summary, SyncSummary
+from ..records import Rejection
+from ..run.preflight import embedding_models
+
+PLAIN_EVERY = 5.0
+"""Seconds between plain progress lines when stderr is not a terminal."""
+SHOWN_REJECTIONS = 10
+"""Rejected records named on stderr, one line each; the rest are counted."""
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 record``, ``2 records``, ``1,000 records``; ``words`` where ``s`` is not it."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {words or word + 's'}"
+
+
+def one_line(text: str) -> str:
+    """``text`` as one log line: a newline inside a message would split the event."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def settled_share(summary: Summary, bytes_read: int, total: int | None) -> float | None:
+    """The share of the input that is settled (upserted, rejected or skipped), or
+    ``None`` without a total: bytes read times the share of the records read so far that
+    are settled. It runs ahead of neither the bytes read nor the records settled."""
+    if not total:
+        return None
+    read = summary.records_read
+    settled = summary.records_upserted + summary.records_rejected + summary.records_skipped
+    done = min(1.0, settled / read) if read else 0.0
+    return min(1.0, bytes_read / total) * done
+
+
+class Terminal:
+    """stderr: a rich ``Console`` on a terminal, whole plain lines anywhere else.
+
+    ``tty`` (default: whether the file is a terminal) picks the mode; a test may pass a
+    ``console`` of its own, whose file then gets the plain lines too.
+    """
+
+    def __init__(
+        self,
+        file: IO[str] | None = None,
+        *,
+        console: Console | None = None,
+        tty: bool | None = None,
+    ) -> None:
+        self._file = file if file is not None or console is None else console.file
+        self._console = console
+        self._tty = tty
+        self._lock = threading.Lock()
+
+    @property
+    def is_terminal(self) -> bool:
+        if self._tty is None:
+            if self._console is not None:
+                self._tty = self._console.is_terminal
+            else:
+                isatty = getattr(self._target(), "isatty", None)
+                self._tty = bool(isatty and isatty())
+        return self._tty
+
+    def _target(self) -> IO[str]:
+        import sys
+
+        return self._file if self._file is not None else sys.stderr
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            # rich honours NO_COLOR and TERM=dumb itself.
+            self._console = Console(file=self._file, stderr=True, highlight=False)
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        """A rich renderable (a table): for the terminal only."""
+        self.console.print(*objects, **options)
+
+    def line(self, text: str, *, head: str = "", style: str = "") -> None:
+        """One message: ``head`` (``error:``, ``warning:``) in ``style`` on a terminal,
+        then ``text``; elsewhere one whole line, written at once."""
+        if self.is_terminal:
+            from rich.text import Text
+
+            message = Text()
+            if head:
+                message.append(head, style=style or None)
+                message.append(" ")
+            message.append(text)
+            self.console.print(message, highlight=False)
+            return
+        plain = one_line(f"{head} {text}" if head else text) + "\n"
+        with self._lock:
+            target = self._target()
+            target.write(plain)
+            target.flush()
+
+
+def batch_problem(settlement: Settlement, rejects: str | None) -> str | None:
+    """One line for a batch that did not fully land, or ``None`` when it did."""
+    batch = settlement.batch
+    if not settlement.rejected:
+        return None
+    status = f"HTTP {settlement.error_status}" if settlement.error_status else "no answer"
+    message = settlement.error or ""
+    if len(message) > 160:
+        message = message[:159] + "…"
+    fate = f"{settlement.upserted:,} upserted, {len(settlement.rejected):,} rejected"
+    if rejects:
+        fate += f" (written to {rejects})"
+    retries = f", {plural(settlement.retries, 'retry', 'retries')}" if settlement.retries else ""
+    return f"batch {batch.seq} ({batch.span}): {status}{retries}: {message} — {fate}"
+
+
+class ConsoleEvents:
+    """Progress and per-batch lines on stderr; the summary at the end."""
+
+    def __init__(
+        self,
+        terminal: Terminal,
+        *,
+        quiet: bool = False,
+        live: bool | None = None,
+        rejects: str | None = None,
+        plain_every: float = PLAIN_EVERY,
+    ) -> None:
+        self.terminal = terminal
+        self.quiet = quiet
+        # None: decided when the run starts, by whether stderr is a terminal.
+        self.live = live
+        self.rejects = rejects
+        self.plain_every = plain_every
+        self._live: Live | None = None
+        self._bytes = 0
+        self._total: int | None = None
+        self._started = time.monotonic()
+        self._last_plain = self._started
+        self._summary: Summary | None = None
+        self._lock = threading.Lock()
+        self._shown = 0
+        self._unshown = 0
+        """Rejected records past the first few, which are only counted."""
+
+    def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
+        self._started = self._last_plain = time.monotonic()
+        self._total = total_bytes
+        if self.quiet:
+            return
+        if self.live is None:
+            self.live = self.terminal.is_terminal
+        if not self.live:
+            return
+        from rich.live import Live
+
+        self._live = Live(
+            _LiveLine(self),
+            console=self.terminal.console,
+            refresh_per_second=4,
+            transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._live.start()
+
+    def bytes_read(self, n: int) -> None:
+        self._bytes += n
+        if self._live is None and not self.quiet:
+            self._maybe_plain()
+
+    def batch_done(self, settlement: Settlement, summary: Summary) -> None:
+        self._summary = summary
+        line = None if self.quiet else batch_problem(settlement, self.rejects)
+        if line:
+            self.terminal.line(line)
+        if self._live is None and not self.quiet:
+            self._maybe_plain()
+
+    def rejected(self, rejections: list[Rejection]) -> None:
+        # Quiet keeps them off a clean cron mail only when the rejects file has them.
+        if self.quiet and self.rejects:
+            return
+        for rejection in rejections:
+            if self._shown >= SHOWN_REJECTIONS:
+                self._unshown += 1
+                continue
+            self._shown += 1
+            self.terminal.line(f"{rejection.where}: {rejection.reason}", head="rejected")
+
+    def warning(self, message: str) -> None:
+        # Quiet is for cron: a clean run there must print nothing, and warnings (a new
+        # namespace, a line still being written) are about runs that went fine.
+        if not self.quiet:
+            self.terminal.line(message, head="warning:", style="yellow")
+
+    def finished(self, summary: Summary) -> None:
+        self._summary = summary
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        if self._unshown:
+            where = (
+                f"all are in {self.rejects}"
+                if self.rejects
+                else f"a rejects file ({option('rejects')}) keeps every one with its reason"
+            )
+            self.terminal.line(f"... and {plural(self._unshown, 'more rejected record')}: {where}")
+        if summary.error is not None and summary.records_read == 0:
+            # Nothing was read: a table of zeros would only push the error out of sight.
+            return
+        if not self.quiet:
+            if self.terminal.is_terminal:
+                self.terminal.print(summary_table(summary))
+            else:
+                self.terminal.line(summary_line(summary))
+        elif summary.records_rejected or summary.records_pending or summary.records_stale_chunks:
+            # Quiet is for clean runs; cron mail must still say that records are missing.
+            where = f"; see {self.rejects}" if self.rejects and summary.records_rejected else ""
+            stale = (
+                f", {summary.records_stale_chunks:,} left with old chunks"
+                if summary.records_stale_chunks
+                else ""
+            )
+            self.terminal.line(
+                f"vupsert: {plural(summary.records_rejected, 'record')} rejected, "
+                f"{summary.records_pending:,} not settled{stale}, of "
+                f"{summary.records_read:,} read{where}"
+            )
+
+    def share(self) -> float | None:
+        """What the bar shows: see :func:`settled_share`."""
+        if self._summary is None:
+            return 0.0 if self._total else None
+        return settled_share(self._summary, self._bytes, self._total)
+
+    def counts(self) -> tuple[str, str]:
+        """``(upserted, rejected)`` as the live line shows them."""
+        summary = self._summary or Summary()
+        return f"{summary.records_upserted:,}", f"{summary.records_rejected:,}"
+
+    def rate(self) -> float:
+        summary = self._summary or Summary()
+        elapsed = max(1e-9, time.monotonic() - self._started)
+        return (summary.records_upserted + summary.records_rejected) / elapsed
+
+    def eta(self) -> float | None:
+        """Seconds left, from how fast the settled share has grown."""
+        share = self.share()
+        if not share or share >= 1.0:
+            return None
+        elapsed = time.monotonic() - self._started
+        return elapsed * (1.0 - share) / share
+
+    def _stats(self, summary: Summary) -> str:
+        return (
+            f"{summary.records_upserted:,} upserted · {summary.records_rejected:,} rejected · "
+            f"{self.rate():,.0f} rec/s · {plural(summary.batches_sent, 'batch', 'batches')}"
+        )
+
+    def _maybe_plain(self) -> None:
+        now = time.monotonic()
+        if now - self._last_plain < self.plain_every:
+            return
+        with self._lock:
+            if now - self._last_plain < self.plain_every:
+                return
+            self._last_plain = now
+        parts = []
+        share = self.share()
+        if share is not None:
+            parts.append(f"{share:.0%} settled")
+        if self._summary is not None:
+            parts.append(self._stats(self._summary))
+        if self._total:
+            parts.append(f"{self._bytes / self._total:.0%} of {self._total:,} bytes read")
+        else:
+            parts.append(f"{self._bytes:,} bytes read")
+        stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        self.terminal.line(f"{stamp} progress: " + " · ".join(parts))
+
+
+class _LiveLine:
+    """The live progress line, laid out for the width it gets at each refresh.
+
+    Upserted and rejected come first and stay at any width; the bar, the share, the
+    rate, the ETA and the batches are added while they fit, so nothing is cut short.
+    """
+
+    def __init__(self, events: ConsoleEvents) -> None:
+        self.events = events
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.render(options.max_width, console.get_time())
+
+    def render(self, width: int, now: float) -> Text:
+        from rich.text import Text
+
+        events = self.events
+        upserted, rejected = events.counts()
+        essential = next(
+            (
+                text
+                for text in (
+                    f"{upserted} upserted · {rejected} rejected",
+                    f"{upserted} up · {rejected} rej",
+                    f"{upserted}✓ {rejected}✗",
+                )
+                if len(text) <= width
+            ),
+            f"{upserted}✓ {rejected}✗",
+        )
+        share = events.share()
+        summary = events._summary or Summary()
+        room = width - len(essential)
+        shown: dict[str, str] = {}
+        bar = 0
+        if share is not None and room >= 5:
+            shown["pct"] = f"{share:>4.0%}"
+            room -= 5
+            if room >= 11:  # a bar of 10 at least, before any other part
+                bar, room = 10, room - 11
+        optional: list[tuple[str, str]] = [("rate", f"{events.rate():,.0f} rec/s")]
+        eta = events.eta()
+        if eta is not None:
+            optional.append(("eta", f"eta {_clock(eta)}"))
+        optional.append(("batches", plural(summary.batches_sent, "batch", "batches")))
+        for where, text in optional:
+            if len(text) + 3 <= room:
+                shown[where] = text
+                room -= len(text) + 3
+        if bar:
+            grow = min(30, room)  # what is left widens the bar, up to 40
+            bar, room = bar + grow, room - grow
+        spinner = ""
+        if share is None and room >= 2:
+            frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+            spinner = frames[int(now * 10) % len(frames)]
+            room -= 2
+        line = Text(no_wrap=True, overflow="ellipsis")
+        if spinner:
+            line.append(spinner + " ", style="green")
+        if "pct" in shown:
+            line.append(shown["pct"] + " ")
+        if bar:
+            filled = int(bar * (share or 0.0))
+            line.append("━" * filled, style="magenta")
+            line.append("━" * (bar - filled), style="grey23")
+            line.append(" ")
+        line.append(essential, style="bold")
+        for where in ("rate", "eta", "batches"):
+            if where in shown:
+                line.append(" · " + shown[where])
+        return line
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def summary_rows(summary: Summary) -> list[tuple[str, str]]:
+    """The summary as ``(name, value)`` rows: the table's, and the plain line's."""
+    rows: list[tuple[str, str]] = [
+        ("records read", f"{summary.records_read:,}"),
+        (
+            "upserted" if not summary.dry_run else "valid (not sent)",
+            f"{summary.records_upserted if not summary.dry_run else summary.records_valid:,}",
+        ),
+        ("rejected", f"{summary.records_rejected:,}"),
+    ]
+    if summary.records_skipped:
+        rows.append(("skipped", f"{summary.records_skipped:,}"))
+    if summary.records_superseded:
+        rows.append(("superseded", f"{summary.records_superseded:,}"))
+    if summary.records_unrecorded:
+        rows.append(("rejected, not in the rejects file", f"{summary.records_unrecorded:,}"))
+    if summary.records_pending:
+        rows.append(("not settled", f"{summary.records_pending:,}"))
+    deleted = "to delete" if summary.dry_run else "deleted"
+    rows += _chunk_rows(summary, deleted)
+    rows += [
+        (
+            "batches" if summary.dry_run else "batches sent",
+            f"{summary.batches if summary.dry_run else summary.batches_sent:,}",
+        ),
+        ("batches failed", f"{summary.batches_failed:,}"),
+        ("retries", f"{summary.retries:,}"),
+        ("elapsed", f"{summary.elapsed_s:,.1f} s"),
+        ("records/s", f"{summary.records_per_s:,.0f}"),
+        ("namespace", repr(summary.namespace) if summary.namespace else "(default)"),
+    ]
+    if summary.rejects_file and summary.records_rejected:
+        rows.append(("rejects in", summary.rejects_file))
+    if isinstance(summary, SyncSummary):
+        rows[1:1] = [
+            ("new", f"{summary.records_new:,}"),
+            ("changed", f"{summary.records_changed:,}"),
+            ("unchanged", f"{summary.records_unchanged:,}"),
+            (deleted, f"{summary.records_deleted:,} of {summary.records_stored:,} stored"),
+        ]
+    return rows
+
+
+def _chunk_rows(summary: Summary, deleted: str) -> list[tuple[str, str]]:
+    """What became of the chunks, and of records left with old ones, when there are."""
+    rows = []
+    if summary.records_stale_chunks:
+        rows.append(("left with old chunks", f"{summary.records_stale_chunks:,}"))
+    for name, count in (
+        ("upserted", summary.chunks_upserted),
+        ("rejected", summary.chunks_rejected),
+        (deleted, summary.chunks_deleted),
+    ):
+        if count:
+            rows.append((f"chunks {name}", f"{count:,}"))
+    return rows
+
+
+def summary_line(summary: Summary) -> str:
+    """The summary as one log line."""
+    title = "vupsert dry run" if summary.dry_run else "vupsert"
+    if isinstance(summary, SyncSummary):
+        title = "vupsert sync (dry run)" if summary.dry_run else "vupsert sync"
+    return f"{title}: " + " · ".join(f"{name} {value}" for name, value in summary_rows(summary))
+
+
+def summary_table(summary: Summary) -> Table:
+    from rich.table import Table
+
+    table = Table(
+        title="vupsert dry run" if summary.dry_run else "vupsert",
+        show_header=False,
+        box=None,
+        padding=(0, 2),
+    )
+    table.add_column(style="bold")
+    table.add_column(justify="right", overflow="fold")
+    for name, value in summary_rows(summary):
+        table.add_row(name, value)
+    return table
+
+
+def describe_info(info: dict[str, Any]) -> Table:
+    """``vupsert info`` as a table."""
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("dimension", str(info.get("dimension", "?")))
+    table.add_row("similarity", str(info.get("similarityFunction", "?")))
+    table.add_row("index type", str(info.get("indexType", "?")))
+    for part, model in embedding_models(info).items():
+        table.add_row(f"{part} embedding model", model or "none (upsert-data will fail)")
+    table.add_row("vectors", f"{info.get('vectorCount', 0):,}")
+    table.add_row("pending", f"{info.get('pendingVectorCount', 0):,}")
+    namespaces = info.get("namespaces") or {}
+    for name, counts in sorted(namespaces.items()):
+        label = f"namespace {name!r}" if name else "namespace (default)"
+        table.add_row(
+            label,
+            f"{counts.get('vectorCount', 0):,} vectors, "
+            f"{counts.get('pendingVectorCount', 0):,} pending",
+        )
+    return table
+
+
+class Counter:
+    """Progress of a count against a known total or none (an export): on a terminal one
+    line rewritten in place, elsewhere a timestamped line every few seconds; nothing when
+    quiet."""
+
+    def __init__(
+        self, terminal: Terminal, what: str, *, quiet: bool = False, every: float = PLAIN_EVERY
+    ) -> None:
+        self.terminal = terminal
+        self.what = what
+        self.quiet = quiet
+        self.every = every
+        self.count = 0
+        self.total: int | None = None
+        self._started = self._last = time.monotonic()
+
+    def __call__(self, count: int, total: int | None) -> None:
+        self.count, self.total = count, total
+        now = time.monotonic()
+        if self.quiet or now - self._last < (0.2 if self.terminal.is_terminal else self.every):
+            return
+        self._last = now
+        self._show(end="\r" if self.terminal.is_terminal else "\n")
+
+    def done(self) -> None:
+        if not self.quiet and self.terminal.is_terminal and self.count:
+            self._show(end="\n")
+
+    def _show(self, end: str) -> None:
+        of = f" of {self.total:,}" if self.total else ""
+        share = f" ({self.count / self.total:.0%})" if self.total else ""
+        rate = self.count / max(1e-9, time.monotonic() - self._started)
+        text = f"{self.count:,}{of} {self.what}{share} · {rate:,.0f}/s"
+        if self.terminal.is_terminal:
+            self.terminal.console.print(text, end=end, highlight=False, markup=False)
+        else:
+            stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            self.terminal.line(f"{stamp} progress: {text}")

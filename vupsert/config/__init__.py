@@ -1,0 +1,1 @@
+"""Settings and their defaults, the endpoint (URL and token), secrets."""

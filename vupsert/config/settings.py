@@ -1,0 +1,189 @@
+"""Everything a run needs, as frozen values, and every default, defined once.
+
+:func:`vupsert.api.build_settings` makes :class:`Settings` from keyword options, for
+Python callers and the CLI alike. Messages name a setting through :func:`option`, so a
+Python caller reads ``data_field='text'`` where the command line reads
+``--data-field text``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+from ..records import MAX_BATCH_RECORDS
+
+Format = Literal["auto", "jsonl", "json", "csv", "tsv", "parquet"]
+IdsFormat = Literal["auto", "text", "jsonl", "json", "csv", "tsv", "parquet"]
+"""How a list of ids to delete is read: ``text`` is one id a line, as written."""
+IdFrom = Literal["field", "hash", "line"]
+ColumnType = Literal["str", "int", "float", "bool", "json"]
+"""What ``types`` may make of a CSV/TSV column's cells."""
+
+FORMAT: Format = "auto"
+IDS_FORMAT: IdsFormat = "auto"
+ID_FIELD = "id"
+DATA_FIELD = "data"
+METADATA_FIELD = "metadata"
+ID_FROM: IdFrom = "field"
+INFER_TYPES = True
+BATCH_SIZE = MAX_BATCH_RECORDS
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+"""A batch also closes at this many bytes of request body."""
+TIMEOUT = 600.0
+"""Seconds to wait for one request's answer: a big batch can take minutes to embed."""
+CONCURRENCY = 64
+"""Batches in flight, at most. The pacing finds how many the server takes, below this:
+at 64 batches of 1,000 records of ~600 bytes, the client peaks near 75 MB."""
+MAX_CONCURRENCY = 256
+RETRIES = 15
+"""Retries of a batch after a 5xx, a timeout or a network error: with the backoff below,
+about 2.5 minutes of trying."""
+MAX_BACKOFF = 30.0
+"""Longest wait between two retries, in seconds."""
+CHUNK_OVERLAP = 0
+"""Characters a chunk repeats of the one before it, when ``chunk_size`` splits data."""
+MAX_CHUNK_SIZE = 262_144
+"""A chunk of this many characters fits Upstash's 1 MB of data even at 4 bytes each."""
+
+_FLAGS = {"types": "type"}
+"""Settings whose flag is not their name: ``--type zip=str``, once per column."""
+_spelling: ContextVar[Literal["python", "cli"]] = ContextVar("vupsert_spelling", default="python")
+
+
+def option(setting: str, value: object = None) -> str:
+    """How a message names a setting, and a value for it, to whoever runs vupsert:
+    ``data_field='text'`` in Python, ``--data-field text`` on the command line."""
+    if _spelling.get() == "cli":
+        flag = "--" + _FLAGS.get(setting, setting.replace("_", "-"))
+        if isinstance(value, dict):
+            return " ".join(f"{flag} {shlex.quote(f'{k}={v}')}" for k, v in value.items())
+        if value is True or value is None:
+            return flag
+        if value is False:
+            return "--no-" + setting.replace("_", "-")
+        return f"{flag} {shlex.quote(str(value))}"
+    return f"{setting}=..." if value is None else f"{setting}={value!r}"
+
+
+@contextlib.contextmanager
+def spelled_as_flags() -> Iterator[None]:
+    """Within this block, :func:`option` names settings as command-line flags."""
+    token = _spelling.set("cli")
+    try:
+        yield
+    finally:
+        _spelling.reset(token)
+
+
+class Secret:
+    """A string that never shows itself in a repr, a str, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How inputs are opened and split into rows."""
+
+    format: Format = FORMAT
+    delimiter: str | None = None
+    """CSV/TSV delimiter; ``None`` means ``,`` for CSV and tab for TSV."""
+    columns: tuple[str, ...] | None = None
+    """Column names for header-less CSV/TSV; ``None`` means the first row is the header."""
+    whole_lines: bool = False
+    """Leave a last line that has no newline yet for the next run: with a checkpoint on
+    a file that is still being written, it may be half a record."""
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    """How a row becomes ``{id, data, metadata}``."""
+
+    id_field: str = ID_FIELD
+    data_field: str = DATA_FIELD
+    metadata_field: str = METADATA_FIELD
+    metadata_columns: tuple[str, ...] | None = None
+    """CSV/TSV: only these columns become metadata; ``None`` means all but id and data."""
+    infer_types: bool = INFER_TYPES
+    """CSV/TSV: metadata cells become int/float/bool where they look like one."""
+    types: tuple[tuple[str, ColumnType], ...] = ()
+    """CSV/TSV: ``(column, type)`` pairs; these columns' cells become that type whatever
+    ``infer_types`` says, and a cell that does not fit is rejected."""
+    data_template: str | None = None
+    id_template: str | None = None
+    id_from: IdFrom = ID_FROM
+    shard: tuple[int, int] | None = None
+    """``(k, n)``: keep only records whose id hashes to k modulo n."""
+    chunk_size: int | None = None
+    """Split each record's data into chunks of at most this many characters, each sent
+    as a record of its own (see :mod:`vupsert.mapping.chunking`); ``None`` sends data whole."""
+    chunk_overlap: int = CHUNK_OVERLAP
+    """Characters each chunk repeats from the end of the one before it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One run of ``vupsert upsert``."""
+
+    url: str
+    token: Secret
+    inputs: tuple[str, ...] = ("-",)
+    """Paths, ``-`` for stdin."""
+    namespace: str = ""
+    read: ReadOptions = field(default_factory=ReadOptions)
+    mapping: MappingOptions = field(default_factory=MappingOptions)
+    batch_size: int = BATCH_SIZE
+    max_batch_bytes: int = MAX_BATCH_BYTES
+    timeout: float = TIMEOUT
+    concurrency: int = CONCURRENCY
+    retries: int = RETRIES
+    max_backoff: float = MAX_BACKOFF
+    rejects: Path | None = None
+    checkpoint: Path | None = None
+    restart: bool = False
+    report: Path | None = None
+    dry_run: bool = False
+    strict: bool = False
+    fail_fast: bool = False
+    preflight: bool = True
+    allow_insecure_http: bool = False
+
+
+READ_OPTIONS = frozenset(f.name for f in fields(ReadOptions)) - {"whole_lines"}
+MAPPING_OPTIONS = frozenset(f.name for f in fields(MappingOptions))
+_RUN = frozenset(f.name for f in fields(Settings)) - {
+    "url",
+    "token",
+    "inputs",
+    "namespace",
+    "read",
+    "mapping",
+}
+OPTIONS = READ_OPTIONS | MAPPING_OPTIONS | _RUN
+"""Every option of a run by its Python name: the CLI's options, ``-`` spelled ``_``."""

@@ -1,0 +1,1 @@
+"""Inputs opened, decompressed and split into rows: one module per format."""

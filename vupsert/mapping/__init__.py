@@ -1,0 +1,1 @@
+"""A row becomes a record {id, data, metadata}, or a rejection: no network."""

@@ -1,0 +1,1 @@
+"""The commands that keep an index in step: sync, verify, delete, export."""

@@ -1,0 +1,1 @@
+"""One run put together: reading, batching, sending, settling, the files it writes."""

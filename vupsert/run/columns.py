@@ -1,0 +1,129 @@
+"""The columns and fields the mapping names, looked up in the input before anything is
+sent: in each CSV/TSV file's header and each Parquet file's schema before a run, and in
+the first records of JSON inputs as they are read.
+
+A column missing from a header would reject every row of that file alike, so it is a
+usage error found before anything is sent. Only regular files are looked at: reading
+ahead in a pipe (``<(zcat ...)``) would eat the rows the run must read. stdin is checked
+by the mapper at its first row instead. A Parquet input also needs pyarrow, and a file.
+
+JSON records have no header: a field that options name is looked for in the first
+records read, which are held back until it is found (:func:`check_fields`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from itertools import islice
+
+from ..config.settings import Settings, option
+from ..errors import UsageError
+from ..inputs.parquet import columns_of
+from ..inputs.sources import detect_format, display_name, is_stream, iter_rows
+from ..mapping.mapper import Mapper, Named
+from ..records import REJECT_KEY, JsonLine, Position, Rejection, Row
+
+ROWS_LOOKED_AT = 100
+"""Rows read to find one that parses, when the first ones do not; JSON records looked at
+for the fields options name."""
+FIELDS_SHOWN = 20
+"""Field names a message lists, at most."""
+
+
+def check_columns(settings: Settings) -> None:
+    """Raise :class:`~vupsert.errors.ColumnError` if a CSV/TSV file input lacks a column
+    that the mapping options name (id, data, template fields, metadata columns)."""
+    mapper: Mapper | None = None
+    for name in settings.inputs:
+        if detect_format(name, settings.read.format) == "parquet":
+            _check_parquet(settings, name)
+            continue
+        if not os.path.isfile(name):
+            continue
+        if detect_format(name, settings.read.format) in ("jsonl", "json"):
+            continue
+        if mapper is None:
+            mapper = Mapper(settings.mapping, tabular=True)
+        rows = iter_rows(name, settings.read)
+        try:
+            for item in islice(rows, ROWS_LOOKED_AT):
+                if isinstance(item, Row):
+                    # Every cell filled: only a column the header lacks can fail.
+                    cells = dict.fromkeys(item.value, "x")
+                    mapper.map(Row(item.source, item.line, item.end, cells))
+                    break
+        finally:
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()  # the file, now rather than whenever the generator is collected
+
+
+def _check_parquet(settings: Settings, name: str) -> None:
+    if is_stream(name):
+        raise UsageError(
+            f"{display_name(name)}: Parquet cannot be read from a pipe: its footer, which "
+            "says where everything is, comes last.",
+            hint=f"Save it to a file and give its path, or give the real format with "
+            f"{option('format')}.",
+        )
+    mapper = Mapper(settings.mapping)
+    mapper.typed = True
+    # Every column there and filled: only a column the schema lacks can fail.
+    cells = dict.fromkeys(columns_of(name), "x")
+    mapper.map(Row(name, 0, Position(0, 0), cells))
+
+
+def check_fields(
+    mapper: Mapper,
+    source: str,
+    lines: Iterator[JsonLine | Rejection],
+    on_warning: Callable[[str], None],
+) -> Iterator[JsonLine | Rejection]:
+    """``lines`` of one JSON input, held back until some of the first records are seen to
+    have each field that a given option names. :class:`~vupsert.errors.UsageError` if none
+    has a field the records need; a warning if none has a ``metadata_columns`` name, which
+    may be a field of later records only."""
+    named = mapper.named_fields()
+    if not named:
+        return lines
+    return _checked(named, source, lines, on_warning)
+
+
+def _checked(
+    named: list[Named],
+    source: str,
+    lines: Iterator[JsonLine | Rejection],
+    on_warning: Callable[[str], None],
+) -> Iterator[JsonLine | Rejection]:
+    held: list[JsonLine | Rejection] = []
+    seen: dict[str, None] = {}
+    records = 0
+    for item in lines:
+        held.append(item)
+        if type(item) is not tuple or REJECT_KEY in item[2]:
+            continue  # unparsed, or a rejects-file line: mapped whatever the options say
+        value = item[2]
+        records += 1
+        seen.update(dict.fromkeys(map(str, value)))
+        named = [field for field in named if not field.has(value)]
+        if not named or records >= ROWS_LOOKED_AT:
+            break
+    if named and records:
+        first = "the first" if records >= ROWS_LOOKED_AT else "the"
+        fields = ", ".join(list(seen)[:FIELDS_SHOWN]) + (
+            ", ..." if len(seen) > FIELDS_SHOWN else ""
+        )
+        required = [field for field in named if field.required]
+        missing = " nor the field ".join(
+            f"{field.name!r} ({field.option})" for field in required or named
+        )
+        message = f"{source}: none of {first} {records:,} records has the field {missing}"
+        if required:
+            raise UsageError(
+                f"{message}; their fields: {fields}",
+                hint="Check the name against them: nothing of this input was sent.",
+            )
+        on_warning(f"{message} (their fields: {fields}): check its spelling")
+    yield from held
+    yield from lines

@@ -1,0 +1,229 @@
+"""Send one batch until every record of it is settled: retried, split, or rejected.
+
+- Transient failures (connection, timeout, 5xx) are retried with capped exponential
+  backoff and full jitter, at least as long as ``Retry-After`` asks. A 429 waits as long
+  as ``Retry-After`` asks (or a short jittered backoff) and has its own, larger budget:
+  the shared throttle is what slows down. The body is built once and re-sent as is.
+- A refusal (400, 413) splits the records in halves, recursively, so only the records
+  the server really refuses are rejected: about ``2 * log2(batch size)`` extra requests
+  per bad record. The chunks of one input record are never parted: refused together,
+  they are rejected together, so the index gets all of them or none.
+- A fatal answer (401, 403, 404, 405, 422) raises :class:`Fatal`: no batch can succeed.
+- Until a request has succeeded, a batch's first record goes alone: the run's first
+  request waits for its answer before any other starts (see :mod:`vupsert.transport.pacing`).
+- A record refused for good whose batch held an earlier record with the same id (sent in
+  its place: see :attr:`~vupsert.run.batching.Batch.superseded`) falls back to that one, so the
+  index ends as if every record had been sent in input order, the refused ones skipped.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..config.settings import MAX_BACKOFF, RETRIES
+from ..outcomes import Settlement
+from ..records import Fresh, Record, Rejection
+from ..transport.client import Answer, Client, Kind
+from ..transport.pacing import Throttle
+from .batching import Batch, batch_of
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = RETRIES
+    base: float = 0.5
+    max_backoff: float = MAX_BACKOFF
+    throttled_retries: int = 100
+    """429 answers one batch may get before it is given up on."""
+
+    def wait(self, answer: Answer, tries: Tries, rng: random.Random) -> float | None:
+        """Seconds to wait before the request ``answer`` answered is tried again, counted
+        in ``tries``; ``None`` once its retries are used up. A 429 waits as long as
+        ``Retry-After`` asks (or a short backoff), on a budget of its own: the shared
+        throttle is what slows down."""
+        if answer.status == 429:
+            tries.throttled += 1
+            if tries.throttled > self.throttled_retries:
+                return None
+            if answer.retry_after is not None:
+                return answer.retry_after
+            return self.delay(min(tries.throttled, 4), rng, None)
+        tries.failed += 1
+        if tries.failed > self.retries:
+            return None
+        return self.delay(tries.failed, rng, answer.retry_after)
+
+    def delay(self, attempt: int, rng: random.Random, retry_after: float | None) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        cap = min(self.max_backoff, self.base * 2 ** (attempt - 1))
+        delay = rng.uniform(0, cap)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, max(self.max_backoff, 1.0)))
+        return delay
+
+
+@dataclass
+class Tries:
+    """How often one request has been tried: its transient failures and its 429s."""
+
+    failed: int = 0
+    throttled: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.failed + self.throttled
+
+
+class Fatal(Exception):
+    """The server's answer means no batch can succeed."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(answer.message)
+        self.answer = answer
+
+
+class Abandoned(Exception):
+    """The run was told to stop at once; this batch is left unsettled."""
+
+
+class Sender:
+    """Sends batches through one client, sharing a throttle with the other senders."""
+
+    def __init__(
+        self,
+        client: Client,
+        throttle: Throttle,
+        policy: RetryPolicy,
+        *,
+        abandon: threading.Event,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], bool] | None = None,
+    ) -> None:
+        self.client = client
+        self.throttle = throttle
+        self.policy = policy
+        self.abandon = abandon
+        self.rng = rng or random.Random()
+        # Waiting on the event makes a backoff end early when the run is abandoned.
+        self._sleep = sleep or abandon.wait
+
+    def send(self, batch: Batch) -> Settlement:
+        settlement = Settlement(batch, superseded=len(batch.superseded), started=time.monotonic())
+        count = len(batch.ids)
+        if count > 1 and not self.throttle.proven:
+            # The first request waits alone for its answer: one record proves the token
+            # and the index as well as a thousand, and is answered sooner.
+            first = _record_end(batch, 0, count)
+            self._send(batch, 0, first, settlement)
+            self._send(batch, first, count, settlement)
+        else:
+            self._send(batch, 0, count, settlement)
+        if batch.superseded and settlement.rejected:
+            self._fall_back(batch, settlement)
+        settlement.duration = time.monotonic() - settlement.started
+        return settlement
+
+    def _fall_back(self, batch: Batch, settlement: Settlement) -> None:
+        """Send, for each id whose last record was refused, the record it superseded; and
+        so on down each id's records until one lands or none is left."""
+        earlier: dict[str, list[Fresh]] = {}
+        for record in batch.superseded:
+            earlier.setdefault(record[0], []).append(record)
+        refused = settlement.rejected
+        while True:
+            fallback = [earlier[r.id].pop() for r in refused if r.id and earlier.get(r.id)]
+            if not fallback:
+                return
+            settlement.superseded -= len(fallback)
+            settled = len(settlement.rejected)
+            retry = batch_of(batch.seq, fallback)
+            self._send(retry, 0, len(retry.ids), settlement)
+            refused = settlement.rejected[settled:]
+
+    def _send(self, batch: Batch, lo: int, hi: int, settlement: Settlement) -> None:
+        """Settle records ``lo`` to ``hi - 1`` of ``batch``."""
+        if lo >= hi:
+            return
+        body = batch.part(lo, hi)
+        tries = Tries()
+        while True:
+            started = self.throttle.acquire(self.abandon.is_set)
+            if started is None:
+                raise Abandoned
+            answer = self.client.upsert(body)
+            if answer.kind is Kind.FATAL:
+                # Before the slot is freed: a sender waiting for it must not start another
+                # request with a token the server has just refused.
+                self.abandon.set()
+            self.throttle.release(started, answer, len(body))
+            settlement.attempts += 1
+            settlement.status = answer.status
+            if answer.kind is Kind.OK:
+                settlement.upserted += hi - lo
+                return
+            if answer.kind is Kind.FATAL:
+                raise Fatal(answer)
+            settlement.error, settlement.error_status = answer.message, answer.status
+            if answer.kind is Kind.REFUSED:
+                middle = _split_point(batch, lo, hi)
+                if middle is None:
+                    settlement.rejected.extend(
+                        _rejection(r, answer.message, answer.status)
+                        for r in batch.records_in(lo, hi)
+                    )
+                    return
+                self._send(batch, lo, middle, settlement)
+                self._send(batch, middle, hi, settlement)
+                return
+            delay = self.policy.wait(answer, tries, self.rng)
+            if delay is None:
+                reason = f"gave up after {tries.total} attempts: {answer.message}"
+                settlement.rejected.extend(
+                    _rejection(r, reason, answer.status) for r in batch.records_in(lo, hi)
+                )
+                return
+            settlement.retries += 1
+            if self._sleep(delay):
+                raise Abandoned
+
+
+def _parts(batch: Batch, at: int) -> bool:
+    """Whether records ``at - 1`` and ``at`` come from different input records: the chunks
+    of one record share its source and line, and are never sent apart."""
+    return batch.lines[at] != batch.lines[at - 1] or batch.sources[at] != batch.sources[at - 1]
+
+
+def _record_end(batch: Batch, lo: int, hi: int) -> int:
+    """Where the input record of record ``lo`` ends, before ``hi``."""
+    at = lo + 1
+    while at < hi and not _parts(batch, at):
+        at += 1
+    return at
+
+
+def _split_point(batch: Batch, lo: int, hi: int) -> int | None:
+    """The place nearest the middle of records ``lo`` to ``hi - 1`` that parts no input
+    record's chunks; ``None`` when they are one record's."""
+    middle = (lo + hi) // 2
+    for distance in range(max(middle - lo, hi - middle)):
+        for at in (middle - distance, middle + distance):
+            if lo < at < hi and _parts(batch, at):
+                return at
+    return None
+
+
+def _rejection(record: Record, reason: str, status: int | None) -> Rejection:
+    return Rejection(
+        source=record.source,
+        line=record.line,
+        end=record.end,
+        reason=reason,
+        body=record.body,
+        status=status,
+        id=record.id,
+        stage="send",
+    )

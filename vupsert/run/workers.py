@@ -1,0 +1,233 @@
+"""The sender threads: batches in flight, each sent until it settles.
+
+The reading thread hands batches over a short queue to sender threads that share one
+client and one :class:`~vupsert.transport.pacing.Throttle`. A sender takes a batch only while fewer
+batches are held than the throttle's limit, and threads are started as the limit grows
+(up to ``concurrency``): batches in memory follow what the server takes, not the most it
+may be asked to take. Reading waits for the network only when the queue is full, which
+is what keeps memory flat. A batch whose ids overlap a batch still in flight waits for it
+to settle, so that the last occurrence of an id is the one the index keeps, whatever
+retries happen.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+import threading
+from collections import deque
+
+from ..transport.client import Client
+from ..transport.pacing import OPENING_LIMIT, Throttle
+from .batching import Batch
+from .ledger import Ledger
+from .sending import Abandoned, Fatal, RetryPolicy, Sender
+
+
+class Workers:
+    def __init__(
+        self,
+        client: Client,
+        ledger: Ledger,
+        *,
+        concurrency: int,
+        policy: RetryPolicy,
+        stop: threading.Event,
+        abandon: threading.Event,
+        rng: random.Random,
+    ) -> None:
+        self._client = client
+        self._ledger = ledger
+        self._policy = policy
+        self._rng = rng
+        self._stop = stop
+        """Set: no more batches come; those queued and in flight still settle."""
+        self._abandon = abandon
+        """Set: batches in flight are left unsettled."""
+        self._concurrency = max(1, concurrency)
+        self.throttle = Throttle(self._concurrency, grown=self._grown)
+        self.fatal: Fatal | None = None
+        """The answer that means no batch can succeed, if one came."""
+        self.crash: BaseException | None = None
+        """An exception no sender expected: a bug, raised again by the run."""
+        self._claims = threading.Condition()
+        self._in_flight: set[str] = set()
+        # One lock, two waits: a sender for a batch it may take, the reader for room in
+        # the queue. Each is woken alone, as queue.Queue does.
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._room = threading.Condition(self._lock)
+        self._queue: deque[Batch] = deque()
+        self._holding = 0
+        """Batches a sender has taken and not yet settled."""
+        self._idle = 0
+        """Senders waiting for a batch (or about to start)."""
+        self._closing = False
+        self._answered = False
+        """A batch has settled: until then the window is one request wide."""
+        self._threads: list[threading.Thread] = []
+        with self._lock:
+            self._spawn()
+
+    def submit(self, batch: Batch) -> bool:
+        """Queue ``batch`` once no batch in flight holds one of its ids; False when the
+        run stops first."""
+        if not self._claim(batch):
+            return False
+        if not self._put(batch):
+            self._release(batch)
+            return False
+        return True
+
+    def wake(self) -> None:
+        """A stop was asked: a submit waiting for its ids looks again."""
+        with self._claims:
+            self._claims.notify_all()
+
+    def close(self) -> None:
+        """Let the senders finish the queue, then wait for them to leave."""
+        with self._lock:
+            self._closing = True
+            self._work.notify_all()
+        while True:
+            with self._lock:
+                alive = [t for t in self._threads if t.is_alive()]
+            if not alive:
+                return
+            alive[0].join(0.25)
+
+    def _spawn(self) -> None:
+        """Start one more sender (the caller holds ``_lock``)."""
+        sender = Sender(
+            self._client,
+            self.throttle,
+            self._policy,
+            abandon=self._abandon,
+            rng=random.Random(self._rng.random()),
+        )
+        # Each thread runs in a copy of this context: messages made there name
+        # settings as the caller does (see vupsert.config.settings.option).
+        context = contextvars.copy_context()
+        thread = threading.Thread(
+            target=context.run,
+            args=(self._serve, sender),
+            name=f"sender-{len(self._threads)}",
+            daemon=True,
+        )
+        self._idle += 1
+        self._threads.append(thread)
+        thread.start()
+
+    def _grown(self) -> None:
+        """The throttle's limit grew in the middle of a batch: queued batches may go."""
+        with self._lock:
+            self._more_senders()
+            if self._takeable() > 0:
+                self._work.notify(self._takeable())
+
+    def _more_senders(self) -> None:
+        """Start a sender if a queued batch may be taken and nobody is free to take it."""
+        if (
+            self._queue
+            and not self._idle
+            and len(self._threads) < self._concurrency
+            and self._holding < self.throttle.limit
+        ):
+            self._spawn()
+
+    def _takeable(self) -> int:
+        """Queued batches senders may take now."""
+        if self._abandon.is_set():
+            # Abandoned, batches are taken only to be dropped: the limit no longer matters.
+            return len(self._queue)
+        return min(len(self._queue), self.throttle.limit - self._holding)
+
+    def _serve(self, sender: Sender) -> None:
+        while True:
+            with self._lock:
+                while self._takeable() <= 0:
+                    if self._closing and not self._queue:
+                        self._idle -= 1
+                        return
+                    self._work.wait(0.25)
+                batch = self._queue.popleft()
+                self._idle -= 1
+                self._holding += 1
+                self._more_senders()
+                self._room.notify()
+                if self._takeable() > 0:
+                    self._work.notify()
+            try:
+                self._send(sender, batch)
+            except BaseException as exc:
+                # A bug, not a server answer: stop everything and let the run raise it.
+                self.crash = exc
+                self._stop.set()
+                self._abandon.set()
+            finally:
+                # Whatever happened, a later batch holding one of these ids must not wait.
+                self._release(batch)
+                with self._lock:
+                    self._holding -= 1
+                    self._idle += 1
+                    self._answered = True
+                    # This sender takes one; a limit that grew may let others take more.
+                    if self._takeable() > 1:
+                        self._work.notify(self._takeable() - 1)
+
+    def _send(self, sender: Sender, batch: Batch) -> None:
+        if self._abandon.is_set() or self.fatal is not None:
+            return  # left unsettled: the checkpoint never moves past it
+        try:
+            settlement = sender.send(batch)
+        except Fatal as fatal:
+            self._ledger.count_request()
+            with self._claims:
+                if self.fatal is None:
+                    self.fatal = fatal
+            # The sender has abandoned the run already, before freeing its slot.
+            self._stop.set()
+            return
+        except Abandoned:
+            return
+        self._ledger.settle(settlement)
+
+    def _claim(self, batch: Batch) -> bool:
+        # Ids are unique within a batch and a batch waits for every earlier holder of its
+        # ids, so an id is held by one batch at a time: plain set operations, in C.
+        ids = self._in_flight
+        with self._claims:
+            while not ids.isdisjoint(batch.ids):
+                if self._abandon.is_set() or self._stop.is_set():
+                    return False
+                self._claims.wait(0.25)
+            ids.update(batch.ids)
+        return True
+
+    def _release(self, batch: Batch) -> None:
+        with self._claims:
+            self._in_flight.difference_update(batch.ids)
+            self._claims.notify_all()
+
+    def _queue_size(self) -> int:
+        """Batches the queue holds."""
+        if not self._answered:
+            # While the first request is out, read what goes once it opens the window.
+            return min(self._concurrency, OPENING_LIMIT)
+        # A short queue keeps the senders busy (reading is much faster than sending);
+        # every queued batch is memory.
+        return max(2, self.throttle.limit // 4)
+
+    def _put(self, batch: Batch) -> bool:
+        """Queue ``batch`` once there is room; False if the run is abandoned first."""
+        with self._lock:
+            while len(self._queue) >= self._queue_size():
+                if self._abandon.is_set():
+                    return False
+                self._more_senders()
+                self._room.wait(0.25)
+            self._queue.append(batch)
+            self._more_senders()
+            if self._takeable() > 0:
+                self._work.notify()
+        return True

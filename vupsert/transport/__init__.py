@@ -1,0 +1,1 @@
+"""The HTTP conversation with the index: client, answers, retries, pacing."""

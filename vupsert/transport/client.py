@@ -1,0 +1,410 @@
+"""The HTTP conversation with the index: one connection pool, one attempt per call, and
+the translation of every answer (or its absence) into an :class:`Answer`.
+
+Nothing here sleeps or retries; :mod:`vupsert.run.sending` decides what to do with an answer.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import re
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+import orjson
+
+from ..config.endpoint import (
+    check_token,
+    check_url,
+    require_connection,
+    shown_url,
+    url_hint,
+    where_set,
+)
+from ..config.settings import TIMEOUT, Secret, Settings, option
+from ..errors import ConfigError, ServerError
+
+
+class Kind(enum.Enum):
+    OK = "ok"
+    REFUSED = "refused"
+    """The request was refused as bad (400, 413): some record in it may be at fault."""
+    TRANSIENT = "transient"
+    """Worth another try later: 429, 5xx, timeouts, connection failures."""
+    FATAL = "fatal"
+    """No batch can succeed: auth, wrong URL, no embedding model."""
+
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+FATAL_STATUSES = frozenset({401, 403, 404, 405, 422}) | REDIRECTS
+"""Answers after which no batch can succeed: the run stops."""
+
+
+def fatal_hint(status: int) -> str | None:
+    """What to do about a fatal answer, in the caller's words for settings."""
+    if status == 401:
+        return (
+            f"The token was refused. Check {where_set('token')}: use the index's REST token "
+            "from the Upstash console."
+        )
+    if status == 403:
+        return (
+            "The token is not allowed to write. A read-only token cannot upsert: use the "
+            "index's standard REST token. (Older servers also answer 403 when the index has "
+            "no embedding model; `vupsert info` tells.)"
+        )
+    if status == 404:
+        return (
+            f"Nothing answers at this address. Check {where_set('url')}: it is the index's REST "
+            "URL, like https://example-us1-vector.upstash.io, with no path."
+        )
+    if status == 405:
+        return (
+            "The server does not accept this method at this address. Check that "
+            "UPSTASH_VECTOR_REST_URL has no path after the host."
+        )
+    if status == 422:
+        return (
+            "The index was created without an embedding model, so it cannot embed raw "
+            "text. Create an index with an embedding model (for example "
+            f"BAAI/bge-small-en-v1.5) and point {option('url')} at it."
+        )
+    if status in REDIRECTS:
+        return (
+            "vupsert does not follow redirects: a redirect could carry the token to another "
+            f"address. Set {where_set('url')} to the index's own REST URL, as the Upstash "
+            "console shows it."
+        )
+    return None
+
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REFUSED_STATUSES = frozenset({400, 413})
+
+
+@dataclass(slots=True, frozen=True)
+class Answer:
+    kind: Kind
+    status: int | None
+    """HTTP status, or ``None`` when no answer came back."""
+    message: str
+    retry_after: float | None = None
+    """Seconds the server asked us to wait (``Retry-After``)."""
+    elapsed: float = 0.0
+    result: Any = None
+    """What an OK answer of :meth:`Client.call` holds (the JSON ``result``)."""
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Parse ``Retry-After`` as seconds or as an HTTP date; ``None`` if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+_TAGS = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+
+
+def error_message(response: httpx.Response, limit: int = 300) -> str:
+    """A readable, one-line message from any error body, JSON or not."""
+    text = ""
+    try:
+        payload = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+        text = payload["error"]
+    elif payload is not None:
+        text = response.text
+    else:
+        text = _TAGS.sub(" ", response.text)
+    text = _SPACE.sub(" ", text).strip()
+    if not text:
+        text = response.reason_phrase or "no message"
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def _released(response: httpx.Response) -> httpx.Response:
+    """``response``, read and closed, out of its reference cycle.
+
+    In httpx 0.28 a response and its stream point at each other (encode/httpx#3733), so
+    the request, and the batch body it holds, waited for the cyclic collector: memory
+    then grew with the number of requests between two collections. The body has been
+    read into the response by now; the stream has nothing left to give.
+    """
+    response.stream = httpx.ByteStream(b"")
+    return response
+
+
+class Client:
+    """Talks to one index (and one namespace) over one connection pool.
+
+    Safe to share between threads: httpx's pool is.
+    """
+
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, transport: httpx.BaseTransport | None = None
+    ) -> Client:
+        """The client of a run's index and namespace, once its URL and token pass."""
+        require_connection(settings.url, settings.token)
+        return cls(
+            check_url(settings.url, allow_insecure_http=settings.allow_insecure_http),
+            settings.token,
+            namespace=settings.namespace,
+            timeout=settings.timeout,
+            max_connections=settings.concurrency,
+            transport=transport,
+        )
+
+    def __init__(
+        self,
+        url: str,
+        token: Secret,
+        *,
+        namespace: str = "",
+        timeout: float = TIMEOUT,
+        max_connections: int = 16,
+        transport: httpx.BaseTransport | None = None,
+        proxied: bool | None = None,
+    ) -> None:
+        self.base_url = url.rstrip("/")
+        token = check_token(token)
+        # What the server says is shown to the user: a server (or a proxy) that echoes the
+        # request's headers must not make vupsert print the token.
+        self._token = token
+        suffix = "/" + quote(namespace, safe="") if namespace else ""
+        self._suffix = suffix
+        self.upsert_path = "/upsert-data" + suffix
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        # Plain http (the local server) never speaks TLS, so it need not load the CA
+        # bundle: 0.03 s of every start. This context verifies by default and holds no
+        # CA, so were TLS ever used through it, it would fail rather than trust.
+        verify: ssl.SSLContext | bool = (
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            if urlsplit(self.base_url).scheme == "http"
+            else True
+        )
+        # Upserts go straight to the transport, past the client's per-request work
+        # (URL merging, cookies, auth and redirect hooks): a third of httpx's CPU per
+        # request. Not when the environment names a proxy (``proxied``): the client
+        # then picks each request's route, as httpx users expect.
+        if proxied is None:
+            proxied = transport is None and _proxies_configured()
+        self.proxied = proxied
+        """Whether requests may go through a proxy named in the environment."""
+        self._transport: httpx.BaseTransport | None = None
+        if not proxied:
+            self._transport = transport or httpx.HTTPTransport(verify=verify, limits=limits)
+        self._http = self._client(
+            base_url=self.base_url,
+            # The token lives in the client's headers only; httpx does not show headers
+            # in reprs or exception messages.
+            headers={
+                "Authorization": f"Bearer {token.reveal()}",
+                "Content-Type": "application/json",
+                "User-Agent": "vupsert",
+            },
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
+            limits=limits,
+            transport=transport if proxied else self._transport,
+            verify=verify,
+        )
+        self._upsert_url = self._http.base_url.join(self.upsert_path)
+        self._extensions = {"timeout": self._http.timeout.as_dict()}
+
+    def _client(self, **options: Any) -> httpx.Client:
+        try:
+            return httpx.Client(**options)
+        except httpx.InvalidURL:
+            # httpx's message may quote the URL whole.
+            raise ConfigError(
+                f"The URL {shown_url(self.base_url)!r} is not one HTTP can use.",
+                hint=url_hint(),
+            ) from None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def upsert(self, body: bytes) -> Answer:
+        """One attempt at upserting a prepared JSON array; never raises for HTTP trouble."""
+        started = time.monotonic()
+        try:
+            if self._transport is None:
+                response = _released(self._http.post(self.upsert_path, content=body))
+            else:
+                response = self._transport.handle_request(
+                    httpx.Request(
+                        "POST",
+                        self._upsert_url,
+                        headers=self._http.headers,
+                        content=body,
+                        extensions=self._extensions,
+                    )
+                )
+                try:
+                    response.read()
+                finally:
+                    response.close()
+        except httpx.TransportError as exc:
+            return self._lost(exc, started)
+        return self._answer(response, time.monotonic() - started)
+
+    def _lost(self, exc: httpx.TransportError, started: float) -> Answer:
+        """The answer to a request that got none: a timeout or a connection failure."""
+        if isinstance(exc, httpx.TimeoutException):
+            message = f"timed out ({type(exc).__name__})"
+        else:
+            message = f"connection failed: {self.scrub(_describe(exc))}"
+        return Answer(Kind.TRANSIENT, None, message, elapsed=time.monotonic() - started)
+
+    def call(self, endpoint: str, payload: Any) -> Answer:
+        """One attempt at another endpoint of the namespace (``range``, ``fetch``,
+        ``delete``); an OK answer holds the parsed ``result``. Never raises for HTTP
+        trouble."""
+        started = time.monotonic()
+        try:
+            response = _released(
+                self._http.post(f"/{endpoint}{self._suffix}", content=orjson.dumps(payload))
+            )
+        except httpx.TransportError as exc:
+            return self._lost(exc, started)
+        elapsed = time.monotonic() - started
+        if response.status_code == 200:
+            try:
+                body = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                body = None
+            if isinstance(body, dict) and "result" in body:
+                return Answer(Kind.OK, 200, "Success", elapsed=elapsed, result=body["result"])
+        return self._answer(response, elapsed)
+
+    def _message(self, response: httpx.Response) -> str:
+        """The server's message, without the token, a redirect naming its target."""
+        message = error_message(response)
+        if 300 <= response.status_code < 400:
+            location = response.headers.get("location")
+            target = shown_url(location) or ("a path" if location else "no Location given")
+            message = f"redirected to {target} ({message})"
+        return self.scrub(message)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the token, if it holds it, replaced by ``***``."""
+        secret = self._token.reveal()
+        # A token of a few characters (a test's) would be found in ordinary words.
+        return text.replace(secret, "***") if len(secret) >= 8 and secret in text else text
+
+    def _answer(self, response: httpx.Response, elapsed: float) -> Answer:
+        status = response.status_code
+        if status == 200:
+            try:
+                payload = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                payload = None
+            if isinstance(payload, dict) and payload.get("result") == "Success":
+                return Answer(Kind.OK, status, "Success", elapsed=elapsed)
+            # A 200 that is not Upstash's answer (a captive portal, a proxy page) means
+            # we cannot know whether the write happened: try again.
+            return Answer(
+                Kind.TRANSIENT,
+                status,
+                f"unexpected answer: {self._message(response)}",
+                elapsed=elapsed,
+            )
+        message = self._message(response)
+        if 300 <= status < 400:
+            # Not worth a retry: the address is wrong, and the same answer would follow.
+            return Answer(Kind.FATAL, status, message, elapsed=elapsed)
+        if status in RETRY_STATUSES:
+            return Answer(
+                Kind.TRANSIENT,
+                status,
+                message,
+                retry_after_seconds(response.headers.get("retry-after")),
+                elapsed,
+            )
+        if status in REFUSED_STATUSES:
+            return Answer(Kind.REFUSED, status, message, elapsed=elapsed)
+        if status in FATAL_STATUSES or 400 <= status < 500:
+            return Answer(Kind.FATAL, status, message, elapsed=elapsed)
+        return Answer(Kind.TRANSIENT, status, message, elapsed=elapsed)
+
+    def info(self) -> dict[str, Any]:
+        """``/info`` of the index; raises :class:`ServerError` when it cannot be had."""
+        try:
+            response = self._http.post("/info")
+        except httpx.TransportError as exc:
+            hint = f"Check {where_set('url')} and the network."
+            if self.proxied:
+                hint += (
+                    " A proxy is set in the environment (HTTP_PROXY, HTTPS_PROXY or "
+                    "ALL_PROXY): check it, or add the index's host to NO_PROXY."
+                )
+            raise ServerError(
+                f"Could not reach {self.base_url}: {self.scrub(_describe(exc))}", hint=hint
+            ) from None
+        status = response.status_code
+        if status != 200:
+            advice = fatal_hint(status)
+            path = urlsplit(self.base_url).path
+            if path.strip("/") and status in (400, 404, 405):
+                advice = (
+                    f"The URL has a path ({path}); the index's REST URL has none. Use its "
+                    "base URL, like https://example-us1-vector.upstash.io"
+                )
+            raise ServerError(
+                f"{self.base_url}/info answered {status}: {self._message(response)}",
+                status=status,
+                hint=advice,
+            )
+        try:
+            payload = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            payload = None
+        result = payload.get("result") if isinstance(payload, dict) else None
+        if not isinstance(result, dict):
+            raise ServerError(
+                f"{self.base_url}/info did not answer like an Upstash Vector index: "
+                f"{self._message(response)}",
+                hint=f"Check {where_set('url')}.",
+            )
+        return result
+
+
+def _proxies_configured() -> bool:
+    """Whether the environment names an HTTP proxy, as httpx reads it."""
+    from urllib.request import getproxies
+
+    return any(getproxies().get(scheme) for scheme in ("http", "https", "all"))
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return _SPACE.sub(" ", text)[:200]

@@ -3,8 +3,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from vupsert.records import Position, Record, Rejection, Skip
-from vupsert.run.batching import Batch, as_fresh, batch_of, batches
+from vupsert.records import Batch, Position, Record, Rejection, Skip
+from vupsert.run.batching import as_fresh, batch_of, batches
 
 
 def rec(i: int, id_: str | None = None, size: int = 10, source: str = "a.jsonl") -> Record:

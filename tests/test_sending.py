@@ -7,8 +7,8 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from vupsert.records import Position, Record
-from vupsert.run.batching import Batch, as_fresh, batch_of
+from vupsert.records import Batch, Position, Record
+from vupsert.run.batching import as_fresh, batch_of
 from vupsert.run.sending import Abandoned, Fatal, RetryPolicy, Sender
 from vupsert.transport.client import Answer, Kind
 from vupsert.transport.pacing import Throttle

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from .errors import ExitStatus, VupsertError
-from .records import Rejection
-from .run.batching import Batch
+from .records import Batch, Rejection
 
 
 @dataclass

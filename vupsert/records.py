@@ -1,4 +1,5 @@
-"""The values that flow through a run: where a record came from, the record, its rejection.
+"""The values that flow through a run: where a record came from, the record, its
+rejection, the batch it travels in.
 
 A record is serialised at most once, by :class:`vupsert.mapping.mapper.Mapper`, into ``body``:
 the JSON object sent in the batch array (a JSON Lines line that is exactly the record is
@@ -11,7 +12,9 @@ rather than objects: at a million records, creating the objects cost more than p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any, Literal, NamedTuple
 
 MAX_DATA_BYTES = 1_048_576
@@ -138,6 +141,91 @@ class Skip(_Located):
     source: str
     line: int
     end: Position
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records sent in one request, and the span of input they come from.
+
+    Stored by column: the request body, joined once, and per record its id, the length
+    of its JSON, where it came from. Per-record objects exist only when something asks
+    for them (a split, a rejection, a test): a million records should cost a million
+    dict lookups and list appends, not a million objects.
+    """
+
+    seq: int
+    """1-based batch number, as the user sees it."""
+    body: bytes = b"[]"
+    """The request body: the JSON array of every record sent, built once."""
+    ids: Sequence[str] = ()
+    """The id of each record sent, in body order; each id once."""
+    lengths: Sequence[int] = ()
+    """The length of each record's JSON in :attr:`body`."""
+    sources: Sequence[str] = ()
+    lines: Sequence[int] = ()
+    offsets: Sequence[int] = ()
+    end_lines: Sequence[int] = ()
+    """For each record, the reader's position just after it: ``Position(offset, end_line)``."""
+    rejections: list[Rejection] = field(default_factory=list)
+    """Records of this span rejected before sending; settled together with the batch."""
+    superseded: list[Fresh] = field(default_factory=list)
+    """Records a later record of this batch replaces (same id), in input order: not sent,
+    unless the record that replaces them is refused (see :mod:`vupsert.run.sending`)."""
+
+    first_where: str = ""
+    last_where: str = ""
+    per_input: dict[int, tuple[int, Position]] = field(default_factory=dict)
+    """For each input the span touches: items it holds there, and the position after."""
+
+    @property
+    def span(self) -> str:
+        """``file:first-last``, the input lines this batch covers."""
+        first_src, _, first_line = self.first_where.rpartition(":")
+        last_src, _, last_line = self.last_where.rpartition(":")
+        if first_src == last_src:
+            return f"{first_src}:{first_line}-{last_line}"
+        return f"{self.first_where}-{self.last_where}"
+
+    @property
+    def sent(self) -> int:
+        """Records this batch sends."""
+        return len(self.ids)
+
+    @property
+    def size(self) -> int:
+        """Records this batch accounts for: sent, superseded and rejected locally."""
+        return len(self.ids) + len(self.superseded) + len(self.rejections)
+
+    def _starts(self) -> list[int]:
+        """Where each record's JSON starts in :attr:`body`, and one past the last."""
+        return list(accumulate((n + 1 for n in self.lengths), initial=1))
+
+    def part(self, lo: int, hi: int) -> bytes:
+        """The request body for records ``lo`` to ``hi - 1``: a slice, never a rebuild."""
+        if lo == 0 and hi == len(self.ids):
+            return self.body
+        starts = self._starts()
+        return b"[" + self.body[starts[lo] : starts[hi] - 1] + b"]"
+
+    def records_in(self, lo: int, hi: int) -> list[Record]:
+        """Records ``lo`` to ``hi - 1`` as objects: for splits, rejections and tests, not
+        the hot path."""
+        starts = self._starts()
+        return [
+            Record(
+                self.ids[i],
+                self.body[starts[i] : starts[i + 1] - 1],
+                self.sources[i],
+                self.lines[i],
+                Position(self.offsets[i], self.end_lines[i]),
+            )
+            for i in range(lo, hi)
+        ]
+
+    @property
+    def records(self) -> list[Record]:
+        """Every record sent, as objects."""
+        return self.records_in(0, len(self.ids))
 
 
 def json_type(value: object) -> str:

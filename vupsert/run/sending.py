@@ -12,7 +12,7 @@
 - Until a request has succeeded, a batch's first record goes alone: the run's first
   request waits for its answer before any other starts (see :mod:`vupsert.transport.pacing`).
 - A record refused for good whose batch held an earlier record with the same id (sent in
-  its place: see :attr:`~vupsert.run.batching.Batch.superseded`) falls back to that one, so the
+  its place: see :attr:`~vupsert.records.Batch.superseded`) falls back to that one, so the
   index ends as if every record had been sent in input order, the refused ones skipped.
 """
 
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 from ..config.settings import MAX_BACKOFF, RETRIES
 from ..outcomes import Settlement
-from ..records import Fresh, Record, Rejection
+from ..records import Batch, Fresh, Record, Rejection
 from ..transport.client import Answer, Client, Kind
 from ..transport.pacing import Throttle
-from .batching import Batch, batch_of
+from .batching import batch_of
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import random
 import threading
 from collections import deque
 
+from ..records import Batch
 from ..transport.client import Client
 from ..transport.pacing import OPENING_LIMIT, Throttle
-from .batching import Batch
 from .ledger import Ledger
 from .sending import Abandoned, Fatal, RetryPolicy, Sender
 

@@ -24,9 +24,9 @@ from vupsert.outcomes import NoEvents, Settlement
 from vupsert.records import Position, Record, Rejection, Skip
 from vupsert.run.batching import batches
 from vupsert.run.documents import Documents
-from vupsert.run.sending import RetryPolicy
 from vupsert.run.stale_chunks import StaleChunks
-from vupsert.transport.client import RETRY_STATUSES, Answer, Kind
+from vupsert.transport import Answer, Kind, RetryPolicy
+from vupsert.transport._answers import RETRY_STATUSES
 from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import kill_when, run_cli, write_jsonl

@@ -10,7 +10,8 @@ import pytest
 from vupsert.config.endpoint import check_token, check_url, is_loopback, shown_url
 from vupsert.config.settings import Secret
 from vupsert.errors import ConfigError, ServerError
-from vupsert.transport.client import Client, Kind, retry_after_seconds
+from vupsert.transport import Client, Kind
+from vupsert.transport._answers import retry_after_seconds
 
 TOKEN = Secret("s3cr3t-token")
 

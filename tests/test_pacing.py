@@ -21,9 +21,8 @@ import pytest
 
 from vupsert.config.settings import CONCURRENCY
 from vupsert.run.batching import batch_of
-from vupsert.run.sending import RetryPolicy, Sender
-from vupsert.transport.client import Answer, Kind
-from vupsert.transport.pacing import Throttle
+from vupsert.run.sending import Sender
+from vupsert.transport import Answer, Kind, RetryPolicy, Throttle
 from vupsert_server import ServerConfig
 from vupsert_server._config import RateLimiter
 from vupsert_server._faults import Faults

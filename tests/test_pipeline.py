@@ -210,7 +210,7 @@ def test_checkpoint_lock_and_atomic_save(tmp_path: Path) -> None:
 def test_preflight_rides_out_a_blip_but_not_a_bad_token() -> None:
     from vupsert.errors import ServerError
     from vupsert.run.preflight import preflight
-    from vupsert.transport.client import Client
+    from vupsert.transport import Client
 
     answers = iter([httpx.Response(503, text="busy"), httpx.Response(200, json=INFO)])
     client = Client(
@@ -302,7 +302,7 @@ def test_preflight_needs_a_model_for_every_part_of_the_index(
     has an embedding model; the error names the part that has none."""
     from vupsert.errors import PreflightError
     from vupsert.run.preflight import preflight
-    from vupsert.transport.client import Client
+    from vupsert.transport import Client
 
     client = Client(
         "http://127.0.0.1:9",

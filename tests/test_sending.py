@@ -9,9 +9,8 @@ import pytest
 
 from vupsert.records import Batch, Position, Record
 from vupsert.run.batching import as_fresh, batch_of
-from vupsert.run.sending import Abandoned, Fatal, RetryPolicy, Sender
-from vupsert.transport.client import Answer, Kind
-from vupsert.transport.pacing import Throttle
+from vupsert.run.sending import Abandoned, Fatal, Sender
+from vupsert.transport import Answer, Kind, RetryPolicy, Throttle
 
 OK = Answer(Kind.OK, 200, "Success")
 

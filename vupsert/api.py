@@ -68,9 +68,7 @@ from .outcomes import (
 )
 from .records import MAX_BATCH_RECORDS, Rejection
 from .run.pipeline import Run
-from .run.sending import RetryPolicy
-from .transport.client import Client
-from .transport.retry import Caller
+from .transport import Caller, Client, RetryPolicy
 
 Records = Union[  # noqa: UP007 - a runtime alias: "|" cannot join these on Python 3.10
     str,

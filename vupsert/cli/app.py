@@ -1006,7 +1006,7 @@ def info(url: UrlOption = None, token: TokenOption = None, json_out: JsonOption 
     Exit 3 when the index cannot be reached or refuses the token.
     """
     from ..run.preflight import embedding_models
-    from ..transport.client import Client
+    from ..transport import Client
 
     console = env.console()
     with user_errors(console):

@@ -35,13 +35,13 @@ from ..inputs.resume import Stream
 from ..inputs.sources import detect_format, iter_rows, read_stream
 from ..outcomes import DeleteSummary
 from ..records import Rejection, Row, json_type
-from ..transport.retry import Caller
+from ..transport import Caller, deleted
 from .scope import pages
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["BATCH", "delete_held", "deleted", "held", "id_of", "read_ids"]
+__all__ = ["BATCH", "delete_held", "held", "id_of", "read_ids"]
 
 BATCH = 1000
 """Ids per ``fetch`` and ``delete`` request."""
@@ -477,10 +477,3 @@ def _delete_matching(caller: Caller, payload: dict[str, str], summary: DeleteSum
     finally:
         if caller.unanswered > before:
             summary.count_uncertain = True
-
-
-def deleted(result: Any) -> int:
-    """The count of a ``delete`` answer."""
-    if isinstance(result, dict) and isinstance(result.get("deleted"), int):
-        return int(result["deleted"])
-    return 0

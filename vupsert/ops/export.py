@@ -28,7 +28,7 @@ import orjson
 
 from ..errors import OutputError, UsageError
 from ..outcomes import ExportSummary
-from ..transport.retry import Caller
+from ..transport import Caller
 from .scope import pages
 
 STDOUT = "-"

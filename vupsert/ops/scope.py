@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from ..mapping.chunking import chunk_of
-from ..transport.retry import Caller
+from ..transport import Caller
 
 PAGE = 1000
 """Vectors per ``range`` request: Upstash's largest page."""

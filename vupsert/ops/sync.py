@@ -40,10 +40,7 @@ from ..records import Fresh, Position, Record, Rejection
 from ..run.batching import Item
 from ..run.pipeline import Run
 from ..run.preflight import preflight
-from ..run.sending import RetryPolicy
-from ..transport.client import Client
-from ..transport.retry import Caller
-from .delete import deleted
+from ..transport import Caller, Client, RetryPolicy, deleted
 from .scope import Scope, StaleId, digest, id_hash
 
 DELETE_BATCH = 1000
@@ -232,9 +229,7 @@ class SyncRun:
         started = time.monotonic()
         client = Client.for_settings(settings, self._transport)
         with client:
-            caller = Caller(
-                client, RetryPolicy(retries=settings.retries, max_backoff=settings.max_backoff)
-            )
+            caller = Caller(client, RetryPolicy.of(settings))
             try:
                 self._sync(client, caller)
             except VupsertError as exc:

@@ -24,9 +24,7 @@ from ..outcomes import Events, NoEvents, Problem, Summary, VerifySummary
 from ..records import Record, Rejection
 from ..run.batching import as_fresh
 from ..run.reading import Reader, check_inputs
-from ..run.sending import RetryPolicy
-from ..transport.client import Client
-from ..transport.retry import Caller
+from ..transport import Caller, Client, RetryPolicy
 from .scope import digest, id_hash
 
 FETCH_BATCH = 1000
@@ -74,9 +72,7 @@ class Verifier:
             records=self._records,
         )
         with client:
-            caller = Caller(
-                client, RetryPolicy(retries=settings.retries, max_backoff=settings.max_backoff)
-            )
+            caller = Caller(client, RetryPolicy.of(settings))
             batch: dict[str, tuple[bytes, str]] = {}
             try:
                 for _, item in reader.items():

@@ -22,7 +22,7 @@ from ..config.settings import Settings
 from ..errors import ServerError, VupsertError
 from ..inputs.sources import RECORDS, STDIN
 from ..outcomes import Broadcast, Events, NoEvents, Settlement, Summary
-from ..transport.client import Client, fatal_hint
+from ..transport import Client, RetryPolicy, fatal_hint
 from .batching import Item, batches
 from .columns import check_columns
 from .documents import Documents
@@ -30,7 +30,6 @@ from .ledger import Ledger
 from .outputs import Outputs
 from .preflight import preflight, warn_of_new_namespace
 from .reading import Reader, check_inputs, input_order, total_size
-from .sending import RetryPolicy
 from .stale_chunks import StaleChunks
 from .workers import Workers
 
@@ -143,8 +142,7 @@ class Run:
         if client is None:
             return Documents(dry_run=True)
         # After each batch, before a later one with the same ids is sent.
-        settings = self.settings
-        policy = RetryPolicy(retries=settings.retries, max_backoff=settings.max_backoff)
+        policy = RetryPolicy.of(self.settings)
         self._stale = StaleChunks(client, policy, self.events, whole=self._warn_whole)
         return Documents(tidy=self._stale)
 
@@ -179,12 +177,11 @@ class Run:
         self.events.started(total_size(settings.inputs), settings.inputs)
         workers = None
         if client is not None:
-            policy = RetryPolicy(retries=settings.retries, max_backoff=settings.max_backoff)
             self._workers = workers = Workers(
                 client,
                 ledger,
                 concurrency=settings.concurrency,
-                policy=policy,
+                policy=RetryPolicy.of(settings),
                 stop=self._stop,
                 abandon=self._abandon,
                 rng=self._rng,

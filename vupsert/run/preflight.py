@@ -11,9 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config.settings import option
-from ..errors import PreflightError, ServerError
+from ..errors import PreflightError
 from ..outcomes import Events
-from ..transport.client import RETRY_STATUSES, Client, fatal_hint
+from ..transport import Client, RetryPolicy, fatal_hint, ride_out
+
+AT_START = RetryPolicy(retries=3, base=1.0, max_backoff=4.0, throttled_retries=3, jitter=False)
+"""``/info`` before a run: a transient failure is tried again 1, 2 and 4 s later. A cron
+run should not die of a blip that the upserts themselves would ride out."""
 
 INDEX_PARTS = (("denseIndex", "dense"), ("sparseIndex", "sparse"))
 """The parts an index may have in ``/info``: a dense index has the first, a sparse one the
@@ -35,21 +39,11 @@ def embedding_models(info: dict[str, Any]) -> dict[str, str | None]:
 
 
 def preflight(
-    client: Client, *, attempts: int = 4, sleep: Callable[[float], None] = time.sleep
+    client: Client, *, policy: RetryPolicy = AT_START, sleep: Callable[[float], object] = time.sleep
 ) -> dict[str, Any]:
-    """``/info`` of the index; :class:`PreflightError` when it cannot embed raw text.
-
-    A transient failure (no answer, 429, 5xx) is tried again a few times, 1, 2 and 4 s
-    apart: a cron run should not die of a blip that the upserts themselves would ride out.
-    """
-    for attempt in range(attempts):
-        try:
-            info = client.info()
-            break
-        except ServerError as exc:
-            if attempt == attempts - 1 or not (exc.status is None or exc.status in RETRY_STATUSES):
-                raise
-            sleep(2.0**attempt)
+    """``/info`` of the index, a transient failure (no answer, 429, 5xx) tried again as
+    ``policy`` says; :class:`PreflightError` when the index cannot embed raw text."""
+    info = ride_out(client.info, policy, sleep=sleep)
     models = embedding_models(info)
     lacking = [part for part, model in models.items() if model is None]
     if lacking:

@@ -1,16 +1,15 @@
 """Send one batch until every record of it is settled: retried, split, or rejected.
 
-- Transient failures (connection, timeout, 5xx) are retried with capped exponential
-  backoff and full jitter, at least as long as ``Retry-After`` asks. A 429 waits as long
-  as ``Retry-After`` asks (or a short jittered backoff) and has its own, larger budget:
-  the shared throttle is what slows down. The body is built once and re-sent as is.
+- Transient failures (connection, timeout, 5xx, 429) are retried as the one retry rule
+  says (:class:`~vupsert.transport.RetryPolicy`). The body is built once and re-sent as
+  is.
 - A refusal (400, 413) splits the records in halves, recursively, so only the records
   the server really refuses are rejected: about ``2 * log2(batch size)`` extra requests
   per bad record. The chunks of one input record are never parted: refused together,
   they are rejected together, so the index gets all of them or none.
 - A fatal answer (401, 403, 404, 405, 422) raises :class:`Fatal`: no batch can succeed.
 - Until a request has succeeded, a batch's first record goes alone: the run's first
-  request waits for its answer before any other starts (see :mod:`vupsert.transport.pacing`).
+  request waits for its answer before any other starts (see :mod:`vupsert.transport._pacing`).
 - A record refused for good whose batch held an earlier record with the same id (sent in
   its place: see :attr:`~vupsert.records.Batch.superseded`) falls back to that one, so the
   index ends as if every record had been sent in input order, the refused ones skipped.
@@ -22,60 +21,11 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from ..config.settings import MAX_BACKOFF, RETRIES
 from ..outcomes import Settlement
 from ..records import Batch, Fresh, Record, Rejection
-from ..transport.client import Answer, Client, Kind
-from ..transport.pacing import Throttle
+from ..transport import Answer, Client, Kind, RetryPolicy, Throttle, Tries
 from .batching import batch_of
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    retries: int = RETRIES
-    base: float = 0.5
-    max_backoff: float = MAX_BACKOFF
-    throttled_retries: int = 100
-    """429 answers one batch may get before it is given up on."""
-
-    def wait(self, answer: Answer, tries: Tries, rng: random.Random) -> float | None:
-        """Seconds to wait before the request ``answer`` answered is tried again, counted
-        in ``tries``; ``None`` once its retries are used up. A 429 waits as long as
-        ``Retry-After`` asks (or a short backoff), on a budget of its own: the shared
-        throttle is what slows down."""
-        if answer.status == 429:
-            tries.throttled += 1
-            if tries.throttled > self.throttled_retries:
-                return None
-            if answer.retry_after is not None:
-                return answer.retry_after
-            return self.delay(min(tries.throttled, 4), rng, None)
-        tries.failed += 1
-        if tries.failed > self.retries:
-            return None
-        return self.delay(tries.failed, rng, answer.retry_after)
-
-    def delay(self, attempt: int, rng: random.Random, retry_after: float | None) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
-        cap = min(self.max_backoff, self.base * 2 ** (attempt - 1))
-        delay = rng.uniform(0, cap)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, max(self.max_backoff, 1.0)))
-        return delay
-
-
-@dataclass
-class Tries:
-    """How often one request has been tried: its transient failures and its 429s."""
-
-    failed: int = 0
-    throttled: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.failed + self.throttled
 
 
 class Fatal(Exception):

@@ -25,11 +25,8 @@ from typing import Any
 
 from ..errors import ServerError
 from ..mapping.chunking import CHUNK_KEY, chunk_id
-from ..ops.delete import deleted
 from ..outcomes import Events
-from ..transport.client import Client
-from ..transport.retry import Caller
-from .sending import RetryPolicy
+from ..transport import Caller, Client, RetryPolicy, deleted
 
 WINDOW = 2
 """Chunk ids asked for above a record's count: one missing there hides none above it."""

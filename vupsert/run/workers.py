@@ -1,7 +1,7 @@
 """The sender threads: batches in flight, each sent until it settles.
 
 The reading thread hands batches over a short queue to sender threads that share one
-client and one :class:`~vupsert.transport.pacing.Throttle`. A sender takes a batch only while fewer
+client and one :class:`~vupsert.transport.Throttle`. A sender takes a batch only while fewer
 batches are held than the throttle's limit, and threads are started as the limit grows
 (up to ``concurrency``): batches in memory follow what the server takes, not the most it
 may be asked to take. Reading waits for the network only when the queue is full, which
@@ -18,10 +18,9 @@ import threading
 from collections import deque
 
 from ..records import Batch
-from ..transport.client import Client
-from ..transport.pacing import OPENING_LIMIT, Throttle
+from ..transport import OPENING_LIMIT, Client, RetryPolicy, Throttle
 from .ledger import Ledger
-from .sending import Abandoned, Fatal, RetryPolicy, Sender
+from .sending import Abandoned, Fatal, Sender
 
 
 class Workers:

@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from .client import Answer, Kind
+from ._answers import Answer, Kind
 
 OPENING_LIMIT = 16
 """Requests in flight once the first one succeeds, before latency says more."""

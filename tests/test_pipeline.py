@@ -233,6 +233,24 @@ def test_preflight_rides_out_a_blip_but_not_a_bad_token() -> None:
     assert waits == [1.0]
 
 
+@pytest.mark.parametrize("status", [501, 520, 522, 524])
+def test_preflight_rides_out_every_status_an_upsert_would_retry(status: int) -> None:
+    # A proxy's 52x (its origin timed out) is a blip to the upserts, which retry any 5xx;
+    # the check before them must not stop the run for it.
+    from vupsert.run.preflight import preflight
+    from vupsert.transport import Client
+
+    answers = iter([httpx.Response(status, text="origin timeout"), httpx.Response(200, json=INFO)])
+    client = Client(
+        "http://127.0.0.1:9",
+        Secret("t"),
+        transport=httpx.MockTransport(lambda request: next(answers)),
+    )
+    waits: list[float] = []
+    assert preflight(client, sleep=waits.append)["dimension"] == 8
+    assert waits == [1.0]
+
+
 def test_a_stalled_batch_does_not_hold_the_bodies_settled_after_it(tmp_path: Path) -> None:
     # Batch 2 is answered only after 30 later batches were. Those must be freed as they
     # settle, not kept until batch 2's turn: memory must not grow with a retry's length.

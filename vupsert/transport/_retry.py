@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from ..config.settings import MAX_BACKOFF, RETRIES, Settings
 from ..errors import ServerError
-from ._answers import RETRY_STATUSES, Answer, Kind, fatal_hint
+from ._answers import Answer, Kind, fatal_hint, kind_of
 from ._client import Client
 from ._pacing import Throttle
 
@@ -158,9 +158,9 @@ def ride_out(
         try:
             return attempt()
         except ServerError as exc:
-            if not (exc.status is None or exc.status in RETRY_STATUSES):
+            answer = Answer(kind_of(exc.status), exc.status, exc.message)
+            if answer.kind is not Kind.TRANSIENT:
                 raise
-            answer = Answer(Kind.TRANSIENT, exc.status, exc.message)
             delay = policy.wait(answer, tries, rng)
             if delay is None:
                 raise

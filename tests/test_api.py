@@ -179,7 +179,7 @@ def test_no_model_raises_before_anything_is_sent(tmp_path: Path) -> None:
 
 def test_options_are_checked_and_named_the_python_way(server: LocalServer) -> None:
     with pytest.raises(vupsert.UsageError, match="Unknown option: bath_size"):
-        vupsert.upsert(generated(1), url=server.url, token=server.token, bath_size=5)
+        vupsert.upsert(generated(1), url=server.url, token=server.token, bath_size=5)  # type: ignore[call-arg]
     with pytest.raises(vupsert.UsageError, match=r"batch_size=5000: it must be a number"):
         vupsert.upsert(generated(1), url=server.url, token=server.token, batch_size=5000)
     with pytest.raises(vupsert.UsageError, match=r"shard=\(4, 4\) is not K/N"):

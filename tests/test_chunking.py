@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vupsert
-from vupsert.api import build_settings
 from vupsert.cli.app import Environment, main
+from vupsert.config import build_settings
 from vupsert.config.settings import MappingOptions
 from vupsert.errors import UsageError
 from vupsert.mapping.chunking import Chunker, Chunks, LongData, split_text, token_limit
@@ -104,7 +104,7 @@ def test_sizes_and_overlaps_are_checked() -> None:
     with pytest.raises(UsageError, match="chunk_size=0: it must be a whole number from 1"):
         build_settings(dry_run=True, chunk_size=0)
     with pytest.raises(UsageError, match=r"chunk_size=1\.5"):
-        build_settings(dry_run=True, chunk_size=1.5)
+        build_settings(dry_run=True, chunk_size=1.5)  # type: ignore[arg-type]
     assert (
         build_settings(dry_run=True, chunk_size=10, chunk_overlap=None).mapping.chunk_overlap == 0
     )

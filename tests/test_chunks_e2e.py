@@ -13,8 +13,8 @@ import pytest
 from rich.console import Console
 
 import vupsert
-from vupsert.api import build_settings
 from vupsert.cli.display import ConsoleEvents, Terminal, summary_line
+from vupsert.config import build_settings
 from vupsert.mapping.chunking import split_text
 from vupsert.outcomes import Summary
 from vupsert.run.pipeline import Run

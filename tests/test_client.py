@@ -7,8 +7,8 @@ import sys
 import httpx
 import pytest
 
-from vupsert.config.endpoint import check_token, check_url, is_loopback, shown_url
-from vupsert.config.settings import Secret
+from vupsert.config import Endpoint, Secret
+from vupsert.config._endpoint import check_token, check_url, is_loopback, shown_url
 from vupsert.errors import ConfigError, ServerError
 from vupsert.transport import Client, Kind
 from vupsert.transport._answers import retry_after_seconds
@@ -17,7 +17,7 @@ TOKEN = Secret("s3cr3t-token")
 
 
 def client_for(handler: httpx.MockTransport | None = None, **kw: object) -> Client:
-    return Client("http://127.0.0.1:1", TOKEN, transport=handler, **kw)  # type: ignore[arg-type]
+    return Client(Endpoint("http://127.0.0.1:1", TOKEN), transport=handler, **kw)  # type: ignore[arg-type]
 
 
 def answering(status: int, body: bytes | str, headers: dict[str, str] | None = None) -> Client:
@@ -37,7 +37,9 @@ def test_request_shape_and_namespace_is_percent_encoded() -> None:
         return httpx.Response(200, json={"result": "Success"})
 
     client = Client(
-        "http://127.0.0.1:1/", TOKEN, namespace="a b/c", transport=httpx.MockTransport(handler)
+        Endpoint("http://127.0.0.1:1/", TOKEN),
+        namespace="a b/c",
+        transport=httpx.MockTransport(handler),
     )
     answer = client.upsert(b'[{"id":"1","data":"x"}]')
     assert answer.kind is Kind.OK
@@ -59,8 +61,7 @@ def test_both_routes_send_the_same_request() -> None:
 
     for proxied in (False, True):
         client = Client(
-            "http://127.0.0.1:1/",
-            TOKEN,
+            Endpoint("http://127.0.0.1:1/", TOKEN),
             namespace="ns",
             timeout=7.0,
             transport=httpx.MockTransport(handler),
@@ -81,9 +82,9 @@ def test_both_routes_send_the_same_request() -> None:
 def test_proxy_variables_send_upserts_through_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    assert not Client("http://127.0.0.1:1", TOKEN).proxied
+    assert not Client(Endpoint("http://127.0.0.1:1", TOKEN)).proxied
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
-    assert Client("https://index.example", TOKEN).proxied
+    assert Client(Endpoint("https://index.example", TOKEN)).proxied
 
 
 @pytest.mark.parametrize(
@@ -180,7 +181,7 @@ def test_check_url(url: str, ok: bool) -> None:
 
 def test_a_host_http_cannot_use_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
-        Client("https://exa\xadmple.com", TOKEN)
+        Client(Endpoint("https://exa\xadmple.com", TOKEN))
 
 
 def test_insecure_http_allowed_on_request() -> None:
@@ -201,7 +202,7 @@ def test_a_sent_body_is_freed_without_the_cyclic_collector(status: int, proxied:
     # request holds must not wait for the collector, or memory grows with the run.
     content = b'{"result": "Success"}' if status == 200 else b"{}"
     transport = httpx.MockTransport(lambda request: httpx.Response(status, content=content))
-    client = Client("http://127.0.0.1:1", TOKEN, transport=transport, proxied=proxied)
+    client = Client(Endpoint("http://127.0.0.1:1", TOKEN), transport=transport, proxied=proxied)
     body = b'[{"id": "a", "data": "text"}]' + b" " * 1000
     before = sys.getrefcount(body)
     collecting = gc.isenabled()
@@ -289,7 +290,9 @@ def test_info_on_a_url_with_a_path_says_to_use_the_base_url() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(400, json={"error": "Invalid JSON body"})
 
-    client = Client("http://127.0.0.1:1/vector", TOKEN, transport=httpx.MockTransport(handler))
+    client = Client(
+        Endpoint("http://127.0.0.1:1/vector", TOKEN), transport=httpx.MockTransport(handler)
+    )
     with pytest.raises(ServerError) as caught:
         client.info()
     assert "base URL" in str(caught.value) and "(/vector)" in str(caught.value)

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from vupsert.config.settings import MappingOptions, ReadOptions, spelled_as_flags
+from vupsert.config import spelled_as_flags
+from vupsert.config.settings import MappingOptions, ReadOptions
 from vupsert.errors import ColumnError, ConfigError
 from vupsert.inputs.sources import iter_rows
 from vupsert.mapping.mapper import Mapper, Template, hash_id, infer_value, shard_of

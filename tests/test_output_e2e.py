@@ -20,7 +20,8 @@ import vupsert.cli.app
 import vupsert.cli.demo
 import vupsert.run.pipeline
 from vupsert.cli.app import Environment, main, upsert_command
-from vupsert.config.settings import MappingOptions, ReadOptions, Secret, Settings
+from vupsert.config import Secret
+from vupsert.config.settings import MappingOptions, ReadOptions, Settings
 from vupsert.outcomes import Summary
 from vupsert_server import LocalServer, ServerConfig
 

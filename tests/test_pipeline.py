@@ -13,7 +13,8 @@ import httpx
 import orjson
 import pytest
 
-from vupsert.config.settings import Secret, Settings
+from vupsert.config import Endpoint, Secret
+from vupsert.config.settings import Settings
 from vupsert.errors import CheckpointError, ExitStatus, UsageError
 from vupsert.outcomes import Summary
 from vupsert.records import Position, Rejection
@@ -214,16 +215,14 @@ def test_preflight_rides_out_a_blip_but_not_a_bad_token() -> None:
 
     answers = iter([httpx.Response(503, text="busy"), httpx.Response(200, json=INFO)])
     client = Client(
-        "http://127.0.0.1:9",
-        Secret("t"),
+        Endpoint("http://127.0.0.1:9", Secret("t")),
         transport=httpx.MockTransport(lambda request: next(answers)),
     )
     waits: list[float] = []
     assert preflight(client, sleep=waits.append)["dimension"] == 8
     assert waits == [1.0]
     refused = Client(
-        "http://127.0.0.1:9",
-        Secret("t"),
+        Endpoint("http://127.0.0.1:9", Secret("t")),
         transport=httpx.MockTransport(
             lambda request: httpx.Response(401, json={"error": "Unauthorized", "status": 401})
         ),
@@ -242,8 +241,7 @@ def test_preflight_rides_out_every_status_an_upsert_would_retry(status: int) -> 
 
     answers = iter([httpx.Response(status, text="origin timeout"), httpx.Response(200, json=INFO)])
     client = Client(
-        "http://127.0.0.1:9",
-        Secret("t"),
+        Endpoint("http://127.0.0.1:9", Secret("t")),
         transport=httpx.MockTransport(lambda request: next(answers)),
     )
     waits: list[float] = []
@@ -323,8 +321,7 @@ def test_preflight_needs_a_model_for_every_part_of_the_index(
     from vupsert.transport import Client
 
     client = Client(
-        "http://127.0.0.1:9",
-        Secret("t"),
+        Endpoint("http://127.0.0.1:9", Secret("t")),
         transport=httpx.MockTransport(lambda request: httpx.Response(200, json={"result": info})),
     )
     if lacking is None:

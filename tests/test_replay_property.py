@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vupsert.config.settings import Secret, Settings
+from vupsert.config import Secret
+from vupsert.config.settings import Settings
 from vupsert.outcomes import Summary
 from vupsert.run.pipeline import Run
 from vupsert_server import LocalServer, ServerConfig

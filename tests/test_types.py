@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 import vupsert
-from vupsert.api import build_settings
-from vupsert.config.settings import MappingOptions, spelled_as_flags
+from vupsert.config import build_settings, spelled_as_flags
+from vupsert.config.settings import MappingOptions
 from vupsert.errors import ColumnError, UsageError
 from vupsert.mapping.mapper import Mapper
 from vupsert.records import Position, Record, Rejection, Row
+from vupsert.run.columns import check_types
 from vupsert_server import LocalServer
 
 from .conftest import read_jsonl, run_cli
@@ -103,10 +104,21 @@ def test_types_are_spelled_many_ways_and_checked() -> None:
 
 def test_types_for_inputs_that_are_not_csv_are_refused() -> None:
     with pytest.raises(UsageError, match="applies to CSV and TSV cells") as error:
-        build_settings(["a.jsonl", "b.json"], dry_run=True, types={"zip": "str"})
+        check_types(build_settings(["a.jsonl", "b.json"], dry_run=True, types={"zip": "str"}))
     assert error.value.hint is not None and "keep the types they have" in error.value.hint
-    build_settings(["a.jsonl", "b.tsv"], dry_run=True, types={"zip": "str"})
-    build_settings(["-"], dry_run=True, format="csv", types={"zip": "str"})
+    check_types(build_settings(["a.jsonl", "b.tsv"], dry_run=True, types={"zip": "str"}))
+    check_types(build_settings(["-"], dry_run=True, format="csv", types={"zip": "str"}))
+
+
+@pytest.mark.parametrize("prepare", [vupsert.prepare, vupsert.prepare_sync, vupsert.verify])
+def test_types_that_apply_to_no_input_are_refused_before_the_index_is_asked(
+    prepare: Any,
+) -> None:
+    # Port 9 answers nothing: the refusal comes before any request.
+    environ = {"UPSTASH_VECTOR_REST_URL": "http://127.0.0.1:9", "UPSTASH_VECTOR_REST_TOKEN": "t"}
+    for records in (["a.jsonl"], [{"id": "a", "data": "x", "zip": "01234"}]):
+        with pytest.raises(UsageError, match="applies to CSV and TSV cells"):
+            prepare(records, environ=environ, types={"zip": "str"})
 
 
 @pytest.mark.parametrize(

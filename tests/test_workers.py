@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import orjson
 
-from vupsert.config.settings import Secret, Settings
+from vupsert.config import Secret
+from vupsert.config.settings import Settings
 from vupsert.run.pipeline import Run
 
 from .conftest import write_jsonl

@@ -15,8 +15,8 @@ the commands of those names do.
 """
 
 from ._version import __version__
-from .api import Records, delete, export, prepare, prepare_sync, sync, upsert, verify
-from .config.settings import OPTIONS
+from .api import Records, delete, export, info, prepare, prepare_sync, sync, upsert, verify
+from .config import OPTIONS
 from .errors import (
     CallerError,
     CheckpointError,
@@ -76,6 +76,7 @@ __all__ = [
     "__version__",
     "delete",
     "export",
+    "info",
     "prepare",
     "prepare_sync",
     "sync",

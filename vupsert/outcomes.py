@@ -6,11 +6,12 @@ read these; none of them imports the machinery that makes them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from .errors import ExitStatus, VupsertError
+from .errors import CallerError, ExitStatus, StoppedEarly, VupsertError
 from .records import Batch, Rejection
 
 
@@ -421,3 +422,73 @@ class Broadcast:
     def finished(self, summary: Summary) -> None:
         for listener in self.listeners:
             listener.finished(summary)
+
+
+class CallerEvents(Broadcast):
+    """A Python caller's listeners (its ``events``, its ``progress`` callback), heard as
+    one. The first exception one of them raises stops the run as ``Run.request_stop``
+    does (what is in flight settles, the checkpoint is written) and goes on the summary as
+    a :class:`~vupsert.errors.CallerError`; that listener is not called again."""
+
+    @classmethod
+    def of(
+        cls, events: Events | None, progress: Callable[[Summary], object] | None
+    ) -> CallerEvents | None:
+        """The listeners the caller gave, if any."""
+        listeners: list[tuple[Events, str]] = [] if events is None else [(events, "events")]
+        if progress is not None:
+            listeners.append((Progress(progress), "the progress callback"))
+        return cls(listeners) if listeners else None
+
+    def __init__(self, listeners: list[tuple[Events, str]]) -> None:
+        super().__init__(*(listener for listener, _ in listeners))
+        self._names = {id(listener): name for listener, name in listeners}
+        self._failed: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop: Callable[[], object] = lambda: None
+        self._summary: Summary | None = None
+
+    def attach(self, stop: Callable[[], object], summary: Summary) -> None:
+        """The run these listeners hear, to stop and to tell why."""
+        self._stop, self._summary = stop, summary
+
+    def _each(self, call: Callable[[Events], object]) -> None:
+        for listener in self.listeners:
+            if id(listener) in self._failed:
+                continue
+            try:
+                call(listener)
+            except Exception as exc:
+                self._fail(listener, exc)
+
+    def _fail(self, listener: Events, exc: Exception) -> None:
+        with self._lock:
+            first = not self._failed
+            self._failed.add(id(listener))
+        summary = self._summary
+        if not first or summary is None:
+            return
+        current = summary.error
+        if current is None or isinstance(current, StoppedEarly):
+            summary.error = CallerError(exc, self._names[id(listener)])
+        interrupted = summary.interrupted
+        self._stop()
+        summary.interrupted = interrupted  # the error says why it stopped
+
+    def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
+        self._each(lambda listener: listener.started(total_bytes, inputs))
+
+    def bytes_read(self, n: int) -> None:
+        self._each(lambda listener: listener.bytes_read(n))
+
+    def batch_done(self, settlement: Settlement, summary: Summary) -> None:
+        self._each(lambda listener: listener.batch_done(settlement, summary))
+
+    def rejected(self, rejections: list[Rejection]) -> None:
+        self._each(lambda listener: listener.rejected(rejections))
+
+    def warning(self, message: str) -> None:
+        self._each(lambda listener: listener.warning(message))
+
+    def finished(self, summary: Summary) -> None:
+        self._each(lambda listener: listener.finished(summary))

@@ -25,11 +25,11 @@ import typer
 from .._version import __version__
 from ..api import delete as delete_records
 from ..api import export as export_records
+from ..api import info as index_info
 from ..api import prepare, prepare_sync
 from ..api import verify as verify_records
-from ..config import settings
-from ..config.endpoint import TOKEN_ENV, URL_ENV, check_url, find_connection, require_connection
-from ..config.settings import Settings, spelled_as_flags
+from ..config import TOKEN_ENV, URL_ENV, settings, spelled_as_flags
+from ..config.settings import Settings
 from ..errors import CallerError, ConfigError, ExitStatus, UsageError, VupsertError
 from ..ops.export import STDOUT_NAME
 from ..outcomes import DeleteSummary, ExportSummary, Summary
@@ -1006,15 +1006,10 @@ def info(url: UrlOption = None, token: TokenOption = None, json_out: JsonOption 
     Exit 3 when the index cannot be reached or refuses the token.
     """
     from ..run.preflight import embedding_models
-    from ..transport import Client
 
     console = env.console()
     with user_errors(console):
-        the_url, the_token = find_connection(url, token, env.environ)
-        require_connection(the_url, the_token)
-        the_url = check_url(the_url, allow_insecure_http=True)
-        with Client(the_url, the_token) as client:
-            result = client.info()
+        result = index_info(url=url, token=token, environ=env.environ, allow_insecure_http=True)
         if json_out:
             env.stdout.write(orjson.dumps(result).decode() + "\n")
         else:

@@ -18,7 +18,8 @@ from rich.table import Table
 
 from vupsert_server import LocalServer, ServerConfig
 
-from ..config.settings import MappingOptions, Secret, Settings
+from ..config import Secret
+from ..config.settings import MappingOptions, Settings
 from ..errors import ExitStatus, UsageError
 from ..run.pipeline import Run
 from .display import ConsoleEvents, Terminal, plural

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
-from ..config.settings import option
+from ..config import option
 from ..outcomes import Settlement, Summary, SyncSummary
 from ..records import Rejection
 from ..run.preflight import embedding_models

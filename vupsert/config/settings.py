@@ -1,22 +1,18 @@
-"""Everything a run needs, as frozen values, and every default, defined once.
+"""Everything a command needs, as frozen values, and every default, defined once.
 
-:func:`vupsert.api.build_settings` makes :class:`Settings` from keyword options, for
-Python callers and the CLI alike. Messages name a setting through :func:`option`, so a
-Python caller reads ``data_field='text'`` where the command line reads
-``--data-field text``.
+:func:`~vupsert.config.build_settings` makes :class:`Settings` from keyword options, for
+Python callers and the CLI alike.
 """
 
 from __future__ import annotations
 
-import contextlib
-import shlex
-from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
 from ..records import MAX_BATCH_RECORDS
+from ._endpoint import Endpoint
+from ._secret import Secret
 
 Format = Literal["auto", "jsonl", "json", "csv", "tsv", "parquet"]
 IdsFormat = Literal["auto", "text", "jsonl", "json", "csv", "tsv", "parquet"]
@@ -50,61 +46,6 @@ CHUNK_OVERLAP = 0
 """Characters a chunk repeats of the one before it, when ``chunk_size`` splits data."""
 MAX_CHUNK_SIZE = 262_144
 """A chunk of this many characters fits Upstash's 1 MB of data even at 4 bytes each."""
-
-_FLAGS = {"types": "type"}
-"""Settings whose flag is not their name: ``--type zip=str``, once per column."""
-_spelling: ContextVar[Literal["python", "cli"]] = ContextVar("vupsert_spelling", default="python")
-
-
-def option(setting: str, value: object = None) -> str:
-    """How a message names a setting, and a value for it, to whoever runs vupsert:
-    ``data_field='text'`` in Python, ``--data-field text`` on the command line."""
-    if _spelling.get() == "cli":
-        flag = "--" + _FLAGS.get(setting, setting.replace("_", "-"))
-        if isinstance(value, dict):
-            return " ".join(f"{flag} {shlex.quote(f'{k}={v}')}" for k, v in value.items())
-        if value is True or value is None:
-            return flag
-        if value is False:
-            return "--no-" + setting.replace("_", "-")
-        return f"{flag} {shlex.quote(str(value))}"
-    return f"{setting}=..." if value is None else f"{setting}={value!r}"
-
-
-@contextlib.contextmanager
-def spelled_as_flags() -> Iterator[None]:
-    """Within this block, :func:`option` names settings as command-line flags."""
-    token = _spelling.set("cli")
-    try:
-        yield
-    finally:
-        _spelling.reset(token)
-
-
-class Secret:
-    """A string that never shows itself in a repr, a str, a log line or a traceback."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 @dataclass(frozen=True)
@@ -149,7 +90,8 @@ class MappingOptions:
 
 @dataclass(frozen=True)
 class Settings:
-    """One run of ``vupsert upsert``."""
+    """One command (``upsert``, ``sync``, ``verify``; the connection of ``export`` and
+    ``delete``): the index, the inputs, and every option."""
 
     url: str
     token: Secret
@@ -174,6 +116,12 @@ class Settings:
     preflight: bool = True
     allow_insecure_http: bool = False
 
+    @property
+    def endpoint(self) -> Endpoint:
+        """The index these settings send to; :class:`~vupsert.errors.ConfigError` when
+        the URL or the token is missing or cannot be used."""
+        return Endpoint(self.url, self.token, self.allow_insecure_http)
+
 
 READ_OPTIONS = frozenset(f.name for f in fields(ReadOptions)) - {"whole_lines"}
 MAPPING_OPTIONS = frozenset(f.name for f in fields(MappingOptions))
@@ -187,3 +135,6 @@ _RUN = frozenset(f.name for f in fields(Settings)) - {
 }
 OPTIONS = READ_OPTIONS | MAPPING_OPTIONS | _RUN
 """Every option of a run by its Python name: the CLI's options, ``-`` spelled ``_``."""
+CONNECTION_OPTIONS = frozenset({"timeout", "retries", "max_backoff", "allow_insecure_http"})
+"""The options of a command that talks to the index with no input to read (export,
+delete): how long to wait, how often to retry, whether plain http may carry the token."""

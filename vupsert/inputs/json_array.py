@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 import orjson
 
-from ..config.settings import option
+from ..config import option
 from ..errors import InputError
 from ..records import JsonLine, Position, Rejection, json_type
 from .resume import Stream, byte_before, restart_hint

@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..config.settings import option
+from ..config import option
 from ..errors import InputError, UsageError
 from ..records import Position, Rejection, Row
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-from ..config.settings import option
+from ..config import option
 from ..errors import InputError
 
 if TYPE_CHECKING:

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar, cast
 
 import orjson
 
-from ..config.settings import Format, ReadOptions, option
+from ..config import option
+from ..config.settings import Format, ReadOptions
 from ..errors import ConfigError, InputError
 from ..records import JsonLine, Position, Rejection, Row, json_type
 from .json_array import elements, starts_as_array

@@ -22,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from ..config.settings import MappingOptions, option
+from ..config import option
+from ..config.settings import MappingOptions
 from ..records import MAX_METADATA_BYTES, Fresh, Position, Record, Rejection, Skip
 
 __all__ = [

@@ -21,13 +21,13 @@ from typing import Any, NamedTuple, NoReturn
 
 import orjson
 
+from ..config import option
 from ..config.settings import (
     DATA_FIELD,
     ID_FIELD,
     METADATA_FIELD,
     ColumnType,
     MappingOptions,
-    option,
 )
 from ..errors import ColumnError, ConfigError
 from ..records import (

@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import threading
+import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, cast, get_args
 
 import orjson
 
-from ..config.settings import ID_FIELD, IDS_FORMAT, Format, IdsFormat, ReadOptions, option
+from ..config import check_choice, option
+from ..config.settings import ID_FIELD, IDS_FORMAT, Format, IdsFormat, ReadOptions
 from ..errors import InputError, ServerError, UsageError, VupsertError
 from ..inputs.json_array import elements
 from ..inputs.resume import Stream
@@ -41,7 +44,6 @@ from .scope import pages
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["BATCH", "delete_held", "held", "id_of", "read_ids"]
 
 BATCH = 1000
 """Ids per ``fetch`` and ``delete`` request."""
@@ -55,6 +57,75 @@ _READ = 256 * 1024
 _BOM = b"\xef\xbb\xbf"
 _BLANK = b" \t\r\n"
 _EXACT_FLOAT_INT = 2**53
+
+
+Ids = str | os.PathLike[str] | IO[bytes] | IO[str] | Iterable[Any]
+"""What :func:`delete` takes as ``ids``: a path (``-`` for stdin), an open file (binary or
+text), or an iterable of ids (strings, numbers, or dicts holding one)."""
+
+
+def check_deletion(ids: Ids | None, prefix: str | None, filter: str | None, format: str) -> None:
+    """Refuse, before anything is asked of the index, a deletion that names not exactly
+    one of ``ids``, ``prefix`` and ``filter``, or a format of ids there is not."""
+    chosen = [
+        name
+        for name, value in (("ids", ids), ("prefix", prefix), ("filter", filter))
+        if value is not None
+    ]
+    if len(chosen) != 1:
+        raise UsageError(
+            f"Give exactly one of {option('ids')}, {option('prefix')} and {option('filter')}"
+            + (f" (got {', '.join(chosen)})." if chosen else ".")
+        )
+    check_choice({"format": format}, "format", get_args(IdsFormat))
+
+
+def delete(
+    caller: Caller,
+    *,
+    ids: Ids | None = None,
+    prefix: str | None = None,
+    filter: str | None = None,
+    id_field: str = ID_FIELD,
+    format: IdsFormat = IDS_FORMAT,
+    dry_run: bool = False,
+) -> DeleteSummary:
+    """Delete from the caller's namespace the ids listed, every id that starts with
+    ``prefix``, or every record whose metadata matches ``filter`` (exactly one; see
+    :func:`check_deletion`); ``dry_run`` counts what would be deleted. An error that
+    stops it is raised with the summary on it."""
+    summary = DeleteSummary(namespace=caller.client.namespace, dry_run=dry_run)
+    started = time.monotonic()
+    try:
+        if prefix is not None:
+            delete_prefix(caller, prefix, summary)
+        elif filter is not None:
+            delete_filter(caller, filter, summary)
+        else:
+            delete_ids(caller, _ids(ids, summary, id_field, format), summary)
+    except VupsertError as error:
+        error.summary = summary
+        raise
+    finally:
+        summary.requests, summary.retries = caller.requests, caller.retries
+        summary.elapsed_s = time.monotonic() - started
+    return summary
+
+
+def _ids(
+    ids: Ids | None, summary: DeleteSummary, id_field: str, format: IdsFormat
+) -> Iterable[str]:
+    if isinstance(ids, (str, os.PathLike)):
+        return read_ids(os.fspath(ids), summary, id_field=id_field, format=format)
+    if isinstance(ids, (bytes, bytearray)):
+        raise UsageError("ids is bytes: pass a path, a file, or an iterable of ids.")
+    if isinstance(ids, io.TextIOBase):
+        ids = text_stream(ids)
+    if hasattr(ids, "read"):
+        stdin = cast(BinaryIO, ids)
+        return read_ids("-", summary, id_field=id_field, format=format, stdin=stdin)
+    assert ids is not None
+    return given_ids(ids, summary, id_field)
 
 
 # --- the list of ids --------------------------------------------------------------------

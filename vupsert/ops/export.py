@@ -26,7 +26,7 @@ from typing import IO, Any
 
 import orjson
 
-from ..errors import OutputError, UsageError
+from ..errors import OutputError, UsageError, VupsertError
 from ..outcomes import ExportSummary
 from ..transport import Caller
 from .scope import pages
@@ -53,6 +53,43 @@ def line(vector: dict[str, Any]) -> bytes:
 
 
 def export(
+    caller: Caller,
+    output: str | os.PathLike[str] | IO[bytes],
+    *,
+    prefix: str | None = None,
+    progress: Callable[[int, int | None], object] | None = None,
+) -> ExportSummary:
+    """Write the caller's namespace (or the ids that start with ``prefix``) to ``output``
+    (see :func:`output_writer`); ``progress(exported, total)`` hears of each page, the
+    total being the namespace's count from ``/info`` (``None`` under a prefix). An error
+    that stops the export is raised with the summary on it."""
+    namespace = caller.client.namespace
+    summary = ExportSummary(namespace=namespace, prefix=prefix or None)
+    on_page = None
+    if progress is not None:
+        total = None if prefix else _count(caller.client.info(), namespace)
+
+        def on_page(n: int) -> None:
+            progress(summary.records_exported, total)
+
+    if isinstance(output, (str, os.PathLike)) and os.fspath(output) != STDOUT:
+        summary.output = os.fspath(output)
+    try:
+        with output_writer(output) as write:
+            _write_scope(caller, write, summary, on_page=on_page)
+    except VupsertError as error:
+        error.summary = summary
+        raise
+    return summary
+
+
+def _count(info: dict[str, Any], namespace: str) -> int | None:
+    counts = (info.get("namespaces") or {}).get(namespace)
+    count = counts.get("vectorCount") if isinstance(counts, dict) else None
+    return count if isinstance(count, int) else None
+
+
+def _write_scope(
     caller: Caller,
     write: Write,
     summary: ExportSummary,

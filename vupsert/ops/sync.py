@@ -32,12 +32,14 @@ from typing import IO, Any, BinaryIO
 import httpx
 import orjson
 
-from ..config.settings import Settings, option
+from ..config import option
+from ..config.settings import Settings
 from ..errors import DeletionRefused, UsageError, VupsertError
 from ..mapping.chunking import Chunks
 from ..outcomes import Broadcast, Events, NoEvents, Summary, SyncSummary
 from ..records import Fresh, Position, Record, Rejection
 from ..run.batching import Item
+from ..run.columns import check_types
 from ..run.pipeline import Run
 from ..run.preflight import preflight
 from ..transport import Caller, Client, RetryPolicy, deleted
@@ -191,6 +193,9 @@ class SyncRun:
         records: Iterable[Mapping[str, Any]] | None = None,
         seed: int | None = None,
     ) -> None:
+        check_types(settings)
+        # Even a dry run reads the index: the URL and the token must be there.
+        self.endpoint = settings.endpoint
         if settings.checkpoint is not None:
             raise UsageError(
                 f"sync reads the whole source on every run, so it takes no "

@@ -23,6 +23,7 @@ from ..mapping.chunking import Chunks
 from ..outcomes import Events, NoEvents, Problem, Summary, VerifySummary
 from ..records import Record, Rejection
 from ..run.batching import as_fresh
+from ..run.columns import check_types
 from ..run.reading import Reader, check_inputs
 from ..transport import Caller, Client, RetryPolicy
 from .scope import digest, id_hash
@@ -43,6 +44,7 @@ class Verifier:
         stdin: BinaryIO | None = None,
         records: Iterable[Mapping[str, Any]] | None = None,
     ) -> None:
+        check_types(settings)
         if records is not None:
             settings = replace(settings, inputs=(RECORDS,))
         self.settings = settings

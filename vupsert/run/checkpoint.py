@@ -26,7 +26,7 @@ from typing import IO, Any
 
 import orjson
 
-from ..config.settings import option
+from ..config import option
 from ..errors import CheckpointError, InputError, OutputError
 from ..inputs.sources import display_name, is_stream, read_prefix
 from ..records import Position

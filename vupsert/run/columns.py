@@ -8,7 +8,8 @@ ahead in a pipe (``<(zcat ...)``) would eat the rows the run must read. stdin is
 by the mapper at its first row instead. A Parquet input also needs pyarrow, and a file.
 
 JSON records have no header: a field that options name is looked for in the first
-records read, which are held back until it is found (:func:`check_fields`).
+records read, which are held back until it is found (:func:`check_fields`). Types given to
+columns (:func:`check_types`) are refused when no input is CSV or TSV.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import os
 from collections.abc import Callable, Iterator
 from itertools import islice
 
-from ..config.settings import Settings, option
+from ..config import option
+from ..config.settings import Settings
 from ..errors import UsageError
 from ..inputs.parquet import columns_of
 from ..inputs.sources import detect_format, display_name, is_stream, iter_rows
@@ -29,6 +31,21 @@ ROWS_LOOKED_AT = 100
 for the fields options name."""
 FIELDS_SHOWN = 20
 """Field names a message lists, at most."""
+
+
+def check_types(settings: Settings) -> None:
+    """``types`` cast CSV/TSV cells: given for inputs none of which is one, they would do
+    nothing, so they are refused rather than ignored."""
+    types = settings.mapping.types
+    if not types:
+        return
+    formats = {detect_format(name, settings.read.format) for name in settings.inputs}
+    if not formats & {"csv", "tsv"}:
+        raise UsageError(
+            f"{option('types', dict(types))} applies to CSV and TSV cells, and no input is "
+            "CSV or TSV.",
+            hint="JSON and Parquet values keep the types they have: leave it out.",
+        )
 
 
 def check_columns(settings: Settings) -> None:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..config.settings import option
+from ..config import option
 from ..errors import FailFastError, OutputError, StoppedEarly, VupsertError
 from ..outcomes import Events, Settlement, Summary, Tally
 from ..records import Position, Rejection

@@ -24,7 +24,7 @@ from ..inputs.sources import RECORDS, STDIN
 from ..outcomes import Broadcast, Events, NoEvents, Settlement, Summary
 from ..transport import Client, RetryPolicy, fatal_hint
 from .batching import Item, batches
-from .columns import check_columns
+from .columns import check_columns, check_types
 from .documents import Documents
 from .ledger import Ledger
 from .outputs import Outputs
@@ -59,6 +59,7 @@ class Run:
         is a step between reading and batching (a sync's leaves out unchanged records);
         ``index_info`` is ``/info`` when the caller has it already; ``warn_whole`` looks
         for chunked records also stored whole, to warn of them (a sync deletes them)."""
+        check_types(settings)
         if records is not None:
             settings = replace(settings, inputs=(RECORDS,))
         self.settings = settings

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..config.settings import option
+from ..config import option
 from ..errors import PreflightError
 from ..outcomes import Events
 from ..transport import Client, RetryPolicy, fatal_hint, ride_out

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, BinaryIO
 
-from ..config.settings import Settings, option
+from ..config import option
+from ..config.settings import Settings
 from ..errors import CallerError, InputError, StrictModeError, UsageError, VupsertError
 from ..inputs.parquet import parquet_rows
 from ..inputs.sources import (

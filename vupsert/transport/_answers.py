@@ -18,8 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
-from ..config.endpoint import where_set
-from ..config.settings import option
+from ..config import option, where_set
 
 
 class Kind(enum.Enum):

@@ -16,15 +16,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from ..config.endpoint import (
-    check_token,
-    check_url,
-    require_connection,
-    shown_url,
-    url_hint,
-    where_set,
-)
-from ..config.settings import TIMEOUT, Secret, Settings
+from ..config import Endpoint, shown_url, url_hint, where_set
+from ..config.settings import TIMEOUT, Settings
 from ..errors import ConfigError, ServerError
 from ._answers import (
     RETRY_STATUSES,
@@ -61,11 +54,9 @@ class Client:
     def for_settings(
         cls, settings: Settings, transport: httpx.BaseTransport | None = None
     ) -> Client:
-        """The client of a run's index and namespace, once its URL and token pass."""
-        require_connection(settings.url, settings.token)
+        """The client of a command's index and namespace."""
         return cls(
-            check_url(settings.url, allow_insecure_http=settings.allow_insecure_http),
-            settings.token,
+            settings.endpoint,
             namespace=settings.namespace,
             timeout=settings.timeout,
             max_connections=settings.concurrency,
@@ -74,8 +65,7 @@ class Client:
 
     def __init__(
         self,
-        url: str,
-        token: Secret,
+        endpoint: Endpoint,
         *,
         namespace: str = "",
         timeout: float = TIMEOUT,
@@ -83,8 +73,9 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         proxied: bool | None = None,
     ) -> None:
-        self.base_url = url.rstrip("/")
-        token = check_token(token)
+        self.base_url = endpoint.url
+        self.namespace = namespace
+        token = endpoint.token
         # What the server says is shown to the user: a server (or a proxy) that echoes the
         # request's headers must not make vupsert print the token.
         self._token = token

@@ -1,5 +1,6 @@
-"""The index's address and token: where they come from, and the checks they pass before
-anything is built from them.
+"""The index's address and token (:class:`Endpoint`): where they come from, and the checks
+they pass before anything is built from them. Made once, from what a caller gives or the
+environment holds, and handed to the client.
 
 No message here repeats a token, nor more of a URL than its scheme and host: a URL with a
 user name, a password, a query or a fragment is refused, and a token that cannot be sent
@@ -12,12 +13,59 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import InitVar, dataclass
 
 from ..errors import ConfigError
-from .settings import Secret, option
+from ._secret import Secret
+from ._spelling import option
 
 URL_ENV = "UPSTASH_VECTOR_REST_URL"
 TOKEN_ENV = "UPSTASH_VECTOR_REST_TOKEN"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """The index's base URL and its token, both there and both checked: every request of
+    a command goes to one. Its repr shows the URL (which holds no secret once checked),
+    never the token."""
+
+    url: str
+    """``http(s)://host[:port]``, with a path only behind a proxy; no trailing slash."""
+    token: Secret
+    allow_insecure_http: InitVar[bool] = False
+    """Let the token go over plain http to a host other than this machine."""
+
+    def __post_init__(self, allow_insecure_http: bool) -> None:
+        url, token = _checked(self.url, self.token, allow_insecure_http)
+        _require(url, token)
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "token", token)
+
+    @classmethod
+    def find(
+        cls,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        allow_insecure_http: bool = False,
+    ) -> Endpoint:
+        """The index's URL and token: as given, else from the environment (``environ``,
+        by default the process's); :class:`~vupsert.errors.ConfigError` when one is
+        missing or cannot be used."""
+        return cls(*_given(url, token, environ), allow_insecure_http)
+
+
+def find_checked(
+    url: str | None = None,
+    token: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    allow_insecure_http: bool = False,
+) -> tuple[str, Secret]:
+    """For a command that sends nothing (a dry run): the URL and token as
+    :meth:`Endpoint.find` finds them, each checked when it is there, neither required."""
+    return _checked(*_given(url, token, environ), allow_insecure_http)
 
 
 def where_set(setting: str) -> str:
@@ -34,18 +82,21 @@ def url_hint() -> str:
     )
 
 
-def find_connection(
-    url: str | None, token: str | None, environ: Mapping[str, str] | None = None
+def _given(
+    url: str | None, token: str | None, environ: Mapping[str, str] | None
 ) -> tuple[str, Secret]:
-    """The index's URL and token: as given, else from the environment; each checked when
-    it is there (a missing one is :func:`require_connection`'s to refuse)."""
+    """The URL and token as given, else as the environment holds them."""
     env = os.environ if environ is None else environ
-    the_url = url or env.get(URL_ENV, "")
-    the_token = check_token(Secret(token or env.get(TOKEN_ENV, "")))
-    return the_url, the_token
+    return url or env.get(URL_ENV, ""), Secret(token or env.get(TOKEN_ENV, ""))
 
 
-def require_connection(url: str, token: Secret) -> None:
+def _checked(url: str, token: Secret, allow_insecure_http: bool) -> tuple[str, Secret]:
+    """The token and the URL, each checked when it is there (the token first)."""
+    token = check_token(token)
+    return (check_url(url, allow_insecure_http=allow_insecure_http) if url else ""), token
+
+
+def _require(url: str, token: Secret) -> None:
     """Raise :class:`ConfigError` when the URL or the token is missing."""
     if not url:
         raise ConfigError(

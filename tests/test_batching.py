@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from vupsert.records import Batch, Position, Record, Rejection, Skip
-from vupsert.run.batching import as_fresh, batch_of, batches
+from vupsert.run._batching import as_fresh, batch_of, batches
 
 
 def rec(i: int, id_: str | None = None, size: int = 10, source: str = "a.jsonl") -> Record:

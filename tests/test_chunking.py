@@ -16,15 +16,15 @@ from hypothesis import strategies as st
 
 import vupsert
 from vupsert.cli.app import Environment, main
-from vupsert.config import build_settings
+from vupsert.config.options import build_settings
 from vupsert.config.settings import MappingOptions
 from vupsert.errors import UsageError
 from vupsert.mapping.chunking import Chunker, Chunks, LongData, split_text, token_limit
 from vupsert.outcomes import NoEvents, Settlement
 from vupsert.records import Position, Record, Rejection, Skip
-from vupsert.run.batching import batches
-from vupsert.run.documents import Documents
-from vupsert.run.stale_chunks import StaleChunks
+from vupsert.run._batching import batches
+from vupsert.run._documents import Documents
+from vupsert.run._stale_chunks import StaleChunks
 from vupsert.transport import Answer, Kind, RetryPolicy
 from vupsert.transport._answers import RETRY_STATUSES
 from vupsert_server import LocalServer, ServerConfig

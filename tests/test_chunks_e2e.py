@@ -14,10 +14,10 @@ from rich.console import Console
 
 import vupsert
 from vupsert.cli.display import ConsoleEvents, Terminal, summary_line
-from vupsert.config import build_settings
+from vupsert.config.options import build_settings
 from vupsert.mapping.chunking import split_text
 from vupsert.outcomes import Summary
-from vupsert.run.pipeline import Run
+from vupsert.run._pipeline import Run
 from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import read_jsonl, run_cli, write_jsonl

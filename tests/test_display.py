@@ -22,8 +22,8 @@ from vupsert.cli.display import (
 from vupsert.errors import UsageError
 from vupsert.outcomes import Settlement, Summary
 from vupsert.records import Position, Record, Rejection
-from vupsert.run.batching import as_fresh, batch_of
-from vupsert.run.outputs import ReportFile
+from vupsert.run._batching import as_fresh, batch_of
+from vupsert.run._outputs import ReportFile
 
 
 def settlement(rejected: int = 1) -> Settlement:

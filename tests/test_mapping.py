@@ -23,7 +23,7 @@ from vupsert.records import (
     Row,
     Skip,
 )
-from vupsert.run.rejects import reject_line
+from vupsert.run._rejects import reject_line
 
 
 def map_rows(rows: Iterable[Row | Rejection], mapper: Mapper) -> Iterator[Record | Rejection]:

@@ -18,7 +18,7 @@ import pytest
 import vupsert.api
 import vupsert.cli.app
 import vupsert.cli.demo
-import vupsert.run.pipeline
+import vupsert.run._pipeline
 from vupsert.cli.app import Environment, main, upsert_command
 from vupsert.config import Secret
 from vupsert.config.settings import MappingOptions, ReadOptions, Settings
@@ -294,7 +294,7 @@ def test_upsert_command_runs_the_same_settings(
 
 def test_the_demo_prints_exactly_what_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[Settings] = []
-    real = vupsert.run.pipeline.Run
+    real = vupsert.run._pipeline.Run
 
     def recording(settings: Settings, **kwargs: Any) -> Any:
         ran.append(settings)

@@ -20,8 +20,8 @@ import orjson
 import pytest
 
 from vupsert.config.settings import CONCURRENCY
-from vupsert.run.batching import batch_of
-from vupsert.run.sending import Sender
+from vupsert.run._batching import batch_of
+from vupsert.run._sending import Sender
 from vupsert.transport import Answer, Kind, RetryPolicy, Throttle
 from vupsert_server import ServerConfig
 from vupsert_server._config import RateLimiter

@@ -18,9 +18,9 @@ from vupsert.config.settings import Settings
 from vupsert.errors import CheckpointError, ExitStatus, UsageError
 from vupsert.outcomes import Summary
 from vupsert.records import Position, Rejection
-from vupsert.run.checkpoint import Checkpoint
-from vupsert.run.pipeline import Run
-from vupsert.run.rejects import RejectsWriter, reject_line
+from vupsert.run._checkpoint import Checkpoint
+from vupsert.run._pipeline import Run
+from vupsert.run._rejects import RejectsWriter, reject_line
 
 from .conftest import write_jsonl
 
@@ -210,7 +210,7 @@ def test_checkpoint_lock_and_atomic_save(tmp_path: Path) -> None:
 
 def test_preflight_rides_out_a_blip_but_not_a_bad_token() -> None:
     from vupsert.errors import ServerError
-    from vupsert.run.preflight import preflight
+    from vupsert.run._preflight import preflight
     from vupsert.transport import Client
 
     answers = iter([httpx.Response(503, text="busy"), httpx.Response(200, json=INFO)])
@@ -236,7 +236,7 @@ def test_preflight_rides_out_a_blip_but_not_a_bad_token() -> None:
 def test_preflight_rides_out_every_status_an_upsert_would_retry(status: int) -> None:
     # A proxy's 52x (its origin timed out) is a blip to the upserts, which retry any 5xx;
     # the check before them must not stop the run for it.
-    from vupsert.run.preflight import preflight
+    from vupsert.run._preflight import preflight
     from vupsert.transport import Client
 
     answers = iter([httpx.Response(status, text="origin timeout"), httpx.Response(200, json=INFO)])
@@ -317,7 +317,7 @@ def test_preflight_needs_a_model_for_every_part_of_the_index(
     """Dense, sparse (BM25) and hybrid indexes take raw text when every part they have
     has an embedding model; the error names the part that has none."""
     from vupsert.errors import PreflightError
-    from vupsert.run.preflight import preflight
+    from vupsert.run._preflight import preflight
     from vupsert.transport import Client
 
     client = Client(

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from vupsert.config import Secret
 from vupsert.config.settings import Settings
 from vupsert.outcomes import Summary
-from vupsert.run.pipeline import Run
+from vupsert.run._pipeline import Run
 from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import read_jsonl

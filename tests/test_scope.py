@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from vupsert.ops.scope import digest
+from vupsert.ops._scope import digest
 from vupsert_server import LocalServer
 
 from .conftest import run_cli, write_jsonl

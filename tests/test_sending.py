@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from vupsert.records import Batch, Position, Record
-from vupsert.run.batching import as_fresh, batch_of
-from vupsert.run.sending import Abandoned, Fatal, Sender
+from vupsert.run._batching import as_fresh, batch_of
+from vupsert.run._sending import Abandoned, Fatal, Sender
 from vupsert.transport import Answer, Kind, RetryPolicy, Throttle
 
 OK = Answer(Kind.OK, 200, "Success")

@@ -16,7 +16,7 @@ from vupsert.config.settings import Format, ReadOptions
 from vupsert.errors import ConfigError, InputError
 from vupsert.inputs import sources
 from vupsert.inputs.sources import detect_format, input_size, iter_rows
-from vupsert.ops.delete import read_ids
+from vupsert.ops._delete import read_ids
 from vupsert.outcomes import DeleteSummary
 from vupsert.records import Position, Rejection, Row
 

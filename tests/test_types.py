@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 
 import vupsert
-from vupsert.config import build_settings, spelled_as_flags
+from vupsert.config import spelled_as_flags
+from vupsert.config.options import build_settings
 from vupsert.config.settings import MappingOptions
 from vupsert.errors import ColumnError, UsageError
 from vupsert.mapping.mapper import Mapper
 from vupsert.records import Position, Record, Rejection, Row
-from vupsert.run.columns import check_types
+from vupsert.run._columns import check_types
 from vupsert_server import LocalServer
 
 from .conftest import read_jsonl, run_cli

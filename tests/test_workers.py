@@ -10,7 +10,7 @@ import orjson
 
 from vupsert.config import Secret
 from vupsert.config.settings import Settings
-from vupsert.run.pipeline import Run
+from vupsert.run._pipeline import Run
 
 from .conftest import write_jsonl
 

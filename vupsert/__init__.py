@@ -16,7 +16,7 @@ the commands of those names do.
 
 from ._version import __version__
 from .api import Records, delete, export, info, prepare, prepare_sync, sync, upsert, verify
-from .config import OPTIONS
+from .config.settings import OPTIONS
 from .errors import (
     CallerError,
     CheckpointError,

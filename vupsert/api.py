@@ -22,9 +22,9 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, Union
 
-from .config import (
+from .config import Endpoint
+from .config.options import (
     ConnectionKeywords,
-    Endpoint,
     SyncKeywords,
     UpsertKeywords,
     VerifyKeywords,
@@ -33,11 +33,9 @@ from .config import (
 )
 from .config.settings import ID_FIELD, IDS_FORMAT, IdsFormat
 from .errors import CallerError, UsageError
-from .ops.delete import Ids, check_deletion
-from .ops.delete import delete as delete_from
-from .ops.export import export as export_to
-from .ops.sync import SyncRun
-from .ops.verify import Verifier
+from .ops import Ids, SyncRun, Verifier, check_deletion
+from .ops import delete as delete_from
+from .ops import export as export_to
 from .outcomes import (
     CallerEvents,
     DeleteSummary,
@@ -47,7 +45,7 @@ from .outcomes import (
     SyncSummary,
     VerifySummary,
 )
-from .run.pipeline import Run
+from .run import Run
 from .transport import Caller, Client, RetryPolicy
 
 if TYPE_CHECKING:

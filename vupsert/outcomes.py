@@ -47,7 +47,7 @@ class Settlement:
 @dataclass
 class Tally:
     """What one settled batch adds to the counts, by input record: a record split into
-    chunks counts once (see :mod:`~vupsert.run.documents`)."""
+    chunks counts once (see :mod:`~vupsert.run._documents`)."""
 
     upserted: int = 0
     superseded: int = 0

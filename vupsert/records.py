@@ -170,7 +170,7 @@ class Batch:
     """Records of this span rejected before sending; settled together with the batch."""
     superseded: list[Fresh] = field(default_factory=list)
     """Records a later record of this batch replaces (same id), in input order: not sent,
-    unless the record that replaces them is refused (see :mod:`vupsert.run.sending`)."""
+    unless the record that replaces them is refused (see :mod:`vupsert.run._sending`)."""
 
     first_where: str = ""
     last_where: str = ""

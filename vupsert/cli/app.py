@@ -31,7 +31,7 @@ from ..api import verify as verify_records
 from ..config import TOKEN_ENV, URL_ENV, settings, spelled_as_flags
 from ..config.settings import Settings
 from ..errors import CallerError, ConfigError, ExitStatus, UsageError, VupsertError
-from ..ops.export import STDOUT_NAME
+from ..ops import STDOUT_NAME
 from ..outcomes import DeleteSummary, ExportSummary, Summary
 from ._malloc import tune_allocator
 from .display import ConsoleEvents, Counter, Terminal, describe_info
@@ -1005,7 +1005,7 @@ def info(url: UrlOption = None, token: TokenOption = None, json_out: JsonOption 
     Warns when the index has no embedding model (then upsert-data cannot work).
     Exit 3 when the index cannot be reached or refuses the token.
     """
-    from ..run.preflight import embedding_models
+    from ..run import embedding_models
 
     console = env.console()
     with user_errors(console):

@@ -21,7 +21,7 @@ from vupsert_server import LocalServer, ServerConfig
 from ..config import Secret
 from ..config.settings import MappingOptions, Settings
 from ..errors import ExitStatus, UsageError
-from ..run.pipeline import Run
+from ..run import Run
 from .display import ConsoleEvents, Terminal, plural
 
 QUESTION = "how long should coffee beans rest after roasting"

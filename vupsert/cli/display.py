@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 from ..config import option
 from ..outcomes import Settlement, Summary, SyncSummary
 from ..records import Rejection
-from ..run.preflight import embedding_models
+from ..run import embedding_models
 
 PLAIN_EVERY = 5.0
 """Seconds between plain progress lines when stderr is not a terminal."""

@@ -6,8 +6,8 @@ Upstash's models embed a bounded number of tokens and ignore the rest, silently.
 record of its own: id ``{id}#{n}`` (n from 1), the record's metadata plus
 ``chunk: {parent, number, count}``. Even data that fits one chunk becomes ``{id}#1``, so a
 record's ids do not change as it grows or shrinks. A record's chunks flow as one item,
-:class:`Chunks`; :mod:`~vupsert.run.documents` counts what became of it, and
-:mod:`~vupsert.run.stale_chunks` removes the chunks an earlier, longer version left behind.
+:class:`Chunks`; :mod:`~vupsert.run._documents` counts what became of it, and
+:mod:`~vupsert.run._stale_chunks` removes the chunks an earlier, longer version left behind.
 
 Without chunking, :class:`LongData` counts records whose data is likely longer than the
 model reads (by characters: see :data:`CHARS_PER_TOKEN`) so the run can say so once.

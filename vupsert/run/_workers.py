@@ -16,11 +16,21 @@ import contextvars
 import random
 import threading
 from collections import deque
+from typing import Protocol
 
+from ..outcomes import Settlement
 from ..records import Batch
 from ..transport import OPENING_LIMIT, Client, RetryPolicy, Throttle
-from .ledger import Ledger
-from .sending import Abandoned, Fatal, Sender
+from ._sending import Abandoned, Fatal, Sender
+
+
+class Ledger(Protocol):
+    """Where the senders hand what they settle (:class:`~vupsert.run._ledger.Ledger`)."""
+
+    def settle(self, settlement: Settlement) -> None: ...
+
+    def count_request(self) -> None:
+        """A request whose answer settled no batch (a fatal one)."""
 
 
 class Workers:

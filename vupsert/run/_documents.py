@@ -6,7 +6,7 @@ landed; rejected if one was refused, with one rejection that holds the record as
 (fed back with the same options, it is chunked again); superseded when a later record
 with its id replaced it within a batch. Its chunks are counted apart (``chunks_*``).
 Only a record upserted whole has the chunks of a longer, earlier version deleted (by
-the ``tidy`` step, see :mod:`~vupsert.run.stale_chunks`), once no other record of its id is
+the ``tidy`` step, see :mod:`~vupsert.run._stale_chunks`), once no other record of its id is
 in flight: a record refused keeps what the index held of it.
 
 Records are known by where they were read (source and line), which all their chunks
@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from ..mapping.chunking import Chunks
 from ..outcomes import Settlement, Tally
 from ..records import Fresh, Rejection
-from .batching import Item
+from ._batching import Item
 
 Tidy = Callable[[Mapping[str, int], str], int | None]
 """Deletes the chunks numbered above each record's count (the batch named by the second

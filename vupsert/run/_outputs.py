@@ -20,9 +20,9 @@ from ..config.settings import Settings
 from ..errors import ConfigError, OutputError, UsageError
 from ..inputs.sources import is_stream
 from ..outcomes import Events, NoEvents, Settlement, Summary
+from ._checkpoint import Checkpoint
 from ._files import write_fully
-from .checkpoint import Checkpoint
-from .rejects import RejectsWriter
+from ._rejects import RejectsWriter
 
 
 class Outputs:

@@ -1,9 +1,9 @@
 """One run of an upsert, put together: read -> map -> batch -> send -> settle.
 
 :class:`Run` checks the inputs and outputs, talks to the index before anything is sent
-(:mod:`~vupsert.run.preflight`), then lets the records flow: :class:`~vupsert.run.reading.Reader`
-reads and maps them, :func:`~vupsert.run.batching.batches` groups them,
-:class:`~vupsert.run.workers.Workers` send them, and the :class:`~vupsert.run.ledger.Ledger`
+(:mod:`~vupsert.run._preflight`), then lets the records flow: :class:`~vupsert.run._reading.Reader`
+reads and maps them, :func:`~vupsert.run._batching.batches` groups them,
+:class:`~vupsert.run._workers.Workers` send them, and the :class:`~vupsert.run._ledger.Ledger`
 counts what became of each batch and writes it out in order.
 """
 
@@ -23,15 +23,15 @@ from ..errors import ServerError, VupsertError
 from ..inputs.sources import RECORDS, STDIN
 from ..outcomes import Broadcast, Events, NoEvents, Settlement, Summary
 from ..transport import Client, RetryPolicy, fatal_hint
-from .batching import Item, batches
-from .columns import check_columns, check_types
-from .documents import Documents
-from .ledger import Ledger
-from .outputs import Outputs
-from .preflight import preflight, warn_of_new_namespace
-from .reading import Reader, check_inputs, input_order, total_size
-from .stale_chunks import StaleChunks
-from .workers import Workers
+from ._batching import Item, batches
+from ._columns import check_columns, check_types
+from ._documents import Documents
+from ._ledger import Ledger
+from ._outputs import Outputs
+from ._preflight import preflight, warn_of_new_namespace
+from ._reading import Reader, check_inputs, input_order, total_size
+from ._stale_chunks import StaleChunks
+from ._workers import Workers
 
 
 class Run:

@@ -1,5 +1,5 @@
 """The reading loop: every input in turn, read, mapped and counted, as one stream of items
-for :func:`~vupsert.run.batching.batches`.
+for :func:`~vupsert.run._batching.batches`.
 
 Where a checkpoint says an input was settled up to some point, reading starts there and
 counts what it passes over as skipped. Reading ends early, with :attr:`Reader.error` set,
@@ -35,9 +35,9 @@ from ..mapping.chunking import Chunker, LongData
 from ..mapping.mapper import Mapper
 from ..outcomes import Events, Summary
 from ..records import Fresh, Position, Record, Rejection, Skip
-from .batching import Item, Piece
-from .checkpoint import Checkpoint, input_key
-from .columns import check_fields
+from ._batching import Item, Piece
+from ._checkpoint import Checkpoint, input_key
+from ._columns import check_fields
 
 
 def check_inputs(inputs: tuple[str, ...]) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from ..outcomes import Settlement
 from ..records import Batch, Fresh, Record, Rejection
 from ..transport import Answer, Client, Kind, RetryPolicy, Throttle, Tries
-from .batching import batch_of
+from ._batching import batch_of
 
 
 class Fatal(Exception):

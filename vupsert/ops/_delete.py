@@ -30,7 +30,8 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, cast, get_args
 
 import orjson
 
-from ..config import check_choice, option
+from ..config import option
+from ..config.options import check_choice
 from ..config.settings import ID_FIELD, IDS_FORMAT, Format, IdsFormat, ReadOptions
 from ..errors import InputError, ServerError, UsageError, VupsertError
 from ..inputs.json_array import elements
@@ -39,7 +40,7 @@ from ..inputs.sources import detect_format, iter_rows, read_stream
 from ..outcomes import DeleteSummary
 from ..records import Rejection, Row, json_type
 from ..transport import Caller, deleted
-from .scope import pages
+from ._scope import pages
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -484,7 +485,7 @@ def _in_background(work: Callable[..., _T], *args: Any) -> Future[_T]:
 
 class _Seen:
     """The ids a dry run counted, so that one listed twice counts once: a 64-bit hash of
-    each (as :mod:`vupsert.ops.scope` keeps them), in sorted arrays of 8 bytes an id."""
+    each (as :mod:`vupsert.ops._scope` keeps them), in sorted arrays of 8 bytes an id."""
 
     _FREEZE = 1 << 18
 

@@ -29,7 +29,7 @@ import orjson
 from ..errors import OutputError, UsageError, VupsertError
 from ..outcomes import ExportSummary
 from ..transport import Caller
-from .scope import pages
+from ._scope import pages
 
 STDOUT = "-"
 """The output name that means standard output."""

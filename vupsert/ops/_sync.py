@@ -1,7 +1,7 @@
 """``vupsert sync``: afterwards the namespace (or the ids under a prefix) holds exactly the
 source's records, the last occurrence of an id winning, and nothing else.
 
-1. One paged scan learns what the scope holds (:class:`~vupsert.ops.scope.Scope`).
+1. One paged scan learns what the scope holds (:class:`~vupsert.ops._scope.Scope`).
 2. The source flows through the upsert pipeline with one more step after reading: a
    record whose data and metadata equal what is stored is not sent (it settles as
    skipped, counted unchanged); new and changed records go on with everything an upsert
@@ -38,12 +38,9 @@ from ..errors import DeletionRefused, UsageError, VupsertError
 from ..mapping.chunking import Chunks
 from ..outcomes import Broadcast, Events, NoEvents, Summary, SyncSummary
 from ..records import Fresh, Position, Record, Rejection
-from ..run.batching import Item
-from ..run.columns import check_types
-from ..run.pipeline import Run
-from ..run.preflight import preflight
+from ..run import Item, Run, check_types, preflight
 from ..transport import Caller, Client, RetryPolicy, deleted
-from .scope import Scope, StaleId, digest, id_hash
+from ._scope import Scope, StaleId, digest, id_hash
 
 DELETE_BATCH = 1000
 """Ids per ``delete`` request."""

@@ -6,7 +6,7 @@ that guards nothing else; the ordered writes (the rejects file, the checkpoint a
 fsyncs) and the events happen outside it, one writer at a time, each writer taking every
 batch whose turn has come. Only the prefix of settled batches is ever recorded, so after
 a crash a rerun re-sends at most what was in flight. In a chunked run the counts are by
-input record (:class:`~vupsert.run.documents.Documents`), and the checkpoint stops for good
+input record (:class:`~vupsert.run._documents.Documents`), and the checkpoint stops for good
 before a batch whose records' stale chunks could not be deleted, so that a rerun does it.
 """
 
@@ -20,9 +20,9 @@ from ..config import option
 from ..errors import FailFastError, OutputError, StoppedEarly, VupsertError
 from ..outcomes import Events, Settlement, Summary, Tally
 from ..records import Position, Rejection
-from .checkpoint import Checkpoint
-from .documents import Documents
-from .rejects import RejectsWriter, rerun_advice
+from ._checkpoint import Checkpoint
+from ._documents import Documents
+from ._rejects import RejectsWriter, rerun_advice
 
 CHECKPOINT_EVERY = 2.0
 """Seconds between checkpoint writes while running."""

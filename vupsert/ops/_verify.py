@@ -22,11 +22,9 @@ from ..inputs.sources import RECORDS
 from ..mapping.chunking import Chunks
 from ..outcomes import Events, NoEvents, Problem, Summary, VerifySummary
 from ..records import Record, Rejection
-from ..run.batching import as_fresh
-from ..run.columns import check_types
-from ..run.reading import Reader, check_inputs
+from ..run import Reader, as_fresh, check_inputs, check_types
 from ..transport import Caller, Client, RetryPolicy
-from .scope import digest, id_hash
+from ._scope import digest, id_hash
 
 FETCH_BATCH = 1000
 """Ids per ``fetch`` request."""

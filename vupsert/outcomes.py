@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, Literal, Protocol, TypeVar
 
 from .errors import CallerError, ExitStatus, StoppedEarly, VupsertError
 from .records import Batch, Rejection
@@ -70,15 +70,67 @@ class Tally:
         )
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reported(*, digits: int = 3) -> Callable[[F], F]:
+    """Makes a summary's property (under ``@property``) a key of its document, after the
+    fields; a float is rounded to ``digits``."""
+
+    def mark(method: F) -> F:
+        method.__reported__ = digits  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+NOT_REPORTED = {"reported": False}
+"""A summary field's ``metadata`` that keeps it out of the document."""
+
+
+class _Document:
+    """A summary's document (``--json``), made from its dataclass: every field in order
+    (but those marked :data:`NOT_REPORTED`), then every :func:`reported` property; a float
+    rounded (to milliseconds unless the property says), an error as its message, a
+    dataclass value as a dict."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            name: _plain(getattr(self, name), digits)
+            for name, digits in _document_keys(type(self)).items()
+        }
+
+
+def _document_keys(cls: type) -> dict[str, int]:
+    """Each key of ``cls``'s document, and the digits a float keeps there."""
+    keys = {f.name: 3 for f in fields(cls) if f.metadata.get("reported", True)}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            digits = getattr(getattr(value, "fget", None), "__reported__", None)
+            if isinstance(value, property) and digits is not None:
+                keys[name] = digits
+    return keys
+
+
+def _plain(value: Any, digits: int) -> Any:
+    if isinstance(value, VupsertError):
+        return value.message
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, list):
+        return [_plain(item, digits) for item in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return value
+
+
 @dataclass
-class Summary:
+class Summary(_Document):
     """The totals of a run; :meth:`as_dict` is the ``--json`` document.
 
     ``records_*`` count input records; with chunking, ``chunks_*`` count their chunks.
     """
 
-    namespace: str = ""
-    dry_run: bool = False
     records_read: int = 0
     records_upserted: int = 0
     records_rejected: int = 0
@@ -101,6 +153,8 @@ class Summary:
     retries: int = 0
     throttled: int = 0
     elapsed_s: float = 0.0
+    namespace: str = ""
+    dry_run: bool = False
     interrupted: bool = False
     rejects_file: str | None = None
     checkpoint: str | None = None
@@ -108,6 +162,7 @@ class Summary:
     """Why the run stopped early, if it did."""
 
     @property
+    @reported()
     def records_pending(self) -> int:
         """Read but neither upserted, rejected, skipped nor superseded: the run stopped
         early."""
@@ -123,10 +178,12 @@ class Summary:
         )
 
     @property
+    @reported()
     def records_valid(self) -> int:
         return self.records_read - self.records_skipped - self.records_rejected
 
     @property
+    @reported(digits=1)
     def records_per_s(self) -> float:
         done = self.records_read - self.records_skipped - self.records_pending
         return done / self.elapsed_s if self.elapsed_s > 0 else 0.0
@@ -141,36 +198,6 @@ class Summary:
         if self.records_rejected or self.records_pending or self.records_stale_chunks:
             return ExitStatus.PARTIAL
         return ExitStatus.SUCCESS
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "records_read": self.records_read,
-            "records_upserted": self.records_upserted,
-            "records_rejected": self.records_rejected,
-            "records_skipped": self.records_skipped,
-            "records_superseded": self.records_superseded,
-            "records_unrecorded": self.records_unrecorded,
-            "records_pending": self.records_pending,
-            "records_valid": self.records_valid,
-            "records_stale_chunks": self.records_stale_chunks,
-            "chunks_upserted": self.chunks_upserted,
-            "chunks_rejected": self.chunks_rejected,
-            "chunks_deleted": self.chunks_deleted,
-            "batches": self.batches,
-            "batches_sent": self.batches_sent,
-            "batches_failed": self.batches_failed,
-            "requests": self.requests,
-            "retries": self.retries,
-            "throttled": self.throttled,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "records_per_s": round(self.records_per_s, 1),
-            "namespace": self.namespace,
-            "dry_run": self.dry_run,
-            "interrupted": self.interrupted,
-            "rejects_file": self.rejects_file,
-            "checkpoint": self.checkpoint,
-            "error": str(self.error.message) if self.error else None,
-        }
 
 
 @dataclass
@@ -189,50 +216,27 @@ class SyncSummary(Summary):
     """Records the scope held before the run (a chunked one counts once)."""
 
     @property
+    @reported()
     def records_pending(self) -> int:
         return max(0, super().records_pending - self.records_unchanged)
 
-    def as_dict(self) -> dict[str, Any]:
-        document = super().as_dict()
-        document.update(
-            records_new=self.records_new,
-            records_changed=self.records_changed,
-            records_unchanged=self.records_unchanged,
-            records_deleted=self.records_deleted,
-            records_stored=self.records_stored,
-        )
-        return document
-
 
 @dataclass
-class ExportSummary:
-    namespace: str = ""
-    prefix: str | None = None
-    output: str | None = None
-    """The file written, ``None`` for stdout."""
+class ExportSummary(_Document):
     records_exported: int = 0
     records_without_data: int = 0
     requests: int = 0
     retries: int = 0
     elapsed_s: float = 0.0
+    namespace: str = ""
+    prefix: str | None = None
+    output: str | None = None
+    """The file written, ``None`` for stdout."""
     error: VupsertError | None = None
 
     @property
     def exit_status(self) -> ExitStatus:
         return self.error.exit_status if self.error is not None else ExitStatus.SUCCESS
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "records_exported": self.records_exported,
-            "records_without_data": self.records_without_data,
-            "requests": self.requests,
-            "retries": self.retries,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "namespace": self.namespace,
-            "prefix": self.prefix,
-            "output": self.output,
-            "error": self.error.message if self.error else None,
-        }
 
 
 Verdict = Literal["missing", "different"]
@@ -247,8 +251,7 @@ class Problem:
 
 
 @dataclass
-class VerifySummary:
-    namespace: str = ""
+class VerifySummary(_Document):
     records_read: int = 0
     records_checked: int = 0
     """Distinct ids checked."""
@@ -260,6 +263,7 @@ class VerifySummary:
     requests: int = 0
     retries: int = 0
     elapsed_s: float = 0.0
+    namespace: str = ""
     problems: list[Problem] = field(default_factory=list)
     """The first few records that do not match, in the order they were found."""
     error: VupsertError | None = None
@@ -272,36 +276,9 @@ class VerifySummary:
             return ExitStatus.PARTIAL
         return ExitStatus.SUCCESS
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "records_read": self.records_read,
-            "records_checked": self.records_checked,
-            "records_matching": self.records_matching,
-            "records_missing": self.records_missing,
-            "records_different": self.records_different,
-            "records_rejected": self.records_rejected,
-            "requests": self.requests,
-            "retries": self.retries,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "namespace": self.namespace,
-            "problems": [vars(p) for p in self.problems],
-            "error": self.error.message if self.error else None,
-        }
-
 
 @dataclass
-class DeleteSummary:
-    namespace: str = ""
-    dry_run: bool = False
-    ids_read: int = 0
-    """Ids given (``ids``), each counted once per line, item or element."""
-    lines_without_id: int = 0
-    """Lines (items, rows) of ``ids`` that hold no id: skipped."""
-    first_without_id: str | None = None
-    """The first of them, ``file:line: why``."""
-    ids_format: str | None = None
-    """How ``ids`` was read: ``text``, ``jsonl``, ``json``, ``csv``, ``tsv`` or ``parquet``
-    (``None`` for ids handed over from Python)."""
+class DeleteSummary(_Document):
     records_deleted: int = 0
     """Records the index held and deleted (in a dry run: would delete). For ids, the
     distinct ids a fetch found before deleting them; for a prefix or filter, the index's
@@ -309,10 +286,21 @@ class DeleteSummary:
     count_uncertain: bool = False
     """A delete's answer was lost after the request may have been applied, and what it
     removed could not be counted: ``records_deleted`` is a lower bound."""
+    ids_read: int = 0
+    """Ids given (``ids``), each counted once per line, item or element."""
+    lines_without_id: int = 0
+    """Lines (items, rows) of ``ids`` that hold no id: skipped."""
+    ids_format: str | None = None
+    """How ``ids`` was read: ``text``, ``jsonl``, ``json``, ``csv``, ``tsv`` or ``parquet``
+    (``None`` for ids handed over from Python)."""
     requests: int = 0
     retries: int = 0
     elapsed_s: float = 0.0
+    namespace: str = ""
+    dry_run: bool = False
     error: VupsertError | None = None
+    first_without_id: str | None = field(default=None, metadata=NOT_REPORTED)
+    """The first line without an id, ``file:line: why``: said on stderr, not a key."""
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -325,21 +313,6 @@ class DeleteSummary:
         self.lines_without_id += 1
         if self.first_without_id is None:
             self.first_without_id = f"{where}: {reason}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "records_deleted": self.records_deleted,
-            "count_uncertain": self.count_uncertain,
-            "ids_read": self.ids_read,
-            "lines_without_id": self.lines_without_id,
-            "ids_format": self.ids_format,
-            "requests": self.requests,
-            "retries": self.retries,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "namespace": self.namespace,
-            "dry_run": self.dry_run,
-            "error": self.error.message if self.error else None,
-        }
 
 
 class Events(Protocol):

@@ -10,8 +10,10 @@ From Python::
 :func:`upsert` takes a path, a list of paths, a binary file or any iterable of dicts, and
 every option of ``vupsert upsert`` under its Python name. An error that stops the run
 raises a :class:`VupsertError`; rejected records are counted on the returned
-:class:`Summary`. :func:`sync`, :func:`export`, :func:`verify` and :func:`delete` do what
-the commands of those names do.
+:class:`Summary`. :func:`sync`, :func:`export`, :func:`verify`, :func:`delete` and
+:func:`info` do what the commands of those names do; :func:`prepare` and
+:func:`prepare_sync` return the :class:`Run` or :class:`SyncRun` not started, for a caller
+that stops it or watches its summary. ``__all__`` is the public surface.
 """
 
 from ._version import __version__
@@ -33,6 +35,7 @@ from .errors import (
     UsageError,
     VupsertError,
 )
+from .ops import SyncRun
 from .outcomes import (
     DeleteSummary,
     Events,
@@ -45,6 +48,7 @@ from .outcomes import (
     VerifySummary,
 )
 from .records import Rejection
+from .run import Run
 
 __all__ = [
     "OPTIONS",
@@ -64,11 +68,13 @@ __all__ = [
     "Problem",
     "Records",
     "Rejection",
+    "Run",
     "ServerError",
     "Settlement",
     "StoppedEarly",
     "StrictModeError",
     "Summary",
+    "SyncRun",
     "SyncSummary",
     "UsageError",
     "VerifySummary",

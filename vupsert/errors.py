@@ -67,11 +67,13 @@ class VupsertError(Exception):
 
 
 class UsageError(VupsertError):
+    """Bad options or a bad invocation, found before anything was sent."""
+
     exit_status = ExitStatus.USAGE
 
 
 class ConfigError(UsageError):
-    pass
+    """The URL, the token or another setting cannot be used: missing, insecure, malformed."""
 
 
 class ColumnError(UsageError):
@@ -79,10 +81,13 @@ class ColumnError(UsageError):
 
 
 class CheckpointError(UsageError):
-    pass
+    """The checkpoint cannot be used: locked by another run, corrupt, or written for
+    inputs that have changed since."""
 
 
 class InputError(VupsertError):
+    """An input cannot be read at all (missing, truncated, not the format it claims)."""
+
     exit_status = ExitStatus.STOPPED
 
 
@@ -130,6 +135,8 @@ class OutputError(VupsertError):
 
 
 class StoppedEarly(VupsertError):
+    """The run stopped itself on purpose, as an option asked; what was in flight settled."""
+
     exit_status = ExitStatus.PARTIAL
 
 
@@ -138,11 +145,11 @@ class DeletionRefused(StoppedEarly):
 
 
 class StrictModeError(StoppedEarly):
-    pass
+    """``strict`` met a record that is not valid."""
 
 
 class FailFastError(StoppedEarly):
-    pass
+    """``fail_fast`` met a batch that failed for good."""
 
 
 class ServerError(VupsertError):
@@ -156,4 +163,4 @@ class ServerError(VupsertError):
 
 
 class PreflightError(ServerError):
-    pass
+    """``/info`` says the index cannot take raw text: it has no embedding model."""

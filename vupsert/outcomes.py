@@ -223,6 +223,8 @@ class SyncSummary(Summary):
 
 @dataclass
 class ExportSummary(_Document):
+    """What an export wrote; :meth:`as_dict` is the ``--json`` document."""
+
     records_exported: int = 0
     records_without_data: int = 0
     requests: int = 0
@@ -244,6 +246,8 @@ Verdict = Literal["missing", "different"]
 
 @dataclass
 class Problem:
+    """A source record the index does not hold as it is: ``missing`` or ``different``."""
+
     kind: Verdict
     id: str
     where: str
@@ -252,6 +256,8 @@ class Problem:
 
 @dataclass
 class VerifySummary(_Document):
+    """What a verify found; :meth:`as_dict` is the ``--json`` document."""
+
     records_read: int = 0
     records_checked: int = 0
     """Distinct ids checked."""
@@ -279,6 +285,8 @@ class VerifySummary(_Document):
 
 @dataclass
 class DeleteSummary(_Document):
+    """What a delete removed (or would); :meth:`as_dict` is the ``--json`` document."""
+
     records_deleted: int = 0
     """Records the index held and deleted (in a dry run: would delete). For ids, the
     distinct ids a fetch found before deleting them; for a prefix or filter, the index's

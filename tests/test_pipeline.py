@@ -208,25 +208,26 @@ def test_checkpoint_lock_and_atomic_save(tmp_path: Path) -> None:
     Checkpoint(cp_path, (str(data),), namespace="ns", restart=True).close()
 
 
-def test_preflight_rides_out_a_blip_but_not_a_bad_token() -> None:
-    from vupsert.errors import ServerError
-    from vupsert.run._preflight import preflight
+def index_answering(*responses: httpx.Response) -> Any:
+    """A client of an index that gives ``responses`` in turn."""
     from vupsert.transport import Client
 
-    answers = iter([httpx.Response(503, text="busy"), httpx.Response(200, json=INFO)])
-    client = Client(
+    answers = iter(responses)
+    return Client(
         Endpoint("http://127.0.0.1:9", Secret("t")),
         transport=httpx.MockTransport(lambda request: next(answers)),
     )
+
+
+def test_preflight_rides_out_a_blip_but_not_a_bad_token() -> None:
+    from vupsert.errors import ServerError
+    from vupsert.run._preflight import preflight
+
+    client = index_answering(httpx.Response(503, text="busy"), httpx.Response(200, json=INFO))
     waits: list[float] = []
     assert preflight(client, sleep=waits.append)["dimension"] == 8
     assert waits == [1.0]
-    refused = Client(
-        Endpoint("http://127.0.0.1:9", Secret("t")),
-        transport=httpx.MockTransport(
-            lambda request: httpx.Response(401, json={"error": "Unauthorized", "status": 401})
-        ),
-    )
+    refused = index_answering(httpx.Response(401, json={"error": "Unauthorized", "status": 401}))
     with pytest.raises(ServerError):
         preflight(refused, sleep=waits.append)
     assert waits == [1.0]
@@ -237,13 +238,8 @@ def test_preflight_rides_out_every_status_an_upsert_would_retry(status: int) -> 
     # A proxy's 52x (its origin timed out) is a blip to the upserts, which retry any 5xx;
     # the check before them must not stop the run for it.
     from vupsert.run._preflight import preflight
-    from vupsert.transport import Client
 
-    answers = iter([httpx.Response(status, text="origin timeout"), httpx.Response(200, json=INFO)])
-    client = Client(
-        Endpoint("http://127.0.0.1:9", Secret("t")),
-        transport=httpx.MockTransport(lambda request: next(answers)),
-    )
+    client = index_answering(httpx.Response(status, text="timeout"), httpx.Response(200, json=INFO))
     waits: list[float] = []
     assert preflight(client, sleep=waits.append)["dimension"] == 8
     assert waits == [1.0]

@@ -1,6 +1,7 @@
 """Exit statuses and the one exception tree of vupsert.
 
-The core raises; only ``cli.py`` turns an exception into a message and an exit status.
+The core raises; only the command line (``vupsert.cli``) turns an exception into a
+message and an exit status.
 
     VupsertError                     (any expected failure; message is for the user)
     ├── UsageError                   -> exit 2: bad options or configuration, nothing sent
@@ -20,8 +21,8 @@ The core raises; only ``cli.py`` turns an exception into a message and an exit s
         └── PreflightError           /info says the index cannot embed text
 
 A bad *record* is not an exception: it becomes a :class:`~vupsert.records.Rejection` and
-the run goes on. Transient HTTP failures are not exceptions outside ``client.py`` either:
-they become batch outcomes.
+the run goes on. Transient HTTP failures are not exceptions either: the transport makes
+them answers, and the run batch outcomes.
 """
 
 from __future__ import annotations

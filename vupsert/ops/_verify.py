@@ -12,17 +12,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import Any, BinaryIO
 
 import orjson
 
 from ..config.settings import Settings
-from ..inputs.sources import RECORDS
 from ..mapping.chunking import Chunks
 from ..outcomes import Events, NoEvents, Problem, Summary, VerifySummary
 from ..records import Record, Rejection
-from ..run import Reader, as_fresh, check_inputs, check_types
+from ..run import Reader, as_fresh, check_inputs, read_settings
 from ..transport import Caller, Client, RetryPolicy
 from ._scope import digest, id_hash
 
@@ -42,10 +40,7 @@ class Verifier:
         stdin: BinaryIO | None = None,
         records: Iterable[Mapping[str, Any]] | None = None,
     ) -> None:
-        check_types(settings)
-        if records is not None:
-            settings = replace(settings, inputs=(RECORDS,))
-        self.settings = settings
+        self.settings = settings = read_settings(settings, records)
         self.events: Events = events or NoEvents()
         self._transport = transport
         self._stdin = stdin

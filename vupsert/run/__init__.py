@@ -3,7 +3,7 @@ loop, batching, the sender threads, the ledger, the files a run writes beside th
 the stale chunks of records that became shorter, the checks before anything is sent."""
 
 from ._batching import Item, as_fresh
-from ._columns import check_types
+from ._columns import check_types, read_settings
 from ._pipeline import Run
 from ._preflight import embedding_models, preflight
 from ._reading import Reader, check_inputs
@@ -17,4 +17,5 @@ __all__ = [
     "check_types",
     "embedding_models",
     "preflight",
+    "read_settings",
 ]

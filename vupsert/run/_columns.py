@@ -15,14 +15,16 @@ columns (:func:`check_types`) are refused when no input is CSV or TSV.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from itertools import islice
+from typing import Any
 
 from ..config import option
 from ..config.settings import Settings
 from ..errors import UsageError
 from ..inputs.parquet import columns_of
-from ..inputs.sources import detect_format, display_name, is_stream, iter_rows
+from ..inputs.sources import RECORDS, detect_format, display_name, is_stream, iter_rows
 from ..mapping.mapper import Mapper, Named
 from ..records import REJECT_KEY, JsonLine, Position, Rejection, Row
 
@@ -31,6 +33,13 @@ ROWS_LOOKED_AT = 100
 for the fields options name."""
 FIELDS_SHOWN = 20
 """Field names a message lists, at most."""
+
+
+def read_settings(settings: Settings, records: Iterable[Mapping[str, Any]] | None) -> Settings:
+    """The settings a run reads its inputs with, once their types are checked
+    (:func:`check_types`): with a caller's ``records``, those are the one input."""
+    check_types(settings)
+    return settings if records is None else replace(settings, inputs=(RECORDS,))
 
 
 def check_types(settings: Settings) -> None:

@@ -13,18 +13,17 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import replace
 from typing import Any, BinaryIO
 
 import httpx
 
 from ..config.settings import Settings
 from ..errors import ServerError, VupsertError
-from ..inputs.sources import RECORDS, STDIN
+from ..inputs.sources import STDIN
 from ..outcomes import Broadcast, Events, NoEvents, Settlement, Summary
 from ..transport import Client, RetryPolicy, fatal_hint
 from ._batching import Item, batches
-from ._columns import check_columns, check_types
+from ._columns import check_columns, read_settings
 from ._documents import Documents
 from ._ledger import Ledger
 from ._outputs import Outputs
@@ -59,10 +58,7 @@ class Run:
         is a step between reading and batching (a sync's leaves out unchanged records);
         ``index_info`` is ``/info`` when the caller has it already; ``warn_whole`` looks
         for chunked records also stored whole, to warn of them (a sync deletes them)."""
-        check_types(settings)
-        if records is not None:
-            settings = replace(settings, inputs=(RECORDS,))
-        self.settings = settings
+        self.settings = settings = read_settings(settings, records)
         self.events: Events = events or NoEvents()
         self._transport = transport
         self._stdin = stdin

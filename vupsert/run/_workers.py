@@ -115,7 +115,7 @@ class Workers:
             rng=random.Random(self._rng.random()),
         )
         # Each thread runs in a copy of this context: messages made there name
-        # settings as the caller does (see vupsert.config.settings.option).
+        # settings as the caller does (see vupsert.config.option).
         context = contextvars.copy_context()
         thread = threading.Thread(
             target=context.run,

@@ -195,6 +195,15 @@ def test_token_does_not_show_in_reprs() -> None:
     assert "s3cr3t" not in repr(client.__dict__)
 
 
+def test_an_endpoint_shows_neither_its_token_nor_its_path() -> None:
+    # Behind a proxy the path may carry a key of its own: a repr shows scheme and host.
+    endpoint = Endpoint("https://proxy.example/k3y-in-path/", TOKEN)
+    assert endpoint.url == "https://proxy.example/k3y-in-path"
+    assert repr(endpoint) == "Endpoint('https://proxy.example', Secret('********'))"
+    with pytest.raises(ConfigError, match="No token"):
+        Endpoint("https://index.example", Secret(" \n"))
+
+
 @pytest.mark.parametrize("proxied", [False, True], ids=["transport", "client"])
 @pytest.mark.parametrize("status", [200, 400, 503])
 def test_a_sent_body_is_freed_without_the_cyclic_collector(status: int, proxied: bool) -> None:

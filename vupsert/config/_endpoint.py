@@ -23,11 +23,11 @@ URL_ENV = "UPSTASH_VECTOR_REST_URL"
 TOKEN_ENV = "UPSTASH_VECTOR_REST_TOKEN"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Endpoint:
     """The index's base URL and its token, both there and both checked: every request of
-    a command goes to one. Its repr shows the URL (which holds no secret once checked),
-    never the token."""
+    a command goes to one. Its repr shows what a message may show of the URL (its scheme
+    and host), never the token."""
 
     url: str
     """``http(s)://host[:port]``, with a path only behind a proxy; no trailing slash."""
@@ -40,6 +40,9 @@ class Endpoint:
         _require(url, token)
         object.__setattr__(self, "url", url)
         object.__setattr__(self, "token", token)
+
+    def __repr__(self) -> str:
+        return f"Endpoint({shown_url(self.url)!r}, {self.token!r})"
 
     @classmethod
     def find(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import vupsert
-from vupsert.config.options import (
+from vupsert.config.keywords import (
     ConnectionKeywords,
     MappingKeywords,
     ReadKeywords,

@@ -23,14 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, Union
 
 from .config import Endpoint
-from .config.options import (
-    ConnectionKeywords,
-    SyncKeywords,
-    UpsertKeywords,
-    VerifyKeywords,
-    build_settings,
-    connection_settings,
-)
+from .config.options import build_settings, connection_settings
 from .config.settings import ID_FIELD, IDS_FORMAT, IdsFormat
 from .errors import CallerError, UsageError
 from .ops import Ids, SyncRun, Verifier, check_deletion
@@ -50,6 +43,13 @@ from .transport import Caller, Client, RetryPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from .config.keywords import (
+        ConnectionKeywords,
+        SyncKeywords,
+        UpsertKeywords,
+        VerifyKeywords,
+    )
 
 Records = Union[  # noqa: UP007 - a runtime alias: "|" cannot join these on Python 3.10
     str,

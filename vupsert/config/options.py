@@ -1,14 +1,12 @@
-"""The options of the public functions: what a caller may pass, typed once for all of them
-(a group per stage, composed per function: ``**options: Unpack[UpsertKeywords]``), and
-what becomes of it (:func:`build_settings`: keyword options -> :class:`~vupsert.config.
-settings.Settings`, every option checked, alone and against the others, and named in each
-message the way the caller spells it).
+"""The options of the public functions -> :class:`~vupsert.config.settings.Settings`:
+every option checked, alone and against the others, and named in each message the way
+the caller spells it.
 
-The types let a type checker refuse ``data_feild="text"`` or ``batch_size="500"``; the
-checks refuse them at run time too, for a caller that runs none. Each option's default is
-the one :mod:`~vupsert.config.settings` gives it; ``vupsert.OPTIONS`` lists the names.
-Checks that need the inputs themselves (a column the options name, a type for a CSV
-column) are made where the inputs are read (:mod:`vupsert.run`).
+What a caller may pass is typed in :mod:`~vupsert.config.keywords`; these checks refuse a
+misspelled or mistyped option at run time too, for a caller that runs no type checker.
+Each option's default is the one :mod:`~vupsert.config.settings` gives it. Checks that
+need the inputs themselves (a column the options name, a type for a CSV column) are made
+where the inputs are read (:mod:`vupsert.run`).
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from ..errors import UsageError
 from ..records import MAX_BATCH_RECORDS
@@ -45,107 +43,9 @@ from .settings import (
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = [
-    "ConnectionKeywords",
-    "MappingKeywords",
-    "ReadKeywords",
-    "ResumeKeywords",
-    "RunKeywords",
-    "SendKeywords",
-    "SyncKeywords",
-    "UpsertKeywords",
-    "VerifyKeywords",
-    "build_settings",
-    "check_choice",
-    "connection_settings",
-]
+    from .keywords import ConnectionKeywords, UpsertKeywords
 
-
-class ReadKeywords(TypedDict, total=False):
-    """How inputs are split into rows (:class:`~vupsert.config.ReadOptions`)."""
-
-    format: Format
-    delimiter: str | None
-    """One character, or ``"\\t"`` / ``"tab"``."""
-    columns: str | Sequence[str] | None
-    """``"id,text"`` or ``["id", "text"]``."""
-
-
-class MappingKeywords(TypedDict, total=False):
-    """How a row becomes a record (:class:`~vupsert.config.MappingOptions`), but ``shard``."""
-
-    id_field: str
-    data_field: str
-    metadata_field: str
-    metadata_columns: str | Sequence[str] | None
-    infer_types: bool
-    types: Mapping[str, str | type[Any]] | Sequence[str] | str | None
-    """``{"zip": "str"}``, ``{"zip": str}`` or ``["zip=str"]``."""
-    data_template: str | None
-    id_template: str | None
-    id_from: IdFrom
-    chunk_size: int | None
-    chunk_overlap: int | None
-
-
-class ConnectionKeywords(TypedDict, total=False):
-    """How requests go to the index: every command that talks to it takes these."""
-
-    timeout: float
-    retries: int
-    max_backoff: float
-    allow_insecure_http: bool
-
-
-class SendKeywords(TypedDict, total=False):
-    """How records are batched and sent."""
-
-    batch_size: int
-    max_batch_bytes: int
-    concurrency: int
-
-
-class RunKeywords(TypedDict, total=False):
-    """What a run writes beside the index, and when it stops."""
-
-    rejects: str | os.PathLike[str] | None
-    report: str | os.PathLike[str] | None
-    dry_run: bool
-    strict: bool
-    fail_fast: bool
-    preflight: bool
-
-
-class ResumeKeywords(TypedDict, total=False):
-    """What lets several runs share one load: a checkpoint, a shard."""
-
-    checkpoint: str | os.PathLike[str] | None
-    restart: bool
-    shard: str | Sequence[int] | None
-    """``"K/N"`` or ``(K, N)``."""
-
-
-class UpsertKeywords(
-    ReadKeywords,
-    MappingKeywords,
-    ConnectionKeywords,
-    SendKeywords,
-    RunKeywords,
-    ResumeKeywords,
-    total=False,
-):
-    """Every option of :func:`vupsert.upsert`: ``vupsert.OPTIONS``."""
-
-
-class SyncKeywords(
-    ReadKeywords, MappingKeywords, ConnectionKeywords, SendKeywords, RunKeywords, total=False
-):
-    """:func:`vupsert.sync`'s: an upsert's but the checkpoint and the shard (a sync reads
-    the whole source every time)."""
-
-
-class VerifyKeywords(ReadKeywords, MappingKeywords, ConnectionKeywords, total=False):
-    """:func:`vupsert.verify`'s: the source read and mapped as an upsert reads it."""
+__all__ = ["build_settings", "check_choice", "connection_settings"]
 
 
 def build_settings(

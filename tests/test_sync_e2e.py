@@ -35,6 +35,20 @@ def expected(rows: list[dict[str, Any]]) -> dict[str, tuple[Any, Any]]:
     return {row["id"]: (row["data"], row.get("metadata")) for row in rows}
 
 
+@pytest.mark.parametrize("problem", ["no such file", "no column"])
+def test_a_sync_checks_its_inputs_before_it_asks_anything_of_the_index(
+    tmp_path: Path, problem: str
+) -> None:
+    # Nothing answers on port 9: a sync that talked to the index first would wait out its
+    # retries, then blame the network (or, with an index, scan all of it) for a typo.
+    path = tmp_path / "docs.csv"
+    if problem == "no column":
+        path.write_text("key,text\n1,hello\n")
+    environ = {"UPSTASH_VECTOR_REST_URL": "http://127.0.0.1:9", "UPSTASH_VECTOR_REST_TOKEN": "t"}
+    with pytest.raises(vupsert.UsageError, match=problem):
+        vupsert.sync(path, environ=environ, retries=0)
+
+
 def test_a_sync_sends_only_what_changed_and_deletes_what_is_gone(
     server: LocalServer, tmp_path: Path
 ) -> None:

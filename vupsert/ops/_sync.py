@@ -38,7 +38,7 @@ from ..errors import DeletionRefused, UsageError, VupsertError
 from ..mapping.chunking import Chunks
 from ..outcomes import Broadcast, Events, NoEvents, Summary, SyncSummary
 from ..records import Fresh, Position, Record, Rejection
-from ..run import Item, Run, check_types, preflight
+from ..run import Item, Run, check_run, check_types, preflight
 from ..transport import Caller, Client, RetryPolicy, deleted
 from ._scope import Scope, StaleId, digest, id_hash
 
@@ -229,6 +229,7 @@ class SyncRun:
     def execute(self) -> SyncSummary:
         settings, summary = self.settings, self.summary
         started = time.monotonic()
+        check_run(settings)
         client = Client.for_settings(settings, self._transport)
         with client:
             caller = Caller(client, RetryPolicy.of(settings))

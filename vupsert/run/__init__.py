@@ -4,7 +4,7 @@ the stale chunks of records that became shorter, the checks before anything is s
 
 from ._batching import Item, as_fresh
 from ._columns import check_types, read_settings
-from ._pipeline import Run
+from ._pipeline import Run, check_run
 from ._preflight import embedding_models, preflight
 from ._reading import Reader, check_inputs
 
@@ -14,6 +14,7 @@ __all__ = [
     "Run",
     "as_fresh",
     "check_inputs",
+    "check_run",
     "check_types",
     "embedding_models",
     "preflight",

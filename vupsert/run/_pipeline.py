@@ -33,6 +33,15 @@ from ._stale_chunks import StaleChunks
 from ._workers import Workers
 
 
+def check_run(settings: Settings) -> None:
+    """What can be found wrong before anything is asked of the index, raised: an input
+    that is not there, an output that would destroy an input, a column the options name
+    that an input lacks."""
+    check_inputs(settings.inputs)
+    Outputs(settings).check()
+    check_columns(settings)
+
+
 class Run:
     """Everything one run needs; :meth:`execute` does it and returns the summary.
 
@@ -94,10 +103,8 @@ class Run:
     def execute(self) -> Summary:
         started = time.monotonic()
         settings = self.settings
-        check_inputs(settings.inputs)
+        check_run(settings)
         outputs = Outputs(settings)
-        outputs.check()
-        check_columns(settings)
         client = self._client()
         try:
             if client is not None and settings.preflight:

@@ -18,7 +18,7 @@ import pytest
 
 from vupsert.cli.app import Environment, main
 from vupsert.config.settings import ReadOptions
-from vupsert.inputs.sources import iter_rows
+from vupsert.inputs import iter_rows
 from vupsert.records import Position, Row
 from vupsert_server import LocalServer, ServerConfig
 

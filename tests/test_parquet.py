@@ -224,6 +224,14 @@ def test_parquet_on_stdin_or_named_otherwise(server: LocalServer, tmp_path: Path
     assert result.code == 0 and server.records("") == {"a": ("x", None)}
 
 
+def test_verify_refuses_parquet_on_stdin_as_upsert_does(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    path = write(tmp_path, pa.table({"id": ["a"], "data": ["x"]}))
+    result = run_cli("verify", "-f", "parquet", "-", server=server, input=path.read_bytes())
+    assert result.code == 2 and "<stdin>: Parquet cannot be read from a pipe" in result.stderr
+
+
 def test_a_broken_parquet_file_is_named(server: LocalServer, tmp_path: Path) -> None:
     path = write(tmp_path, pa.table({"id": ["a"], "data": ["x"]}))
     path.write_bytes(path.read_bytes()[:-20])

@@ -57,6 +57,13 @@ def _pyarrow(source: str) -> tuple[Any, Any]:
 
 
 def _open(name: str) -> pq.ParquetFile:
+    if is_stream(name):
+        raise UsageError(
+            f"{display_name(name)}: Parquet cannot be read from a pipe: its footer, which "
+            "says where everything is, comes last.",
+            hint=f"Save it to a file and give its path, or give the real format with "
+            f"{option('format')}.",
+        )
     _, parquet = _pyarrow(name)
     import pyarrow
 
@@ -74,13 +81,6 @@ def _open(name: str) -> pq.ParquetFile:
 
 def columns_of(name: str) -> list[str]:
     """The top-level column names of a Parquet file, from its footer alone."""
-    if is_stream(name):
-        raise UsageError(
-            f"{display_name(name)}: Parquet cannot be read from a pipe: its footer, which "
-            "says where everything is, comes last.",
-            hint=f"Save it to a file and give its path, or give the real format with "
-            f"{option('format')}.",
-        )
     return list(_open(name).schema_arrow.names)
 
 
@@ -92,8 +92,8 @@ def read_parquet(reading: Reading) -> Iterator[Row | Rejection]:
     so that over the whole file they add up to the file's size.
     """
     name, start, on_bytes = reading.name, reading.start, reading.on_bytes
-    pyarrow, _ = _pyarrow(name)
     file = _open(name)
+    pyarrow, _ = _pyarrow(name)
     try:
         size = os.path.getsize(name)
     except OSError:

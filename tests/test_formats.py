@@ -5,14 +5,14 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
-from typing import get_args
+from typing import cast, get_args
 
 import pytest
 
 import vupsert
-from vupsert.config.settings import Format
-from vupsert.errors import ColumnError
-from vupsert.inputs import FORMATS, InputFormat, Reading, Stream, format_of, read_stream
+from vupsert.config.settings import Format, ReadOptions
+from vupsert.errors import ColumnError, ConfigError
+from vupsert.inputs import FORMATS, InputFormat, Reading, Stream, format_of, iter_rows, read_stream
 from vupsert.records import Cells, Position, Rejection, Row
 from vupsert_server import LocalServer
 
@@ -20,6 +20,8 @@ from vupsert_server import LocalServer
 def test_the_registry_names_what_format_may_be() -> None:
     assert set(FORMATS) == set(get_args(Format)) - {"auto"}
     assert all(name == fmt.name for name, fmt in FORMATS.items())
+    with pytest.raises(ConfigError, match="no such format"):
+        iter_rows("a.xml", ReadOptions(format=cast(Format, "xml")))
 
 
 def read_pairs(reading: Reading) -> Iterator[Row | Rejection]:

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, NamedTuple
 
-from ..config.settings import ReadOptions
+from ..config.settings import ReadOptions, option
+from ..errors import ConfigError
 from ..records import Cells, JsonLine, Position, Rejection, Row
 from ._csv import table
 from ._dicts import read_dicts
@@ -86,9 +87,15 @@ def format_of(name: str, given: str = "auto") -> InputFormat:
     (:func:`format_named_by`), else JSON Lines."""
     if name == RECORDS:
         return DICTS
-    if given != "auto":
-        return FORMATS[given]
-    return format_named_by(name) or DEFAULT
+    if given == "auto":
+        return format_named_by(name) or DEFAULT
+    fmt = FORMATS.get(given)
+    if fmt is None:
+        raise ConfigError(
+            f"{option('format', given)}: there is no such format",
+            hint=f"The formats are auto, {', '.join(FORMATS)}.",
+        )
+    return fmt
 
 
 def format_named_by(name: str) -> InputFormat | None:

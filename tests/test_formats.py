@@ -13,6 +13,7 @@ import vupsert
 from vupsert.config.settings import Format, ReadOptions
 from vupsert.errors import ColumnError, ConfigError
 from vupsert.inputs import FORMATS, InputFormat, Reading, Stream, format_of, iter_rows, read_stream
+from vupsert.mapping._replay import ROW_CELLS
 from vupsert.records import Cells, Position, Rejection, Row
 from vupsert_server import LocalServer
 
@@ -22,6 +23,11 @@ def test_the_registry_names_what_format_may_be() -> None:
     assert all(name == fmt.name for name, fmt in FORMATS.items())
     with pytest.raises(ConfigError, match="no such format"):
         iter_rows("a.xml", ReadOptions(format=cast(Format, "xml")))
+
+
+def test_a_rejects_file_names_its_rows_by_formats_of_the_registry() -> None:
+    # What the rows of a table held, by the format a rejects-file line names.
+    assert all(FORMATS[name].cells is cells for name, cells in ROW_CELLS.items())
 
 
 def read_pairs(reading: Reading) -> Iterator[Row | Rejection]:

@@ -18,7 +18,7 @@ from ..records import REJECT_KEY, Cells, Rejection, Row
 from ._safety import scrub
 
 _PARSED_BEFORE = "could not be parsed originally: "
-_CELLS = {"csv": Cells.TEXT, "tsv": Cells.TEXT, "parquet": Cells.TYPED}
+ROW_CELLS = {"csv": Cells.TEXT, "tsv": Cells.TEXT, "parquet": Cells.TYPED}
 """What a table's row held, by the ``"format"`` a rejects-file line names: ``"csv"`` for
 text cells, ``"parquet"`` for typed ones (:func:`~vupsert.run.rejects.reject_line`)."""
 _BOM = b"\xef\xbb\xbf"
@@ -55,7 +55,7 @@ def read_back(row: Row, value: dict[str, Any]) -> Replayed | Rejection:
         # The record as sent (or a line from before stages were recorded).
         return Replayed(rest, None)
     name = info.get("format")
-    return Replayed(rest, _CELLS.get(name, Cells.JSON) if isinstance(name, str) else Cells.JSON)
+    return Replayed(rest, ROW_CELLS.get(name, Cells.JSON) if isinstance(name, str) else Cells.JSON)
 
 
 def as_read(row: Row, value: dict[str, Any]) -> bytes:

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 
 from vupsert.config.settings import ReadOptions
 from vupsert.errors import InputError
-from vupsert.inputs import json_array as _json_array
-from vupsert.inputs.sources import iter_rows
+from vupsert.inputs import _json_array, iter_rows
 from vupsert.records import Position, Rejection, Row
 from vupsert_server import LocalServer, ServerConfig
 

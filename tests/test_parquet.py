@@ -18,7 +18,7 @@ import pytest
 
 from vupsert.cli.app import Environment, main
 from vupsert.config.settings import ReadOptions
-from vupsert.inputs.sources import iter_rows
+from vupsert.inputs import iter_rows
 from vupsert.records import Position, Row
 from vupsert_server import LocalServer, ServerConfig
 
@@ -222,6 +222,14 @@ def test_parquet_on_stdin_or_named_otherwise(server: LocalServer, tmp_path: Path
     assert "--format parquet" in result.stderr
     result = run_cli("upsert", "-f", "parquet", disguised, "--json", server=server)
     assert result.code == 0 and server.records("") == {"a": ("x", None)}
+
+
+def test_verify_refuses_parquet_on_stdin_as_upsert_does(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    path = write(tmp_path, pa.table({"id": ["a"], "data": ["x"]}))
+    result = run_cli("verify", "-f", "parquet", "-", server=server, input=path.read_bytes())
+    assert result.code == 2 and "<stdin>: Parquet cannot be read from a pipe" in result.stderr
 
 
 def test_a_broken_parquet_file_is_named(server: LocalServer, tmp_path: Path) -> None:

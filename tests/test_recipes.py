@@ -31,7 +31,7 @@ import orjson
 import pytest
 
 from vupsert.errors import ExitStatus
-from vupsert.mapping.mapper import hash_id
+from vupsert.mapping._mapper import hash_id
 from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import ROOT, SAMPLES, Result, cli_env, read_jsonl, write_jsonl

@@ -49,7 +49,7 @@ from .config.settings import (
     option,
 )
 from .errors import CallerError, StoppedEarly, UsageError, VupsertError
-from .inputs.sources import detect_format
+from .inputs import format_of
 from .ops.delete import delete_filter, delete_ids, delete_prefix, given_ids, read_ids, text_stream
 from .ops.export import STDOUT, output_writer
 from .ops.export import export as export_to
@@ -66,7 +66,7 @@ from .outcomes import (
     SyncSummary,
     VerifySummary,
 )
-from .records import MAX_BATCH_RECORDS, Rejection
+from .records import MAX_BATCH_RECORDS, Cells, Rejection
 from .run.pipeline import Run
 from .run.sending import RetryPolicy
 from .transport.client import Client
@@ -688,8 +688,7 @@ def _types_apply(
 ) -> None:
     """``types`` cast CSV/TSV cells: given for inputs none of which is one, they would do
     nothing, so they are refused rather than ignored."""
-    formats = {detect_format(os.fspath(name), fmt) for name in inputs}  # type: ignore[arg-type]
-    if not formats & {"csv", "tsv"}:
+    if not any(format_of(os.fspath(name), fmt).cells is Cells.TEXT for name in inputs):
         raise UsageError(
             f"{option('types', dict(types))} applies to CSV and TSV cells, and no input is "
             "CSV or TSV.",

@@ -34,7 +34,7 @@ import orjson
 
 from ..config.settings import Settings, option
 from ..errors import DeletionRefused, UsageError, VupsertError
-from ..mapping.chunking import Chunks
+from ..mapping import Chunks
 from ..outcomes import Broadcast, Events, NoEvents, Summary, SyncSummary
 from ..records import Fresh, Position, Record, Rejection
 from ..run.batching import Item

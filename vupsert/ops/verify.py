@@ -18,8 +18,8 @@ from typing import Any, BinaryIO
 import orjson
 
 from ..config.settings import Settings
-from ..inputs.sources import RECORDS
-from ..mapping.chunking import Chunks
+from ..inputs import RECORDS
+from ..mapping import Chunks
 from ..outcomes import Events, NoEvents, Problem, Summary, VerifySummary
 from ..records import Record, Rejection
 from ..run.batching import as_fresh

@@ -20,7 +20,7 @@ import httpx
 
 from ..config.settings import Settings
 from ..errors import ServerError, VupsertError
-from ..inputs.sources import RECORDS, STDIN
+from ..inputs import RECORDS, STDIN
 from ..outcomes import Broadcast, Events, NoEvents, Settlement, Summary
 from ..transport.client import Client, fatal_hint
 from .batching import Item, batches

@@ -28,13 +28,13 @@ from typing import Any, NamedTuple
 import orjson
 
 from vupsert.filters import FilterError, Predicate, compile_filter
-from vupsert.records import MAX_BATCH_RECORDS, MAX_DATA_BYTES, MAX_METADATA_BYTES
 
 from ._bm25 import Bm25Embedder
 from ._config import EMBEDDING_MODEL, SPARSE_EMBEDDING_MODEL, ServerConfig
 from ._embed import HashEmbedder
 from ._errors import ApiError, bad_request, kind, quote
 from ._faults import Faults
+from ._limits import MAX_BATCH_RECORDS, MAX_DATA_BYTES, MAX_METADATA_BYTES, MAX_TOP_K
 from ._resumable import Session, Sessions
 from ._search import Hit, best, dense_hits, fuse, idf_weights, sparse_hits
 from ._storage import Row, Storage, Stored
@@ -55,7 +55,6 @@ NO_EMBEDDING = (
     "The index must be created with an embedding model to use it."
 )
 """Upstash's exact answer (422) to upsert-data or query-data on an index without a model."""
-MAX_TOP_K = 1000
 DEFAULT_MAX_IDLE = 3600
 
 _DATA_FIELDS = frozenset(("id", "data", "metadata"))

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from vupsert.errors import ConfigError
+from ._errors import ServerConfigError
 
 SCAN_CHUNK = 1000
 """Rows read under the lock at a time by a scan."""
@@ -99,7 +99,7 @@ class Storage:
         try:
             self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         except sqlite3.Error as exc:
-            raise ConfigError(f"Cannot open the index database {path}: {exc}.") from None
+            raise ServerConfigError(f"Cannot open the index database {path}: {exc}.") from None
         try:
             if path is None:
                 # Rows of ~2 KB (a 384-dimension vector and its text) fill 4 KiB pages
@@ -117,8 +117,8 @@ class Storage:
             self._check_settings(path, dimension, embedding_model, index_type)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
-            raise ConfigError(f"{path} is not a usable index database: {exc}.") from None
-        except ConfigError:
+            raise ServerConfigError(f"{path} is not a usable index database: {exc}.") from None
+        except ServerConfigError:
             self._conn.close()
             raise
 
@@ -127,14 +127,14 @@ class Storage:
     ) -> None:
         stored = dict(self._conn.execute("SELECT key, value FROM settings").fetchall())
         if "dimension" in stored and int(stored["dimension"]) != dimension:
-            raise ConfigError(
+            raise ServerConfigError(
                 f"{path} holds an index of dimension {stored['dimension']}, not {dimension}.",
                 hint=f"Pass --dimension {stored['dimension']}, or use another --db file.",
             )
         # Files written before index types existed hold a dense index.
         if "dimension" in stored and stored.get("index_type", "dense") != index_type:
             kept = stored.get("index_type", "dense")
-            raise ConfigError(
+            raise ServerConfigError(
                 f"{path} holds a {kept} index, not a {index_type} one.",
                 hint=f"Pass --index-type {kept}, or use another --db file.",
             )

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from vupsert.errors import ConfigError
-from vupsert_server import EMBEDDING_MODEL, SPARSE_EMBEDDING_MODEL, LocalServer
+from vupsert_server import EMBEDDING_MODEL, SPARSE_EMBEDDING_MODEL, LocalServer, ServerConfigError
 from vupsert_server._search import Hit, best, fuse
 
 from .conftest import Serve
@@ -243,7 +242,7 @@ def test_a_db_file_keeps_its_index_type(tmp_path: Path, serve: Serve) -> None:
     first = serve(db=db, index_type="sparse", token="t")
     Api(first).result("/upsert", [{"id": "a", "sparseVector": sparse([1], [1.5])}])
     first.stop()
-    with pytest.raises(ConfigError, match="holds a sparse index, not a dense one") as caught:
+    with pytest.raises(ServerConfigError, match="holds a sparse index, not a dense one") as caught:
         serve(db=db)
     assert caught.value.hint is not None and "--index-type sparse" in caught.value.hint
     again = serve(db=db, index_type="sparse", token="t")

@@ -14,8 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vupsert.errors import ConfigError
-from vupsert_server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig, ServerConfigError
 
 from .conftest import Serve
 from .server_helpers import Api, docs
@@ -69,15 +68,15 @@ def test_records_needs_a_running_server(serve: Serve) -> None:
 
 
 def test_config_is_checked_when_built() -> None:
-    with pytest.raises(ConfigError, match="between 0 and 1"):
+    with pytest.raises(ServerConfigError, match="between 0 and 1"):
         ServerConfig(drop_rate=1.5)
-    with pytest.raises(ConfigError, match="cannot exceed 1"):
+    with pytest.raises(ServerConfigError, match="cannot exceed 1"):
         ServerConfig(fail_rate=0.6, drop_rate=0.6)
-    with pytest.raises(ConfigError, match="Dimension 0"):
+    with pytest.raises(ServerConfigError, match="Dimension 0"):
         ServerConfig(dimension=0)
-    with pytest.raises(ConfigError, match="latency_ms"):
+    with pytest.raises(ServerConfigError, match="latency_ms"):
         ServerConfig(latency_ms=-1)
-    with pytest.raises(ConfigError, match="token"):
+    with pytest.raises(ServerConfigError, match="token"):
         ServerConfig(token=" ")
 
 
@@ -118,7 +117,7 @@ def test_an_in_memory_index_starts_empty_each_time(serve: Serve) -> None:
 def test_a_db_of_another_dimension_is_refused(tmp_path: Path, serve: Serve) -> None:
     db = str(tmp_path / "index.db")
     serve(db=db, dimension=8).stop()
-    with pytest.raises(ConfigError, match="dimension 8, not 16") as caught:
+    with pytest.raises(ServerConfigError, match="dimension 8, not 16") as caught:
         serve(db=db, dimension=16)
     assert caught.value.hint is not None
     assert "--dimension 8" in caught.value.hint
@@ -127,7 +126,7 @@ def test_a_db_of_another_dimension_is_refused(tmp_path: Path, serve: Serve) -> N
 def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path, serve: Serve) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(ConfigError, match="not a usable index database"):
+    with pytest.raises(ServerConfigError, match="not a usable index database"):
         serve(db=str(junk))
 
 

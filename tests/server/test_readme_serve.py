@@ -9,7 +9,7 @@ import pytest
 
 from vupsert.cli.app import main
 from vupsert_server import NO_EMBEDDING, ServerConfig
-from vupsert_server._app import _ROUTES
+from vupsert_server._app import ROUTES
 
 from .conftest import Serve
 from .server_helpers import Api, docs
@@ -38,7 +38,7 @@ def test_it_lists_exactly_the_endpoints_the_server_answers() -> None:
     text = flowing(section())
     listed = text.split("REST API: ", 1)[1].split(". ", 1)[0]
     names = {name.strip() for name in re.split(r",| and ", listed) if name.strip()}
-    assert names == set(_ROUTES)
+    assert names == set(ROUTES)
 
 
 def test_every_option_it_names_is_an_option_of_serve(

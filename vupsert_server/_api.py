@@ -36,7 +36,16 @@ from ._errors import ApiError, bad_request, kind, quote
 from ._faults import Faults
 from ._limits import MAX_BATCH_RECORDS, MAX_DATA_BYTES, MAX_METADATA_BYTES, MAX_TOP_K
 from ._resumable import Session, Sessions
-from ._search import Hit, best, dense_hits, fuse, idf_weights, sparse_hits
+from ._search import (
+    Hit,
+    best,
+    dense_hits,
+    dense_scorer,
+    fuse,
+    idf_weights,
+    rescored,
+    sparse_hits,
+)
 from ._storage import Row, Storage, Stored
 from ._vectors import (
     dense_json,
@@ -331,8 +340,7 @@ class Index:
         session = self.sessions.get(body.get("uuid"))
         with session.lock:
             query: Query = session.query
-            ranked = self._rank(session.ns, query, len(session.sent) + more)
-            hits = [hit for hit in ranked if hit.id not in session.sent][:more]
+            hits = self._rank(session.ns, query, more, session.sent)
             session.sent.update(hit.id for hit in hits)
         return self._answer(session.ns, hits, query.include)
 
@@ -396,13 +404,18 @@ class Index:
             include,
         )
 
-    def _rank(self, ns: str, query: Query, limit: int | None) -> list[Hit]:
-        """The best ``limit`` hits of ``query`` in ``ns`` (all of them when ``None``)."""
+    def _rank(
+        self, ns: str, query: Query, limit: int, skip: frozenset[str] | set[str] = frozenset()
+    ) -> list[Hit]:
+        """The best ``limit`` hits of ``query`` in ``ns``, the vectors ``skip`` names left out
+        (a resumable query's next hits are a query over what it has not sent)."""
         self.embed_pending(ns)
         predicate = query.predicate
 
         def rows(column: str) -> Any:
             stream = self.storage.stream(ns, column, with_metadata=predicate is not None)
+            if skip:
+                stream = (row for row in stream if row[0] not in skip)
             if predicate is None:
                 return stream
             return (row for row in stream if predicate(orjson.loads(row[2]) if row[2] else None))
@@ -417,10 +430,23 @@ class Index:
                 weights = idf_weights((blob for _, blob, _ in everything), query.sparse)
             sparse = sparse_hits(rows("sparse"), query.sparse, weights, query.sparse_blob)
         if dense is not None and sparse is not None:
-            fused = fuse(best(dense, None), best(sparse, None), query.fusion)
-            return fused if limit is None else fused[:limit]
-        only = dense if dense is not None else sparse
-        return best(only, limit) if only is not None else []
+            if query.fusion == "RRF":  # ranks alone: every candidate, scores unused
+                return fuse(best(dense, None), best(sparse, None), "RRF")[:limit]
+            top = self._as_service(ns, best(dense, limit), query.dense)
+            return fuse(top, best(sparse, limit), "DBSF")[:limit]
+        if dense is not None:
+            return self._as_service(ns, best(dense, limit), query.dense)
+        return best(sparse, limit) if sparse is not None else []
+
+    def _as_service(self, ns: str, hits: list[Hit], query: bytes | None) -> list[Hit]:
+        """Dense ``hits`` ranked by a float64 pass, scored again as the service scores
+        them: float32 products, for the few hits whose scores are answered or fused."""
+        assert query is not None
+        blobs = {
+            id: row.vector for id, row in self.storage.get(ns, [hit.id for hit in hits]).items()
+        }
+        scorer = dense_scorer(query, self.similarity, as_service=True)
+        return rescored(hits, {id: blob for id, blob in blobs.items() if blob is not None}, scorer)
 
     def _answer(self, ns: str, hits: list[Hit], include: Includes) -> list[dict[str, Any]]:
         rows: dict[str, Row] = {}

@@ -106,10 +106,12 @@ def test_a_hybrid_index_fuses_dense_and_sparse_rankings(serve: Serve) -> None:
     api.result("/upsert", HYBRID_ROWS)
     query = {"vector": [0.9, 0.9], "sparseVector": sparse([0, 1, 3], [0.1, 0.1, 100])}
     # Dense ranks id1, id0, id2; sparse ranks id2 (10.0), id0 (0.02), id1 (0.01).
-    # RRF: id1 and id2 get 1/61 + 1/63 each (a tie, in id order), id0 2/62, a bit less.
+    # RRF (ranks from 0): id1 and id2 get 1/60 + 1/62 each (a tie, in id order), id0 2/61,
+    # a bit less.
     hits = api.result("/query", query)
     assert ids(hits) == ["id1", "id2", "id0"]
-    assert hits[0]["score"] == hits[1]["score"] == pytest.approx(1 / 61 + 1 / 63, rel=1e-6)
+    assert hits[0]["score"] == hits[1]["score"] == pytest.approx(1 / 60 + 1 / 62, rel=1e-6)
+    assert hits[2]["score"] == pytest.approx(2 / 61, rel=1e-6)
     # The SDK suite's own example of DBSF.
     assert ids(api.result("/query", {**query, "fusionAlgorithm": "DBSF"})) == [
         "id1",

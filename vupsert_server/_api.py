@@ -494,7 +494,7 @@ class Index:
         start = decode_cursor(body.get("cursor", ""))
         include = _includes(body)
         if self.offset_cursors:
-            rows = self.storage.scan(ns, prefix=prefix, limit=start + limit + 1)[start:]
+            rows = self.storage.scan(ns, prefix=prefix, limit=limit + 1, offset=start)
             after = str(start + limit)
         else:
             rows = self.storage.scan(ns, start=start, prefix=prefix, limit=limit + 1)
@@ -767,7 +767,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def decode_cursor(cursor: Any) -> int:
-    """The rowid a ``range`` cursor starts from: ``""``, ``"0"`` and ``0`` start at the top."""
+    """The position a ``range`` cursor starts from: ``""``, ``"0"`` and ``0`` start at the top."""
     if isinstance(cursor, int) and not isinstance(cursor, bool) and cursor >= 0:
         return cursor
     if cursor == "":

@@ -11,7 +11,7 @@ from ._errors import ServerConfigError
 IndexType = Literal["dense", "sparse", "hybrid"]
 Similarity = Literal["COSINE", "EUCLIDEAN", "DOT_PRODUCT"]
 RateLimiter = Literal["bucket", "sliding"]
-CursorMode = Literal["rowid", "offset"]
+CursorMode = Literal["position", "offset"]
 INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 SIMILARITIES: tuple[str, ...] = get_args(Similarity)
 RATE_LIMITERS: tuple[str, ...] = get_args(RateLimiter)
@@ -91,10 +91,11 @@ class ServerConfig:
     connections too, as writes do: to test clients that scan, export or verify."""
     seed: int | None = None
     """Seeds the fault dice, so a run's faults can be replayed."""
-    cursor_mode: CursorMode = "rowid"
-    """What a ``range`` cursor is: ``rowid``, where the page starts whatever was deleted
-    before it; ``offset``, a count of rows to pass over, which a deletion before it
-    shifts (a test of clients that delete while they scan; not a promise of Upstash's)."""
+    cursor_mode: CursorMode = "position"
+    """What a ``range`` cursor is: ``position``, as the service counts them (per
+    namespace from 0: "5" after a first page of 5), where the next page starts whatever
+    was deleted meanwhile; ``offset`` (for tests only), a count of rows to pass over,
+    which a deletion before it shifts: to test clients that delete while they scan."""
 
     def __post_init__(self) -> None:
         check_faults(self)

@@ -3,9 +3,11 @@
 Dense vectors and sparse vectors are blobs (``_vectors``), metadata is the JSON text as
 bytes (it goes back out as it came in, through :class:`orjson.Fragment`), data is text.
 A row upserted as text waits with no vector at all until it is embedded (Upstash's
-"pending" vectors, see ``_api.Index.embed_pending``). Rows keep the order of their first
-upsert (SQLite's rowid, which an upsert of an existing id keeps): ``range`` walks them
-in that order and its cursor is a rowid. The default namespace ``""`` always exists;
+"pending" vectors, see ``_api.Index.embed_pending``). Rows keep the place of their first
+upsert (an upsert of an existing id keeps it): their position in their namespace,
+counted from 0 (one past the namespace's last, so an emptied namespace counts from 0
+again), is what a ``range`` cursor names, so a page starts where the last one ended
+whatever was deleted meanwhile. The default namespace ``""`` always exists;
 other namespaces exist from their first upsert until ``delete-namespace``, even when
 empty, as on Upstash.
 
@@ -54,6 +56,7 @@ CREATE TABLE IF NOT EXISTS vectors (
     data TEXT,
     metadata BLOB,
     sparse BLOB,
+    position INTEGER,
     UNIQUE (ns, id)
 );
 INSERT OR IGNORE INTO namespaces (name) VALUES ('');
@@ -62,10 +65,13 @@ _INDEXES = """
 DROP INDEX IF EXISTS pending;
 CREATE INDEX IF NOT EXISTS pending_rows ON vectors (ns) WHERE vector IS NULL AND sparse IS NULL;
 DROP INDEX IF EXISTS by_namespace;
+CREATE INDEX IF NOT EXISTS by_position ON vectors (ns, position);
 """
 _PENDING = "vector IS NULL AND sparse IS NULL"
+# ?1 is the namespace: a new row takes the place after its namespace's last one.
 _UPSERT = """
-INSERT INTO vectors (ns, id, vector, data, metadata, sparse) VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO vectors (ns, id, vector, data, metadata, sparse, position)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT IFNULL(MAX(position) + 1, 0) FROM vectors WHERE ns = ?1))
 ON CONFLICT (ns, id) DO UPDATE
 SET vector = excluded.vector, data = excluded.data, metadata = excluded.metadata,
     sparse = excluded.sparse
@@ -113,6 +119,8 @@ class Storage:
             columns = {row[1] for row in self._conn.execute("PRAGMA table_info(vectors)")}
             if "sparse" not in columns:  # a file written before sparse vectors existed
                 self._conn.execute("ALTER TABLE vectors ADD COLUMN sparse BLOB")
+            if "position" not in columns:  # a file written before positions existed
+                self._number_rows()
             self._conn.executescript(_INDEXES)
             self._check_settings(path, dimension, embedding_model, index_type)
         except sqlite3.DatabaseError as exc:
@@ -121,6 +129,17 @@ class Storage:
         except ServerConfigError:
             self._conn.close()
             raise
+
+    def _number_rows(self) -> None:
+        """Give the rows of a file written before positions their place in upsert order."""
+        conn = self._conn
+        conn.execute("ALTER TABLE vectors ADD COLUMN position INTEGER")
+        counts: dict[str, int] = {}
+        numbered = []
+        for rowid, ns in conn.execute("SELECT rowid, ns FROM vectors ORDER BY rowid").fetchall():
+            numbered.append((counts.get(ns, 0), rowid))
+            counts[ns] = counts.get(ns, 0) + 1
+        conn.executemany("UPDATE vectors SET position = ? WHERE rowid = ?", numbered)
 
     def _check_settings(
         self, path: str | None, dimension: int, embedding_model: str, index_type: str
@@ -263,16 +282,22 @@ class Storage:
         return found
 
     def scan(
-        self, ns: str, *, start: int = 0, prefix: str | None = None, limit: int = -1
+        self,
+        ns: str,
+        *,
+        start: int = 0,
+        prefix: str | None = None,
+        limit: int = -1,
+        offset: int = 0,
     ) -> list[tuple[int, Row]]:
-        """``(rowid, row)`` in upsert order, from rowid ``start``, with ``prefix``."""
-        # Unary plus keeps SQLite off the (ns, id) index: walking rowids needs no sort, and
-        # an index on (ns) for it cost 14% of every write.
+        """``(position, row)`` in upsert order from position ``start``, with ``prefix``,
+        passing over ``offset`` rows first."""
+        # Unary plus keeps SQLite off the (ns, id) index: it walks positions, no sort.
         where, params = _prefix_clause(prefix, "+id") if prefix else ("", [])
         rows = self._read(
-            "SELECT rowid, id, vector, data, metadata, sparse FROM vectors "
-            f"WHERE +ns = ? AND rowid >= ?{where} ORDER BY rowid LIMIT ?",
-            (ns, start, *params, limit),
+            "SELECT position, id, vector, data, metadata, sparse FROM vectors "
+            f"WHERE ns = ? AND position >= ?{where} ORDER BY position LIMIT ? OFFSET ?",
+            (ns, start, *params, limit, offset),
         )
         return [(row[0], Row(*row[1:])) for row in rows]
 

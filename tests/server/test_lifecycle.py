@@ -106,6 +106,31 @@ def test_the_db_file_keeps_the_index_across_restarts(tmp_path: Path, serve: Serv
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_a_db_file_from_before_positions_gets_them_in_upsert_order(
+    tmp_path: Path, serve: Serve
+) -> None:
+    db = str(tmp_path / "old.db")
+    with sqlite3.connect(db) as conn:  # the schema as it was, two namespaces interleaved
+        conn.executescript(
+            "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE namespaces (name TEXT PRIMARY KEY);"
+            "CREATE TABLE vectors (ns TEXT NOT NULL, id TEXT NOT NULL, vector BLOB, "
+            "data TEXT, metadata BLOB, sparse BLOB, UNIQUE (ns, id));"
+            "INSERT INTO namespaces VALUES (''), ('b');"
+        )
+        conn.executemany(
+            "INSERT INTO vectors (ns, id, data) VALUES (?, ?, 'text')",
+            [(ns, f"{ns or 'a'}{i}") for i in range(6) for ns in ("", "b")],
+        )
+    api = Api(serve(db=db, dimension=2))
+    first = api.result("/range/b", {"cursor": "0", "limit": 4})
+    assert [v["id"] for v in first["vectors"]] == ["b0", "b1", "b2", "b3"]
+    assert first["nextCursor"] == "4"
+    api.result("/upsert-data/b", {"id": "b6", "data": "a new one"})
+    rest = api.result("/range/b", {"cursor": "4", "limit": 4})
+    assert [v["id"] for v in rest["vectors"]] == ["b4", "b5", "b6"]
+
+
 def test_an_in_memory_index_starts_empty_each_time(serve: Serve) -> None:
     server = serve()
     Api(server).result("/upsert-data", docs(2))

@@ -126,3 +126,59 @@ def test_idf_scores_of_a_sparse_index(serve: Serve) -> None:
     assert opened["scores"] == [{"id": "id0", "score": 0.028608438}]
     after = api.result("/resumable-query-next", {"uuid": opened["uuid"], "additionalK": 1})
     assert after == [{"id": "id1", "score": 0.018800145}]
+
+
+# -- range cursors ----------------------------------------------------------------------------
+
+
+def vectors(count: int, prefix: str = "v") -> list[dict[str, Any]]:
+    return [{"id": f"{prefix}{i:02}", "vector": [1.0, i + 1.0]} for i in range(count)]
+
+
+def page(api: Api, ns: str, cursor: str, limit: int = 5) -> tuple[list[str], str]:
+    answer = api.result(f"/range{ns}", {"cursor": cursor, "limit": limit})
+    return [item["id"] for item in answer["vectors"]], answer["nextCursor"]
+
+
+@pytest.mark.parametrize("ns", ["", "/ns"])
+def test_cursors_count_per_namespace_from_0(serve: Serve, ns: str) -> None:
+    api = Api(serve(dimension=2, embedding=False))
+    api.result("/upsert/other", vectors(20, "o"))  # another namespace's rows count not
+    api.result(f"/upsert{ns}", vectors(20))
+    api.result(f"/reset{ns}")
+    for start in range(0, 20, 4):  # 20 upserts into a reset index, in five requests
+        api.result(f"/upsert{ns}", vectors(20)[start : start + 4])
+    cursors = []
+    cursor = "0"
+    while True:
+        _, cursor = page(api, ns, cursor)
+        if not cursor:
+            break
+        cursors.append(cursor)
+    assert cursors == ["5", "10", "15"]
+
+
+def test_paging_stays_exact_while_records_are_deleted_between_pages(serve: Serve) -> None:
+    api = Api(serve(dimension=2, embedding=False))
+    api.result("/upsert", vectors(20))
+    seen, cursor = page(api, "", "0")
+    assert (seen, cursor) == (["v00", "v01", "v02", "v03", "v04"], "5")
+    # Two records already seen and one not yet seen go between the pages.
+    api.result("/delete", {"ids": ["v01", "v03", "v07"]})
+    while cursor:
+        ids, cursor = page(api, "", cursor)
+        seen += ids
+    assert seen == [f"v{i:02}" for i in range(20) if i != 7]
+
+
+def test_the_test_only_offset_cursors_shift_when_records_are_deleted(serve: Serve) -> None:
+    api = Api(serve(dimension=2, embedding=False, cursor_mode="offset"))
+    api.result("/upsert", vectors(20))
+    seen, cursor = page(api, "", "0")
+    api.result("/delete", {"ids": ["v01", "v03", "v07"]})
+    while cursor:
+        ids, cursor = page(api, "", cursor)
+        seen += ids
+    # The deletions moved v05 and v06 before the second page's offset: a client that
+    # deletes while it scans passes over them.
+    assert set(f"v{i:02}" for i in range(20)) - set(seen) == {"v05", "v06", "v07"}

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
+from urllib.parse import unquote_to_bytes
 
 import orjson
 
@@ -34,7 +35,17 @@ from ._config import EMBEDDING_MODEL, SPARSE_EMBEDDING_MODEL, ServerConfig
 from ._embed import HashEmbedder
 from ._errors import ApiError, bad_request, kind, quote
 from ._faults import Faults
-from ._limits import MAX_BATCH_RECORDS, MAX_DATA_BYTES, MAX_METADATA_BYTES, MAX_TOP_K
+from ._limits import (
+    MAX_BATCH_RECORDS,
+    MAX_CURSOR,
+    MAX_DATA_BYTES,
+    MAX_FILTER_LENGTH,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    MAX_NAMESPACE_BYTES,
+    MAX_RANGE_LIMIT,
+    MAX_TOP_K,
+)
 from ._resumable import Session, Sessions
 from ._search import (
     Hit,
@@ -57,7 +68,7 @@ from ._vectors import (
     sparse_query,
 )
 
-__all__ = ["NO_EMBEDDING", "ApiError", "Index", "Write", "bad_request"]
+__all__ = ["NO_EMBEDDING", "ApiError", "Index", "Write", "bad_request", "namespace_of"]
 
 NO_EMBEDDING = (
     "Embedding data for this index is not allowed. "
@@ -240,6 +251,7 @@ class Index:
         patch = body.get("metadata")
         if patch is not None and not isinstance(patch, dict):
             raise bad_request(f"metadata must be a JSON object, not {kind(patch)}")
+        _metadata(patch, 0, id, where=where)  # its size and depth, before a merge recurses
         if dense is None and sparse is None and data is None and not has_metadata:
             raise bad_request("Nothing to update: give vector, sparseVector, data or metadata")
 
@@ -486,8 +498,12 @@ class Index:
             raise bad_request("range takes a JSON object with cursor and limit")
         _refuse_unknown(body, _RANGE_FIELDS, "range: ")
         limit = body.get("limit")
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise bad_request("limit must be a positive integer")
+        if (
+            not isinstance(limit, int)
+            or isinstance(limit, bool)
+            or not 1 <= limit <= MAX_RANGE_LIMIT
+        ):
+            raise bad_request(f"limit must be an integer from 1 to {MAX_RANGE_LIMIT}")
         prefix = body.get("prefix")
         if prefix is not None and not isinstance(prefix, str):
             raise bad_request("prefix must be a string")
@@ -609,6 +625,27 @@ class Index:
 # -- request checks -------------------------------------------------------------------------
 
 
+def namespace_of(raw: str) -> str:
+    """The namespace a request path names after its endpoint (percent-encoded or not),
+    or a 400 saying why it cannot be one."""
+    try:
+        name = unquote_to_bytes(raw.encode("latin-1")).decode()
+    except UnicodeError:
+        raise bad_request(f"Namespace {quote(raw)} is not valid UTF-8") from None
+    if len(name.encode()) > MAX_NAMESPACE_BYTES:
+        raise bad_request(
+            f"Namespace names are at most {MAX_NAMESPACE_BYTES} bytes; this one has "
+            f"{len(name.encode())}"
+        )
+    dots = any(part in (".", "..") for part in name.split("/"))
+    if dots or any(c < " " or c == "\x7f" for c in name):
+        raise bad_request(
+            f"Namespace {quote(name)} cannot be used: a name holds no control character, "
+            "and no '.' or '..' between slashes (a path would lose them)"
+        )
+    return name
+
+
 def _records(body: Any) -> list[Any]:
     records = [body] if isinstance(body, dict) else body
     if not isinstance(records, list):
@@ -695,7 +732,15 @@ def _metadata(value: Any, index: int, id: str, *, where: str = "") -> bytes | No
         return None
     if not isinstance(value, dict):
         raise _refusal(where, index, id, f"metadata must be a JSON object, got {kind(value)}")
-    encoded = orjson.dumps(value)
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # what a parsed JSON object can fail on: its depth
+        raise _refusal(
+            where,
+            index,
+            id,
+            f"metadata nests objects and arrays more than {MAX_METADATA_DEPTH} levels deep",
+        ) from None
     if len(encoded) > MAX_METADATA_BYTES:
         raise _refusal(
             where,
@@ -733,6 +778,10 @@ def _includes(body: dict[str, Any], where: str = "") -> Includes:
 def _predicate(text: Any, where: str = "") -> Predicate | None:
     if not isinstance(text, str):
         raise bad_request(f"{where}filter must be a string")
+    if len(text) > MAX_FILTER_LENGTH:
+        raise bad_request(
+            f"{where}filter is {len(text)} characters long, over the limit of {MAX_FILTER_LENGTH}"
+        )
     try:
         return compile_filter(text)
     except FilterError as exc:
@@ -768,10 +817,10 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def decode_cursor(cursor: Any) -> int:
     """The position a ``range`` cursor starts from: ``""``, ``"0"`` and ``0`` start at the top."""
-    if isinstance(cursor, int) and not isinstance(cursor, bool) and cursor >= 0:
-        return cursor
     if cursor == "":
         return 0
-    if isinstance(cursor, str) and cursor.isascii() and cursor.isdigit():
-        return int(cursor)
+    if isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) < 20:
+        cursor = int(cursor)
+    if isinstance(cursor, int) and not isinstance(cursor, bool) and 0 <= cursor <= MAX_CURSOR:
+        return cursor
     raise bad_request(f'Invalid cursor {_show(cursor)}: use "0" or a nextCursor')

@@ -20,11 +20,10 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 import orjson
 
-from ._api import ApiError, Index, Write, bad_request
+from ._api import ApiError, Index, Write, bad_request, namespace_of
 from ._config import ServerConfig
 from ._faults import Fault, Faults
 from ._stats import Stats
@@ -233,7 +232,7 @@ class App:
                 f"Method {request.method} is not allowed on /{name} (allowed: {allowed})",
                 (("Allow", allowed),),
             )
-        ns = unquote(raw_ns)
+        ns = namespace_of(raw_ns)
         if parsed is _NO_BODY:
             parsed = _parse(body)
         if route.write is not None:

@@ -18,6 +18,7 @@ writes for its whole duration.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -79,6 +80,19 @@ SET vector = excluded.vector, data = excluded.data, metadata = excluded.metadata
 _ROW = "SELECT id, vector, data, metadata, sparse FROM vectors"
 
 
+def _create_private(path: str) -> None:
+    """Create the file at ``path`` readable by its owner only (0600), unless it exists:
+    the index may hold what its data holds. SQLite gives its -wal file the same mode."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ServerConfigError(
+            f"Cannot create the index database {path}: {exc.strerror}."
+        ) from None
+
+
 def prefix_end(prefix: str) -> str | None:
     """The smallest string above every string that starts with ``prefix``.
 
@@ -102,8 +116,13 @@ class Storage:
         self._lock = threading.Lock()
         self._closed = False
         target = path if path is not None else ":memory:"
+        if path is not None:
+            _create_private(path)
         try:
-            self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+            # No busy wait: the only other holder of the file is another server.
+            self._conn = sqlite3.connect(
+                target, check_same_thread=False, isolation_level=None, timeout=0
+            )
         except sqlite3.Error as exc:
             raise ServerConfigError(f"Cannot open the index database {path}: {exc}.") from None
         try:
@@ -112,6 +131,9 @@ class Storage:
                 # badly: 16 KiB pages take 5% less memory, 22% for vectors alone.
                 self._conn.execute("PRAGMA page_size=16384")
             else:
+                # The file is this server's alone while it runs (locked from its first
+                # write until it closes): a second server on it is refused, not corrupted.
+                self._conn.execute("PRAGMA locking_mode=EXCLUSIVE")
                 # WAL: readers (fetch, range, info) never wait for a write to finish on disk.
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -123,6 +145,15 @@ class Storage:
                 self._number_rows()
             self._conn.executescript(_INDEXES)
             self._check_settings(path, dimension, embedding_model, index_type)
+        except sqlite3.OperationalError as exc:
+            self._conn.close()
+            if "locked" not in str(exc):
+                raise ServerConfigError(f"{path} is not a usable index database: {exc}.") from None
+            raise ServerConfigError(
+                f"{path} is in use by another vupsert serve (or another program): two "
+                "servers cannot share one --db file.",
+                hint="Stop the other one, or give this one another --db file.",
+            ) from None
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise ServerConfigError(f"{path} is not a usable index database: {exc}.") from None

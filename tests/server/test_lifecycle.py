@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -102,8 +103,31 @@ def test_the_db_file_keeps_the_index_across_restarts(tmp_path: Path, serve: Serv
     assert second.records()["doc-1"] == ("record number 1 about things", {"edited": True})
     hits = Api(second).result("/query-data", {"data": "record number 2 about things", "topK": 1})
     assert hits[0]["id"] == "doc-2"
+    second.stop()
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_db_file_is_readable_by_its_owner_only(tmp_path: Path, serve: Serve) -> None:
+    db = tmp_path / "index.db"
+    server = serve(db=str(db))
+    Api(server).result("/upsert-data", docs(3))
+    files = sorted(tmp_path.iterdir())
+    assert [path.name for path in files] == ["index.db", "index.db-wal"]
+    assert [stat.S_IMODE(path.stat().st_mode) for path in files] == [0o600, 0o600]
+
+
+def test_a_second_server_on_one_db_file_is_refused(tmp_path: Path, serve: Serve) -> None:
+    db = str(tmp_path / "index.db")
+    first = serve(db=db)
+    Api(first).result("/upsert-data", docs(3))
+    with pytest.raises(ServerConfigError, match="in use by another vupsert serve") as caught:
+        serve(db=db)
+    assert "another --db file" in caught.value.hint
+    # The first one goes on as it was; once it stops, the file opens again.
+    Api(first).result("/upsert-data", docs(2, start=3))
+    first.stop()
+    assert len(serve(db=db).records()) == 5
 
 
 def test_a_db_file_from_before_positions_gets_them_in_upsert_order(

@@ -18,7 +18,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -37,6 +37,8 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
     drop: bool = False
     """Close the connection without answering (``status`` is then meaningless)."""
+    records: int = 0
+    """What the request log counts: the records an upsert sent, or its answer holds."""
 
 
 Answer = Callable[[Index, str, Any, str], Any]
@@ -204,10 +206,12 @@ class App:
     def handle(self, request: Request, body: bytes) -> Response:
         route = request.route
         parsed: Any = _NO_BODY
+        sent = 0
         if route is not None and route.counts_records:
             # Counted before anything can refuse the request: "what reached the server".
             parsed = _parse(body)
-            self.stats.received(_record_count(parsed))
+            sent = _record_count(parsed)
+            self.stats.received(sent)
         try:
             response = self._answer(request, body, parsed)
         except ApiError as exc:
@@ -219,7 +223,7 @@ class App:
             self.stats.dropped()
         else:
             self.stats.answered(response.status)
-        return response
+        return replace(response, records=sent) if sent else response
 
     def _answer(self, request: Request, body: bytes, parsed: Any) -> Response:
         name, route, raw_ns = request.name, request.route, request.raw_ns
@@ -245,7 +249,7 @@ class App:
                 return refused
         assert route.answer is not None
         result = route.answer(self.index, ns, parsed, request.query)
-        return Response(200, orjson.dumps({"result": result}))
+        return Response(200, orjson.dumps({"result": result}), records=_records_in(result))
 
     def _throttled(self) -> Response | None:
         """The 429 a request gets when the rate limit refuses it."""
@@ -286,7 +290,7 @@ class App:
             return _fault_response(fault)
         if result == "Success":
             return Response(200, _SUCCESS)
-        return Response(200, orjson.dumps({"result": result}))
+        return Response(200, orjson.dumps({"result": result}), records=_records_in(result))
 
     def _check_auth(
         self, authorization: str | None, name: str, route: Route | None
@@ -334,6 +338,23 @@ def _record_count(parsed: Any) -> int:
         return len(parsed)
     if isinstance(parsed, dict):
         return 1
+    return 0
+
+
+def _records_in(result: Any) -> int:
+    """The records an answer holds: hits, fetched or ranged vectors, deleted or updated."""
+    if isinstance(result, list):
+        return sum(
+            _records_in(item) if isinstance(item, list) else isinstance(item, dict)
+            for item in result
+        )
+    if isinstance(result, dict):
+        for key in ("vectors", "scores"):
+            if isinstance(found := result.get(key), list):
+                return len(found)
+        for key in ("deleted", "updated"):
+            if isinstance(count := result.get(key), int):
+                return count
     return 0
 
 

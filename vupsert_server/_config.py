@@ -12,10 +12,12 @@ IndexType = Literal["dense", "sparse", "hybrid"]
 Similarity = Literal["COSINE", "EUCLIDEAN", "DOT_PRODUCT"]
 RateLimiter = Literal["bucket", "sliding"]
 CursorMode = Literal["position", "offset"]
+RequestLogForm = Literal["off", "text", "json"]
 INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 SIMILARITIES: tuple[str, ...] = get_args(Similarity)
 RATE_LIMITERS: tuple[str, ...] = get_args(RateLimiter)
 CURSOR_MODES: tuple[str, ...] = get_args(CursorMode)
+REQUEST_LOG_FORMS: tuple[str, ...] = get_args(RequestLogForm)
 
 EMBEDDING_MODEL = "VUPSERT_HASH_NGRAM"
 """What ``info`` reports as ``denseIndex.embeddingModel`` when the index embeds text."""
@@ -97,6 +99,10 @@ class ServerConfig:
     was deleted meanwhile; ``offset`` (for tests only), a count of rows to pass over,
     which a deletion before it shifts: to test clients that delete while they scan."""
 
+    request_log: RequestLogForm = "off"
+    """A line per request on stderr (``text``), or a JSON object per line (``json``): time,
+    method, path, status, records, milliseconds; never the token nor a body."""
+
     def __post_init__(self) -> None:
         check_faults(self)
         if not 0 <= self.port <= 65535:
@@ -116,6 +122,7 @@ class ServerConfig:
         _check_choice("index_type", self.index_type, INDEX_TYPES)
         _check_choice("similarity", self.similarity, SIMILARITIES)
         _check_choice("cursor_mode", self.cursor_mode, CURSOR_MODES)
+        _check_choice("request_log", self.request_log, REQUEST_LOG_FORMS)
         if self.max_body_bytes < 1024:
             raise ServerConfigError(
                 f"max_body_bytes must be at least 1024, not {self.max_body_bytes}."

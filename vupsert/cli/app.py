@@ -1132,6 +1132,18 @@ def serve(
         ),
     ] = False,
     seed: Annotated[int | None, typer.Option(help="Seed for the fault injection.")] = None,
+    log_requests: Annotated[
+        bool,
+        typer.Option(
+            "--log-requests",
+            help="Print a line per request on stderr: time, method, path, status, records, "
+            "milliseconds (never the token or a body).",
+        ),
+    ] = False,
+    json_log: Annotated[
+        bool,
+        typer.Option("--json", help="The request log as one JSON object per line."),
+    ] = False,
 ) -> None:
     """Run a local index that speaks Upstash Vector's REST API, for demos and tests.
 
@@ -1161,6 +1173,10 @@ def serve(
             env.stdout.write(text.rstrip("\n") + "\n")
             env.stdout.flush()
 
+        def log(line: str) -> None:
+            env.stderr.write(line)
+            env.stderr.flush()
+
         try:
             config = ServerConfig(
                 host=host,
@@ -1186,7 +1202,9 @@ def serve(
                 faulty_reads=faulty_reads,
                 seed=seed,
             )
-            serve_forever(config, announce)
+            if log_requests or json_log:  # otherwise ServerConfig's default
+                config = dataclasses.replace(config, request_log="json" if json_log else "text")
+            serve_forever(config, announce, log=log)
         except ServerConfigError as exc:
             raise ConfigError(exc.message, hint=exc.hint) from None
         except OSError as exc:

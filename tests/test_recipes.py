@@ -926,7 +926,7 @@ class _ReadOnlyIndex(BaseHTTPRequestHandler):
 @pytest.fixture
 def read_only_index() -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ReadOnlyIndex)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"

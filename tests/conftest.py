@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bz2
 import dataclasses
-import faulthandler
 import gzip
 import http.client
 import io
@@ -135,9 +134,11 @@ def run_cli(
     input: bytes | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
-    timeout: float = 120,
 ) -> Result:
-    """``vupsert ARGS`` as a user would run it, pointed at ``server``, in this process."""
+    """``vupsert ARGS`` as a user would run it, pointed at ``server``, in this process.
+
+    A run that hangs is ended by pytest (pyproject's ``faulthandler_timeout``), with the
+    traceback of every thread."""
     argv = [str(arg) for arg in args]
     out, err = _Pipe(), _Pipe()
     streams = (
@@ -147,9 +148,8 @@ def run_cli(
     )
     started = set(threading.enumerate())
     with _process(env if env is not None else cli_env(server), cwd, streams, argv):
-        with _time_limit(timeout):
-            code = _exit_status(argv)
-            _join_new_threads(started, timeout)
+        code = _exit_status(argv)
+        _join_new_threads(started)
         for stream in streams[1:]:
             stream.flush()
     return Result(code, out.data.decode(), err.data.decode())
@@ -244,27 +244,11 @@ def _exit_status(argv: list[str]) -> int:
     return 1
 
 
-def _join_new_threads(started: set[threading.Thread], timeout: float) -> None:
+def _join_new_threads(started: set[threading.Thread]) -> None:
     """A process ends once its non-daemon threads have: the run's must end too."""
     for thread in threading.enumerate():
         if thread not in started and not thread.daemon:
-            thread.join(timeout)
-            assert not thread.is_alive(), f"thread {thread.name} keeps the process alive"
-
-
-@contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """A run that hangs past ``seconds`` ends this test process with every thread's
-    traceback (a subprocess would be killed instead): a safety net, never a measure."""
-    try:
-        faulthandler.dump_traceback_later(seconds, exit=True, file=sys.__stderr__)
-    except (AttributeError, ValueError, io.UnsupportedOperation):
-        yield
-        return
-    try:
-        yield
-    finally:
-        faulthandler.cancel_dump_traceback_later()
+            thread.join()
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 60) -> None:

@@ -26,6 +26,9 @@ from vupsert.settings import MappingOptions, ReadOptions, Secret, Settings
 
 from .conftest import ROOT, SAMPLES, Result, cli_env, run_cli, write_jsonl
 
+pytestmark = pytest.mark.lived_in
+"""A log's lines, closed streams, and the messages a user reads: the CLI end to end."""
+
 
 def rows(n: int, prefix: str = "doc") -> list[dict[str, Any]]:
     return [{"id": f"{prefix}-{i}", "data": f"{prefix} text {i}"} for i in range(n)]

@@ -248,6 +248,7 @@ def test_without_pyarrow_a_parquet_input_is_a_usage_error(
     assert server.stats["requests"].get("upsert-data", 0) == 0
 
 
+@pytest.mark.lived_in  # what a run imports
 def test_importing_vupsert_and_loading_other_inputs_never_import_pyarrow(
     server: LocalServer, tmp_path: Path
 ) -> None:

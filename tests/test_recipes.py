@@ -275,6 +275,7 @@ def test_jq_pipe(sh: Shell, server: LocalServer) -> None:
     }
 
 
+@pytest.mark.lived_in  # a pipeline through the shell
 @pytest.mark.skipif(
     shutil.which("zcat") is None or shutil.which("grep") is None, reason="needs zcat and grep"
 )
@@ -743,6 +744,7 @@ needs_flock = pytest.mark.skipif(
 )
 
 
+@pytest.mark.lived_in  # cron's bare environment
 @needs_flock
 def test_cron_job_sends_nothing_twice(tmp_path: Path, server: LocalServer) -> None:
     import fcntl  # POSIX only, like flock(1)

@@ -14,6 +14,9 @@ import pytest
 
 from vupsert.cli import Environment, main
 
+pytestmark = pytest.mark.lived_in
+"""``vupsert serve``, an entry point of its own."""
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -270,8 +270,14 @@ def test_kill_9_then_resume_a_json_array_is_exact(tmp_path: Path) -> None:
     args = ["upsert", str(path), "-b", "100", "-c", "4", "--json"]
     args += ["--checkpoint", str(checkpoint), "--rejects", str(rejects)]
     with LocalServer(ServerConfig(port=0, latency_ms=100)) as server:
+        # Killed once a checkpoint is saved (when that is depends on the machine's pace)
+        # and eight upserts have come in.
         kill_when(
-            *args, server=server, ready=lambda: server.stats["requests"].get("upsert-data", 0) >= 8
+            *args,
+            server=server,
+            ready=lambda: (
+                checkpoint.exists() and server.stats["requests"].get("upsert-data", 0) >= 8
+            ),
         )
         assert checkpoint.exists()
         result = run_cli(*args, server=server)

@@ -256,6 +256,7 @@ def test_without_pyarrow_a_parquet_input_is_a_usage_error(
     assert server.stats["requests"].get("upsert-data", 0) == 0
 
 
+@pytest.mark.lived_in  # what a run imports
 def test_importing_vupsert_and_loading_other_inputs_never_import_pyarrow(
     server: LocalServer, tmp_path: Path
 ) -> None:
@@ -296,8 +297,14 @@ def test_kill_9_then_resume_a_parquet_file_by_row(tmp_path: Path) -> None:
     args = ["upsert", str(path), "-b", "100", "-c", "4", "--json"]
     args += ["--checkpoint", str(checkpoint), "--rejects", str(rejects)]
     with LocalServer(ServerConfig(port=0, latency_ms=100)) as server:
+        # Killed once a checkpoint is saved (when that is depends on the machine's pace)
+        # and eight upserts have come in.
         kill_when(
-            *args, server=server, ready=lambda: server.stats["requests"].get("upsert-data", 0) >= 8
+            *args,
+            server=server,
+            ready=lambda: (
+                checkpoint.exists() and server.stats["requests"].get("upsert-data", 0) >= 8
+            ),
         )
         assert checkpoint.exists()
         result = run_cli(*args, server=server)

@@ -276,6 +276,7 @@ def test_jq_pipe(sh: Shell, server: LocalServer) -> None:
     }
 
 
+@pytest.mark.lived_in  # a pipeline through the shell
 @pytest.mark.skipif(
     shutil.which("zcat") is None or shutil.which("grep") is None, reason="needs zcat and grep"
 )
@@ -750,6 +751,7 @@ needs_flock = pytest.mark.skipif(
 )
 
 
+@pytest.mark.lived_in  # cron's bare environment
 @needs_flock
 def test_cron_job_sends_nothing_twice(tmp_path: Path, server: LocalServer) -> None:
     import fcntl  # POSIX only, like flock(1)
@@ -933,7 +935,7 @@ class _ReadOnlyIndex(BaseHTTPRequestHandler):
 @pytest.fixture
 def read_only_index() -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ReadOnlyIndex)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"

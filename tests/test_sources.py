@@ -235,12 +235,15 @@ def test_unreadable_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (gzip.compress(b'{"id": 1}\n' * 1000)[:-30], "the gzip data ends early"),
-        (gzip.compress(b'{"id": 1}\n')[:10] + b"\xff" * 40, "the gzip data is corrupt"),
-        (bz2.compress(b'{"id": 1}\n')[:20] + b"\x00" * 40, "the bzip2 data is corrupt"),
-        (lzma.compress(b'{"id": 1}\n')[:30] + b"\x00" * 40, "the xz data is corrupt"),
-        (b"\x28\xb5\x2f\xfd" + b"\x00" * 20, "is zstd-compressed"),
-        (b"PK\x03\x04" + b"\x00" * 20, "is a zip archive"),
+        pytest.param(content, message, id=message)
+        for content, message in [
+            (gzip.compress(b'{"id": 1}\n' * 1000)[:-30], "the gzip data ends early"),
+            (gzip.compress(b'{"id": 1}\n')[:10] + b"\xff" * 40, "the gzip data is corrupt"),
+            (bz2.compress(b'{"id": 1}\n')[:20] + b"\x00" * 40, "the bzip2 data is corrupt"),
+            (lzma.compress(b'{"id": 1}\n')[:30] + b"\x00" * 40, "the xz data is corrupt"),
+            (b"\x28\xb5\x2f\xfd" + b"\x00" * 20, "is zstd-compressed"),
+            (b"PK\x03\x04" + b"\x00" * 20, "is a zip archive"),
+        ]
     ],
 )
 def test_corrupt_or_unsupported_compression(tmp_path: Path, content: bytes, message: str) -> None:

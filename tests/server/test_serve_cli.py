@@ -15,6 +15,9 @@ import pytest
 from vupsert.cli.app import Environment, main
 from vupsert_server import LocalServer, ServerConfig
 
+pytestmark = pytest.mark.lived_in
+"""``vupsert serve``, an entry point of its own."""
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

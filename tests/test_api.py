@@ -250,7 +250,7 @@ def test_a_checkpoint_resumes_records_in_hand(server: LocalServer, tmp_path: Pat
     assert (again.records_skipped, again.records_upserted) == (100, 50)
 
 
-def test_100k_generated_records_stream_in_flat_memory() -> None:
+def test_100k_generated_records_stream_in_flat_memory(server: LocalServer) -> None:
     """100k records from a generator load under 150 MB of peak RSS, measured in a client
     process of its own (the index runs in this one)."""
     client = textwrap.dedent(
@@ -272,17 +272,16 @@ def test_100k_generated_records_stream_in_flat_memory() -> None:
         print(summary.records_upserted, peak)
         """
     )
-    with LocalServer(ServerConfig(port=0)) as server:
-        done = subprocess.run(
-            [sys.executable, "-c", client, server.url, server.token],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=ROOT,
-        )
-        assert done.returncode == 0, done.stderr
-        upserted, peak_kib = map(int, done.stdout.split())
-        assert upserted == 100_000 and len(server.records("")) == 100_000
+    done = subprocess.run(
+        [sys.executable, "-c", client, server.url, server.token],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    upserted, peak_kib = map(int, done.stdout.split())
+    assert upserted == 100_000 and len(server.records("")) == 100_000
     assert peak_kib / 1024 < 150, f"peak RSS {peak_kib / 1024:.0f} MB"
 
 

@@ -19,7 +19,8 @@ from vupsert.cli.app import Environment, main
 from vupsert.config.options import build_settings
 from vupsert.config.settings import MappingOptions
 from vupsert.errors import UsageError
-from vupsert.mapping.chunking import Chunker, Chunks, LongData, split_text, token_limit
+from vupsert.mapping import Chunker, Chunks, LongData
+from vupsert.mapping._chunking import split_text, token_limit
 from vupsert.outcomes import NoEvents, Settlement
 from vupsert.records import Position, Record, Rejection, Skip
 from vupsert.run._batching import batches

@@ -15,7 +15,7 @@ from rich.console import Console
 import vupsert
 from vupsert.cli.display import ConsoleEvents, Terminal, summary_line
 from vupsert.config.options import build_settings
-from vupsert.mapping.chunking import split_text
+from vupsert.mapping._chunking import split_text
 from vupsert.outcomes import Summary
 from vupsert.run._pipeline import Run
 from vupsert_server import LocalServer, ServerConfig

@@ -15,6 +15,10 @@ from vupsert.config.settings import Format, IdFrom
 from vupsert.errors import ExitStatus
 from vupsert.outcomes import Summary
 
+pytestmark = pytest.mark.lived_in
+"""Help and exit codes go through Typer and rich, which a lived-in machine may have
+in other versions."""
+
 COMMANDS = ["upsert", "serve", "info", "demo", "sync", "export", "verify", "delete"]
 
 

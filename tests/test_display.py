@@ -25,6 +25,9 @@ from vupsert.records import Position, Record, Rejection
 from vupsert.run._batching import as_fresh, batch_of
 from vupsert.run._outputs import ReportFile
 
+pytestmark = pytest.mark.lived_in
+"""What is shown depends on rich and on whether stderr is a terminal."""
+
 
 def settlement(rejected: int = 1) -> Settlement:
     records = [Record(f"r{i}", b"{}", "docs.jsonl", 11001 + i, Position(i, i)) for i in range(1000)]

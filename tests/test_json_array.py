@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 
 from vupsert.config.settings import ReadOptions
 from vupsert.errors import InputError
-from vupsert.inputs import json_array as _json_array
-from vupsert.inputs.sources import iter_rows
+from vupsert.inputs import _json_array, iter_rows
 from vupsert.records import Position, Rejection, Row
 from vupsert_server import LocalServer, ServerConfig
 
@@ -271,8 +270,14 @@ def test_kill_9_then_resume_a_json_array_is_exact(tmp_path: Path) -> None:
     args = ["upsert", str(path), "-b", "100", "-c", "4", "--json"]
     args += ["--checkpoint", str(checkpoint), "--rejects", str(rejects)]
     with LocalServer(ServerConfig(port=0, latency_ms=100)) as server:
+        # Killed once a checkpoint is saved (when that is depends on the machine's pace)
+        # and eight upserts have come in.
         kill_when(
-            *args, server=server, ready=lambda: server.stats["requests"].get("upsert-data", 0) >= 8
+            *args,
+            server=server,
+            ready=lambda: (
+                checkpoint.exists() and server.stats["requests"].get("upsert-data", 0) >= 8
+            ),
         )
         assert checkpoint.exists()
         result = run_cli(*args, server=server)

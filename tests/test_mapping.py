@@ -11,12 +11,16 @@ import pytest
 from vupsert.config import spelled_as_flags
 from vupsert.config.settings import MappingOptions, ReadOptions
 from vupsert.errors import ColumnError, ConfigError
-from vupsert.inputs.sources import iter_rows
-from vupsert.mapping.mapper import Mapper, Template, hash_id, infer_value, shard_of
+from vupsert.inputs import iter_rows
+from vupsert.mapping import Mapper
+from vupsert.mapping._cells import infer_value
+from vupsert.mapping._mapper import hash_id, shard_of
+from vupsert.mapping._templates import Template
 from vupsert.records import (
     MAX_DATA_BYTES,
     MAX_METADATA_BYTES,
     REJECT_KEY,
+    Cells,
     Position,
     Record,
     Rejection,
@@ -28,7 +32,8 @@ from vupsert.run._rejects import reject_line
 
 def map_rows(rows: Iterable[Row | Rejection], mapper: Mapper) -> Iterator[Record | Rejection]:
     """What the mapper makes of a reader's output, another shard's rows left out."""
-    return (item for item in mapper.records(rows) if not isinstance(item, Skip))
+    items = mapper.records("in.jsonl", rows)
+    return (item for item in items if isinstance(item, (Record, Rejection)))
 
 
 def row(value: dict[str, Any], line: int = 3, source: str = "in.jsonl") -> Row:
@@ -38,7 +43,8 @@ def row(value: dict[str, Any], line: int = 3, source: str = "in.jsonl") -> Row:
 def mapped(
     value: dict[str, Any], options: MappingOptions | None = None, *, tabular: bool = False
 ) -> Record | Rejection | None:
-    return Mapper(options or MappingOptions(), tabular=tabular).map(row(value))
+    cells = Cells.TEXT if tabular else Cells.JSON
+    return Mapper(options or MappingOptions(), cells=cells).map(row(value))
 
 
 def record(
@@ -293,7 +299,7 @@ def test_bad_templates(template: str, problem: str) -> None:
     with pytest.raises(ConfigError) as e:
         Mapper(MappingOptions(data_template=template))
     assert str(e.value).startswith(f"data_template={template!r}: {problem}")
-    assert Template("{ok}", "id_template").fields == ("ok",)
+    assert Template("{ok}").fields == ("ok",)
 
 
 @pytest.mark.parametrize(
@@ -455,14 +461,11 @@ def test_csv_empty_cells() -> None:
     assert rejection({"id": "1", "data": ""}, tabular=True).reason == 'empty data (column "data")'
 
 
-def test_one_mapper_switches_between_formats() -> None:
-    mapper = Mapper(MappingOptions())
-    mapper.tabular = True
-    out = mapper.map(row({"id": "1", "data": "x", "n": "2"}))
+def test_the_same_options_map_each_format_its_way() -> None:
+    out = Mapper(MappingOptions(), cells=Cells.TEXT).map(row({"id": "1", "data": "x", "n": "2"}))
     assert isinstance(out, Record)
     assert orjson.loads(out.body)["metadata"] == {"n": 2}
-    mapper.tabular = False
-    out = mapper.map(row({"id": "1", "data": "x", "n": "2"}))
+    out = Mapper(MappingOptions(), cells=Cells.JSON).map(row({"id": "1", "data": "x", "n": "2"}))
     assert isinstance(out, Record)
     assert out.body == b'{"id":"1","data":"x","metadata":{"n":"2"}}'
 
@@ -470,7 +473,7 @@ def test_one_mapper_switches_between_formats() -> None:
 def test_csv_file_end_to_end(tmp_path: Path) -> None:
     path = tmp_path / "a.csv"
     path.write_bytes(b'id,data,year\n1,"two\nlines",1999\n2,short\n3,x,\n')
-    mapper = Mapper(MappingOptions(), tabular=True)
+    mapper = Mapper(MappingOptions(), cells=Cells.TEXT)
     out = list(map_rows(iter_rows(str(path), ReadOptions()), mapper))
     assert [(o.line, o.reason if isinstance(o, Rejection) else o.body) for o in out] == [
         (2, b'{"id":"1","data":"two\\nlines","metadata":{"year":1999}}'),
@@ -487,13 +490,10 @@ FORMATS = ("json", "csv", "parquet")
 def in_format(fmt: str, value: dict[str, Any], options: MappingOptions) -> Record | Rejection:
     """What a row maps to read as JSON, as a CSV row (its cells text, its metadata
     object as JSON) or as a Parquet row (its values typed)."""
-    mapper = Mapper(options)
+    cells = {"csv": Cells.TEXT, "parquet": Cells.TYPED}.get(fmt, Cells.JSON)
     if fmt == "csv":
-        mapper.tabular = True
         value = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in value.items()}
-    elif fmt == "parquet":
-        mapper.typed = True
-    out = mapper.map(row(value))
+    out = Mapper(options, cells=cells).map(row(value))
     assert isinstance(out, (Record, Rejection))
     return out
 
@@ -598,9 +598,7 @@ def test_nan_and_infinity_from_python_or_parquet_are_rejected(
         out = in_format(fmt, value, MappingOptions())
         assert isinstance(out, Rejection) and out.reason == expected, out
     # The hot path of records handed over as dicts rejects them too.
-    (hot,) = Mapper(MappingOptions()).json_records(
-        "<records>", [(1, 1, value, b"")], as_written=False
-    )
+    (hot,) = Mapper(MappingOptions()).records("<records>", [(1, 1, value, b"")])
     assert isinstance(hot, Rejection) and hot.reason == expected
     # A null is a null.
     assert record({"id": "a", "data": "x", "n": None}) == {
@@ -794,7 +792,7 @@ def test_map_rows_passes_reader_rejections_through() -> None:
     assert isinstance(out[1], Record)
 
 
-# The hot path for JSON Lines (Mapper.json_records) must map every row exactly as the
+# The hot path for JSON Lines (Mapper.records) must map every row exactly as the
 # general path (Mapper.map) does; these rows probe each check it makes at a glance.
 HOT_PATH_ROWS: list[dict[str, Any]] = [
     {"id": "a", "data": "text"},
@@ -831,7 +829,7 @@ def as_read(value: dict[str, Any]) -> bytes:
 
 
 def hot_record(mapper: Mapper, value: dict[str, Any], text: bytes) -> Record | Rejection | Skip:
-    (hot,) = mapper.json_records("in.jsonl", [(3, 100, value, text)])
+    (hot,) = mapper.records("in.jsonl", [(3, 100, value, text)])
     if isinstance(hot, tuple):
         return Record(hot[0], hot[1], hot[2], hot[3], Position(hot[4], hot[5]))
     return hot
@@ -922,6 +920,6 @@ def test_other_field_names_dump_under_the_api_names() -> None:
 def test_the_hot_path_passes_reader_rejections_on() -> None:
     bad = Rejection("in.jsonl", 2, Position(10, 2), "not valid JSON", raw="{")
     line = (3, 20, {"data": "x"}, b'{"data": "x"}\n')
-    out = list(Mapper(MappingOptions()).json_records("in.jsonl", [bad, line]))
+    out = list(Mapper(MappingOptions()).records("in.jsonl", [bad, line]))
     assert out[0] is bad
     assert isinstance(out[1], Rejection) and out[1].line == 3

@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import SAMPLES, cli_env, read_jsonl, run_cli, write_jsonl
+
+pytestmark = pytest.mark.lived_in
+"""The CLI end to end: info, shards, reports, the version and shell completion."""
 
 
 def test_info_human_and_json(server: LocalServer) -> None:

@@ -27,6 +27,9 @@ from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import ROOT, SAMPLES, Result, cli_env, run_cli, write_jsonl
 
+pytestmark = pytest.mark.lived_in
+"""A log's lines, closed streams, and the messages a user reads: the CLI end to end."""
+
 
 def rows(n: int, prefix: str = "doc") -> list[dict[str, Any]]:
     return [{"id": f"{prefix}-{i}", "data": f"{prefix} text {i}"} for i in range(n)]
@@ -199,7 +202,7 @@ class _Redirecting(BaseHTTPRequestHandler):
 @pytest.fixture
 def redirecting() -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     _Redirecting.seen = 0
     try:

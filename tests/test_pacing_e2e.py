@@ -1,5 +1,8 @@
 """The pacing against the real local server, through the real CLI: what the server saw
-while a run went on, and what it stored."""
+while a run went on, and what it stored.
+
+The CLI runs in a process of its own: pacing reads latency, which a client sharing this
+process (and its interpreter lock) with the server would distort."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from typing import Any
 
 from vupsert_server import LocalServer, ServerConfig
 
-from .conftest import run_cli, write_jsonl
+from .conftest import run_process, write_jsonl
 
 
 def rows(n: int) -> list[dict[str, Any]]:
@@ -49,7 +52,7 @@ def test_a_server_that_slows_down_when_busy_is_not_piled_on(tmp_path: Path) -> N
     # dwarfs what a busy machine adds to an answer, which would hide the queue.
     config = ServerConfig(port=0, latency_ms=50, capacity=2)
     with LocalServer(config) as server, watching(server) as seen:
-        result = run_cli("upsert", path, "-b", "10", "-c", "64", "--json", server=server)
+        result = run_process("upsert", path, "-b", "10", "-c", "64", "--json", server=server)
         assert result.code == 0, result.stderr
         assert server.records("") == stored(items)
     busy = [n for n in seen if n]
@@ -63,7 +66,7 @@ def test_a_sliding_window_limit_is_met_without_a_storm_of_429s(tmp_path: Path) -
     path = write_jsonl(tmp_path / "in.jsonl", items)
     config = ServerConfig(port=0, rate_limit=20, rate_limiter="sliding")
     with LocalServer(config) as server:
-        result = run_cli("upsert", path, "-b", "10", "-c", "64", "--json", server=server)
+        result = run_process("upsert", path, "-b", "10", "-c", "64", "--json", server=server)
         assert result.code == 0, result.stderr
         assert server.records("") == stored(items)
     summary = result.summary

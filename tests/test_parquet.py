@@ -18,7 +18,7 @@ import pytest
 
 from vupsert.cli.app import Environment, main
 from vupsert.config.settings import ReadOptions
-from vupsert.inputs.sources import iter_rows
+from vupsert.inputs import iter_rows
 from vupsert.records import Position, Row
 from vupsert_server import LocalServer, ServerConfig
 
@@ -224,6 +224,14 @@ def test_parquet_on_stdin_or_named_otherwise(server: LocalServer, tmp_path: Path
     assert result.code == 0 and server.records("") == {"a": ("x", None)}
 
 
+def test_verify_refuses_parquet_on_stdin_as_upsert_does(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    path = write(tmp_path, pa.table({"id": ["a"], "data": ["x"]}))
+    result = run_cli("verify", "-f", "parquet", "-", server=server, input=path.read_bytes())
+    assert result.code == 2 and "<stdin>: Parquet cannot be read from a pipe" in result.stderr
+
+
 def test_a_broken_parquet_file_is_named(server: LocalServer, tmp_path: Path) -> None:
     path = write(tmp_path, pa.table({"id": ["a"], "data": ["x"]}))
     path.write_bytes(path.read_bytes()[:-20])
@@ -248,6 +256,7 @@ def test_without_pyarrow_a_parquet_input_is_a_usage_error(
     assert server.stats["requests"].get("upsert-data", 0) == 0
 
 
+@pytest.mark.lived_in  # what a run imports
 def test_importing_vupsert_and_loading_other_inputs_never_import_pyarrow(
     server: LocalServer, tmp_path: Path
 ) -> None:
@@ -288,8 +297,14 @@ def test_kill_9_then_resume_a_parquet_file_by_row(tmp_path: Path) -> None:
     args = ["upsert", str(path), "-b", "100", "-c", "4", "--json"]
     args += ["--checkpoint", str(checkpoint), "--rejects", str(rejects)]
     with LocalServer(ServerConfig(port=0, latency_ms=100)) as server:
+        # Killed once a checkpoint is saved (when that is depends on the machine's pace)
+        # and eight upserts have come in.
         kill_when(
-            *args, server=server, ready=lambda: server.stats["requests"].get("upsert-data", 0) >= 8
+            *args,
+            server=server,
+            ready=lambda: (
+                checkpoint.exists() and server.stats["requests"].get("upsert-data", 0) >= 8
+            ),
         )
         assert checkpoint.exists()
         result = run_cli(*args, server=server)

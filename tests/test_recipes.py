@@ -31,7 +31,7 @@ import orjson
 import pytest
 
 from vupsert.errors import ExitStatus
-from vupsert.mapping.mapper import hash_id
+from vupsert.mapping._mapper import hash_id
 from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import ROOT, SAMPLES, Result, cli_env, read_jsonl, write_jsonl
@@ -276,6 +276,7 @@ def test_jq_pipe(sh: Shell, server: LocalServer) -> None:
     }
 
 
+@pytest.mark.lived_in  # a pipeline through the shell
 @pytest.mark.skipif(
     shutil.which("zcat") is None or shutil.which("grep") is None, reason="needs zcat and grep"
 )
@@ -750,6 +751,7 @@ needs_flock = pytest.mark.skipif(
 )
 
 
+@pytest.mark.lived_in  # cron's bare environment
 @needs_flock
 def test_cron_job_sends_nothing_twice(tmp_path: Path, server: LocalServer) -> None:
     import fcntl  # POSIX only, like flock(1)
@@ -933,7 +935,7 @@ class _ReadOnlyIndex(BaseHTTPRequestHandler):
 @pytest.fixture
 def read_only_index() -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ReadOnlyIndex)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"

@@ -191,7 +191,7 @@ class _Echo(BaseHTTPRequestHandler):
 
 def test_a_server_that_echoes_the_token(tmp_path: Path, raising: dict[str, str]) -> None:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     try:
         outputs = Outputs(tmp_path / "run")
         url = f"http://127.0.0.1:{httpd.server_address[1]}"

@@ -14,8 +14,7 @@ import pytest
 
 from vupsert.config.settings import Format, ReadOptions
 from vupsert.errors import ConfigError, InputError
-from vupsert.inputs import sources
-from vupsert.inputs.sources import detect_format, input_size, iter_rows
+from vupsert.inputs import _csv, format_of, input_size, iter_rows
 from vupsert.ops._delete import read_ids
 from vupsert.outcomes import DeleteSummary
 from vupsert.records import Position, Rejection, Row
@@ -90,7 +89,7 @@ def summary(items: list[Item]) -> list[tuple[object, ...]]:
     ],
 )
 def test_detect_format(name: str, fmt: Format, expected: str) -> None:
-    assert detect_format(name, fmt) == expected
+    assert format_of(name, fmt).name == expected
 
 
 def test_input_size(tmp_path: Path) -> None:
@@ -236,12 +235,15 @@ def test_unreadable_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (gzip.compress(b'{"id": 1}\n' * 1000)[:-30], "the gzip data ends early"),
-        (gzip.compress(b'{"id": 1}\n')[:10] + b"\xff" * 40, "the gzip data is corrupt"),
-        (bz2.compress(b'{"id": 1}\n')[:20] + b"\x00" * 40, "the bzip2 data is corrupt"),
-        (lzma.compress(b'{"id": 1}\n')[:30] + b"\x00" * 40, "the xz data is corrupt"),
-        (b"\x28\xb5\x2f\xfd" + b"\x00" * 20, "is zstd-compressed"),
-        (b"PK\x03\x04" + b"\x00" * 20, "is a zip archive"),
+        pytest.param(content, message, id=message)
+        for content, message in [
+            (gzip.compress(b'{"id": 1}\n' * 1000)[:-30], "the gzip data ends early"),
+            (gzip.compress(b'{"id": 1}\n')[:10] + b"\xff" * 40, "the gzip data is corrupt"),
+            (bz2.compress(b'{"id": 1}\n')[:20] + b"\x00" * 40, "the bzip2 data is corrupt"),
+            (lzma.compress(b'{"id": 1}\n')[:30] + b"\x00" * 40, "the xz data is corrupt"),
+            (b"\x28\xb5\x2f\xfd" + b"\x00" * 20, "is zstd-compressed"),
+            (b"PK\x03\x04" + b"\x00" * 20, "is a zip archive"),
+        ]
     ],
 )
 def test_corrupt_or_unsupported_compression(tmp_path: Path, content: bytes, message: str) -> None:
@@ -388,7 +390,7 @@ def test_csv_cell_over_the_field_limit_is_rejected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     saved = csv.field_size_limit()
-    monkeypatch.setattr(sources, "_CSV_FIELD_LIMIT", 100)
+    monkeypatch.setattr(_csv, "_CSV_FIELD_LIMIT", 100)
     csv.field_size_limit(100)
     try:
         path = write(tmp_path, "a.csv", b"id,data\n1," + b"x" * 200 + b"\n2,y\n")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vupsert.mapping.chunking import split_text
+from vupsert.mapping._chunking import split_text
 from vupsert_server import LocalServer
 
 from .conftest import run_cli, write_jsonl

@@ -12,8 +12,8 @@ from vupsert.config import spelled_as_flags
 from vupsert.config.options import build_settings
 from vupsert.config.settings import MappingOptions
 from vupsert.errors import ColumnError, UsageError
-from vupsert.mapping.mapper import Mapper
-from vupsert.records import Position, Record, Rejection, Row
+from vupsert.mapping import Mapper
+from vupsert.records import Cells, Position, Record, Rejection, Row
 from vupsert.run._columns import check_types
 from vupsert_server import LocalServer
 
@@ -22,7 +22,7 @@ from .conftest import read_jsonl, run_cli
 
 def mapped(types: dict[str, str], cells: dict[str, str], **options: Any) -> Any:
     settings = build_settings(["a.csv"], dry_run=True, types=types, **options)
-    mapper = Mapper(settings.mapping, tabular=True)
+    mapper = Mapper(settings.mapping, cells=Cells.TEXT)
     item = mapper.map(Row("a.csv", 2, Position(0, 2), {"id": "1", "data": "t", **cells}))
     if isinstance(item, Record):
         import orjson
@@ -175,7 +175,7 @@ def test_a_type_for_a_column_that_is_metadata_is_fine() -> None:
 
 
 def test_a_typed_column_missing_from_the_header_is_a_column_error() -> None:
-    mapper = Mapper(MappingOptions(types=(("zpi", "str"),)), tabular=True)
+    mapper = Mapper(MappingOptions(types=(("zpi", "str"),)), cells=Cells.TEXT)
     with pytest.raises(ColumnError, match="has no column 'zpi' for types="):
         mapper.map(Row("a.csv", 2, Position(0, 2), {"id": "1", "data": "t", "zip": "01"}))
 

@@ -16,6 +16,9 @@ from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import SAMPLES, cli_env, read_jsonl, run_cli, write_jsonl
 
+pytestmark = pytest.mark.lived_in
+"""The CLI end to end, and what a run imports."""
+
 SUMMARY_KEYS = {
     "records_read",
     "records_upserted",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import resource
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,16 @@ import pytest
 
 from vupsert_server import LocalServer, ServerConfig
 
-from .conftest import CUTTERS, Result, cli_env, cut_short, read_jsonl, run_cli, write_jsonl
+from .conftest import (
+    CUTTERS,
+    Result,
+    cli_env,
+    cut_short,
+    read_jsonl,
+    run_cli,
+    vupsert_command,
+    write_jsonl,
+)
 
 FULL = Path("/dev/full")
 pytestmark = pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full")
@@ -42,7 +50,7 @@ def run_limited(limit: int, *args: str | Path, server: LocalServer) -> Result:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     proc = subprocess.run(
-        [sys.executable, "-m", "vupsert", *map(str, args)],
+        vupsert_command(*args),
         capture_output=True,
         env=cli_env(server),
         timeout=120,
@@ -87,31 +95,29 @@ def test_a_rejects_file_cut_by_the_disk_ends_on_a_whole_line(tmp_path: Path) -> 
     assert summary["records_unrecorded"] > 0
 
 
-def test_report_on_a_full_disk_does_not_hang(tmp_path: Path) -> None:
+def test_report_on_a_full_disk_does_not_hang(server: LocalServer, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "in.jsonl", rows(3000))
-    with LocalServer(ServerConfig(port=0)) as server:
-        result = run_cli("upsert", path, "--report", FULL, "--json", "-b", "100", server=server)
-        summary = assert_clean_failure(result, FULL)
-        assert summary["records_pending"] == 0
-        assert len(server.records("")) == summary["records_upserted"] > 0
+    result = run_cli("upsert", path, "--report", FULL, "--json", "-b", "100", server=server)
+    summary = assert_clean_failure(result, FULL)
+    assert summary["records_pending"] == 0
+    assert len(server.records("")) == summary["records_upserted"] > 0
 
 
-def test_checkpoint_on_a_full_disk_keeps_the_last_good_one(tmp_path: Path) -> None:
+def test_checkpoint_on_a_full_disk_keeps_the_last_good_one(
+    server: LocalServer, tmp_path: Path
+) -> None:
     path = write_jsonl(tmp_path / "in.jsonl", rows(2000))
     checkpoint = tmp_path / "cp.json"
-    with LocalServer(ServerConfig(port=0)) as server:
-        first = run_cli("upsert", path, "--checkpoint", checkpoint, "-b", "100", server=server)
-        assert first.code == 0
-        good = checkpoint.read_bytes()
-        path.write_bytes(path.read_bytes() + b"".join(orjson.dumps(r) + b"\n" for r in rows(5)))
-        result = run_limited(
-            100, "upsert", path, "--checkpoint", checkpoint, "--json", server=server
-        )
-        assert_clean_failure(result, checkpoint)
-        assert checkpoint.read_bytes() == good  # replaced whole or not at all
-        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cp.json.")]
-        again = run_cli("upsert", path, "--checkpoint", checkpoint, "--json", server=server)
-        assert again.code == 0 and again.summary["records_skipped"] == 2000
+    first = run_cli("upsert", path, "--checkpoint", checkpoint, "-b", "100", server=server)
+    assert first.code == 0
+    good = checkpoint.read_bytes()
+    path.write_bytes(path.read_bytes() + b"".join(orjson.dumps(r) + b"\n" for r in rows(5)))
+    result = run_limited(100, "upsert", path, "--checkpoint", checkpoint, "--json", server=server)
+    assert_clean_failure(result, checkpoint)
+    assert checkpoint.read_bytes() == good  # replaced whole or not at all
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cp.json.")]
+    again = run_cli("upsert", path, "--checkpoint", checkpoint, "--json", server=server)
+    assert again.code == 0 and again.summary["records_skipped"] == 2000
 
 
 @pytest.mark.parametrize("kind", CUTTERS)

@@ -6,6 +6,8 @@ numbers), ``GLOB`` and ``NOT GLOB`` (``*``, ``?``, ``[abc]``, ``[^abc]``, case-s
 arrays, ``HAS FIELD`` and ``HAS NOT FIELD``, ``AND`` binding tighter than ``OR``,
 parentheses, dotted paths and array indexes (``a.b[0]``, ``a[#-1]`` from the end).
 Keywords are case-insensitive. A vector without the field never matches a comparison.
+Parentheses nest at most :data:`MAX_DEPTH` deep; reading a filter takes time in
+proportion to its length.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ _TOKEN = re.compile(
 _PATH_PART = re.compile(r"\.?([A-Za-z_$][\w$]*)|\[(#?)(-?\d+)\]")
 _MISSING = object()
 
+MAX_DEPTH = 100
+"""Parentheses a filter may nest (deeper ones would exhaust Python's stack)."""
+
 
 class FilterError(ValueError):
     """The filter does not parse; the message says where."""
@@ -46,10 +51,9 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens: list[tuple[str, str, int]] = []
-        pos = 0
-        while pos < len(text):
-            if text[pos:].isspace():
-                break
+        self.depth = 0
+        pos, end = 0, len(text.rstrip())
+        while pos < end:
             match = _TOKEN.match(text, pos)
             if match is None or match.lastgroup is None:
                 raise FilterError(f"Invalid filter: unexpected character at position {pos}")
@@ -106,9 +110,16 @@ class _Parser:
     def _atom(self) -> Predicate:
         token = self._peek()
         if token is not None and token[:2] == ("punct", "("):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise FilterError(
+                    f"Invalid filter: parentheses nest deeper than {MAX_DEPTH} at position "
+                    f"{token[2]}"
+                )
             self.index += 1
             inner = self._or()
             self._expect_punct(")")
+            self.depth -= 1
             return inner
         if self._keyword("HAS", "NOT", "FIELD"):
             get = _getter(self._expect("path", "a field name"))
@@ -119,8 +130,8 @@ class _Parser:
         get = _getter(self._expect("path", "a field name"))
         negate = self._keyword("NOT")
         if self._keyword("IN"):
-            values = self._list()
-            return _negated(lambda meta: _in(get(meta), values), negate)
+            one_of = _one_of(self._list())
+            return _negated(lambda meta: one_of(get(meta)), negate)
         if self._keyword("GLOB"):
             pattern = _glob(self._literal())
             return _negated(
@@ -186,6 +197,24 @@ def _in(value: Any, values: list[Any]) -> bool:
     return value is not _MISSING and any(_same(value, v) for v in values)
 
 
+def _one_of(values: list[Any]) -> Callable[[Any], bool]:
+    """Whether a value is one of ``values`` (as :func:`_same` says), in constant time."""
+    keys = {_key(value) for value in values}
+    return lambda value: _key(value) in keys
+
+
+def _key(value: Any) -> tuple[str, Any]:
+    """What :func:`_same` compares: booleans apart from numbers, 1 equal to 1.0; arrays,
+    objects and a missing field equal to no literal."""
+    if isinstance(value, bool):
+        return ("boolean", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("string", value)
+    return ("none", None)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -247,9 +276,13 @@ def _glob(pattern: Any) -> Callable[[str], Any]:
             negated = body[:1] in ("^", "!")
             if negated:
                 body = body[1:]
-            out.append("[" + ("^" if negated else "") + body.replace("\\", "\\\\") + "]")
+            members = "".join(c if c == "-" else re.escape(c) for c in body)
+            out.append("[" + ("^" if negated else "") + members + "]")
             i = end
         else:
             out.append(re.escape(char))
         i += 1
-    return re.compile("".join(out), re.DOTALL).fullmatch
+    try:
+        return re.compile("".join(out), re.DOTALL).fullmatch
+    except re.error as exc:  # a range such as [z-a]
+        raise FilterError(f"Invalid filter: GLOB pattern {pattern!r}: {exc.msg}") from None

@@ -1,7 +1,7 @@
 """The values that flow through a run: where a record came from, the record, its
 rejection, the batch it travels in.
 
-A record is serialised at most once, by :class:`vupsert.mapping.mapper.Mapper`, into ``body``:
+A record is serialised at most once, by :class:`vupsert.mapping.Mapper`, into ``body``:
 the JSON object sent in the batch array (a JSON Lines line that is exactly the record is
 its own body, not serialised at all). Nothing downstream re-serialises it; the batch
 joins the bodies into its request once, and a split re-sends slices of that.
@@ -12,6 +12,7 @@ rather than objects: at a million records, creating the objects cost more than p
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -72,6 +73,24 @@ class Row:
     value: dict[str, Any]
     text: bytes | None = None
     """The JSON Lines line ``value`` was parsed from: what a rejection keeps."""
+
+
+class Cells(enum.Enum):
+    """What an input's values are (its format says, :mod:`vupsert.inputs`), which decides
+    how the mapping takes them."""
+
+    JSON = "json"
+    """JSON values: objects, arrays, numbers and booleans as they are."""
+    TEXT = "text"
+    """A table's cells, all text (CSV/TSV): numbers and booleans are told by their look
+    (or by ``types``), an empty cell is left out, the metadata column holds JSON text."""
+    TYPED = "typed"
+    """A table's cells with types of their own (Parquet): kept, a null left out."""
+
+    @property
+    def tabular(self) -> bool:
+        """Whether the values are a table's: every row has the same columns."""
+        return self is not Cells.JSON
 
 
 JsonLine = tuple[int, int, dict[str, Any], bytes]

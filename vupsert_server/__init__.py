@@ -27,6 +27,7 @@ from ._api import NO_EMBEDDING
 from ._app import UNKNOWN_ENDPOINT
 from ._config import EMBEDDING_MODEL, SPARSE_EMBEDDING_MODEL, ServerConfig
 from ._embed import HashEmbedder
+from ._errors import ServerConfigError
 from ._server import LocalServer, serve_forever
 
 __all__ = [
@@ -37,5 +38,6 @@ __all__ = [
     "HashEmbedder",
     "LocalServer",
     "ServerConfig",
+    "ServerConfigError",
     "serve_forever",
 ]

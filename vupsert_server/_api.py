@@ -24,19 +24,39 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
+from urllib.parse import unquote_to_bytes
 
 import orjson
 
 from vupsert.filters import FilterError, Predicate, compile_filter
-from vupsert.records import MAX_BATCH_RECORDS, MAX_DATA_BYTES, MAX_METADATA_BYTES
 
 from ._bm25 import Bm25Embedder
 from ._config import EMBEDDING_MODEL, SPARSE_EMBEDDING_MODEL, ServerConfig
 from ._embed import HashEmbedder
 from ._errors import ApiError, bad_request, kind, quote
 from ._faults import Faults
+from ._limits import (
+    MAX_BATCH_RECORDS,
+    MAX_CURSOR,
+    MAX_DATA_BYTES,
+    MAX_FILTER_LENGTH,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    MAX_NAMESPACE_BYTES,
+    MAX_RANGE_LIMIT,
+    MAX_TOP_K,
+)
 from ._resumable import Session, Sessions
-from ._search import Hit, best, dense_hits, fuse, idf_weights, sparse_hits
+from ._search import (
+    Hit,
+    best,
+    dense_hits,
+    dense_scorer,
+    fuse,
+    idf_weights,
+    rescored,
+    sparse_hits,
+)
 from ._storage import Row, Storage, Stored
 from ._vectors import (
     dense_json,
@@ -48,14 +68,13 @@ from ._vectors import (
     sparse_query,
 )
 
-__all__ = ["NO_EMBEDDING", "ApiError", "Index", "Write", "bad_request"]
+__all__ = ["NO_EMBEDDING", "ApiError", "Index", "Write", "bad_request", "namespace_of"]
 
 NO_EMBEDDING = (
     "Embedding data for this index is not allowed. "
     "The index must be created with an embedding model to use it."
 )
 """Upstash's exact answer (422) to upsert-data or query-data on an index without a model."""
-MAX_TOP_K = 1000
 DEFAULT_MAX_IDLE = 3600
 
 _DATA_FIELDS = frozenset(("id", "data", "metadata"))
@@ -232,6 +251,7 @@ class Index:
         patch = body.get("metadata")
         if patch is not None and not isinstance(patch, dict):
             raise bad_request(f"metadata must be a JSON object, not {kind(patch)}")
+        _metadata(patch, 0, id, where=where)  # its size and depth, before a merge recurses
         if dense is None and sparse is None and data is None and not has_metadata:
             raise bad_request("Nothing to update: give vector, sparseVector, data or metadata")
 
@@ -332,8 +352,7 @@ class Index:
         session = self.sessions.get(body.get("uuid"))
         with session.lock:
             query: Query = session.query
-            ranked = self._rank(session.ns, query, len(session.sent) + more)
-            hits = [hit for hit in ranked if hit.id not in session.sent][:more]
+            hits = self._rank(session.ns, query, more, session.sent)
             session.sent.update(hit.id for hit in hits)
         return self._answer(session.ns, hits, query.include)
 
@@ -397,13 +416,18 @@ class Index:
             include,
         )
 
-    def _rank(self, ns: str, query: Query, limit: int | None) -> list[Hit]:
-        """The best ``limit`` hits of ``query`` in ``ns`` (all of them when ``None``)."""
+    def _rank(
+        self, ns: str, query: Query, limit: int, skip: frozenset[str] | set[str] = frozenset()
+    ) -> list[Hit]:
+        """The best ``limit`` hits of ``query`` in ``ns``, the vectors ``skip`` names left out
+        (a resumable query's next hits are a query over what it has not sent)."""
         self.embed_pending(ns)
         predicate = query.predicate
 
         def rows(column: str) -> Any:
             stream = self.storage.stream(ns, column, with_metadata=predicate is not None)
+            if skip:
+                stream = (row for row in stream if row[0] not in skip)
             if predicate is None:
                 return stream
             return (row for row in stream if predicate(orjson.loads(row[2]) if row[2] else None))
@@ -418,10 +442,23 @@ class Index:
                 weights = idf_weights((blob for _, blob, _ in everything), query.sparse)
             sparse = sparse_hits(rows("sparse"), query.sparse, weights, query.sparse_blob)
         if dense is not None and sparse is not None:
-            fused = fuse(best(dense, None), best(sparse, None), query.fusion)
-            return fused if limit is None else fused[:limit]
-        only = dense if dense is not None else sparse
-        return best(only, limit) if only is not None else []
+            if query.fusion == "RRF":  # ranks alone: every candidate, scores unused
+                return fuse(best(dense, None), best(sparse, None), "RRF")[:limit]
+            top = self._as_service(ns, best(dense, limit), query.dense)
+            return fuse(top, best(sparse, limit), "DBSF")[:limit]
+        if dense is not None:
+            return self._as_service(ns, best(dense, limit), query.dense)
+        return best(sparse, limit) if sparse is not None else []
+
+    def _as_service(self, ns: str, hits: list[Hit], query: bytes | None) -> list[Hit]:
+        """Dense ``hits`` ranked by a float64 pass, scored again as the service scores
+        them: float32 products, for the few hits whose scores are answered or fused."""
+        assert query is not None
+        blobs = {
+            id: row.vector for id, row in self.storage.get(ns, [hit.id for hit in hits]).items()
+        }
+        scorer = dense_scorer(query, self.similarity, as_service=True)
+        return rescored(hits, {id: blob for id, blob in blobs.items() if blob is not None}, scorer)
 
     def _answer(self, ns: str, hits: list[Hit], include: Includes) -> list[dict[str, Any]]:
         rows: dict[str, Row] = {}
@@ -461,15 +498,19 @@ class Index:
             raise bad_request("range takes a JSON object with cursor and limit")
         _refuse_unknown(body, _RANGE_FIELDS, "range: ")
         limit = body.get("limit")
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise bad_request("limit must be a positive integer")
+        if (
+            not isinstance(limit, int)
+            or isinstance(limit, bool)
+            or not 1 <= limit <= MAX_RANGE_LIMIT
+        ):
+            raise bad_request(f"limit must be an integer from 1 to {MAX_RANGE_LIMIT}")
         prefix = body.get("prefix")
         if prefix is not None and not isinstance(prefix, str):
             raise bad_request("prefix must be a string")
         start = decode_cursor(body.get("cursor", ""))
         include = _includes(body)
         if self.offset_cursors:
-            rows = self.storage.scan(ns, prefix=prefix, limit=start + limit + 1)[start:]
+            rows = self.storage.scan(ns, prefix=prefix, limit=limit + 1, offset=start)
             after = str(start + limit)
         else:
             rows = self.storage.scan(ns, start=start, prefix=prefix, limit=limit + 1)
@@ -584,6 +625,27 @@ class Index:
 # -- request checks -------------------------------------------------------------------------
 
 
+def namespace_of(raw: str) -> str:
+    """The namespace a request path names after its endpoint (percent-encoded or not),
+    or a 400 saying why it cannot be one."""
+    try:
+        name = unquote_to_bytes(raw.encode("latin-1")).decode()
+    except UnicodeError:
+        raise bad_request(f"Namespace {quote(raw)} is not valid UTF-8") from None
+    if len(name.encode()) > MAX_NAMESPACE_BYTES:
+        raise bad_request(
+            f"Namespace names are at most {MAX_NAMESPACE_BYTES} bytes; this one has "
+            f"{len(name.encode())}"
+        )
+    dots = any(part in (".", "..") for part in name.split("/"))
+    if dots or any(c < " " or c == "\x7f" for c in name):
+        raise bad_request(
+            f"Namespace {quote(name)} cannot be used: a name holds no control character, "
+            "and no '.' or '..' between slashes (a path would lose them)"
+        )
+    return name
+
+
 def _records(body: Any) -> list[Any]:
     records = [body] if isinstance(body, dict) else body
     if not isinstance(records, list):
@@ -670,7 +732,15 @@ def _metadata(value: Any, index: int, id: str, *, where: str = "") -> bytes | No
         return None
     if not isinstance(value, dict):
         raise _refusal(where, index, id, f"metadata must be a JSON object, got {kind(value)}")
-    encoded = orjson.dumps(value)
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # what a parsed JSON object can fail on: its depth
+        raise _refusal(
+            where,
+            index,
+            id,
+            f"metadata nests objects and arrays more than {MAX_METADATA_DEPTH} levels deep",
+        ) from None
     if len(encoded) > MAX_METADATA_BYTES:
         raise _refusal(
             where,
@@ -708,6 +778,10 @@ def _includes(body: dict[str, Any], where: str = "") -> Includes:
 def _predicate(text: Any, where: str = "") -> Predicate | None:
     if not isinstance(text, str):
         raise bad_request(f"{where}filter must be a string")
+    if len(text) > MAX_FILTER_LENGTH:
+        raise bad_request(
+            f"{where}filter is {len(text)} characters long, over the limit of {MAX_FILTER_LENGTH}"
+        )
     try:
         return compile_filter(text)
     except FilterError as exc:
@@ -742,11 +816,11 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def decode_cursor(cursor: Any) -> int:
-    """The rowid a ``range`` cursor starts from: ``""``, ``"0"`` and ``0`` start at the top."""
-    if isinstance(cursor, int) and not isinstance(cursor, bool) and cursor >= 0:
-        return cursor
+    """The position a ``range`` cursor starts from: ``""``, ``"0"`` and ``0`` start at the top."""
     if cursor == "":
         return 0
-    if isinstance(cursor, str) and cursor.isascii() and cursor.isdigit():
-        return int(cursor)
+    if isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) < 20:
+        cursor = int(cursor)
+    if isinstance(cursor, int) and not isinstance(cursor, bool) and 0 <= cursor <= MAX_CURSOR:
+        return cursor
     raise bad_request(f'Invalid cursor {_show(cursor)}: use "0" or a nextCursor')

@@ -18,13 +18,12 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import unquote
 
 import orjson
 
-from ._api import ApiError, Index, Write, bad_request
+from ._api import ApiError, Index, Write, bad_request, namespace_of
 from ._config import ServerConfig
 from ._faults import Fault, Faults
 from ._stats import Stats
@@ -38,41 +37,73 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
     drop: bool = False
     """Close the connection without answering (``status`` is then meaningless)."""
+    records: int = 0
+    """What the request log counts: the records an upsert sent, or its answer holds."""
+
+
+Answer = Callable[[Index, str, Any, str], Any]
+"""``(index, namespace, body, query string) -> result`` of an endpoint answered at once."""
+Check = Callable[[Index, str, Any], Write]
+"""``(index, namespace, body) -> Write``: a write endpoint's checked request."""
 
 
 @dataclass(frozen=True)
-class _Route:
+class Route:
+    """One endpoint: its methods, and either what answers it or the write it makes."""
+
     methods: tuple[str, ...]
-    namespaced: bool = True
-    write: bool = False
+    answer: Answer | None = None
+    write: Check | None = None
     """Goes through the write path: rate limit, latency, faults."""
+    namespaced: bool = True
     counts_records: bool = False
-    mutates: bool = False
-    """Changes the index: refused to the read-only token."""
+    """Its records count in ``stats["records_received"]``: an upsert."""
+    resets: bool = False
+    """Changes the index without being a write (reset, delete-namespace)."""
+    record_read: bool = False
+    """Reads records: faulty too when ``faulty_reads`` is on."""
+
+    @property
+    def mutates(self) -> bool:
+        """Changes the index: refused to the read-only token."""
+        return self.write is not None or self.resets
 
 
-# The official SDKs POST every command, so POST is accepted everywhere, next to the
-# method Upstash documents for the endpoint.
-_ROUTES: dict[str, _Route] = {
-    "upsert-data": _Route(("POST",), write=True, counts_records=True, mutates=True),
-    "upsert": _Route(("POST",), write=True, counts_records=True, mutates=True),
-    "update": _Route(("POST",), write=True, mutates=True),
-    "delete": _Route(("DELETE", "POST"), write=True, mutates=True),
-    "query-data": _Route(("POST",)),
-    "query": _Route(("POST",)),
-    "resumable-query": _Route(("POST",)),
-    "resumable-query-data": _Route(("POST",)),
-    "resumable-query-next": _Route(("POST",), namespaced=False),
-    "resumable-query-end": _Route(("POST",), namespaced=False),
-    "fetch": _Route(("GET", "POST")),
-    "range": _Route(("GET", "POST")),
-    "reset": _Route(("DELETE", "POST"), mutates=True),
-    "info": _Route(("GET", "POST"), namespaced=False),
-    "list-namespaces": _Route(("GET", "POST"), namespaced=False),
-    "delete-namespace": _Route(("DELETE", "POST"), mutates=True),
+# Every endpoint, declared once. The official SDKs POST every command, so POST is
+# accepted everywhere, next to the method Upstash documents for the endpoint.
+_POST = ("POST",)
+_GET = ("GET", "POST")
+_DELETE = ("DELETE", "POST")
+ROUTES: dict[str, Route] = {
+    "upsert-data": Route(_POST, write=Index.upsert_data, counts_records=True),
+    "upsert": Route(_POST, write=Index.upsert, counts_records=True),
+    "update": Route(_POST, write=Index.update),
+    "delete": Route(_DELETE, write=Index.delete),
+    "query-data": Route(_POST, lambda index, ns, body, _: index.query_data(ns, body)),
+    "query": Route(_POST, lambda index, ns, body, _: index.query(ns, body)),
+    "resumable-query": Route(
+        _POST, lambda index, ns, body, _: index.resumable_query(ns, body, text=False)
+    ),
+    "resumable-query-data": Route(
+        _POST, lambda index, ns, body, _: index.resumable_query(ns, body, text=True)
+    ),
+    "resumable-query-next": Route(
+        _POST, lambda index, _, body, __: index.resumable_query_next(body), namespaced=False
+    ),
+    "resumable-query-end": Route(
+        _POST, lambda index, _, body, __: index.resumable_query_end(body), namespaced=False
+    ),
+    "fetch": Route(_GET, lambda index, ns, body, _: index.fetch(ns, body), record_read=True),
+    "range": Route(_GET, lambda index, ns, body, _: index.range(ns, body), record_read=True),
+    "reset": Route(
+        _DELETE, lambda index, ns, _, query: index.reset(ns, _has_flag(query, "all")), resets=True
+    ),
+    "info": Route(_GET, lambda index, *_: index.info(), namespaced=False),
+    "list-namespaces": Route(_GET, lambda index, *_: index.list_namespaces(), namespaced=False),
+    "delete-namespace": Route(
+        _DELETE, lambda index, ns, *_: index.delete_namespace(ns), resets=True
+    ),
 }
-_READS = frozenset({"fetch", "range"})
-"""Reads of records: faulty too when ``faulty_reads`` is on."""
 UNKNOWN_ENDPOINT = "(unknown)"
 """The ``stats["requests"]`` key of requests to a path that is no endpoint."""
 
@@ -111,7 +142,7 @@ class Request:
 
     method: str
     name: str
-    route: _Route | None
+    route: Route | None
     raw_ns: str
     query: str
 
@@ -135,26 +166,6 @@ class App:
         self.faults = faults
         self.stats = stats
         self._stopping = stopping
-        self._handlers: dict[str, Callable[[str, Any, str], Any]] = {
-            "query-data": lambda ns, body, _: index.query_data(ns, body),
-            "query": lambda ns, body, _: index.query(ns, body),
-            "resumable-query": lambda ns, body, _: index.resumable_query(ns, body, text=False),
-            "resumable-query-data": lambda ns, body, _: index.resumable_query(ns, body, text=True),
-            "resumable-query-next": lambda _, body, __: index.resumable_query_next(body),
-            "resumable-query-end": lambda _, body, __: index.resumable_query_end(body),
-            "fetch": lambda ns, body, _: index.fetch(ns, body),
-            "range": lambda ns, body, _: index.range(ns, body),
-            "reset": lambda ns, _, query: index.reset(ns, _has_flag(query, "all")),
-            "info": lambda *_: index.info(),
-            "list-namespaces": lambda *_: index.list_namespaces(),
-            "delete-namespace": lambda ns, *_: index.delete_namespace(ns),
-        }
-        self._writes: dict[str, Callable[[str, Any], Write]] = {
-            "upsert-data": index.upsert_data,
-            "upsert": index.upsert,
-            "update": index.update,
-            "delete": index.delete,
-        }
 
     def admit(
         self, method: str, target: str, authorization: str | None, length: int | None
@@ -165,7 +176,7 @@ class App:
         """
         path, _, query = target.partition("?")
         name, _, raw_ns = path.lstrip("/").partition("/")
-        route = _ROUTES.get(name)
+        route = ROUTES.get(name)
         self.stats.request(name if route else UNKNOWN_ENDPOINT)
         refusal = self._check_auth(authorization, name, route)
         if refusal is None and length is not None:
@@ -195,10 +206,12 @@ class App:
     def handle(self, request: Request, body: bytes) -> Response:
         route = request.route
         parsed: Any = _NO_BODY
+        sent = 0
         if route is not None and route.counts_records:
             # Counted before anything can refuse the request: "what reached the server".
             parsed = _parse(body)
-            self.stats.received(_record_count(parsed))
+            sent = _record_count(parsed)
+            self.stats.received(sent)
         try:
             response = self._answer(request, body, parsed)
         except ApiError as exc:
@@ -210,7 +223,7 @@ class App:
             self.stats.dropped()
         else:
             self.stats.answered(response.status)
-        return response
+        return replace(response, records=sent) if sent else response
 
     def _answer(self, request: Request, body: bytes, parsed: Any) -> Response:
         name, route, raw_ns = request.name, request.route, request.raw_ns
@@ -223,19 +236,20 @@ class App:
                 f"Method {request.method} is not allowed on /{name} (allowed: {allowed})",
                 (("Allow", allowed),),
             )
-        ns = unquote(raw_ns)
+        ns = namespace_of(raw_ns)
         if parsed is _NO_BODY:
             parsed = _parse(body)
-        if route.write:
-            return self._write(name, ns, parsed)
+        if route.write is not None:
+            return self._write(route.write, ns, parsed)
         if isinstance(parsed, _BadJson):
             raise bad_request(parsed.message)
-        if name in _READS and self.faults.config.faulty_reads:
+        if route.record_read and self.faults.config.faulty_reads:
             refused = self._read_fault()
             if refused is not None:
                 return refused
-        result = self._handlers[name](ns, parsed, request.query)
-        return Response(200, orjson.dumps({"result": result}))
+        assert route.answer is not None
+        result = route.answer(self.index, ns, parsed, request.query)
+        return Response(200, orjson.dumps({"result": result}), records=_records_in(result))
 
     def _throttled(self) -> Response | None:
         """The 429 a request gets when the rate limit refuses it."""
@@ -256,14 +270,14 @@ class App:
         fault = self.faults.roll()
         return _fault_response(fault) if fault is not None else None
 
-    def _write(self, name: str, ns: str, parsed: Any) -> Response:
+    def _write(self, check: Check, ns: str, parsed: Any) -> Response:
         throttled = self._throttled()
         if throttled is not None:
             return throttled
         if isinstance(parsed, _BadJson):
             raise bad_request(parsed.message)
         with self.faults.in_flight() as in_flight:
-            write = self._writes[name](ns, parsed)
+            write = check(self.index, ns, parsed)
             delay = self.faults.delay(write.records, in_flight)
             if delay > 0 and self._stopping.wait(delay):
                 return Response(0, drop=True)
@@ -276,10 +290,10 @@ class App:
             return _fault_response(fault)
         if result == "Success":
             return Response(200, _SUCCESS)
-        return Response(200, orjson.dumps({"result": result}))
+        return Response(200, orjson.dumps({"result": result}), records=_records_in(result))
 
     def _check_auth(
-        self, authorization: str | None, name: str, route: _Route | None
+        self, authorization: str | None, name: str, route: Route | None
     ) -> Response | None:
         if not authorization:
             return error_response(401, "Unauthorized: missing Authorization header")
@@ -324,6 +338,23 @@ def _record_count(parsed: Any) -> int:
         return len(parsed)
     if isinstance(parsed, dict):
         return 1
+    return 0
+
+
+def _records_in(result: Any) -> int:
+    """The records an answer holds: hits, fetched or ranged vectors, deleted or updated."""
+    if isinstance(result, list):
+        return sum(
+            _records_in(item) if isinstance(item, list) else isinstance(item, dict)
+            for item in result
+        )
+    if isinstance(result, dict):
+        for key in ("vectors", "scores"):
+            if isinstance(found := result.get(key), list):
+                return len(found)
+        for key in ("deleted", "updated"):
+            if isinstance(count := result.get(key), int):
+                return count
     return 0
 
 

@@ -6,16 +6,18 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from vupsert.errors import ConfigError
+from ._errors import ServerConfigError
 
 IndexType = Literal["dense", "sparse", "hybrid"]
 Similarity = Literal["COSINE", "EUCLIDEAN", "DOT_PRODUCT"]
 RateLimiter = Literal["bucket", "sliding"]
-CursorMode = Literal["rowid", "offset"]
+CursorMode = Literal["position", "offset"]
+RequestLogForm = Literal["off", "text", "json"]
 INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 SIMILARITIES: tuple[str, ...] = get_args(Similarity)
 RATE_LIMITERS: tuple[str, ...] = get_args(RateLimiter)
 CURSOR_MODES: tuple[str, ...] = get_args(CursorMode)
+REQUEST_LOG_FORMS: tuple[str, ...] = get_args(RequestLogForm)
 
 EMBEDDING_MODEL = "VUPSERT_HASH_NGRAM"
 """What ``info`` reports as ``denseIndex.embeddingModel`` when the index embeds text."""
@@ -91,58 +93,72 @@ class ServerConfig:
     connections too, as writes do: to test clients that scan, export or verify."""
     seed: int | None = None
     """Seeds the fault dice, so a run's faults can be replayed."""
-    cursor_mode: CursorMode = "rowid"
-    """What a ``range`` cursor is: ``rowid``, where the page starts whatever was deleted
-    before it; ``offset``, a count of rows to pass over, which a deletion before it
-    shifts (a test of clients that delete while they scan; not a promise of Upstash's)."""
+    cursor_mode: CursorMode = "position"
+    """What a ``range`` cursor is: ``position``, as the service counts them (per
+    namespace from 0: "5" after a first page of 5), where the next page starts whatever
+    was deleted meanwhile; ``offset`` (for tests only), a count of rows to pass over,
+    which a deletion before it shifts: to test clients that delete while they scan."""
+
+    request_log: RequestLogForm = "off"
+    """A line per request on stderr (``text``), or a JSON object per line (``json``): time,
+    method, path, status, records, milliseconds; never the token nor a body."""
 
     def __post_init__(self) -> None:
         check_faults(self)
         if not 0 <= self.port <= 65535:
-            raise ConfigError(f"Port {self.port} is out of range (0-65535).")
+            raise ServerConfigError(f"Port {self.port} is out of range (0-65535).")
         if not 1 <= self.dimension <= 65536:
-            raise ConfigError(f"Dimension {self.dimension} is out of range (1-65536).")
+            raise ServerConfigError(f"Dimension {self.dimension} is out of range (1-65536).")
         if self.token is not None and not self.token.strip():
-            raise ConfigError("The token cannot be empty.", hint="Leave it out to generate one.")
+            raise ServerConfigError(
+                "The token cannot be empty.", hint="Leave it out to generate one."
+            )
         if self.readonly_token is not None and not self.readonly_token.strip():
-            raise ConfigError(
+            raise ServerConfigError(
                 "The read-only token cannot be empty.", hint="Leave it out to have none."
             )
         if self.readonly_token is not None and self.readonly_token == self.token:
-            raise ConfigError("The read-only token must differ from the token.")
+            raise ServerConfigError("The read-only token must differ from the token.")
         _check_choice("index_type", self.index_type, INDEX_TYPES)
         _check_choice("similarity", self.similarity, SIMILARITIES)
         _check_choice("cursor_mode", self.cursor_mode, CURSOR_MODES)
+        _check_choice("request_log", self.request_log, REQUEST_LOG_FORMS)
         if self.max_body_bytes < 1024:
-            raise ConfigError(f"max_body_bytes must be at least 1024, not {self.max_body_bytes}.")
+            raise ServerConfigError(
+                f"max_body_bytes must be at least 1024, not {self.max_body_bytes}."
+            )
         if not math.isfinite(self.read_timeout) or self.read_timeout <= 0:
-            raise ConfigError(f"read_timeout must be a number > 0, not {self.read_timeout!r}.")
+            raise ServerConfigError(
+                f"read_timeout must be a number > 0, not {self.read_timeout!r}."
+            )
         if self.max_connections < 1:
-            raise ConfigError(f"max_connections must be at least 1, not {self.max_connections}.")
+            raise ServerConfigError(
+                f"max_connections must be at least 1, not {self.max_connections}."
+            )
 
 
 def check_faults(config: ServerConfig) -> None:
-    """Raise :class:`ConfigError` when a fault setting cannot be honoured."""
+    """Raise :class:`ServerConfigError` when a fault setting cannot be honoured."""
     for name in ("latency_ms", "latency_per_record_ms", "rate_limit"):
         value = getattr(config, name)
         if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"{name} must be a finite number >= 0, not {value!r}.")
+            raise ServerConfigError(f"{name} must be a finite number >= 0, not {value!r}.")
     for name in ("fail_rate", "drop_rate"):
         value = getattr(config, name)
         if not 0 <= value <= 1:
-            raise ConfigError(f"{name} must be between 0 and 1, not {value!r}.")
+            raise ServerConfigError(f"{name} must be between 0 and 1, not {value!r}.")
     if config.fail_rate + config.drop_rate > 1:
-        raise ConfigError(
+        raise ServerConfigError(
             f"fail_rate + drop_rate is {config.fail_rate + config.drop_rate:g}; "
             "together they cannot exceed 1."
         )
     if config.refuse_matching == "":
-        raise ConfigError("refuse_matching cannot be empty: it would refuse every record.")
+        raise ServerConfigError("refuse_matching cannot be empty: it would refuse every record.")
     _check_choice("rate_limiter", config.rate_limiter, RATE_LIMITERS)
     if config.capacity < 0:
-        raise ConfigError(f"capacity must be >= 0, not {config.capacity}.")
+        raise ServerConfigError(f"capacity must be >= 0, not {config.capacity}.")
     if config.capacity and not (config.latency_ms or config.latency_per_record_ms):
-        raise ConfigError(
+        raise ServerConfigError(
             "capacity multiplies the latency of writes, and there is none.",
             hint="Give latency_ms or latency_per_record_ms too.",
         )
@@ -150,4 +166,4 @@ def check_faults(config: ServerConfig) -> None:
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+        raise ServerConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}.")

@@ -1,8 +1,22 @@
-"""The one exception of the endpoints: a request the index refuses, as Upstash answers it."""
+"""The server's two exceptions: a request the index refuses, as Upstash answers it, and a
+setting it cannot honour."""
 
 from __future__ import annotations
 
 import orjson
+
+
+class ServerConfigError(ValueError):
+    """A setting the server cannot honour (``ServerConfig``, a ``db`` file): ``message``
+    says what, ``hint`` what to do; ``vupsert serve`` prints both and exits 2."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n{self.hint}" if self.hint else self.message
 
 
 class ApiError(Exception):

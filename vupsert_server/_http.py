@@ -1,4 +1,5 @@
-"""HTTP/1.1 on the standard library: a thread per connection, keep-alive, no logging.
+"""HTTP/1.1 on the standard library: a thread per connection, keep-alive, a request log
+when asked for (``_log``), never the standard library's.
 
 :class:`ThreadingHTTPServer` parses request lines and headers; this module reads bodies
 (Content-Length or chunked), writes each answer in one ``sendall`` with Nagle off (two
@@ -35,6 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 from ._app import App, Response, error_response
+from ._log import RequestLog
 
 DRAIN_LIMIT = 64 * 1024
 """A refused request's body up to this size is read and dropped, keeping the connection."""
@@ -93,11 +95,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         server = cast(IndexHTTPServer, self.server)
-        app = server.app
-        expects_continue, self._continue_expected = self._continue_expected, False
         if self._watch.cut:  # headers cut short by the deadline: not a request to act on
             self.close_connection = True
             return
+        started = time.monotonic()
+        self._answered: Response | None = None
+        try:
+            self._respond(server)
+        finally:
+            if server.log is not None:
+                answer = self._answered
+                server.log.request(
+                    self.command,
+                    self.path,
+                    None if answer is None or answer.drop else answer.status,
+                    0 if answer is None else answer.records,
+                    time.monotonic() - started,
+                )
+
+    def _respond(self, server: IndexHTTPServer) -> None:
+        app = server.app
+        expects_continue, self._continue_expected = self._continue_expected, False
         chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
         try:
             length = None if chunked else self._declared_length()
@@ -132,6 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._expect(None)
         response = app.handle(admitted, body)
         if response.drop:
+            self._answered = response
             self.close_connection = True
             return
         self._expect(server.read_timeout)
@@ -208,6 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline(65537)
 
     def _send(self, response: Response) -> None:
+        self._answered = response
         try:
             phrase = HTTPStatus(response.status).phrase
         except ValueError:
@@ -240,8 +260,10 @@ class IndexHTTPServer(ThreadingHTTPServer):
         *,
         read_timeout: float = 30.0,
         max_connections: int = 256,
+        log: RequestLog | None = None,
     ) -> None:
         self.app = app
+        self.log = log
         self.read_timeout = read_timeout
         self.max_connections = max_connections
         self._open: dict[Any, tuple[threading.Thread, _Watch]] = {}
@@ -364,8 +386,14 @@ class IndexHTTPServer(ThreadingHTTPServer):
 
 
 def make_server(
-    host: str, port: int, app: App, *, read_timeout: float = 30.0, max_connections: int = 256
+    host: str,
+    port: int,
+    app: App,
+    *,
+    read_timeout: float = 30.0,
+    max_connections: int = 256,
+    log: RequestLog | None = None,
 ) -> IndexHTTPServer:
     return IndexHTTPServer(
-        (host, port), app, read_timeout=read_timeout, max_connections=max_connections
+        (host, port), app, read_timeout=read_timeout, max_connections=max_connections, log=log
     )

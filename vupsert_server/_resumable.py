@@ -1,8 +1,9 @@
 """Resumable queries: a query opened once, whose next hits are fetched later by its uuid.
 
 A session keeps its query and the ids it has answered, not a ranking: each
-``resumable-query-next`` ranks the namespace again and answers the best hits not sent
-yet, so a session costs memory in proportion to what its client has read. Sessions end
+``resumable-query-next`` is the query again over the vectors not sent yet (fused anew,
+as the service's figures show), so a session costs memory in proportion to what its
+client has read. Sessions end
 with ``resumable-query-end``, after ``maxIdle`` seconds without a call, or, beyond
 :data:`MAX_SESSIONS` open at once, the longest idle first.
 """

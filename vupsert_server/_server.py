@@ -6,6 +6,7 @@ import secrets
 import shlex
 import signal
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from ._app import App
 from ._config import FAULT_FIELDS, ServerConfig
 from ._faults import Faults
 from ._http import IndexHTTPServer, make_server
+from ._log import RequestLog
 from ._stats import Stats
 from ._storage import Storage
 
@@ -41,8 +43,16 @@ class LocalServer:
     and steer what the server does.
     """
 
-    def __init__(self, config: ServerConfig = _DEFAULT_CONFIG) -> None:
+    def __init__(
+        self, config: ServerConfig = _DEFAULT_CONFIG, *, log: Callable[[str], None] | None = None
+    ) -> None:
+        """``log`` takes the request log's lines (``config.request_log``); stderr by default."""
         self.config = config
+        self._log = (
+            RequestLog(config.request_log, log or _to_stderr)
+            if config.request_log != "off"
+            else None
+        )
         self.token = config.token if config.token is not None else secrets.token_urlsafe(24)
         self._faults = Faults(config)
         self._stats = Stats()
@@ -94,6 +104,7 @@ class LocalServer:
                     app,
                     read_timeout=config.read_timeout,
                     max_connections=config.max_connections,
+                    log=self._log,
                 )
             except BaseException:
                 storage.close()
@@ -190,6 +201,8 @@ class LocalServer:
         parts = [f"{shape}, {model}, {where}"]
         if config.readonly_token is not None:
             parts.append("a read-only token too")
+        if config.request_log != "off":
+            parts.append(f"requests logged ({config.request_log})")
         faults = [
             f"{name}={value}"
             for name in FAULT_FIELDS
@@ -234,6 +247,11 @@ def _writes_paused(index: Index) -> bool:
     )
 
 
+def _to_stderr(line: str) -> None:
+    sys.stderr.write(line)
+    sys.stderr.flush()
+
+
 def _url_of(host: str, port: int) -> str:
     # A wildcard address is where to listen, not where to connect.
     if host in ("", "0.0.0.0"):
@@ -245,14 +263,19 @@ def _url_of(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def serve_forever(config: ServerConfig, announce: Callable[[str], None]) -> None:
+def serve_forever(
+    config: ServerConfig,
+    announce: Callable[[str], None],
+    *,
+    log: Callable[[str], None] | None = None,
+) -> None:
     """Serve in the foreground until Ctrl-C or SIGTERM.
 
     Before serving, calls ``announce`` three times: the ``export`` line of the URL, the
     one of the token (both shell-quoted, ready to paste), and a ``#`` comment saying
-    what the index is.
+    what the index is. ``log`` takes the request log's lines (stderr by default).
     """
-    server = LocalServer(config).start()
+    server = LocalServer(config, log=log).start()
     try:
         announce(f"export UPSTASH_VECTOR_REST_URL={shlex.quote(server.url)}")
         announce(f"export UPSTASH_VECTOR_REST_TOKEN={shlex.quote(server.token)}")

@@ -3,9 +3,11 @@
 Dense vectors and sparse vectors are blobs (``_vectors``), metadata is the JSON text as
 bytes (it goes back out as it came in, through :class:`orjson.Fragment`), data is text.
 A row upserted as text waits with no vector at all until it is embedded (Upstash's
-"pending" vectors, see ``_api.Index.embed_pending``). Rows keep the order of their first
-upsert (SQLite's rowid, which an upsert of an existing id keeps): ``range`` walks them
-in that order and its cursor is a rowid. The default namespace ``""`` always exists;
+"pending" vectors, see ``_api.Index.embed_pending``). Rows keep the place of their first
+upsert (an upsert of an existing id keeps it): their position in their namespace,
+counted from 0 (one past the namespace's last, so an emptied namespace counts from 0
+again), is what a ``range`` cursor names, so a page starts where the last one ended
+whatever was deleted meanwhile. The default namespace ``""`` always exists;
 other namespaces exist from their first upsert until ``delete-namespace``, even when
 empty, as on Upstash.
 
@@ -16,13 +18,14 @@ writes for its whole duration.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from vupsert.errors import ConfigError
+from ._errors import ServerConfigError
 
 SCAN_CHUNK = 1000
 """Rows read under the lock at a time by a scan."""
@@ -54,6 +57,7 @@ CREATE TABLE IF NOT EXISTS vectors (
     data TEXT,
     metadata BLOB,
     sparse BLOB,
+    position INTEGER,
     UNIQUE (ns, id)
 );
 INSERT OR IGNORE INTO namespaces (name) VALUES ('');
@@ -62,15 +66,31 @@ _INDEXES = """
 DROP INDEX IF EXISTS pending;
 CREATE INDEX IF NOT EXISTS pending_rows ON vectors (ns) WHERE vector IS NULL AND sparse IS NULL;
 DROP INDEX IF EXISTS by_namespace;
+CREATE INDEX IF NOT EXISTS by_position ON vectors (ns, position);
 """
 _PENDING = "vector IS NULL AND sparse IS NULL"
+# ?1 is the namespace: a new row takes the place after its namespace's last one.
 _UPSERT = """
-INSERT INTO vectors (ns, id, vector, data, metadata, sparse) VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO vectors (ns, id, vector, data, metadata, sparse, position)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT IFNULL(MAX(position) + 1, 0) FROM vectors WHERE ns = ?1))
 ON CONFLICT (ns, id) DO UPDATE
 SET vector = excluded.vector, data = excluded.data, metadata = excluded.metadata,
     sparse = excluded.sparse
 """
 _ROW = "SELECT id, vector, data, metadata, sparse FROM vectors"
+
+
+def _create_private(path: str) -> None:
+    """Create the file at ``path`` readable by its owner only (0600), unless it exists:
+    the index may hold what its data holds. SQLite gives its -wal file the same mode."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ServerConfigError(
+            f"Cannot create the index database {path}: {exc.strerror}."
+        ) from None
 
 
 def prefix_end(prefix: str) -> str | None:
@@ -96,16 +116,24 @@ class Storage:
         self._lock = threading.Lock()
         self._closed = False
         target = path if path is not None else ":memory:"
+        if path is not None:
+            _create_private(path)
         try:
-            self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+            # No busy wait: the only other holder of the file is another server.
+            self._conn = sqlite3.connect(
+                target, check_same_thread=False, isolation_level=None, timeout=0
+            )
         except sqlite3.Error as exc:
-            raise ConfigError(f"Cannot open the index database {path}: {exc}.") from None
+            raise ServerConfigError(f"Cannot open the index database {path}: {exc}.") from None
         try:
             if path is None:
                 # Rows of ~2 KB (a 384-dimension vector and its text) fill 4 KiB pages
                 # badly: 16 KiB pages take 5% less memory, 22% for vectors alone.
                 self._conn.execute("PRAGMA page_size=16384")
             else:
+                # The file is this server's alone while it runs (locked from its first
+                # write until it closes): a second server on it is refused, not corrupted.
+                self._conn.execute("PRAGMA locking_mode=EXCLUSIVE")
                 # WAL: readers (fetch, range, info) never wait for a write to finish on disk.
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -113,28 +141,50 @@ class Storage:
             columns = {row[1] for row in self._conn.execute("PRAGMA table_info(vectors)")}
             if "sparse" not in columns:  # a file written before sparse vectors existed
                 self._conn.execute("ALTER TABLE vectors ADD COLUMN sparse BLOB")
+            if "position" not in columns:  # a file written before positions existed
+                self._number_rows()
             self._conn.executescript(_INDEXES)
             self._check_settings(path, dimension, embedding_model, index_type)
+        except sqlite3.OperationalError as exc:
+            self._conn.close()
+            if "locked" not in str(exc):
+                raise ServerConfigError(f"{path} is not a usable index database: {exc}.") from None
+            raise ServerConfigError(
+                f"{path} is in use by another vupsert serve (or another program): two "
+                "servers cannot share one --db file.",
+                hint="Stop the other one, or give this one another --db file.",
+            ) from None
         except sqlite3.DatabaseError as exc:
             self._conn.close()
-            raise ConfigError(f"{path} is not a usable index database: {exc}.") from None
-        except ConfigError:
+            raise ServerConfigError(f"{path} is not a usable index database: {exc}.") from None
+        except ServerConfigError:
             self._conn.close()
             raise
+
+    def _number_rows(self) -> None:
+        """Give the rows of a file written before positions their place in upsert order."""
+        conn = self._conn
+        conn.execute("ALTER TABLE vectors ADD COLUMN position INTEGER")
+        counts: dict[str, int] = {}
+        numbered = []
+        for rowid, ns in conn.execute("SELECT rowid, ns FROM vectors ORDER BY rowid").fetchall():
+            numbered.append((counts.get(ns, 0), rowid))
+            counts[ns] = counts.get(ns, 0) + 1
+        conn.executemany("UPDATE vectors SET position = ? WHERE rowid = ?", numbered)
 
     def _check_settings(
         self, path: str | None, dimension: int, embedding_model: str, index_type: str
     ) -> None:
         stored = dict(self._conn.execute("SELECT key, value FROM settings").fetchall())
         if "dimension" in stored and int(stored["dimension"]) != dimension:
-            raise ConfigError(
+            raise ServerConfigError(
                 f"{path} holds an index of dimension {stored['dimension']}, not {dimension}.",
                 hint=f"Pass --dimension {stored['dimension']}, or use another --db file.",
             )
         # Files written before index types existed hold a dense index.
         if "dimension" in stored and stored.get("index_type", "dense") != index_type:
             kept = stored.get("index_type", "dense")
-            raise ConfigError(
+            raise ServerConfigError(
                 f"{path} holds a {kept} index, not a {index_type} one.",
                 hint=f"Pass --index-type {kept}, or use another --db file.",
             )
@@ -263,16 +313,22 @@ class Storage:
         return found
 
     def scan(
-        self, ns: str, *, start: int = 0, prefix: str | None = None, limit: int = -1
+        self,
+        ns: str,
+        *,
+        start: int = 0,
+        prefix: str | None = None,
+        limit: int = -1,
+        offset: int = 0,
     ) -> list[tuple[int, Row]]:
-        """``(rowid, row)`` in upsert order, from rowid ``start``, with ``prefix``."""
-        # Unary plus keeps SQLite off the (ns, id) index: walking rowids needs no sort, and
-        # an index on (ns) for it cost 14% of every write.
+        """``(position, row)`` in upsert order from position ``start``, with ``prefix``,
+        passing over ``offset`` rows first."""
+        # Unary plus keeps SQLite off the (ns, id) index: it walks positions, no sort.
         where, params = _prefix_clause(prefix, "+id") if prefix else ("", [])
         rows = self._read(
-            "SELECT rowid, id, vector, data, metadata, sparse FROM vectors "
-            f"WHERE +ns = ? AND rowid >= ?{where} ORDER BY rowid LIMIT ?",
-            (ns, start, *params, limit),
+            "SELECT position, id, vector, data, metadata, sparse FROM vectors "
+            f"WHERE ns = ? AND position >= ?{where} ORDER BY position LIMIT ? OFFSET ?",
+            (ns, start, *params, limit, offset),
         )
         return [(row[0], Row(*row[1:])) for row in rows]
 

@@ -9,16 +9,22 @@ import pytest
 
 from vupsert_server import LocalServer, ServerConfig
 
+from ..conftest import emptied
 from .server_helpers import Api
 
 Serve = Callable[..., LocalServer]
 
 
-@pytest.fixture
-def local() -> Iterator[LocalServer]:
-    """A running in-memory index with embedding, no faults."""
+@pytest.fixture(scope="module")
+def module_local() -> Iterator[LocalServer]:
     with LocalServer(ServerConfig(port=0, seed=1)) as server:
         yield server
+
+
+@pytest.fixture
+def local(module_local: LocalServer) -> LocalServer:
+    """A running in-memory index with embedding, no faults: the module's, emptied."""
+    return emptied(module_local)
 
 
 @pytest.fixture

@@ -1,14 +1,15 @@
 """Run the official Python SDK's own test suite against local servers, and count.
 
-    python -m tests.server.run_sdk_suite [--peers PATH] [--minimum 0.95] [pytest args...]
+    python -m tests.server.run_sdk_suite [--peers PATH] [--minimum 1.0] [pytest args...]
 
 The suite (``tests/core`` of upstash-vector-py, written against the real service) is the
 specification of ``vupsert serve``: it lives outside the project, in ``../shared/peers``
 next to the project root, and is run from there, never copied. This starts one
 :class:`LocalServer` per kind of index the suite names in its environment variables,
 runs pytest on the suite's folder, prints how many of its tests passed, and exits
-non-zero when fewer than ``--minimum`` of them did. Without the peers folder it says so
-and exits 0: the step is skipped, not failed. Needs the suite's own test packages
+non-zero unless every one did (``--minimum`` lowers the bar, for a look while work is
+under way). Without the peers folder it says so and exits 0: the step is skipped, not
+failed. Needs the suite's own test packages
 (pytest-asyncio, python-dotenv, numpy, pandas); ``.ci/run`` installs them.
 """
 
@@ -38,6 +39,10 @@ KINDS: dict[str, dict[str, Any]] = {
     "HYBRID_EMBEDDING_": {"index_type": "hybrid", "embedding": True},
 }
 """Environment variable prefix (``URL``, ``SPARSE_URL``...) -> the index it names."""
+
+
+WHOLE = 1.0
+"""The share of the suite that must pass: all of it."""
 
 
 def run(peers: Path, minimum: float, pytest_args: list[str]) -> int:
@@ -84,7 +89,7 @@ def run(peers: Path, minimum: float, pytest_args: list[str]) -> int:
     print(
         f"SDK suite (upstash-vector-py tests/core) against local servers: {passed} of "
         f"{counts['tests']} passed ({share:.1%}) in {elapsed:.0f} s: "
-        + ("ok" if enough else f"FAIL, under {minimum:.0%}")
+        + ("ok" if enough else "FAIL" + ("" if minimum >= 1 else f", under {minimum:.0%}"))
     )
     return 0 if enough else 1
 
@@ -105,7 +110,7 @@ def _counts(report: Path) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--peers", type=Path, default=PEERS)
-    parser.add_argument("--minimum", type=float, default=0.95)
+    parser.add_argument("--minimum", type=float, default=WHOLE)
     args, pytest_args = parser.parse_known_args()
     sys.exit(run(args.peers, args.minimum, pytest_args))
 

@@ -11,8 +11,7 @@ import time
 import httpx
 import pytest
 
-from vupsert.errors import ConfigError
-from vupsert_server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig, ServerConfigError
 from vupsert_server._config import RateLimiter
 from vupsert_server._faults import Faults
 
@@ -169,7 +168,7 @@ def test_faults_change_at_runtime(serve: Serve) -> None:
     assert server.config.fail_rate == 0  # the initial settings are kept apart
     with pytest.raises(TypeError, match="Not a fault setting: dimension"):
         server.set_faults(dimension=3)
-    with pytest.raises(ConfigError, match="fail_rate"):
+    with pytest.raises(ServerConfigError, match="fail_rate"):
         server.set_faults(fail_rate=2)
 
 
@@ -302,7 +301,7 @@ def test_capacity_multiplies_the_latency_by_the_writes_in_flight() -> None:
         assert (first, second) == (1, 2)
         assert faults.writes_in_flight == 2
     assert faults.writes_in_flight == 0
-    with pytest.raises(ConfigError, match="capacity multiplies the latency"):
+    with pytest.raises(ServerConfigError, match="capacity multiplies the latency"):
         ServerConfig(capacity=4)
 
 

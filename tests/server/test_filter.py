@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from vupsert.filters import FilterError, compile_filter
+from vupsert.filters import MAX_DEPTH, FilterError, compile_filter
 
 CITY: dict[str, Any] = {
     "city": "Istanbul",
@@ -86,3 +86,36 @@ def test_vectors_without_metadata_match_only_negative_field_tests() -> None:
 def test_malformed_filters_say_so(text: str) -> None:
     with pytest.raises(FilterError, match="Invalid filter"):
         compile_filter(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 100_000 + "a = 1" + ")" * 100_000,  # Python's stack would give out first
+        "(" * (MAX_DEPTH + 1) + "a = 1" + ")" * (MAX_DEPTH + 1),
+        "a GLOB '[z-a]'",  # not a range
+        "a GLOB '[^]'",
+    ],
+)
+def test_filters_that_would_break_the_reader_are_refused(text: str) -> None:
+    with pytest.raises(FilterError, match="Invalid filter"):
+        compile_filter(text)
+
+
+def test_parentheses_nest_up_to_the_limit() -> None:
+    predicate = compile_filter("(" * MAX_DEPTH + "a = 1" + ")" * MAX_DEPTH)
+    assert predicate is not None and predicate({"a": 1})
+    nested = compile_filter("(" * 50 + "a = 1 OR (b = 2 AND (c = 3" + ")" * 52)
+    assert nested is not None and nested({"b": 2, "c": 3})
+
+
+def test_in_compares_as_equality_does() -> None:
+    predicate = compile_filter("v IN (1, 'two', true, 2.5)")
+    assert predicate is not None
+    matches = [1, 1.0, "two", True, 2.5]
+    others = [0, "1", False, "true", [1], {"v": 1}, None, 2]
+    assert [predicate({"v": value}) for value in matches] == [True] * len(matches)
+    assert [predicate({"v": value}) for value in others] == [False] * len(others)
+    assert predicate({}) is False
+    negated = compile_filter("v NOT IN (1, 'two')")
+    assert negated is not None and negated({"v": 3}) and not negated({"v": 1.0})

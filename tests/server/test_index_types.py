@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from vupsert.errors import ConfigError
-from vupsert_server import EMBEDDING_MODEL, SPARSE_EMBEDDING_MODEL, LocalServer
+from vupsert_server import EMBEDDING_MODEL, SPARSE_EMBEDDING_MODEL, LocalServer, ServerConfigError
 from vupsert_server._search import Hit, best, fuse
 
 from .conftest import Serve
@@ -107,10 +106,12 @@ def test_a_hybrid_index_fuses_dense_and_sparse_rankings(serve: Serve) -> None:
     api.result("/upsert", HYBRID_ROWS)
     query = {"vector": [0.9, 0.9], "sparseVector": sparse([0, 1, 3], [0.1, 0.1, 100])}
     # Dense ranks id1, id0, id2; sparse ranks id2 (10.0), id0 (0.02), id1 (0.01).
-    # RRF: id1 and id2 get 1/61 + 1/63 each (a tie, in id order), id0 2/62, a bit less.
+    # RRF (ranks from 0): id1 and id2 get 1/60 + 1/62 each (a tie, in id order), id0 2/61,
+    # a bit less.
     hits = api.result("/query", query)
     assert ids(hits) == ["id1", "id2", "id0"]
-    assert hits[0]["score"] == hits[1]["score"] == pytest.approx(1 / 61 + 1 / 63, rel=1e-6)
+    assert hits[0]["score"] == hits[1]["score"] == pytest.approx(1 / 60 + 1 / 62, rel=1e-6)
+    assert hits[2]["score"] == pytest.approx(2 / 61, rel=1e-6)
     # The SDK suite's own example of DBSF.
     assert ids(api.result("/query", {**query, "fusionAlgorithm": "DBSF"})) == [
         "id1",
@@ -243,7 +244,7 @@ def test_a_db_file_keeps_its_index_type(tmp_path: Path, serve: Serve) -> None:
     first = serve(db=db, index_type="sparse", token="t")
     Api(first).result("/upsert", [{"id": "a", "sparseVector": sparse([1], [1.5])}])
     first.stop()
-    with pytest.raises(ConfigError, match="holds a sparse index, not a dense one") as caught:
+    with pytest.raises(ServerConfigError, match="holds a sparse index, not a dense one") as caught:
         serve(db=db)
     assert caught.value.hint is not None and "--index-type sparse" in caught.value.hint
     again = serve(db=db, index_type="sparse", token="t")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -14,8 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vupsert.errors import ConfigError
-from vupsert_server import LocalServer, ServerConfig
+from vupsert_server import LocalServer, ServerConfig, ServerConfigError
 
 from .conftest import Serve
 from .server_helpers import Api, docs
@@ -69,15 +69,15 @@ def test_records_needs_a_running_server(serve: Serve) -> None:
 
 
 def test_config_is_checked_when_built() -> None:
-    with pytest.raises(ConfigError, match="between 0 and 1"):
+    with pytest.raises(ServerConfigError, match="between 0 and 1"):
         ServerConfig(drop_rate=1.5)
-    with pytest.raises(ConfigError, match="cannot exceed 1"):
+    with pytest.raises(ServerConfigError, match="cannot exceed 1"):
         ServerConfig(fail_rate=0.6, drop_rate=0.6)
-    with pytest.raises(ConfigError, match="Dimension 0"):
+    with pytest.raises(ServerConfigError, match="Dimension 0"):
         ServerConfig(dimension=0)
-    with pytest.raises(ConfigError, match="latency_ms"):
+    with pytest.raises(ServerConfigError, match="latency_ms"):
         ServerConfig(latency_ms=-1)
-    with pytest.raises(ConfigError, match="token"):
+    with pytest.raises(ServerConfigError, match="token"):
         ServerConfig(token=" ")
 
 
@@ -103,8 +103,56 @@ def test_the_db_file_keeps_the_index_across_restarts(tmp_path: Path, serve: Serv
     assert second.records()["doc-1"] == ("record number 1 about things", {"edited": True})
     hits = Api(second).result("/query-data", {"data": "record number 2 about things", "topK": 1})
     assert hits[0]["id"] == "doc-2"
+    second.stop()
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_db_file_is_readable_by_its_owner_only(tmp_path: Path, serve: Serve) -> None:
+    db = tmp_path / "index.db"
+    server = serve(db=str(db))
+    Api(server).result("/upsert-data", docs(3))
+    files = sorted(tmp_path.iterdir())
+    assert [path.name for path in files] == ["index.db", "index.db-wal"]
+    assert [stat.S_IMODE(path.stat().st_mode) for path in files] == [0o600, 0o600]
+
+
+def test_a_second_server_on_one_db_file_is_refused(tmp_path: Path, serve: Serve) -> None:
+    db = str(tmp_path / "index.db")
+    first = serve(db=db)
+    Api(first).result("/upsert-data", docs(3))
+    with pytest.raises(ServerConfigError, match="in use by another vupsert serve") as caught:
+        serve(db=db)
+    assert "another --db file" in caught.value.hint
+    # The first one goes on as it was; once it stops, the file opens again.
+    Api(first).result("/upsert-data", docs(2, start=3))
+    first.stop()
+    assert len(serve(db=db).records()) == 5
+
+
+def test_a_db_file_from_before_positions_gets_them_in_upsert_order(
+    tmp_path: Path, serve: Serve
+) -> None:
+    db = str(tmp_path / "old.db")
+    with sqlite3.connect(db) as conn:  # the schema as it was, two namespaces interleaved
+        conn.executescript(
+            "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE namespaces (name TEXT PRIMARY KEY);"
+            "CREATE TABLE vectors (ns TEXT NOT NULL, id TEXT NOT NULL, vector BLOB, "
+            "data TEXT, metadata BLOB, sparse BLOB, UNIQUE (ns, id));"
+            "INSERT INTO namespaces VALUES (''), ('b');"
+        )
+        conn.executemany(
+            "INSERT INTO vectors (ns, id, data) VALUES (?, ?, 'text')",
+            [(ns, f"{ns or 'a'}{i}") for i in range(6) for ns in ("", "b")],
+        )
+    api = Api(serve(db=db, dimension=2))
+    first = api.result("/range/b", {"cursor": "0", "limit": 4})
+    assert [v["id"] for v in first["vectors"]] == ["b0", "b1", "b2", "b3"]
+    assert first["nextCursor"] == "4"
+    api.result("/upsert-data/b", {"id": "b6", "data": "a new one"})
+    rest = api.result("/range/b", {"cursor": "4", "limit": 4})
+    assert [v["id"] for v in rest["vectors"]] == ["b4", "b5", "b6"]
 
 
 def test_an_in_memory_index_starts_empty_each_time(serve: Serve) -> None:
@@ -118,7 +166,7 @@ def test_an_in_memory_index_starts_empty_each_time(serve: Serve) -> None:
 def test_a_db_of_another_dimension_is_refused(tmp_path: Path, serve: Serve) -> None:
     db = str(tmp_path / "index.db")
     serve(db=db, dimension=8).stop()
-    with pytest.raises(ConfigError, match="dimension 8, not 16") as caught:
+    with pytest.raises(ServerConfigError, match="dimension 8, not 16") as caught:
         serve(db=db, dimension=16)
     assert caught.value.hint is not None
     assert "--dimension 8" in caught.value.hint
@@ -127,7 +175,7 @@ def test_a_db_of_another_dimension_is_refused(tmp_path: Path, serve: Serve) -> N
 def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path, serve: Serve) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(ConfigError, match="not a usable index database"):
+    with pytest.raises(ServerConfigError, match="not a usable index database"):
         serve(db=str(junk))
 
 

@@ -13,6 +13,10 @@ import httpx
 import pytest
 
 from vupsert.cli.app import Environment, main
+from vupsert_server import LocalServer, ServerConfig
+
+pytestmark = pytest.mark.lived_in
+"""``vupsert serve``, an entry point of its own."""
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,6 +69,16 @@ def test_bad_options_are_refused_before_serving(args: list[str], message: str) -
     assert code == 2
     assert out == ""
     assert message in " ".join(err.split())
+
+
+def test_a_second_serve_on_one_db_file_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    db = str(tmp_path / "index.db")
+    with LocalServer(ServerConfig(port=0, db=db)):
+        code, out, err = run("serve", "--port", "0", "--db", db)
+    assert code == 2
+    assert out == ""
+    assert f"{db} is in use by another vupsert serve" in " ".join(err.split())
+    assert "another --db file" in err
 
 
 def test_the_options_reach_the_server() -> None:

@@ -1127,6 +1127,18 @@ def serve(
         ),
     ] = False,
     seed: Annotated[int | None, typer.Option(help="Seed for the fault injection.")] = None,
+    log_requests: Annotated[
+        bool,
+        typer.Option(
+            "--log-requests",
+            help="Print a line per request on stderr: time, method, path, status, records, "
+            "milliseconds (never the token or a body).",
+        ),
+    ] = False,
+    json_log: Annotated[
+        bool,
+        typer.Option("--json", help="The request log as one JSON object per line."),
+    ] = False,
 ) -> None:
     """Run a local index that speaks Upstash Vector's REST API, for demos and tests.
 
@@ -1134,7 +1146,7 @@ def serve(
     Ctrl-C. Dense, sparse and hybrid indexes; faults can be injected to test a client's
     retries and pacing.
     """
-    from vupsert_server import ServerConfig, serve_forever
+    from vupsert_server import ServerConfig, ServerConfigError, serve_forever
 
     console = env.console()
     with user_errors(console):
@@ -1151,37 +1163,45 @@ def serve(
                 "--capacity multiplies the latency of writes, and there is none.",
                 hint="Add --latency-ms or --latency-per-record-ms.",
             )
-        config = ServerConfig(
-            host=host,
-            port=port,
-            token=token,
-            readonly_token=readonly_token,
-            db=str(db) if db else None,
-            index_type=index_type,  # type: ignore[arg-type]
-            dimension=dimension,
-            similarity=similarity,  # type: ignore[arg-type]
-            embedding=embedding,
-            max_body_bytes=max_body_mb * 1024 * 1024,
-            read_timeout=read_timeout,
-            max_connections=max_connections,
-            latency_ms=latency_ms,
-            latency_per_record_ms=latency_per_record_ms,
-            capacity=capacity,
-            fail_rate=fail_rate,
-            rate_limit=rate_limit,
-            rate_limiter=rate_limiter,  # type: ignore[arg-type]
-            drop_rate=drop_rate,
-            refuse_matching=refuse_matching,
-            faulty_reads=faulty_reads,
-            seed=seed,
-        )
 
         def announce(text: str) -> None:
             env.stdout.write(text.rstrip("\n") + "\n")
             env.stdout.flush()
 
+        def log(line: str) -> None:
+            env.stderr.write(line)
+            env.stderr.flush()
+
         try:
-            serve_forever(config, announce)
+            config = ServerConfig(
+                host=host,
+                port=port,
+                token=token,
+                readonly_token=readonly_token,
+                db=str(db) if db else None,
+                index_type=index_type,  # type: ignore[arg-type]
+                dimension=dimension,
+                similarity=similarity,  # type: ignore[arg-type]
+                embedding=embedding,
+                max_body_bytes=max_body_mb * 1024 * 1024,
+                read_timeout=read_timeout,
+                max_connections=max_connections,
+                latency_ms=latency_ms,
+                latency_per_record_ms=latency_per_record_ms,
+                capacity=capacity,
+                fail_rate=fail_rate,
+                rate_limit=rate_limit,
+                rate_limiter=rate_limiter,  # type: ignore[arg-type]
+                drop_rate=drop_rate,
+                refuse_matching=refuse_matching,
+                faulty_reads=faulty_reads,
+                seed=seed,
+            )
+            if log_requests or json_log:  # otherwise ServerConfig's default
+                config = dataclasses.replace(config, request_log="json" if json_log else "text")
+            serve_forever(config, announce, log=log)
+        except ServerConfigError as exc:
+            raise ConfigError(exc.message, hint=exc.hint) from None
         except OSError as exc:
             raise ConfigError(
                 f"Cannot listen on {host}:{port}: {exc.strerror}.",

@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import InitVar, dataclass
+from typing import Protocol
 
 from ..errors import ConfigError
 from ._secret import Secret
@@ -21,6 +22,18 @@ from ._spelling import option
 
 URL_ENV = "UPSTASH_VECTOR_REST_URL"
 TOKEN_ENV = "UPSTASH_VECTOR_REST_TOKEN"
+
+
+class Addressed(Protocol):
+    """What names an index: settings, say (not imported here, which would put the
+    settings under every module that only needs the endpoint)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def token(self) -> Secret: ...
+    @property
+    def allow_insecure_http(self) -> bool: ...
 
 
 @dataclass(frozen=True, repr=False)
@@ -43,6 +56,12 @@ class Endpoint:
 
     def __repr__(self) -> str:
         return f"Endpoint({shown_url(self.url)!r}, {self.token!r})"
+
+    @classmethod
+    def of(cls, addressed: Addressed) -> Endpoint:
+        """The index ``addressed`` sends to; :class:`~vupsert.errors.ConfigError` when the
+        URL or the token is missing or cannot be used."""
+        return cls(addressed.url, addressed.token, addressed.allow_insecure_http)
 
     @classmethod
     def find(

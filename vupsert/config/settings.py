@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Literal
 
 from ..records import MAX_BATCH_RECORDS
-from ._endpoint import Endpoint
 from ._secret import Secret
 
 Format = Literal["auto", "jsonl", "json", "csv", "tsv", "parquet"]
@@ -115,12 +114,6 @@ class Settings:
     fail_fast: bool = False
     preflight: bool = True
     allow_insecure_http: bool = False
-
-    @property
-    def endpoint(self) -> Endpoint:
-        """The index these settings send to; :class:`~vupsert.errors.ConfigError` when
-        the URL or the token is missing or cannot be used."""
-        return Endpoint(self.url, self.token, self.allow_insecure_http)
 
 
 READ_OPTIONS = frozenset(f.name for f in fields(ReadOptions)) - {"whole_lines"}

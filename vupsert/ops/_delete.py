@@ -32,13 +32,11 @@ import orjson
 
 from ..config import option
 from ..config.options import check_choice
-from ..config.settings import ID_FIELD, IDS_FORMAT, Format, IdsFormat, ReadOptions
+from ..config.settings import ID_FIELD, IDS_FORMAT, IdsFormat
 from ..errors import InputError, ServerError, UsageError, VupsertError
-from ..inputs.json_array import elements
-from ..inputs.resume import Stream
-from ..inputs.sources import detect_format, iter_rows, read_stream
+from ..inputs import FORMATS, Reading, Stream, elements, format_named_by, read_stream
 from ..outcomes import DeleteSummary
-from ..records import Rejection, Row, json_type
+from ..records import Position, Rejection, Row, json_type
 from ..transport import Caller, deleted
 from ._scope import pages
 
@@ -51,7 +49,6 @@ BATCH = 1000
 IDS_SOURCE = "<ids>"
 """How messages name ids handed over from Python as an iterable: ``<ids>:7``."""
 
-_TABLES: dict[str, Format] = {"csv": "csv", "tsv": "tsv", "parquet": "parquet"}
 _SNIFF = 4096
 """Bytes of a list's first line that tell its format: more is never needed."""
 _READ = 256 * 1024
@@ -145,19 +142,16 @@ def read_ids(
     first line: JSON Lines when it opens an object, a JSON array when it opens one, plain
     text (one id a line, as written) otherwise. An item without an id is counted on
     ``summary``, not fatal."""
-    if format == "auto":
-        by_name = detect_format(name, "auto")
-        format = "auto" if by_name == "jsonl" else by_name
-    table = _TABLES.get(format)
-    if table is not None:
-        summary.ids_format = table
-        rows = iter_rows(name, ReadOptions(format=table), stdin=stdin)
-        return _row_ids(rows, id_field, summary)
+    fmt = format_named_by(name) if format == "auto" else FORMATS.get(format)
+    if fmt is not None and fmt.tabular:
+        summary.ids_format = fmt.name
+        return _row_ids(fmt.rows(Reading(name, stdin=stdin)), id_field, summary)
+    listed = format if fmt is None else fmt.name  # "auto" and "text" are a list's own
 
-    def produce(stream: Stream, source: str) -> Iterator[str]:
-        return _listed_ids(stream, source, format, id_field, summary)
+    def produce(stream: Stream, source: str, start: Position | None) -> Iterator[str]:
+        return _listed_ids(stream, source, listed, id_field, summary)
 
-    return read_stream(name, produce, stdin=stdin)
+    return read_stream(Reading(name, stdin=stdin), produce)
 
 
 def given_ids(

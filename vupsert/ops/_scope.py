@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from ..mapping.chunking import chunk_of
+from ..mapping import chunk_of
 from ..transport import Caller
 
 PAGE = 1000

@@ -32,10 +32,10 @@ from typing import IO, Any, BinaryIO
 import httpx
 import orjson
 
-from ..config import option
+from ..config import Endpoint, option
 from ..config.settings import Settings
 from ..errors import DeletionRefused, UsageError, VupsertError
-from ..mapping.chunking import Chunks
+from ..mapping import Chunks
 from ..outcomes import Broadcast, Events, NoEvents, Summary, SyncSummary
 from ..records import Fresh, Position, Record, Rejection
 from ..run import Item, Run, check_run, check_types, preflight
@@ -192,7 +192,7 @@ class SyncRun:
     ) -> None:
         check_types(settings)
         # Even a dry run reads the index: the URL and the token must be there.
-        self.endpoint = settings.endpoint
+        self.endpoint = Endpoint.of(settings)
         if settings.checkpoint is not None:
             raise UsageError(
                 f"sync reads the whole source on every run, so it takes no "

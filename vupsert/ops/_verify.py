@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from ..config.settings import Settings
-from ..mapping.chunking import Chunks
+from ..mapping import Chunks
 from ..outcomes import Events, NoEvents, Problem, Summary, VerifySummary
 from ..records import Record, Rejection
 from ..run import Reader, as_fresh, check_inputs, read_settings

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import cast
 
 from ..config.settings import MAX_BATCH_BYTES
-from ..mapping.chunking import Chunks
+from ..mapping import Chunks
 from ..records import MAX_BATCH_RECORDS, Batch, Fresh, Position, Record, Rejection, Skip
 
 
@@ -226,7 +226,7 @@ def batches(
     does not pile up in memory. Within a batch only the last occurrence of an id is sent;
     the earlier ones are kept aside (:attr:`Batch.superseded`) in case the server refuses it,
     and the server is never asked to resolve an order it does not document. A record's
-    :class:`~vupsert.mapping.chunking.Chunks` go into one batch, a new one if they do not fit in
+    :class:`~vupsert.mapping.Chunks` go into one batch, a new one if they do not fit in
     the open one; only chunks more than a batch holds go on into the next.
     """
     seq = 0

@@ -28,7 +28,7 @@ import orjson
 
 from ..config import option
 from ..errors import CheckpointError, InputError, OutputError
-from ..inputs.sources import display_name, is_stream, read_prefix
+from ..inputs import display_name, is_stream, read_prefix
 from ..records import Position
 
 try:

@@ -23,10 +23,9 @@ from typing import Any
 from ..config import option
 from ..config.settings import Settings
 from ..errors import UsageError
-from ..inputs.parquet import columns_of
-from ..inputs.sources import RECORDS, detect_format, display_name, is_stream, iter_rows
-from ..mapping.mapper import Mapper, Named
-from ..records import REJECT_KEY, JsonLine, Position, Rejection, Row
+from ..inputs import RECORDS, InputFormat, Item, format_of, iter_rows
+from ..mapping import Mapper, Named
+from ..records import REJECT_KEY, Cells, Position, Row
 
 ROWS_LOOKED_AT = 100
 """Rows read to find one that parses, when the first ones do not; JSON records looked at
@@ -48,8 +47,9 @@ def check_types(settings: Settings) -> None:
     types = settings.mapping.types
     if not types:
         return
-    formats = {detect_format(name, settings.read.format) for name in settings.inputs}
-    if not formats & {"csv", "tsv"}:
+    if not any(
+        format_of(name, settings.read.format).cells is Cells.TEXT for name in settings.inputs
+    ):
         raise UsageError(
             f"{option('types', dict(types))} applies to CSV and TSV cells, and no input is "
             "CSV or TSV.",
@@ -62,15 +62,14 @@ def check_columns(settings: Settings) -> None:
     that the mapping options name (id, data, template fields, metadata columns)."""
     mapper: Mapper | None = None
     for name in settings.inputs:
-        if detect_format(name, settings.read.format) == "parquet":
-            _check_parquet(settings, name)
+        fmt = format_of(name, settings.read.format)
+        if fmt.columns is not None:
+            _check_schema(settings, name, fmt)
             continue
-        if not os.path.isfile(name):
-            continue
-        if detect_format(name, settings.read.format) in ("jsonl", "json"):
+        if not os.path.isfile(name) or not fmt.tabular:
             continue
         if mapper is None:
-            mapper = Mapper(settings.mapping, tabular=True)
+            mapper = Mapper(settings.mapping, cells=fmt.cells)
         rows = iter_rows(name, settings.read)
         try:
             for item in islice(rows, ROWS_LOOKED_AT):
@@ -85,29 +84,23 @@ def check_columns(settings: Settings) -> None:
                 close()  # the file, now rather than whenever the generator is collected
 
 
-def _check_parquet(settings: Settings, name: str) -> None:
-    if is_stream(name):
-        raise UsageError(
-            f"{display_name(name)}: Parquet cannot be read from a pipe: its footer, which "
-            "says where everything is, comes last.",
-            hint=f"Save it to a file and give its path, or give the real format with "
-            f"{option('format')}.",
-        )
-    mapper = Mapper(settings.mapping)
-    mapper.typed = True
+def _check_schema(settings: Settings, name: str, fmt: InputFormat) -> None:
+    assert fmt.columns is not None
+    mapper = Mapper(settings.mapping, cells=fmt.cells)
     # Every column there and filled: only a column the schema lacks can fail.
-    cells = dict.fromkeys(columns_of(name), "x")
+    cells = dict.fromkeys(fmt.columns(name), "x")
     mapper.map(Row(name, 0, Position(0, 0), cells))
 
 
 def check_fields(
     mapper: Mapper,
     source: str,
-    lines: Iterator[JsonLine | Rejection],
+    lines: Iterator[Item],
     on_warning: Callable[[str], None],
-) -> Iterator[JsonLine | Rejection]:
-    """``lines`` of one JSON input, held back until some of the first records are seen to
-    have each field that a given option names. :class:`~vupsert.errors.UsageError` if none
+) -> Iterator[Item]:
+    """``lines`` of one input, held back until some of the first records are seen to
+    have each field that a given option names (a table's mapper names none: its header
+    is checked by the mapper at the first row). :class:`~vupsert.errors.UsageError` if none
     has a field the records need; a warning if none has a ``metadata_columns`` name, which
     may be a field of later records only."""
     named = mapper.named_fields()
@@ -119,10 +112,10 @@ def check_fields(
 def _checked(
     named: list[Named],
     source: str,
-    lines: Iterator[JsonLine | Rejection],
+    lines: Iterator[Item],
     on_warning: Callable[[str], None],
-) -> Iterator[JsonLine | Rejection]:
-    held: list[JsonLine | Rejection] = []
+) -> Iterator[Item]:
+    held: list[Item] = []
     seen: dict[str, None] = {}
     records = 0
     for item in lines:

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
-from ..mapping.chunking import Chunks
+from ..mapping import Chunks
 from ..outcomes import Settlement, Tally
 from ..records import Fresh, Rejection
 from ._batching import Item

@@ -18,7 +18,7 @@ import orjson
 
 from ..config.settings import Settings
 from ..errors import ConfigError, OutputError, UsageError
-from ..inputs.sources import is_stream
+from ..inputs import is_stream
 from ..outcomes import Events, NoEvents, Settlement, Summary
 from ._checkpoint import Checkpoint
 from ._files import write_fully

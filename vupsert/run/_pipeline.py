@@ -19,7 +19,7 @@ import httpx
 
 from ..config.settings import Settings
 from ..errors import ServerError, VupsertError
-from ..inputs.sources import STDIN
+from ..inputs import STDIN
 from ..outcomes import Broadcast, Events, NoEvents, Settlement, Summary
 from ..transport import Client, RetryPolicy, fatal_hint
 from ._batching import Item, batches

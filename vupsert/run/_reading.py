@@ -18,21 +18,8 @@ from typing import Any, BinaryIO
 from ..config import option
 from ..config.settings import Settings
 from ..errors import CallerError, InputError, StrictModeError, UsageError, VupsertError
-from ..inputs.parquet import parquet_rows
-from ..inputs.sources import (
-    RECORDS,
-    STDIN,
-    detect_format,
-    display_name,
-    input_size,
-    is_stream,
-    iter_json,
-    iter_json_lines,
-    iter_records,
-    iter_rows,
-)
-from ..mapping.chunking import Chunker, LongData
-from ..mapping.mapper import Mapper
+from ..inputs import display_name, input_size, is_stream, read_input
+from ..mapping import Chunker, LongData, Mapper
 from ..outcomes import Events, Summary
 from ..records import Fresh, Position, Record, Rejection, Skip
 from ._batching import Item, Piece
@@ -158,40 +145,21 @@ class Reader:
             position = start.position
             summary.records_read += start.skipped
             summary.records_skipped += start.skipped
-        mapper = Mapper(settings.mapping)
-        source = display_name(name)
-        if name == RECORDS:
-            assert self._records is not None
-            records = check_fields(
-                mapper,
-                source,
-                iter_records(_theirs(self._records), position),
-                self._events.warning,
-            )
-            return self._stages(mapper.json_records(source, records, as_written=False), position)
         # A checkpointed file may still be written to (the cron case): a last line
         # without its newline is left for the next run rather than read half-written.
         read = replace(settings.read, whole_lines=self._checkpoint is not None)
-        stdin = self._stdin if name == STDIN else None
-        on_bytes, on_warning = self._events.bytes_read, self._events.warning
-        fmt = detect_format(name, read.format)
-        if fmt in ("jsonl", "json"):
-            lines = (iter_json if fmt == "json" else iter_json_lines)(
-                name, read, start=position, stdin=stdin, on_bytes=on_bytes, on_warning=on_warning
-            )
-            return self._stages(
-                mapper.json_records(source, check_fields(mapper, source, lines, on_warning)),
-                position,
-            )
-        if fmt == "parquet":
-            mapper.typed = True
-            parquet = parquet_rows(name, start=position, on_bytes=on_bytes)
-            return self._stages(mapper.records(parquet), position)
-        mapper.tabular = True
-        rows = iter_rows(
-            name, read, start=position, stdin=stdin, on_bytes=on_bytes, on_warning=on_warning
+        opened = read_input(
+            name,
+            read,
+            start=position,
+            stdin=self._stdin,
+            records=self._records,
+            on_bytes=self._events.bytes_read,
+            on_warning=self._events.warning,
         )
-        return self._stages(mapper.records(rows), position)
+        mapper = Mapper(settings.mapping, cells=opened.format.cells)
+        items = check_fields(mapper, opened.source, opened.items, self._events.warning)
+        return self._stages(mapper.records(opened.source, items), position)
 
     def _stages(
         self, items: Iterator[Fresh | Record | Rejection | Skip], start: Position | None
@@ -204,22 +172,6 @@ class Reader:
         if self._long is not None:
             stream = self._long.watch(stream)
         return stream
-
-
-def _theirs(records: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
-    """The caller's records; what their iterator raises is a :class:`CallerError`."""
-    try:
-        iterator = iter(records)
-    except Exception as exc:
-        raise CallerError(exc, "the records iterable") from exc
-    while True:
-        try:
-            value = next(iterator)
-        except StopIteration:
-            return
-        except Exception as exc:
-            raise CallerError(exc, "the records iterable") from exc
-        yield value
 
 
 class _MisfitGuard:

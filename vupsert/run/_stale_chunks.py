@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ..errors import ServerError
-from ..mapping.chunking import CHUNK_KEY, chunk_id
+from ..mapping import CHUNK_KEY, chunk_id
 from ..outcomes import Events
 from ..transport import Caller, Client, RetryPolicy, deleted
 

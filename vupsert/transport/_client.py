@@ -56,7 +56,7 @@ class Client:
     ) -> Client:
         """The client of a command's index and namespace."""
         return cls(
-            settings.endpoint,
+            Endpoint.of(settings),
             namespace=settings.namespace,
             timeout=settings.timeout,
             max_connections=settings.concurrency,

@@ -26,19 +26,6 @@ from ..config import option
 from ..config.settings import MappingOptions
 from ..records import MAX_METADATA_BYTES, Fresh, Position, Record, Rejection, Skip
 
-__all__ = [
-    "CHARS_PER_TOKEN",
-    "CHUNK_KEY",
-    "MODEL_TOKENS",
-    "Chunker",
-    "Chunks",
-    "LongData",
-    "chunk_id",
-    "chunk_of",
-    "split_text",
-    "token_limit",
-]
-
 CHUNK_KEY = "chunk"
 """The metadata key of a chunk's origin: ``{"parent": id, "number": n, "count": N}``."""
 

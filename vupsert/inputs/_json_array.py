@@ -1,4 +1,6 @@
-"""A JSON array of objects (``[{...}, {...}]``), read as a stream, one element at a time.
+"""JSON: an array of objects (``[{...}, {...}]``), read as a stream, one element at a time;
+or JSON Lines, when the first value is an object (BigQuery, among others, names JSON Lines
+``.json``).
 
 A small scanner finds where each element ends; orjson parses it. The scanner knows only
 what it takes to find that end: strings, with their escapes, and the nesting of brackets.
@@ -22,16 +24,14 @@ closing bracket must follow. Nothing is held but the current element and a read 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import orjson
 
 from ..config import option
 from ..errors import InputError
 from ..records import JsonLine, Position, Rejection, json_type
-from .resume import Stream, byte_before, restart_hint
-
-__all__ = ["MAX_ELEMENT_BYTES", "elements", "starts_as_array"]
+from ._opening import Reading, Stream, byte_before, read_stream, restart_hint
 
 MAX_ELEMENT_BYTES = 16 * 1024 * 1024
 """An element that has not ended after this many bytes stops the reading: a record holds
@@ -52,6 +52,33 @@ _STRING_START = re.compile(rb'"[^"\\\n]*(?:\\.[^"\\\n]*)*', re.S)
 _INDENT_WINDOW = 256
 _SCALAR = re.compile(rb"[^,\]\s]*")
 _BLANK = re.compile(rb"[ \t\r\n]*")
+_SNIFF = 4096
+"""Bytes looked at to tell an array from JSON Lines by the first value."""
+
+
+Lines = Callable[[Stream, str, Position | None], Iterator[JsonLine | Rejection]]
+
+
+def array_or(
+    lines_of: Callable[[Reading], Lines],
+) -> Callable[[Reading], Iterator[JsonLine | Rejection]]:
+    """The reader of JSON: each element of the input's array as a JSON Lines reader gives
+    lines (see :func:`elements`), or each of its lines (``lines_of``) when its first
+    value is an object."""
+
+    def read_json(reading: Reading) -> Iterator[JsonLine | Rejection]:
+        lines = lines_of(reading)
+
+        def produce(
+            stream: Stream, source: str, start: Position | None
+        ) -> Iterator[JsonLine | Rejection]:
+            if starts_as_array(stream.peek(_SNIFF)) is False:
+                return lines(stream, source, start)
+            return elements(stream, source, start)
+
+        return read_stream(reading, produce)
+
+    return read_json
 
 
 def starts_as_array(head: bytes) -> bool | None:

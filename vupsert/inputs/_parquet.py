@@ -28,12 +28,11 @@ from typing import TYPE_CHECKING, Any
 from ..config import option
 from ..errors import InputError, UsageError
 from ..records import Position, Rejection, Row
+from ._opening import Reading, display_name, is_stream
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-__all__ = ["BATCH_ROWS", "columns_of", "parquet_rows"]
 
 BATCH_ROWS = 1024
 """Rows turned into Python at a time."""
@@ -58,6 +57,13 @@ def _pyarrow(source: str) -> tuple[Any, Any]:
 
 
 def _open(name: str) -> pq.ParquetFile:
+    if is_stream(name):
+        raise UsageError(
+            f"{display_name(name)}: Parquet cannot be read from a pipe: its footer, which "
+            "says where everything is, comes last.",
+            hint=f"Save it to a file and give its path, or give the real format with "
+            f"{option('format')}.",
+        )
     _, parquet = _pyarrow(name)
     import pyarrow
 
@@ -78,20 +84,16 @@ def columns_of(name: str) -> list[str]:
     return list(_open(name).schema_arrow.names)
 
 
-def parquet_rows(
-    name: str,
-    *,
-    start: Position | None = None,
-    on_bytes: Callable[[int], None] | None = None,
-) -> Iterator[Row | Rejection]:
+def read_parquet(reading: Reading) -> Iterator[Row | Rejection]:
     """Each row of a Parquet file, as a :class:`Row` numbered from 1.
 
     ``start`` resumes after row ``start.line``: whole row groups before it are not read.
     ``on_bytes(n)`` hears the file's size, in increments, in proportion to the rows read,
     so that over the whole file they add up to the file's size.
     """
-    pyarrow, _ = _pyarrow(name)
+    name, start, on_bytes = reading.name, reading.start, reading.on_bytes
     file = _open(name)
+    pyarrow, _ = _pyarrow(name)
     try:
         size = os.path.getsize(name)
     except OSError:

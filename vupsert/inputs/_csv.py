@@ -1,0 +1,207 @@
+"""CSV and TSV: a header row (or the names ``columns`` gives), then one row per record,
+each a :class:`~vupsert.records.Row` of ``{column: cell}``, every cell text.
+
+A record is named by the line it starts on (a quoted cell may hold line breaks), and its
+position is the byte just after it. A row that cannot be read (bad quoting, invalid
+UTF-8, the wrong number of fields) is rejected alone, with its text as read.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+
+from ..config import option
+from ..errors import ConfigError, InputError
+from ..records import Position, Rejection, Row
+from ._opening import Reading, Stream, left_for_later, read_stream, skip_to_line_end
+
+_CSV_FIELD_LIMIT = 8 * 1024 * 1024
+"""Characters in one CSV cell before the row is rejected.
+
+Data over 1 MB is refused anyway, so a bigger cell is almost always an unbalanced quote
+swallowing the rest of the file; the limit keeps that from eating all memory.
+"""
+
+
+def table(delimiter: str) -> Callable[[Reading], Iterator[Row | Rejection]]:
+    """The reader of a table whose cells ``delimiter`` separates unless ``delimiter=``
+    says otherwise."""
+
+    def read_table(reading: Reading) -> Iterator[Row | Rejection]:
+        """Each row of the table. Options that cannot work raise ConfigError at once."""
+        options = reading.options
+        given = options.delimiter if options.delimiter is not None else delimiter
+        if len(given) != 1:
+            raise ConfigError(f"the delimiter must be one character, not {given!r}")
+        columns = None
+        if options.columns is not None:
+            what = f"the column names given with {option('columns')}"
+            checked = _check_header(list(options.columns), what)
+            if isinstance(checked, str):
+                raise ConfigError(checked)
+            columns = checked
+        rows = _Table(given, columns, reading.whole_lines, reading.on_warning).rows
+        return read_stream(reading, rows)
+
+    return read_table
+
+
+def _check_header(names: list[str], what: str) -> list[str] | str:
+    """Stripped column names, or what is wrong with them."""
+    names = [n.strip() for n in names]
+    seen: set[str] = set()
+    for i, n in enumerate(names, 1):
+        if not n:
+            return f"{what} has an empty name (column {i})"
+        if n in seen:
+            return f"{what} names column {n!r} twice"
+        seen.add(n)
+    return names
+
+
+class _LineState:
+    """What the CSV line feeder has consumed, read back after each record."""
+
+    __slots__ = ("bad", "line", "lines", "offset", "source", "warn", "whole_lines")
+
+    def __init__(
+        self, whole_lines: bool = False, source: str = "", warn: Callable[[str], None] | None = None
+    ) -> None:
+        self.whole_lines = whole_lines
+        self.source = source
+        self.warn = warn
+        self.offset = 0
+        self.line = 0
+        self.lines: list[str] = []
+        """Text of the current record's lines, for a rejection's ``raw``."""
+        self.bad: tuple[int, int] | None = None
+        """(line, 1-based byte) of the first invalid UTF-8 in the current record."""
+
+
+def _feed(stream: Stream, st: _LineState) -> Iterator[str]:
+    """Decoded lines for csv.reader, tracking the bytes and lines it has taken.
+
+    csv.reader pulls lines only as it needs them to finish a record, so right after it
+    yields a record, ``st`` says exactly where that record ended.
+    """
+    for data in stream:
+        if st.whole_lines and not data.endswith(b"\n"):
+            left_for_later(st.warn, st.source, st.line + 1)
+            return
+        st.offset += len(data)
+        st.line += 1
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if st.bad is None:
+                st.bad = (st.line, exc.start + 1)
+            text = data.decode("utf-8", "surrogateescape")
+        if st.offset == len(data) and text.startswith("\ufeff"):
+            text = text[1:]
+        st.lines.append(text)
+        yield text
+
+
+def _record_text(lines: list[str]) -> str:
+    text = "".join(lines).rstrip("\r\n")
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class _Table:
+    def __init__(
+        self,
+        delimiter: str,
+        columns: list[str] | None,
+        whole_lines: bool,
+        warn: Callable[[str], None] | None,
+    ) -> None:
+        self._delimiter = delimiter
+        self._columns = columns
+        self._whole_lines = whole_lines
+        """Leave a last line without its newline for the next run (see ``warn``)."""
+        self.warn = warn
+        if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+            # Process-wide, but only ever raised: the 128 Ki default is below the data limit.
+            csv.field_size_limit(_CSV_FIELD_LIMIT)
+
+    def rows(
+        self, stream: Stream, source: str, start: Position | None
+    ) -> Iterator[Row | Rejection]:
+        st = _LineState(self._whole_lines, source, self.warn)
+        reader = csv.reader(_feed(stream, st), delimiter=self._delimiter)
+        header = self._columns
+        if header is None:
+            header = self._read_header(reader, st, source)
+            if header is None:
+                return
+        if start is not None:
+            mid_line = skip_to_line_end(stream, st.offset, start, source)
+            st.offset, st.line = start.offset, start.line - mid_line
+        width = len(header)
+        while True:
+            first = st.line + 1
+            st.lines.clear()
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                st.bad = None
+                yield self._reject(source, first, st, f"not valid CSV: {exc}")
+                continue
+            if st.bad is not None:
+                bad_line, bad_byte = st.bad
+                st.bad = None
+                where = "the line" if st.line == first else f"line {bad_line}"
+                yield self._reject(
+                    source, first, st, f"invalid UTF-8 at byte {bad_byte} of {where}"
+                )
+                continue
+            if len(cells) != width or width == 1:
+                if not cells or (len(cells) == 1 and not cells[0].strip()):
+                    continue
+                if len(cells) != width:
+                    yield self._reject(
+                        source, first, st, f"expected {width} fields, got {len(cells)}"
+                    )
+                    continue
+            yield Row(
+                source, first, Position(st.offset, st.line), dict(zip(header, cells, strict=True))
+            )
+
+    @staticmethod
+    def _reject(source: str, line: int, st: _LineState, reason: str) -> Rejection:
+        return Rejection(
+            source, line, Position(st.offset, st.line), reason, raw=_record_text(st.lines)
+        )
+
+    @staticmethod
+    def _read_header(reader: Iterator[list[str]], st: _LineState, source: str) -> list[str] | None:
+        try:
+            for cells in reader:
+                header = _Table._check_first_row(cells, st, source)
+                if header is not None:
+                    return header
+        except csv.Error as exc:
+            raise InputError(f"{source}: the header is not valid CSV ({exc})") from None
+        return None
+
+    @staticmethod
+    def _check_first_row(cells: list[str], st: _LineState, source: str) -> list[str] | None:
+        """The header, or ``None`` if this row is blank."""
+        if not cells or (len(cells) == 1 and not cells[0].strip()):
+            return None
+        if st.bad is not None:
+            raise InputError(
+                f"{source}: the header has invalid UTF-8 (line {st.bad[0]}, byte {st.bad[1]})",
+                hint="Save the file as UTF-8.",
+            )
+        header = _check_header(cells, "the header")
+        if isinstance(header, str):
+            raise InputError(
+                f"{source}: {header}",
+                hint=f"Name every column once, or give the names with {option('columns')} "
+                "if the file has no header.",
+            )
+        return header

@@ -7,6 +7,6 @@ the user sees, ``help`` how ``--help`` reads, ``environment`` where it all reads
 writes, ``demo`` the demo.
 """
 
-from .app import Environment, app, main
+from .app import Environment, main
 
-__all__ = ["Environment", "app", "main"]
+__all__ = ["Environment", "main"]

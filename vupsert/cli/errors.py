@@ -37,6 +37,7 @@ class Interrupted(VupsertError):
     """Ctrl-C outside a run that stops by itself: nothing was left half done."""
 
     exit_status = ExitStatus.INTERRUPTED
+    head = ""  # the message says it all: not an error of the user's or vupsert's
 
     def __init__(self) -> None:
         super().__init__("interrupted")
@@ -44,6 +45,8 @@ class Interrupted(VupsertError):
 
 class InternalError(VupsertError):
     """An exception nothing expected: a bug."""
+
+    head = "internal error:"
 
     def __init__(self, exc: Exception) -> None:
         super().__init__(
@@ -186,7 +189,7 @@ def _concluded(result: _Result | None, env: Environment, *, json: bool) -> int:
     if json:
         document(env.stdout, result.document())
     if result.error is not None:
-        head = "internal error:" if isinstance(result.error, InternalError) else "error:"
+        head = getattr(result.error, "head", "error:")
         failure(Terminal(env.stderr), result.error, head=head)
     return result.exit_status()
 

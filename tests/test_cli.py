@@ -340,3 +340,23 @@ def test_the_readmes_cli_row_names_every_module_of_the_cli() -> None:
     named = set(re.findall(r"\(`(\w+)`\)", row))
     modules = {p.stem for p in (README.parent / "vupsert" / "cli").glob("[a-z]*.py")}
     assert named == modules
+
+
+def test_a_groups_options_are_options_of_every_command_that_names_it() -> None:
+    from vupsert.cli.options import Connection, Load, Records, Target
+
+    def names(group: Any) -> set[str]:
+        return {param.name for param in group.parameters()}
+
+    takes = {
+        "upsert": [Target, Load],
+        "sync": [Target, Load],
+        "verify": [Target, Records, Connection],
+        "export": [Target, Connection],
+        "delete": [Target, Connection],
+    }
+    assert names(Records) | names(Connection) <= names(Load)
+    for command, groups in takes.items():
+        params = {param.name for param in visible_params(command)}
+        for group in groups:
+            assert names(group) <= params, (command, group)

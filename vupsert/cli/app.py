@@ -50,16 +50,15 @@ from .options import (
     Ids,
     IdsFormatOption,
     Json,
+    Load,
     MaxDelete,
     Output,
     Prefix,
     Quiet,
     Records,
-    Results,
     Resume,
     Samples,
     Seed,
-    Sending,
     SyncDryRun,
     Target,
     Token,
@@ -138,10 +137,7 @@ def upsert(
     files: Files = None,
     *,
     target: Target,
-    records: Records,
-    sending: Sending,
-    connection: Connection,
-    results: Results,
+    load: Load,
     resume: Resume,
     dry_run: DryRun = False,
     json_out: Json = False,
@@ -159,13 +155,10 @@ def upsert(
     run = prepare(
         _inputs(env, files, "upsert"),
         **target.keywords(),
-        **records.keywords(),
-        **sending.keywords(),
-        **connection.keywords(),
-        **results.keywords(),
+        **load.keywords(),
         **resume.keywords(),
         dry_run=dry_run,
-        events=_events(env, results, quiet=quiet),
+        events=_events(env, load, quiet=quiet),
         environ=env.environ,
         stdin=env.stdin,
         seed=seed,
@@ -182,10 +175,7 @@ def sync(
     target: Target,
     prefix: Prefix = None,
     max_delete: MaxDelete = None,
-    records: Records,
-    sending: Sending,
-    connection: Connection,
-    results: Results,
+    load: Load,
     dry_run: SyncDryRun = False,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -204,12 +194,9 @@ def sync(
         **target.keywords(),
         prefix=prefix,
         max_delete=max_delete,
-        **records.keywords(),
-        **sending.keywords(),
-        **connection.keywords(),
-        **results.keywords(),
+        **load.keywords(),
         dry_run=dry_run,
-        events=_events(env, results, quiet=quiet),
+        events=_events(env, load, quiet=quiet),
         environ=env.environ,
         stdin=env.stdin,
         seed=seed,
@@ -415,8 +402,8 @@ def _inputs(env: Environment, files: list[str] | None, command: str) -> list[str
     return files or ["-"]
 
 
-def _events(env: Environment, results: Results, *, quiet: bool) -> ConsoleEvents:
-    rejects = str(results.rejects) if results.rejects else None
+def _events(env: Environment, load: Load, *, quiet: bool) -> ConsoleEvents:
+    rejects = str(load.rejects) if load.rejects else None
     return ConsoleEvents(Terminal(env.stderr), quiet=quiet, rejects=rejects)
 
 

@@ -28,11 +28,11 @@ from ..config.settings import Format, IdFrom, IdsFormat
 if TYPE_CHECKING:
     from typing import TypedDict
 
-    from ..config.keywords import (  # noqa: F401 - the groups name some as Group["..."]
+    from ..config.keywords import (
         ConnectionKeywords,
         MappingKeywords,
         ReadKeywords,
-        ResumeKeywords,
+        ResumeKeywords,  # noqa: F401 - named as Group["ResumeKeywords"]
         SendKeywords,
     )
 
@@ -52,6 +52,11 @@ if TYPE_CHECKING:
         report: Path | None
         strict: bool
         fail_fast: bool
+
+    class LoadKeywords(
+        RecordKeywords, SendingKeywords, ConnectionKeywords, ResultKeywords, total=False
+    ):
+        """The options upsert and sync share."""
 
 
 K = TypeVar("K")
@@ -79,7 +84,12 @@ class Group(Generic[K]):
 
     @classmethod
     def parameters(cls) -> list[inspect.Parameter]:
-        """The group's options, as parameters of a command's signature."""
+        """The group's options, as parameters of a command's signature: a group made of
+        others (``class Load(Records, Sending)``) has theirs, in the order it names them."""
+        annotations: dict[str, Any] = {}
+        for klass in cls.__mro__:
+            for name, annotation in vars(klass).get("__annotations__", {}).items():
+                annotations.setdefault(name, annotation)
         return [
             inspect.Parameter(
                 name,
@@ -87,7 +97,7 @@ class Group(Generic[K]):
                 annotation=annotation,
                 default=getattr(cls, name, inspect.Parameter.empty),
             )
-            for name, annotation in cls.__annotations__.items()
+            for name, annotation in annotations.items()
         ]
 
     def keywords(self) -> K:
@@ -418,6 +428,14 @@ class Results(Group["ResultKeywords"]):
             rich_help_panel=RESULTS,
         ),
     ] = False
+
+
+class Load(Records, Sending, Connection, Results):
+    """What upsert and sync share: how records are read, mapped and sent, and what is
+    written beside the index."""
+
+    def keywords(self) -> "LoadKeywords":
+        return cast("LoadKeywords", dict(vars(self)))
 
 
 class Resume(Group["ResumeKeywords"]):

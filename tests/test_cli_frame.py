@@ -272,6 +272,12 @@ def test_the_parsers_errors_are_one_error_line_with_the_help_hint(
     assert not {"╭", "│", "╰"} & set(result.stderr)
 
 
+def test_an_option_without_its_value_is_one_object_too() -> None:
+    result = run("upsert", "--json", "--dry-run", "-b")
+    assert result.code == 2
+    assert one_object(result, "upsert")["error"] == "Option '-b' requires an argument."
+
+
 def test_in_a_log_the_parts_of_a_message_are_sentences(server: LocalServer) -> None:
     result = run("info", server=server, UPSTASH_VECTOR_REST_TOKEN="wrong")
     assert result.code == 3

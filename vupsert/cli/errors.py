@@ -73,7 +73,7 @@ def run(app: typer.Typer, argv: Sequence[str] | None, env: Environment) -> int:
     except Exception as exc:
         if not _is_parser_error(exc):
             raise
-        return _parser_failure(exc, env, argv)
+        return _parser_failure(exc, env, argv, app)
     return int(status or 0)
 
 
@@ -209,17 +209,22 @@ def _is_parser_error(exc: Exception) -> bool:
     )
 
 
-def _parser_failure(exc: Any, env: Environment, argv: Sequence[str] | None) -> int:
+def _parser_failure(
+    exc: Any, env: Environment, argv: Sequence[str] | None, app: typer.Typer
+) -> int:
     ctx = getattr(exc, "ctx", None)
     if type(exc).__name__ == "NoArgsIsHelpError":
         return int(exc.exit_code)  # `vupsert` alone: the help is printed, as asked
     args = list(argv) if argv is not None else sys.argv[1:]
     args = args[: args.index("--")] if "--" in args else args
-    # An option without its value is refused before its command has a context.
-    named = next((arg for arg in args if not arg.startswith("-")), None)
-    path = ctx.command_path if ctx is not None else " ".join(filter(None, ("vupsert", named)))
+    if ctx is not None:
+        path, command = ctx.command_path, ctx.command
+    else:  # an option without its value is refused before its command has a context
+        named = next((arg for arg in args if not arg.startswith("-")), "")
+        group = typer.main.get_command(app)
+        command = group.get_command(typer.Context(group), named)  # type: ignore[attr-defined]
+        path = " ".join(filter(None, ("vupsert", named if command else "")))
     error = ParserError(exc.format_message(), command=path)
-    blank = getattr(getattr(ctx, "command", None), "callback", None)
-    blank = getattr(blank, "blank_result", None)
+    blank = getattr(getattr(command, "callback", None), "blank_result", None)
     result = _failed(error, blank, {}) if blank is not None else _Result({}, error)
     return _concluded(result, env, json=blank is not None and "--json" in args)

@@ -36,7 +36,7 @@ import orjson
 import pytest
 
 import vupsert.__main__
-from vupsert.cli.app import main as main  # re-exported: test_harness patches its module
+from vupsert.cli import main as main  # re-exported: test_harness patches its module
 from vupsert_server import LocalServer, ServerConfig
 
 # Unexpected exceptions crash loudly under test instead of becoming a polite message.

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
 import re
 from pathlib import Path
 from typing import Any, get_args
 
+import orjson
 import pytest
 import typer
 
 from vupsert.cli.app import Environment, app, main
-from vupsert.config.settings import Format, IdFrom
+from vupsert.config.settings import Format, IdFrom, IdsFormat
 from vupsert.errors import ExitStatus
 from vupsert.outcomes import Summary
+from vupsert_server import ServerConfig
 
 pytestmark = pytest.mark.lived_in
 """Help and exit codes go through Typer and rich, which a lived-in machine may have
 in other versions."""
 
-COMMANDS = ["upsert", "serve", "info", "demo", "sync", "export", "verify", "delete"]
+COMMANDS = ["upsert", "sync", "export", "verify", "delete", "info", "serve", "demo"]
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -36,10 +40,12 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_every_command_is_registered_and_has_help() -> None:
-    names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
-    assert names == set(COMMANDS)
-    for command in app.registered_commands:
-        assert command.callback is not None and command.callback.__doc__, command.name
+    group = typer.main.get_command(app)
+    context = typer.Context(group)
+    assert group.list_commands(context) == COMMANDS  # type: ignore[attr-defined]
+    for name in COMMANDS:
+        command = group.get_command(context, name)  # type: ignore[attr-defined]
+        assert command is not None and command.help, name
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -49,12 +55,9 @@ def test_help_of_each_command(command: str, capsys: pytest.CaptureFixture[str]) 
     assert exit.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     # The help names the command and opens with the first sentence of its docstring.
-    (callback,) = [
-        c.callback
-        for c in app.registered_commands
-        if c.name in (command, None) and c.callback is not None and c.callback.__name__ == command
-    ]
-    first = " ".join((callback.__doc__ or "").split(".")[0].split())
+    group = typer.main.get_command(app)
+    found = group.get_command(typer.Context(group), command)  # type: ignore[attr-defined]
+    first = " ".join((found.help or "").split(".")[0].split())
     assert f"Usage: vupsert {command} [OPTIONS]" in text and first and first in text
 
 
@@ -224,3 +227,136 @@ def test_readme_json_keys_are_the_summary_keys_both_ways() -> None:
     keys = re.findall(r"`(\w+)`", paragraph)
     assert len(keys) == len(set(keys))
     assert set(keys) == set(Summary().as_dict())
+
+
+# ---------------------------------------------------------------------------------------
+# Help that reads at 80 columns
+
+
+def help_at(columns: int, *args: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        environment = Environment(stdin=io.BytesIO(b""), stdout=out, stderr=io.StringIO())
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("COLUMNS", str(columns))
+            patch.setenv("NO_COLOR", "1")
+            main([*args, "--help"], environment)
+    return out.getvalue()
+
+
+def visible_params(*args: str) -> list[Any]:
+    group = typer.main.get_command(app)
+    command = group.get_command(typer.Context(group), args[0]) if args else group  # type: ignore[attr-defined]
+    return [p for p in command.params if not getattr(p, "hidden", False)]
+
+
+@pytest.mark.parametrize("command", [[], *([name] for name in COMMANDS)])
+def test_every_help_reads_at_80_columns(command: list[str]) -> None:
+    text = help_at(80, *command)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in text, "a cut name or word"
+    # Every name of every option is there whole.
+    for param in visible_params(*command):
+        for name in [*param.opts, *param.secondary_opts]:
+            if name.startswith("-"):
+                assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text), name
+    # The help beside the names starts where at least 40 columns are left for it.
+    inside = [line[2:-2] for line in lines if line.startswith("│") and line.endswith("│")]
+    columns = [column for row in inside if (column := help_column(row)) is not None]
+    assert columns and len(inside[0]) - max(columns) >= 40
+
+
+def help_column(row: str) -> int | None:
+    """Where the help starts in a row of a panel: after the names and two spaces, or
+    after the blanks of a line that carries on a help text."""
+    if not row.strip():
+        return None
+    if row.startswith(" "):
+        return len(row) - len(row.lstrip())
+    names = re.match(r"\S+(?: \S+)*  +(?=\S)", row)
+    return names.end() if names else None
+
+
+def test_upsert_and_sync_help_is_shorter_than_before() -> None:
+    # 178 and 177 lines at 80 columns, when --x/--no-x pairs squeezed the help to 22.
+    for command in ("upsert", "sync"):
+        assert len(help_at(80, command).splitlines()) <= 120
+
+
+@pytest.mark.parametrize("command", ["upsert", "sync", "verify"])
+def test_format_shows_its_choices_and_the_usage_names_files(command: str) -> None:
+    text = " ".join(help_at(200, command).split())
+    assert f"-f, --format [{'|'.join(get_args(Format))}]" in text
+    assert f"--id-from [{'|'.join(get_args(IdFrom))}]" in text
+    assert f"Usage: vupsert {command} [OPTIONS] [FILE]..." in text
+    assert "<str>" not in text
+
+
+def test_delete_format_shows_the_formats_of_ids() -> None:
+    text = " ".join(help_at(200, "delete").split())
+    assert f"-f, --format [{'|'.join(get_args(IdsFormat))}]" in text
+
+
+@pytest.mark.parametrize("command", ["export", "delete"])
+def test_export_and_delete_speak_of_requests_not_batches(command: str) -> None:
+    text = help_at(200, command)
+    assert "Results and recovery" not in text
+    retries = next(line for line in text.splitlines() if "--retries" in line)
+    assert "a request" in retries and "batch" not in retries
+
+
+def test_the_id_template_example_names_fields_a_record_has(tmp_path: Path) -> None:
+    text = " ".join(help_at(200, "upsert").replace("│", " ").split())
+    example = re.search(r"--id-template TEMPLATE Compose the id .*?, e\.g\. '([^']+)'", text)
+    assert example is not None
+    template = example.group(1)
+    fields = re.findall(r"{(\w+)}", template)
+    assert fields and "n" not in fields
+    record = {name: f"{name}-value" for name in fields} | {"data": "text"}
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(orjson.dumps(record) + b"\n")
+    code, out, err = run("upsert", str(source), "--dry-run", "--json", "--id-template", template)
+    assert code == 0, err
+    assert orjson.loads(out)["records_valid"] == 1
+
+
+def test_serve_has_an_option_for_every_setting_of_the_server() -> None:
+    from vupsert.cli.serve import MIB, NOT_OPTIONS, OPTIONS
+
+    names = [field.name for field in dataclasses.fields(ServerConfig)]
+    assert sorted(names) == sorted([*OPTIONS, *NOT_OPTIONS]), "a setting serve says nothing of"
+    assert not set(OPTIONS) & set(NOT_OPTIONS)
+    params = {param.name: param for param in visible_params("serve")}
+    config = ServerConfig()
+    for name in OPTIONS:
+        assert params[name].default == getattr(config, name), name
+    assert params["max_body_mb"].default * MIB == config.max_body_bytes
+
+
+def test_the_readmes_cli_row_names_every_module_of_the_cli() -> None:
+    text = README.read_text(encoding="utf-8")
+    (row,) = [line for line in text.splitlines() if line.startswith("| `cli/` |")]
+    named = set(re.findall(r"\(`(\w+)`\)", row))
+    modules = {p.stem for p in (README.parent / "vupsert" / "cli").glob("[a-z]*.py")}
+    assert named == modules
+
+
+def test_a_groups_options_are_options_of_every_command_that_names_it() -> None:
+    from vupsert.cli.options import Connection, Load, Records, Target
+
+    def names(group: Any) -> set[str]:
+        return {param.name for param in group.parameters()}
+
+    takes = {
+        "upsert": [Target, Load],
+        "sync": [Target, Load],
+        "verify": [Target, Records, Connection],
+        "export": [Target, Connection],
+        "delete": [Target, Connection],
+    }
+    assert names(Records) | names(Connection) <= names(Load)
+    for command, groups in takes.items():
+        params = {param.name for param in visible_params(command)}
+        for group in groups:
+            assert names(group) <= params, (command, group)

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 import vupsert.api
@@ -162,7 +163,11 @@ def test_a_csv_without_the_id_column_stops_before_anything_is_sent(
     bad.write_text("sku,data\n1,one\n2,two\n")
     result = run("upsert", str(good), str(bad), "--json", server=server)
     assert result.code == 2, result.stderr
-    assert result.stdout == ""  # no summary: the run never started
+    # The run never started: --json prints its one object, nothing done, the error set.
+    (line,) = result.stdout.splitlines()
+    summary = orjson.loads(line)
+    assert summary["records_read"] == summary["records_upserted"] == 0
+    assert "no column 'id'" in summary["error"]
     assert "bad.csv" in result.stderr and "no column 'id'" in result.stderr
     assert "--id-field" in result.stderr and "records read" not in result.stderr
     assert server.stats["records_received"] == 0

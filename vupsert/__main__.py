@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import sys
 
 
 def main() -> None:
@@ -11,12 +10,12 @@ def main() -> None:
     # (a pass every 700 new objects) would keep traversing. Nothing on the hot path makes
     # cycles; a pass every 10,000 still finds any others.
     gc.set_threshold(10_000, 10, 10)
-    from .cli.app import main as cli_main
+    from .cli import main as cli_main
 
     # Everything imported so far lives as long as the process: moved out of the
     # collector's sight, it is neither traversed by the passes during a run nor at exit.
     gc.freeze()
-    sys.exit(cli_main())
+    cli_main()
 
 
 if __name__ == "__main__":

@@ -58,10 +58,21 @@ def test_help_says_what_a_million_records_cost_and_names_every_option(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--index-type", "graph"], "--index-type 'graph': use dense, sparse, hybrid."),
-        (["--similarity", "cosine"], "--similarity 'cosine': use COSINE, EUCLIDEAN, DOT_PRODUCT."),
-        (["--rate-limiter", "fixed"], "--rate-limiter 'fixed': use bucket, sliding."),
+        (
+            ["--index-type", "graph"],
+            "--index-type must be one of dense, sparse, hybrid, not 'graph'.",
+        ),
+        (
+            ["--similarity", "cosine"],
+            "--similarity must be one of COSINE, EUCLIDEAN, DOT_PRODUCT, not 'cosine'.",
+        ),
+        (
+            ["--rate-limiter", "fixed"],
+            "--rate-limiter must be one of bucket, sliding, not 'fixed'.",
+        ),
         (["--capacity", "4"], "--capacity multiplies the latency of writes, and there is none."),
+        (["--fail-rate", "0.6", "--drop-rate", "0.6"], "--fail-rate + --drop-rate is 1.2;"),
+        (["--latency-ms", "-1"], "--latency-ms must be a finite number >= 0, not -1.0."),
     ],
 )
 def test_bad_options_are_refused_before_serving(args: list[str], message: str) -> None:

@@ -1,9 +1,11 @@
-"""What the user sees: progress, one line per batch that went wrong, the summary.
+"""What the user sees: progress, one line per batch that went wrong, every command's
+summary, the ``error:`` line, and the ``--json`` document.
 
-Everything here writes to stderr. On a terminal the progress is a live rich line and the summary a
-table. Elsewhere (CI logs, cron mail, a file) every event is one whole line, never
-wrapped, with no control characters: a timestamped progress line every few seconds, and
-the summary as one line; rich is not even imported there.
+Everything but the document (stdout) and ``info``'s table writes to stderr. On a terminal
+the progress is a live rich line and the summary a table. Elsewhere (CI logs, cron mail, a
+file) every event is one whole line, never wrapped, with no control characters: a
+timestamped progress line every few seconds, and the summary as one line; rich is not even
+imported there.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import datetime
 import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
+
+import orjson
 
 if TYPE_CHECKING:
     # rich is imported where it is used: a quiet or --json run in cron or a pipe prints
@@ -22,7 +26,8 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 from ..config import option
-from ..outcomes import Settlement, Summary, SyncSummary
+from ..errors import VupsertError
+from ..outcomes import DeleteSummary, ExportSummary, Settlement, Summary, SyncSummary, VerifySummary
 from ..records import Rejection
 from ..run import embedding_models
 
@@ -237,6 +242,8 @@ class ConsoleEvents:
                 self.terminal.print(summary_table(summary))
             else:
                 self.terminal.line(summary_line(summary))
+            if summary.interrupted and summary.error is None:
+                self.terminal.line("interrupted: the checkpoint and summary are written.")
         elif summary.records_rejected or summary.records_pending or summary.records_stale_chunks:
             # Quiet is for clean runs; cron mail must still say that records are missing.
             where = f"; see {self.rejects}" if self.rejects and summary.records_rejected else ""
@@ -527,3 +534,116 @@ class Counter:
         else:
             stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             self.terminal.line(f"{stamp} progress: {text}")
+
+
+def joined(*parts: str | None) -> str:
+    """The parts of a message as one line, each ending its sentence before the next:
+    ``invalid token. The token was refused...``."""
+    text = ""
+    for part in parts:
+        if not part:
+            continue
+        if text and not text.endswith((".", "!", "?", ":", ";")):
+            text += "."
+        text = f"{text} {part}" if text else part
+    return text
+
+
+def failure(terminal: Terminal, error: VupsertError, *, head: str = "error:") -> None:
+    """The ``error:`` line: on a terminal the message, then what to do on a line of its
+    own; in a log one line, as the error and what to do about it are one event."""
+    if terminal.is_terminal:
+        terminal.line(error.message, head=head, style="bold red")
+        if error.hint:
+            terminal.line(error.hint)
+    else:
+        terminal.line(joined(error.message, error.hint), head=head)
+
+
+def document(stream: IO[str], value: dict[str, Any]) -> None:
+    """``value`` as one JSON object on a line of its own: the ``--json`` result."""
+    stream.write(orjson.dumps(value).decode() + "\n")
+    stream.flush()
+
+
+def exported(terminal: Terminal, summary: ExportSummary, *, quiet: bool) -> None:
+    """What an export wrote, and the records it could not write whole."""
+    if summary.records_without_data:
+        terminal.line(
+            f"{summary.records_without_data:,} records have no data (they were upserted "
+            "as vectors, not text): they are exported without it, and upsert-data "
+            "cannot load them back.",
+            head="warning:",
+            style="yellow",
+        )
+    if not quiet or summary.error is not None:
+        where = f" to {summary.output}" if summary.output else ""
+        terminal.line(
+            f"vupsert export: {summary.records_exported:,} records{where} in "
+            f"{summary.elapsed_s:,.1f} s"
+        )
+
+
+def verified(terminal: Terminal, summary: VerifySummary, *, quiet: bool) -> None:
+    """The records that do not match, then the counts."""
+    for problem in summary.problems:
+        terminal.line(f"{problem.where}: {problem.id!r} is {problem.kind} in the index")
+    unnamed = summary.records_missing + summary.records_different - len(summary.problems)
+    if unnamed > 0:
+        terminal.line(f"... and {unnamed:,} more")
+    if not quiet or summary.exit_status:
+        terminal.line(
+            f"vupsert verify: {summary.records_checked:,} checked · "
+            f"{summary.records_matching:,} matching · {summary.records_missing:,} missing "
+            f"· {summary.records_different:,} different · "
+            f"{summary.records_rejected:,} could not be read"
+        )
+
+
+def deleted(terminal: Terminal, summary: DeleteSummary, *, quiet: bool) -> None:
+    """The lines of ``--ids`` that held no id, then what was deleted."""
+    if summary.lines_without_id:
+        terminal.line(_skipped_line(summary), head="warning:", style="yellow")
+    if not quiet or summary.count_uncertain or summary.error is not None:
+        terminal.line(_delete_line(summary))
+
+
+def _skipped_line(summary: DeleteSummary) -> str:
+    text = (
+        f"{summary.lines_without_id:,} lines of --ids hold no id, skipped (the first: "
+        f"{summary.first_without_id}"
+    )
+    if summary.ids_format not in (None, "text"):
+        text += f"; read as {summary.ids_format}, and --format text reads each line as an id"
+    return text + ")."
+
+
+def _delete_line(summary: DeleteSummary) -> str:
+    verb = "would delete" if summary.dry_run else "deleted"
+    count = f"{summary.records_deleted:,} records"
+    if summary.count_uncertain:
+        count = f"at least {count}" if summary.records_deleted else "an unknown number of records"
+        count += (
+            " (a delete's answer was lost after it may have been applied: what it removed "
+            "is not counted)"
+        )
+    elif summary.ids_read:
+        others = summary.ids_read - summary.records_deleted
+        count += f" ({summary.ids_read:,} ids read"
+        count += f"; {others:,} not in the index or listed twice)" if others else ")"
+    return f"vupsert delete: {verb} {count}"
+
+
+def described(terminal: Terminal, info: dict[str, Any], *, out: Console | None) -> None:
+    """``vupsert info``: the table on ``out`` (none with ``--json``), then a warning for
+    each part of the index that has no embedding model."""
+    if out is not None:
+        out.print(describe_info(info))
+    lacking = [part for part, model in embedding_models(info).items() if not model]
+    if lacking:
+        terminal.line(
+            f"this index has no embedding model for its {' and '.join(lacking)} part: "
+            "upsert-data (and so vupsert upsert) will be refused with 422.",
+            head="warning:",
+            style="yellow",
+        )

@@ -98,20 +98,29 @@ class _Handler(BaseHTTPRequestHandler):
         if self._watch.cut:  # headers cut short by the deadline: not a request to act on
             self.close_connection = True
             return
-        started = time.monotonic()
+        self._started = time.monotonic()
         self._answered: Response | None = None
+        self._logged = False
         try:
             self._respond(server)
         finally:
-            if server.log is not None:
-                answer = self._answered
-                server.log.request(
-                    self.command,
-                    self.path,
-                    None if answer is None or answer.drop else answer.status,
-                    0 if answer is None else answer.records,
-                    time.monotonic() - started,
-                )
+            self._log()
+
+    def _log(self) -> None:
+        """The request's line, once: before its answer is written, so that a client's
+        next request can never be logged ahead of it."""
+        server = cast(IndexHTTPServer, self.server)
+        if server.log is None or self._logged:
+            return
+        self._logged = True
+        answer = self._answered
+        server.log.request(
+            self.command,
+            self.path,
+            None if answer is None or answer.drop else answer.status,
+            0 if answer is None else answer.records,
+            time.monotonic() - self._started,
+        )
 
     def _respond(self, server: IndexHTTPServer) -> None:
         app = server.app
@@ -228,6 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, response: Response) -> None:
         self._answered = response
+        self._log()
         try:
             phrase = HTTPStatus(response.status).phrase
         except ValueError:

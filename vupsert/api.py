@@ -27,6 +27,7 @@ from typing import IO, Any, BinaryIO, TypeVar, Union, cast, get_args
 from .config.endpoint import check_url, find_connection, require_connection
 from .config.settings import (
     DATA_FIELD,
+    ENCODING,
     ID_FIELD,
     ID_FROM,
     IDS_FORMAT,
@@ -46,6 +47,7 @@ from .config.settings import (
     MappingOptions,
     ReadOptions,
     Settings,
+    check_encoding,
     option,
 )
 from .errors import CallerError, StoppedEarly, UsageError, VupsertError
@@ -282,6 +284,7 @@ def delete(
     namespace: str = "",
     id_field: str = ID_FIELD,
     format: IdsFormat = IDS_FORMAT,
+    encoding: str = ENCODING,
     dry_run: bool = False,
     environ: Mapping[str, str] | None = None,
     **options: Any,
@@ -293,9 +296,9 @@ def delete(
     ``ids``: a path (``"-"`` for stdin) or an open file (binary or text) listing ids one a
     line, each as written but for its line end, or JSON Lines, a JSON array, CSV, TSV or
     Parquet records whose ``id_field`` is used (``format`` says which; by default the
-    file's name or first line tells); or an iterable of ids (strings as they are, or
-    dicts whose ``id_field`` is used). ``records_deleted`` counts the distinct ids the
-    index held."""
+    file's name or first line tells), a binary one in ``encoding``; or an iterable of ids
+    (strings as they are, or dicts whose ``id_field`` is used). ``records_deleted``
+    counts the distinct ids the index held."""
     chosen = [
         name
         for name, value in (("ids", ids), ("prefix", prefix), ("filter", filter))
@@ -307,6 +310,7 @@ def delete(
             + (f" (got {', '.join(chosen)})." if chosen else ".")
         )
     _choice({"format": format}, "format", get_args(IdsFormat))
+    check_encoding(encoding)
     caller = _caller(url, token, namespace, environ, options)
     summary = DeleteSummary(namespace=namespace, dry_run=dry_run)
     started = time.monotonic()
@@ -316,7 +320,7 @@ def delete(
         elif filter is not None:
             delete_filter(caller, filter, summary)
         else:
-            delete_ids(caller, _ids(ids, summary, id_field, format), summary)
+            delete_ids(caller, _ids(ids, summary, id_field, format, encoding), summary)
     except VupsertError as error:
         error.summary = summary
         raise
@@ -338,16 +342,20 @@ def _ids(
     summary: DeleteSummary,
     id_field: str,
     format: IdsFormat,
+    encoding: str,
 ) -> Iterable[str]:
     if isinstance(ids, (str, os.PathLike)):
-        return read_ids(os.fspath(ids), summary, id_field=id_field, format=format)
+        path = os.fspath(ids)
+        return read_ids(path, summary, id_field=id_field, format=format, encoding=encoding)
     if isinstance(ids, (bytes, bytearray)):
         raise UsageError("ids is bytes: pass a path, a file, or an iterable of ids.")
     if isinstance(ids, io.TextIOBase):
-        ids = text_stream(ids)
+        ids, encoding = text_stream(ids), "utf-8"  # decoded already, by the file
     if hasattr(ids, "read"):
         stdin = cast(BinaryIO, ids)
-        return read_ids("-", summary, id_field=id_field, format=format, stdin=stdin)
+        return read_ids(
+            "-", summary, id_field=id_field, format=format, stdin=stdin, encoding=encoding
+        )
     assert ids is not None
     return given_ids(ids, summary, id_field)
 

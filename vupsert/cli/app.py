@@ -298,6 +298,15 @@ DelimiterOption = Annotated[
     typer.Option(help="CSV/TSV delimiter (one character, or \\t).", rich_help_panel="Reading"),
 ]
 
+EncodingOption = Annotated[
+    str,
+    typer.Option(
+        help="The encoding of text inputs and stdin: utf-8, or one in which a newline is one "
+        "byte, e.g. latin-1 or cp1252. Convert UTF-16 first: iconv -f UTF-16 -t UTF-8.",
+        rich_help_panel="Reading",
+    ),
+]
+
 ColumnsOption = Annotated[
     str | None,
     typer.Option(
@@ -478,6 +487,7 @@ def upsert(
     chunk_overlap: ChunkOverlapOption = settings.CHUNK_OVERLAP,
     delimiter: DelimiterOption = None,
     columns: ColumnsOption = None,
+    encoding: EncodingOption = settings.ENCODING,
     shard: ShardOption = None,
     batch_size: BatchSizeOption = settings.BATCH_SIZE,
     max_batch_bytes: MaxBatchBytesOption = settings.MAX_BATCH_BYTES,
@@ -595,6 +605,7 @@ def sync(
     chunk_overlap: ChunkOverlapOption = settings.CHUNK_OVERLAP,
     delimiter: DelimiterOption = None,
     columns: ColumnsOption = None,
+    encoding: EncodingOption = settings.ENCODING,
     batch_size: BatchSizeOption = settings.BATCH_SIZE,
     max_batch_bytes: MaxBatchBytesOption = settings.MAX_BATCH_BYTES,
     concurrency: ConcurrencyOption = settings.CONCURRENCY,
@@ -781,6 +792,7 @@ def verify(
     chunk_overlap: ChunkOverlapOption = settings.CHUNK_OVERLAP,
     delimiter: DelimiterOption = None,
     columns: ColumnsOption = None,
+    encoding: EncodingOption = settings.ENCODING,
     timeout: TimeoutOption = settings.TIMEOUT,
     retries: RetriesOption = settings.RETRIES,
     max_backoff: MaxBackoffOption = settings.MAX_BACKOFF,
@@ -864,6 +876,13 @@ def delete(
             "array if it opens one, text (one id a line) otherwise.",
         ),
     ] = settings.IDS_FORMAT,
+    encoding: Annotated[
+        str,
+        typer.Option(
+            help="The encoding of --ids: utf-8, or one in which a newline is one byte, e.g. "
+            "latin-1 or cp1252.",
+        ),
+    ] = settings.ENCODING,
     yes: Annotated[
         bool,
         typer.Option("--yes", "-y", help="Do not ask before deleting by --prefix or --filter."),
@@ -914,6 +933,7 @@ def delete(
             namespace=namespace,
             id_field=id_field,
             format=format,
+            encoding=encoding,
             dry_run=dry_run,
             environ=env.environ,
             timeout=timeout,
@@ -1250,6 +1270,7 @@ def upsert_command(settings: Settings) -> str:
         format=settings.read.format,
         delimiter=settings.read.delimiter,
         columns=settings.read.columns,
+        encoding=settings.read.encoding,
     )
     if settings.mapping.shard is not None:
         values["shard"] = "{}/{}".format(*settings.mapping.shard)

@@ -6,6 +6,7 @@ after it, so a checkpoint can say "everything up to byte N, line L is settled" a
 run can resume there with ``start=Position(N, L)``.
 """
 
+from ._encoding import Text
 from ._formats import (
     FORMATS,
     Input,
@@ -38,6 +39,7 @@ __all__ = [
     "Item",
     "Reading",
     "Stream",
+    "Text",
     "display_name",
     "elements",
     "format_named_by",

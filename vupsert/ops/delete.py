@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 import orjson
 
-from ..config.settings import ID_FIELD, IDS_FORMAT, IdsFormat, option
+from ..config.settings import ENCODING, ID_FIELD, IDS_FORMAT, IdsFormat, ReadOptions, option
 from ..errors import InputError, ServerError, UsageError, VupsertError
-from ..inputs import FORMATS, Reading, Stream, elements, format_named_by, read_stream
+from ..inputs import FORMATS, Reading, Stream, Text, elements, format_named_by, read_stream
 from ..outcomes import DeleteSummary
 from ..records import Position, Rejection, Row, json_type
 from ..transport.retry import Caller
@@ -64,22 +64,24 @@ def read_ids(
     id_field: str = ID_FIELD,
     format: IdsFormat = IDS_FORMAT,
     stdin: BinaryIO | None = None,
+    encoding: str = ENCODING,
 ) -> Iterator[str]:
     """The ids an input lists (``name`` a path, or ``-`` for ``stdin``), read as
     ``format`` says. ``auto``: CSV, TSV, JSON or Parquet by the file's name, else by its
     first line: JSON Lines when it opens an object, a JSON array when it opens one, plain
-    text (one id a line, as written) otherwise. An item without an id is counted on
-    ``summary``, not fatal."""
+    text (one id a line, as written) otherwise; text in ``encoding``. An item without an
+    id is counted on ``summary``, not fatal."""
+    reading = Reading(name, ReadOptions(encoding=encoding), stdin=stdin)
     fmt = format_named_by(name) if format == "auto" else FORMATS.get(format)
     if fmt is not None and fmt.tabular:
         summary.ids_format = fmt.name
-        return _row_ids(fmt.rows(Reading(name, stdin=stdin)), id_field, summary)
+        return _row_ids(fmt.rows(reading), id_field, summary)
     listed = format if fmt is None else fmt.name  # "auto" and "text" are a list's own
 
     def produce(stream: Stream, source: str, start: Position | None) -> Iterator[str]:
-        return _listed_ids(stream, source, listed, id_field, summary)
+        return _listed_ids(stream, source, listed, id_field, summary, Text(encoding, inline=True))
 
-    return read_stream(Reading(name, stdin=stdin), produce)
+    return read_stream(reading, produce)
 
 
 def given_ids(
@@ -159,10 +161,10 @@ def _row_ids(
 
 
 def _listed_ids(
-    stream: Stream, source: str, format: str, id_field: str, summary: DeleteSummary
+    stream: Stream, source: str, format: str, id_field: str, summary: DeleteSummary, text: Text
 ) -> Iterator[str]:
     """A list that is not a table: text, JSON Lines or a JSON array, told by its first line
-    unless ``format`` says."""
+    unless ``format`` says; in ``text``'s encoding."""
     head = _head(stream)
     first = b"".join(head).removeprefix(_BOM).lstrip(_BLANK)
     if format == "auto":
@@ -172,13 +174,13 @@ def _listed_ids(
     summary.ids_format = format
     if format == "json":
         replayed = _stream(itertools.chain(head, _rest(stream)))
-        return _array_ids(elements(replayed, source, None), source, id_field, summary)
+        return _array_ids(elements(replayed, source, None, text), source, id_field, summary)
     if head and not head[-1].endswith(b"\n"):
         head[-1] += stream.readline()  # the first line was cut at _SNIFF bytes
     lines = enumerate(itertools.chain(head, stream), 1)
     if format == "jsonl":
-        return _json_line_ids(lines, source, id_field, summary)
-    return _text_ids(lines, source, summary)
+        return _json_line_ids(lines, source, id_field, summary, text)
+    return _text_ids(lines, source, summary, text)
 
 
 def _head(stream: Stream) -> list[bytes]:
@@ -207,7 +209,7 @@ def _rest(stream: Stream) -> Iterator[bytes]:
 
 
 def _text_ids(
-    lines: Iterator[tuple[int, bytes]], source: str, summary: DeleteSummary
+    lines: Iterator[tuple[int, bytes]], source: str, summary: DeleteSummary, text: Text
 ) -> Iterator[str]:
     for number, line in lines:
         if line.endswith(b"\n"):
@@ -217,23 +219,32 @@ def _text_ids(
         if not line:
             continue
         try:
-            text = line.decode("utf-8")
+            id_ = text.decode(line)
         except UnicodeDecodeError as exc:
-            summary.skipped(f"{source}:{number}", f"invalid UTF-8 at byte {exc.start + 1}")
+            reason = text.invalid(exc, line, source, number, "the line")
+            summary.skipped(f"{source}:{number}", reason)
             continue
         summary.ids_read += 1
-        yield text
+        yield id_
 
 
 def _json_line_ids(
-    lines: Iterator[tuple[int, bytes]], source: str, id_field: str, summary: DeleteSummary
+    lines: Iterator[tuple[int, bytes]],
+    source: str,
+    id_field: str,
+    summary: DeleteSummary,
+    text: Text,
 ) -> Iterator[str]:
     for number, line in lines:
-        text = (line.removeprefix(_BOM) if number == 1 else line).strip(_BLANK)
-        if not text:
+        data = (line.removeprefix(_BOM) if number == 1 else line).strip(_BLANK)
+        if not data:
             continue
         try:
-            value = orjson.loads(text)
+            value = orjson.loads(text.transcode(data) if text.transcode else data)
+        except UnicodeDecodeError as exc:
+            reason = text.invalid(exc, data, source, number, "the line")
+            summary.skipped(f"{source}:{number}", reason)
+            continue
         except orjson.JSONDecodeError as exc:
             summary.skipped(f"{source}:{number}", f"not valid JSON: {exc.msg}")
             continue

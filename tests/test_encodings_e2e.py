@@ -318,7 +318,7 @@ _TAGGED = re.compile(r"<!-- test: ([\w-]+) -->\n```\w+\n(.*?)^```$", re.S | re.M
 
 
 def readme_block(name: str) -> str:
-    blocks = dict(_TAGGED.findall((ROOT / "README.md").read_text(encoding="utf-8")))
+    blocks: dict[str, str] = dict(_TAGGED.findall((ROOT / "README.md").read_text("utf-8")))
     return blocks[name]
 
 

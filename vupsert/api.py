@@ -51,7 +51,7 @@ from .config.settings import (
     option,
 )
 from .errors import CallerError, StoppedEarly, UsageError, VupsertError
-from .inputs import format_of
+from .inputs import ArrowStreamExportable, as_records, format_of
 from .ops.delete import delete_filter, delete_ids, delete_prefix, given_ids, read_ids, text_stream
 from .ops.export import STDOUT, output_writer
 from .ops.export import export as export_to
@@ -80,9 +80,11 @@ Records = Union[  # noqa: UP007 - a runtime alias: "|" cannot join these on Pyth
     Sequence[Union[str, os.PathLike[str]]],  # noqa: UP007
     BinaryIO,
     Iterable[Mapping[str, Any]],
+    ArrowStreamExportable,
 ]
 """What :func:`upsert` loads: a path, a list of paths, a binary file of JSON Lines (or
-``format=``), or any iterable of dicts, streamed."""
+``format=``), any iterable of dicts, or a table (a pandas or polars DataFrame, a pyarrow
+Table), streamed."""
 
 SummaryT = TypeVar("SummaryT", Summary, SyncSummary, VerifySummary)
 
@@ -394,7 +396,9 @@ def _caller(
 def _source(
     records: Records, stdin: BinaryIO | None
 ) -> tuple[tuple[str | os.PathLike[str], ...], BinaryIO | None, Iterable[Mapping[str, Any]] | None]:
-    """``records`` as the run takes them: paths, or a binary file read as stdin, or dicts."""
+    """``records`` as the run takes them: paths, or a binary file read as stdin, or dicts
+    (or a table: :func:`~vupsert.inputs.as_records`)."""
+    records = as_records(records)  # type: ignore[assignment]
     if isinstance(records, (str, os.PathLike)):
         return (records,), stdin, None
     if isinstance(records, (bytes, bytearray)):

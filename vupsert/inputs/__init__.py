@@ -17,6 +17,7 @@ from ._formats import (
     iter_rows,
     read_input,
 )
+from ._frames import ArrowStreamExportable, Table, as_records
 from ._json_array import elements
 from ._opening import (
     RECORDS,
@@ -34,12 +35,15 @@ __all__ = [
     "FORMATS",
     "RECORDS",
     "STDIN",
+    "ArrowStreamExportable",
     "Input",
     "InputFormat",
     "Item",
     "Reading",
     "Stream",
+    "Table",
     "Text",
+    "as_records",
     "display_name",
     "elements",
     "format_named_by",

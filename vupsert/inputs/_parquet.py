@@ -128,7 +128,7 @@ def read_parquet(reading: Reading) -> Iterator[Row | Rejection]:
             groups.append(g)
         else:
             row += rows
-    converters: list[Convert | None] | None = None
+    cells = ArrowCells(pyarrow)
     try:
         batches = (
             file.iter_batches(batch_size=BATCH_ROWS, row_groups=groups, use_threads=False)
@@ -142,18 +142,9 @@ def read_parquet(reading: Reading) -> Iterator[Row | Rejection]:
                     continue
                 batch = batch.slice(skip - row)
                 row = skip
-            if converters is None:
-                converters = [_converter(pyarrow, f.type) for f in batch.schema]
-            names = batch.schema.names
-            columns = [
-                _column(batch.column(i).to_pylist(), convert)
-                for i, convert in enumerate(converters)
-            ]
-            for values in zip(*columns, strict=True):
+            for value in cells.rows(batch):
                 row += 1
-                yield Row(
-                    name, row, Position(offset(row), row), dict(zip(names, values, strict=True))
-                )
+                yield Row(name, row, Position(offset(row), row), value)
             report(offset(row))
     except (OSError, pyarrow.ArrowException) as exc:
         raise InputError(
@@ -161,6 +152,29 @@ def read_parquet(reading: Reading) -> Iterator[Row | Rejection]:
             hint="The rows before it were loaded. Check that the file is whole.",
         ) from None
     report(size)
+
+
+class ArrowCells:
+    """Rows of Arrow record batches as dicts of JSON's terms: the converters of a schema
+    are made once, and again only when a batch comes with another schema."""
+
+    def __init__(self, pyarrow: Any) -> None:
+        self._pyarrow = pyarrow
+        self._schema: Any = None
+        self._converters: list[Convert | None] = []
+
+    def rows(self, batch: pa.RecordBatch) -> Iterator[dict[str, Any]]:
+        """Each row of ``batch``, ``{column: value}``."""
+        if self._schema is None or not batch.schema.equals(self._schema):
+            self._schema = batch.schema
+            self._converters = [_converter(self._pyarrow, f.type) for f in batch.schema]
+        names = batch.schema.names
+        columns = [
+            _column(batch.column(i).to_pylist(), convert)
+            for i, convert in enumerate(self._converters)
+        ]
+        for values in zip(*columns, strict=True):
+            yield dict(zip(names, values, strict=True))
 
 
 def _column(values: list[Any], convert: Convert | None) -> list[Any]:

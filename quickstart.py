@@ -39,6 +39,7 @@ COMMANDS = {
     "test": ("[test]", ["-m", "pytest"]),
 }
 """Each command: the extra it installs and what it runs with the environment's Python."""
+PIP_INSTALL = ("install", "--quiet", "--disable-pip-version-check")
 _JSON = "application/vnd.pypi.simple.v1+json"
 
 
@@ -131,12 +132,12 @@ def bring_pip(python: Path) -> None:
     system = system_pip()
     if system is not None:
         say("installing pip into it with the machine's pip")
-        check([*system, "--python", str(python), "install", "--quiet", "pip"])
+        check([*system, "--python", str(python), *PIP_INSTALL, "pip"])
         return
     say(f"no pip on this machine: fetching pip's wheel from {shown(index_url())}")
     with tempfile.TemporaryDirectory() as folder:
         wheel = fetch_pip_wheel(index_url(), Path(folder))
-        check([str(python), f"{wheel}/pip", "install", "--quiet", "--no-index", str(wheel)])
+        check([str(python), f"{wheel}/pip", *PIP_INSTALL, "--no-index", str(wheel)])
 
 
 def system_pip() -> list[str] | None:
@@ -310,7 +311,7 @@ def install(python: Path, extra: str) -> None:
         return
     what = "vupsert and its test dependencies" if extra else "vupsert"
     say(f"installing {what} into {shown_env(python)} (pip install -e '.{extra}')")
-    check([str(python), "-m", "pip", "install", "--quiet", "-e", f".{extra}"])
+    check([str(python), "-m", "pip", *PIP_INSTALL, "-e", f".{extra}"])
     stamp.write_text(want)
 
 

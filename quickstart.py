@@ -39,6 +39,8 @@ COMMANDS = {
     "test": ("[test]", ["-m", "pytest"]),
 }
 """Each command: the extra it installs and what it runs with the environment's Python."""
+SYMLINKS = os.name != "nt"
+"""As ``python3 -m venv`` makes them."""
 PIP_INSTALL = ("install", "--quiet", "--disable-pip-version-check")
 _JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -108,11 +110,11 @@ def make_venv(venv: Path) -> None:
         raise Failed("this Python has no venv module: install python3-venv") from None
     if has_ensurepip():
         try:
-            venv_module.EnvBuilder(with_pip=True, clear=True).create(venv)
+            venv_module.EnvBuilder(with_pip=True, clear=True, symlinks=SYMLINKS).create(venv)
             return
         except subprocess.CalledProcessError:
             say("ensurepip failed; making it without pip, then bringing pip in")
-    venv_module.EnvBuilder(with_pip=False, clear=True).create(venv)
+    venv_module.EnvBuilder(with_pip=False, clear=True, symlinks=SYMLINKS).create(venv)
     bring_pip(venv_python(venv))
 
 

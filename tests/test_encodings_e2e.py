@@ -227,6 +227,27 @@ def test_a_file_that_is_not_utf8_gets_one_hint_naming_the_option(
     assert "Zürich" in hint or "Café 0 in Zürich" in hint
 
 
+@pytest.mark.parametrize(
+    ("line", "byte"),
+    [
+        ("1,Привет мир".encode("cp1251"), 3),  # no Western text in cp1252: no guess
+        (b"1,caf\xff\xfe au lait", 6),  # bytes that are no text, as samples/bad-records.jsonl has
+    ],
+)
+def test_a_line_that_reads_as_no_western_text_gets_the_option_without_a_guess(
+    server: LocalServer, tmp_path: Path, line: bytes, byte: int
+) -> None:
+    path = tmp_path / "other.csv"
+    path.write_bytes(b"id,data\n" + line + b"\n")
+    result = run_cli("upsert", path, server=server)
+    (hint,) = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert hint == (
+        f"warning: {path}:2: invalid UTF-8 at byte {byte} of the line: if the file is in another "
+        "encoding than UTF-8, give it with --encoding (cp1252, latin-1, iso-8859-15, "
+        "cp1251, ...)"
+    )
+
+
 def test_a_csv_header_that_is_not_utf8_names_the_option(
     server: LocalServer, tmp_path: Path
 ) -> None:

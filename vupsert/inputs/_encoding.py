@@ -94,15 +94,28 @@ class Text:
 
 def encoding_hint(data: bytes, at: int, what: str = "the line") -> str:
     """What to do about ``data`` (``what``), not UTF-8 from byte ``at``: the option, with
-    the encoding it most likely is and how the text reads in it."""
-    guess, called = next((g, c) for g, c in _GUESSES if _decoded(data, g) is not None)
-    text = data.decode(guess)
-    start = max(0, at - _SHOWN // 2)
-    shown = text[start : start + _SHOWN].strip("\r\n")
+    the encoding it most likely is and how the text reads in it when it reads as text."""
+    for guess, called in _GUESSES:
+        text = _decoded(data, guess)
+        if text is not None and all(c < "\x80" or c in _WESTERN for c in text):
+            start = max(0, at - _SHOWN // 2)
+            shown = text[start : start + _SHOWN].strip("\r\n")
+            return (
+                f"the file may be in another encoding: as {guess} ({called}) {what} reads "
+                f"{shown!r}; if that is right, give {option('encoding', guess)}"
+            )
     return (
-        f"the file may be in another encoding: as {guess} ({called}) {what} reads "
-        f"{shown!r}; if that is right, give {option('encoding', guess)}"
+        f"if the file is in another encoding than UTF-8, give it with {option('encoding')} "
+        "(cp1252, latin-1, iso-8859-15, cp1251, ...)"
     )
+
+
+_WESTERN = frozenset(
+    "ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜÝßàáâãäåæçèéêëìíîïñòóôõöøùúûüýŒœŠšŽž€…«»°£§©®·¿¡ºª"
+    "\u2018\u2019\u201c\u201d\u2013\u2014\xa0"  # quotes, dashes, no-break space
+)
+"""What text in Western European languages holds beyond ASCII: a line that reads as
+only these in a guessed encoding is most likely in it."""
 
 
 def _decoded(data: bytes, encoding: str) -> str | None:

@@ -43,6 +43,7 @@ SYMLINKS = os.name != "nt"
 """As ``python3 -m venv`` makes them."""
 PIP_INSTALL = ("install", "--quiet", "--disable-pip-version-check")
 _JSON = "application/vnd.pypi.simple.v1+json"
+_EDITABLE_WARNING = "ignore:Editable installation"
 
 
 class Failed(Exception):
@@ -157,17 +158,15 @@ def system_pip() -> list[str] | None:
 # --- pip's wheel from the index ---------------------------------------------------------------
 
 
-def pip_settings() -> configparser.ConfigParser:
+def pip_config_files() -> list[Path]:
     """pip's configuration files, in the order pip reads them (later ones win)."""
-    config = configparser.ConfigParser()
     home = Path.home()
     xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
     files = [Path("/etc/xdg/pip/pip.conf"), Path("/etc/pip.conf"), home / ".pip/pip.conf"]
-    files += [xdg / "pip/pip.conf"]
+    files.append(xdg / "pip/pip.conf")
     if os.environ.get("PIP_CONFIG_FILE"):
         files.append(Path(os.environ["PIP_CONFIG_FILE"]))
-    config.read([f for f in files if f.is_file()])
-    return config
+    return [f for f in files if f.is_file()]
 
 
 def pip_setting(name: str, default: str = "") -> str:
@@ -175,7 +174,8 @@ def pip_setting(name: str, default: str = "") -> str:
     value = os.environ.get(f"PIP_{name.upper().replace('-', '_')}")
     if value:
         return value
-    config = pip_settings()
+    config = configparser.ConfigParser()
+    config.read(pip_config_files())
     for section in ("install", "global"):
         if config.has_option(section, name):
             return config.get(section, name)
@@ -313,7 +313,9 @@ def install(python: Path, extra: str) -> None:
         return
     what = "vupsert and its test dependencies" if extra else "vupsert"
     say(f"installing {what} into {shown_env(python)} (pip install -e '.{extra}')")
-    check([str(python), "-m", "pip", *PIP_INSTALL, "-e", f".{extra}"])
+    # setuptools warns of every editable install, to no purpose here.
+    quiet = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), _EDITABLE_WARNING]))
+    check([str(python), "-m", "pip", *PIP_INSTALL, "-e", f".{extra}"], PYTHONWARNINGS=quiet)
     stamp.write_text(want)
 
 
@@ -322,8 +324,8 @@ def shown_env(python: Path) -> str:
     return env.name if env.parent == ROOT else str(env)
 
 
-def check(command: list[str]) -> None:
-    done = subprocess.run(command, cwd=ROOT)
+def check(command: list[str], **environ: str) -> None:
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, **environ})
     if done.returncode != 0:
         raise Failed(f"this failed (exit {done.returncode}): {' '.join(command)}")
 

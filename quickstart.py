@@ -9,8 +9,8 @@ Ubuntu, whose Python has no `python` command, refuses `pip install` outside a vi
 environment (PEP 668), and may have neither pip nor ensurepip. The environment gets pip
 from ensurepip where there is one; else from the machine's own pip (`pip --python`); else
 pip's wheel is fetched from the package index pip would use and run as `python
-pip.whl/pip install pip.whl`, as pip's documentation allows. Run from inside a virtual
-environment, it installs into that one instead.
+pip.whl/pip install pip.whl`, as pip's documentation allows. It is always .venv, whatever
+environment is active: CI and the README's next steps find it there.
 """
 
 from __future__ import annotations
@@ -78,10 +78,7 @@ def check_python(version: tuple[int, ...]) -> None:
 
 
 def environment() -> Path:
-    """The Python to install into: the virtual environment this runs in, else .venv,
-    made (with pip) if it is not there or does not work."""
-    if sys.prefix != sys.base_prefix:
-        return Path(sys.executable)
+    """The Python of .venv, made (with pip) if it is not there or does not work."""
     python = venv_python(VENV)
     if works(python, "import pip"):
         return python
@@ -312,16 +309,11 @@ def install(python: Path, extra: str) -> None:
     if stamp.exists() and stamp.read_text() == want and works(python, "import vupsert"):
         return
     what = "vupsert and its test dependencies" if extra else "vupsert"
-    say(f"installing {what} into {shown_env(python)} (pip install -e '.{extra}')")
+    say(f"installing {what} into {python.parent.parent.name} (pip install -e '.{extra}')")
     # setuptools warns of every editable install, to no purpose here.
     quiet = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), _EDITABLE_WARNING]))
     check([str(python), "-m", "pip", *PIP_INSTALL, "-e", f".{extra}"], PYTHONWARNINGS=quiet)
     stamp.write_text(want)
-
-
-def shown_env(python: Path) -> str:
-    env = python.parent.parent
-    return env.name if env.parent == ROOT else str(env)
 
 
 def check(command: list[str], **environ: str) -> None:

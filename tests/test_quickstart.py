@@ -238,9 +238,21 @@ def test_an_old_python_is_told_what_it_needs() -> None:
         quickstart.check_python((3, 9))
 
 
-def test_inside_a_virtual_environment_it_installs_there() -> None:
-    assert sys.prefix != sys.base_prefix  # the suite runs in one
-    assert quickstart.environment() == Path(sys.executable)
+def test_the_environment_is_the_projects_whatever_runs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from another virtual environment (as the suite is), it still makes and uses
+    .venv, where CI and the README look for it."""
+    assert sys.prefix != sys.base_prefix
+    venv = tmp_path / ".venv"
+    monkeypatch.setattr(quickstart, "VENV", venv)
+    made: list[Path] = []
+    monkeypatch.setattr(quickstart, "make_venv", made.append)
+    assert quickstart.environment() == quickstart.venv_python(venv)
+    assert made == [venv]
+    monkeypatch.setattr(quickstart, "works", lambda python, code: True)
+    assert quickstart.environment() == quickstart.venv_python(venv)
+    assert made == [venv]
 
 
 def test_an_install_that_pyproject_has_not_changed_since_is_not_done_again(

@@ -311,7 +311,8 @@ class Client:
     def call(self, endpoint: str, payload: Any) -> Answer:
         """One attempt at another endpoint of the namespace (``range``, ``fetch``,
         ``delete``); an OK answer holds the parsed ``result``. Never raises for HTTP
-        trouble."""
+        trouble; an ``https`` URL whose server speaks plain HTTP is a wrong URL, a
+        :class:`ConfigError`."""
         started = time.monotonic()
         try:
             response = _released(

@@ -273,3 +273,22 @@ def test_an_install_that_pyproject_has_not_changed_since_is_not_done_again(
 def test_an_unknown_command_prints_the_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert quickstart.main(["demos"]) == 2
     assert "python3 quickstart.py demo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "runs", "extra"),
+    [
+        (["demo"], ["-m", "vupsert", "demo"], ""),
+        (["test", "-n", "0", "tests/x.py"], ["-m", "pytest", "-n", "0", "tests/x.py"], "[test]"),
+    ],
+)
+def test_each_command_installs_its_extra_then_becomes_what_it_runs(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], runs: list[str], extra: str
+) -> None:
+    python = Path("/env/bin/python")
+    done: list[object] = []
+    monkeypatch.setattr(quickstart, "environment", lambda: python)
+    monkeypatch.setattr(quickstart, "install", lambda python, extra: done.append(extra))
+    monkeypatch.setattr(quickstart, "run", lambda command: done.append(command))
+    quickstart.main(argv)
+    assert done == [extra, [str(python), *runs]]

@@ -24,8 +24,9 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, Union
 
 from .config import Endpoint
 from .config.options import build_settings, connection_settings
-from .config.settings import ID_FIELD, IDS_FORMAT, IdsFormat
+from .config.settings import ENCODING, ID_FIELD, IDS_FORMAT, IdsFormat
 from .errors import CallerError, UsageError
+from .inputs import ArrowStreamExportable, as_records
 from .ops import Ids, SyncRun, Verifier, check_deletion
 from .ops import delete as delete_from
 from .ops import export as export_to
@@ -57,9 +58,11 @@ Records = Union[  # noqa: UP007 - a runtime alias: "|" cannot join these on Pyth
     Sequence[Union[str, os.PathLike[str]]],  # noqa: UP007
     BinaryIO,
     Iterable[Mapping[str, Any]],
+    ArrowStreamExportable,
 ]
 """What :func:`upsert` loads: a path, a list of paths, a binary file of JSON Lines (or
-``format=``), or any iterable of dicts, streamed."""
+``format=``), any iterable of dicts, or a table (a pandas or polars DataFrame, a pyarrow
+Table), streamed."""
 
 SummaryT = TypeVar("SummaryT", Summary, SyncSummary, VerifySummary)
 
@@ -250,6 +253,7 @@ def delete(
     namespace: str = "",
     id_field: str = ID_FIELD,
     format: IdsFormat = IDS_FORMAT,
+    encoding: str = ENCODING,
     dry_run: bool = False,
     environ: Mapping[str, str] | None = None,
     **options: Unpack[ConnectionKeywords],
@@ -261,10 +265,10 @@ def delete(
     ``ids``: a path (``"-"`` for stdin) or an open file (binary or text) listing ids one a
     line, each as written but for its line end, or JSON Lines, a JSON array, CSV, TSV or
     Parquet records whose ``id_field`` is used (``format`` says which; by default the
-    file's name or first line tells); or an iterable of ids (strings as they are, or
-    dicts whose ``id_field`` is used). ``records_deleted`` counts the distinct ids the
-    index held."""
-    check_deletion(ids, prefix, filter, format)
+    file's name or first line tells), a binary one in ``encoding``; or an iterable of ids
+    (strings as they are, or dicts whose ``id_field`` is used). ``records_deleted``
+    counts the distinct ids the index held."""
+    check_deletion(ids, prefix, filter, format, encoding)
     settings = connection_settings(
         url=url, token=token, namespace=namespace, environ=environ, **options
     )
@@ -277,6 +281,7 @@ def delete(
             filter=filter,
             id_field=id_field,
             format=format,
+            encoding=encoding,
             dry_run=dry_run,
         )
 
@@ -299,7 +304,9 @@ def info(
 def _source(
     records: Records, stdin: BinaryIO | None
 ) -> tuple[tuple[str | os.PathLike[str], ...], BinaryIO | None, Iterable[Mapping[str, Any]] | None]:
-    """``records`` as the run takes them: paths, or a binary file read as stdin, or dicts."""
+    """``records`` as the run takes them: paths, or a binary file read as stdin, or dicts
+    (or a table: :func:`~vupsert.inputs.as_records`)."""
+    records = as_records(records)  # type: ignore[assignment]
     if isinstance(records, (str, os.PathLike)):
         return (records,), stdin, None
     if isinstance(records, (bytes, bytearray)):

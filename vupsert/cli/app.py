@@ -48,6 +48,7 @@ from .options import (
     Filter,
     IdField,
     Ids,
+    IdsEncoding,
     IdsFormatOption,
     Json,
     Load,
@@ -280,6 +281,7 @@ def delete(
     filter: Filter = None,
     id_field: IdField = settings.ID_FIELD,
     format: IdsFormatOption = settings.IDS_FORMAT,
+    encoding: IdsEncoding = settings.ENCODING,
     yes: Yes = False,
     dry_run: DeleteDryRun = False,
     connection: Connection,
@@ -302,6 +304,7 @@ def delete(
         **target.keywords(),
         id_field=id_field,
         format=cast(IdsFormat, format),
+        encoding=encoding,
         dry_run=dry_run,
         environ=env.environ,
         **connection.keywords(),
@@ -359,6 +362,7 @@ def upsert_command(settings: Settings) -> str:
         format=settings.read.format,
         delimiter=settings.read.delimiter,
         columns=settings.read.columns,
+        encoding=settings.read.encoding,
     )
     if settings.mapping.shard is not None:
         values["shard"] = "{}/{}".format(*settings.mapping.shard)

@@ -29,7 +29,7 @@ from ..config import option
 from ..errors import VupsertError
 from ..outcomes import DeleteSummary, ExportSummary, Settlement, Summary, SyncSummary, VerifySummary
 from ..records import Rejection
-from ..run import embedding_models
+from ..transport import embedding_models
 
 PLAIN_EVERY = 5.0
 """Seconds between plain progress lines when stderr is not a terminal."""

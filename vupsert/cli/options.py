@@ -242,6 +242,15 @@ class Records(Group["RecordKeywords"]):
             rich_help_panel=READING,
         ),
     ] = None
+    encoding: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="The encoding of text inputs and stdin: utf-8, or one in which a newline is "
+            "one byte, e.g. latin-1 or cp1252. Convert UTF-16 first: iconv -f UTF-16 -t UTF-8.",
+            rich_help_panel=READING,
+        ),
+    ] = settings.ENCODING
     id_field: Annotated[
         str,
         typer.Option(
@@ -575,6 +584,14 @@ IdsFormatOption = Annotated[
         metavar=choices(IdsFormat),
         help="How --ids is read: auto goes by extension, else by the first line: JSON Lines "
         "if it opens an object, a JSON array if it opens one, text (one id a line) otherwise.",
+    ),
+]
+IdsEncoding = Annotated[
+    str,
+    typer.Option(
+        metavar="NAME",
+        help="The encoding of --ids: utf-8, or one in which a newline is one byte, e.g. "
+        "latin-1 or cp1252.",
     ),
 ]
 Yes = Annotated[

@@ -25,6 +25,8 @@ class ReadKeywords(TypedDict, total=False):
     """One character, or ``"\\t"`` / ``"tab"``."""
     columns: str | Sequence[str] | None
     """``"id,text"`` or ``["id", "text"]``."""
+    encoding: str
+    """How text inputs are decoded: ``"utf-8"``, or one such as ``"cp1252"``."""
 
 
 class MappingKeywords(TypedDict, total=False):

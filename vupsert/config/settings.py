@@ -6,12 +6,16 @@ Python callers and the CLI alike.
 
 from __future__ import annotations
 
+import codecs
+import functools
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from ..errors import ConfigError
 from ..records import MAX_BATCH_RECORDS
 from ._secret import Secret
+from ._spelling import option
 
 Format = Literal["auto", "jsonl", "json", "csv", "tsv", "parquet"]
 IdsFormat = Literal["auto", "text", "jsonl", "json", "csv", "tsv", "parquet"]
@@ -21,6 +25,8 @@ ColumnType = Literal["str", "int", "float", "bool", "json"]
 """What ``types`` may make of a CSV/TSV column's cells."""
 
 FORMAT: Format = "auto"
+ENCODING = "utf-8"
+"""How text inputs (JSON Lines, JSON, CSV, TSV, lists of ids) are decoded."""
 IDS_FORMAT: IdsFormat = "auto"
 ID_FIELD = "id"
 DATA_FIELD = "data"
@@ -56,9 +62,75 @@ class ReadOptions:
     """CSV/TSV delimiter; ``None`` means ``,`` for CSV and tab for TSV."""
     columns: tuple[str, ...] | None = None
     """Column names for header-less CSV/TSV; ``None`` means the first row is the header."""
+    encoding: str = ENCODING
+    """The encoding of text inputs: UTF-8, or one in which every ASCII character (the
+    newline, quotes, brackets, delimiters) is its one byte and no longer sequence holds
+    an ASCII byte (Latin-1, cp1252, ...; :func:`check_encoding`)."""
     whole_lines: bool = False
     """Leave a last line that has no newline yet for the next run: with a checkpoint on
     a file that is still being written, it may be half a record."""
+
+    def __post_init__(self) -> None:
+        check_encoding(self.encoding)
+
+
+def check_encoding(name: object) -> str:
+    """``name``'s codec (``utf-8`` for ``UTF8``), if inputs in it can be read: lines,
+    quotes and delimiters are found in the bytes, and positions count bytes. Else a
+    :class:`~vupsert.errors.ConfigError` that says what to do."""
+    if not isinstance(name, str):
+        raise ConfigError(f"{option('encoding', name)}: an encoding is named by a string.")
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        info = None
+    # base64, zlib, rot13 are codecs, but not of text.
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise ConfigError(
+            f"{option('encoding', name)}: there is no such text encoding",
+            hint="Name one as Python does: utf-8, latin-1, cp1252, iso-8859-15, ...",
+        )
+    codec = "utf-8" if info.name == "utf-8-sig" else info.name  # a BOM is skipped anyway
+    if codec != "utf-8" and not _ascii_safe(codec):
+        raise ConfigError(
+            f"{option('encoding', name)}: vupsert reads text in which a newline and every "
+            f"other ASCII character are one byte each, as UTF-8, Latin-1 and cp1252 have "
+            f"them; {name} is not such an encoding",
+            hint=f"Convert the input to UTF-8 first: iconv -f {name} -t UTF-8 FILE > "
+            f"FILE.utf8 (or pipe it in: iconv -f {name} -t UTF-8 FILE | vupsert upsert - ...).",
+        )
+    return codec
+
+
+_BEYOND_ASCII = "é€Жあ中한"
+"""Characters most encodings beyond ASCII have one of."""
+
+
+@functools.lru_cache(maxsize=8)
+def _ascii_safe(codec: str) -> bool:
+    """Whether ``codec`` writes every ASCII character as that one byte and no character
+    as bytes that hold an ASCII one (as Shift JIS and GBK do, UTF-16 everywhere)."""
+    ascii = bytes(range(128))
+    try:
+        if ascii.decode(codec) != ascii.decode("ascii") or "\n".encode(codec) != b"\n":
+            return False
+        for char in _BEYOND_ASCII:
+            try:
+                if min(char.encode(codec)) < 128:  # ISO-2022's escapes, IDNA's xn--
+                    return False
+            except UnicodeEncodeError:
+                continue
+        for lead in range(128, 256):
+            for low in range(128):
+                try:
+                    text = bytes((lead, low)).decode(codec)
+                except UnicodeDecodeError:
+                    continue  # no such pair in text of this encoding
+                if not text.endswith(chr(low)):
+                    return False
+    except UnicodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ after it, so a checkpoint can say "everything up to byte N, line L is settled" a
 run can resume there with ``start=Position(N, L)``.
 """
 
+from ._encoding import Text
 from ._formats import (
     FORMATS,
     Input,
@@ -16,6 +17,7 @@ from ._formats import (
     iter_rows,
     read_input,
 )
+from ._frames import ArrowStreamExportable, Table, as_records
 from ._json_array import elements
 from ._opening import (
     RECORDS,
@@ -33,11 +35,15 @@ __all__ = [
     "FORMATS",
     "RECORDS",
     "STDIN",
+    "ArrowStreamExportable",
     "Input",
     "InputFormat",
     "Item",
     "Reading",
     "Stream",
+    "Table",
+    "Text",
+    "as_records",
     "display_name",
     "elements",
     "format_named_by",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from ..config import option
 from ..errors import ConfigError, InputError
 from ..records import Position, Rejection, Row
+from ._encoding import Text, encoding_hint
 from ._opening import Reading, Stream, left_for_later, read_stream, skip_to_line_end
 
 _CSV_FIELD_LIMIT = 8 * 1024 * 1024
@@ -41,8 +42,9 @@ def table(delimiter: str) -> Callable[[Reading], Iterator[Row | Rejection]]:
             if isinstance(checked, str):
                 raise ConfigError(checked)
             columns = checked
-        rows = _Table(given, columns, reading.whole_lines, reading.on_warning).rows
-        return read_stream(reading, rows)
+        text = Text(reading.options.encoding, reading.on_warning)
+        table = _Table(given, columns, reading.whole_lines, reading.on_warning, text)
+        return read_stream(reading, table.rows)
 
     return read_table
 
@@ -63,20 +65,26 @@ def _check_header(names: list[str], what: str) -> list[str] | str:
 class _LineState:
     """What the CSV line feeder has consumed, read back after each record."""
 
-    __slots__ = ("bad", "line", "lines", "offset", "source", "warn", "whole_lines")
+    __slots__ = ("bad", "line", "lines", "offset", "source", "text", "warn", "whole_lines")
 
     def __init__(
-        self, whole_lines: bool = False, source: str = "", warn: Callable[[str], None] | None = None
+        self,
+        whole_lines: bool = False,
+        source: str = "",
+        warn: Callable[[str], None] | None = None,
+        text: Text | None = None,
     ) -> None:
         self.whole_lines = whole_lines
         self.source = source
         self.warn = warn
+        self.text = text or Text()
         self.offset = 0
         self.line = 0
         self.lines: list[str] = []
         """Text of the current record's lines, for a rejection's ``raw``."""
-        self.bad: tuple[int, int] | None = None
-        """(line, 1-based byte) of the first invalid UTF-8 in the current record."""
+        self.bad: tuple[int, UnicodeDecodeError, bytes] | None = None
+        """(line, error, bytes of that line) of the current record's first line that is
+        not text in the input's encoding."""
 
 
 def _feed(stream: Stream, st: _LineState) -> Iterator[str]:
@@ -85,6 +93,7 @@ def _feed(stream: Stream, st: _LineState) -> Iterator[str]:
     csv.reader pulls lines only as it needs them to finish a record, so right after it
     yields a record, ``st`` says exactly where that record ended.
     """
+    decode = st.text.decode
     for data in stream:
         if st.whole_lines and not data.endswith(b"\n"):
             left_for_later(st.warn, st.source, st.line + 1)
@@ -92,11 +101,11 @@ def _feed(stream: Stream, st: _LineState) -> Iterator[str]:
         st.offset += len(data)
         st.line += 1
         try:
-            text = data.decode("utf-8")
+            text = decode(data)
         except UnicodeDecodeError as exc:
             if st.bad is None:
-                st.bad = (st.line, exc.start + 1)
-            text = data.decode("utf-8", "surrogateescape")
+                st.bad = (st.line, exc, data)
+            text = st.text.lenient(data)
         if st.offset == len(data) and text.startswith("\ufeff"):
             text = text[1:]
         st.lines.append(text)
@@ -115,9 +124,11 @@ class _Table:
         columns: list[str] | None,
         whole_lines: bool,
         warn: Callable[[str], None] | None,
+        text: Text,
     ) -> None:
         self._delimiter = delimiter
         self._columns = columns
+        self._text = text
         self._whole_lines = whole_lines
         """Leave a last line without its newline for the next run (see ``warn``)."""
         self.warn = warn
@@ -128,7 +139,7 @@ class _Table:
     def rows(
         self, stream: Stream, source: str, start: Position | None
     ) -> Iterator[Row | Rejection]:
-        st = _LineState(self._whole_lines, source, self.warn)
+        st = _LineState(self._whole_lines, source, self.warn, self._text)
         reader = csv.reader(_feed(stream, st), delimiter=self._delimiter)
         header = self._columns
         if header is None:
@@ -151,12 +162,11 @@ class _Table:
                 yield self._reject(source, first, st, f"not valid CSV: {exc}")
                 continue
             if st.bad is not None:
-                bad_line, bad_byte = st.bad
+                bad_line, error, data = st.bad
                 st.bad = None
                 where = "the line" if st.line == first else f"line {bad_line}"
-                yield self._reject(
-                    source, first, st, f"invalid UTF-8 at byte {bad_byte} of {where}"
-                )
+                reason = st.text.invalid(error, data, source, first, where)
+                yield self._reject(source, first, st, reason)
                 continue
             if len(cells) != width or width == 1:
                 if not cells or (len(cells) == 1 and not cells[0].strip()):
@@ -193,9 +203,16 @@ class _Table:
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             return None
         if st.bad is not None:
+            line, exc, data = st.bad
+            if st.text.utf8:
+                said = encoding_hint(data, exc.start, "the header")
+                hint = f"{said[0].upper()}{said[1:]}; or save the file as UTF-8."
+            else:
+                hint = f"Is the file in {st.text.encoding}? Check {option('encoding')}."
             raise InputError(
-                f"{source}: the header has invalid UTF-8 (line {st.bad[0]}, byte {st.bad[1]})",
-                hint="Save the file as UTF-8.",
+                f"{source}: the header has invalid {st.text.name} (line {line}, byte "
+                f"{exc.start + 1})",
+                hint=hint,
             )
         header = _check_header(cells, "the header")
         if isinstance(header, str):

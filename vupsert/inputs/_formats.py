@@ -19,6 +19,7 @@ from ..errors import ConfigError
 from ..records import Cells, JsonLine, Position, Rejection, Row
 from ._csv import table
 from ._dicts import read_dicts
+from ._frames import Table, read_table
 from ._json_array import array_or
 from ._jsonl import json_lines, read_json_lines
 from ._opening import COMPRESSION_SUFFIXES, RECORDS, Reading
@@ -81,13 +82,16 @@ DEFAULT = FORMATS["jsonl"]
 """The format of an input whose name says none, stdin included."""
 DICTS = InputFormat("dicts", Cells.JSON, read_dicts)
 """Records in hand (the input named ``<records>``), whatever ``format`` says."""
+TABLE = InputFormat("table", Cells.TYPED, read_table)
+"""A table in hand (a DataFrame, an Arrow table) as ``<records>``: Parquet's values."""
 
 
-def format_of(name: str, given: str = "auto") -> InputFormat:
+def format_of(name: str, given: str = "auto", records: object = None) -> InputFormat:
     """The format of an input: ``given`` unless it is ``"auto"``, else by the file's name
-    (:func:`format_named_by`), else JSON Lines."""
+    (:func:`format_named_by`), else JSON Lines; ``records`` in hand are dicts or a
+    table."""
     if name == RECORDS:
-        return DICTS
+        return TABLE if isinstance(records, Table) else DICTS
     if given == "auto":
         return format_named_by(name) or DEFAULT
     fmt = FORMATS.get(given)
@@ -138,7 +142,7 @@ def read_input(
     everything about the input itself raises :class:`~vupsert.errors.InputError` as the
     items are read, naming it."""
     reading = Reading(name, options, start, stdin, records, on_bytes, on_warning)
-    fmt = format_of(name, options.format)
+    fmt = format_of(name, options.format, records)
     return Input(fmt, reading.source, fmt.read(reading))
 
 

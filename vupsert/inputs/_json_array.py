@@ -31,6 +31,7 @@ import orjson
 from ..config import option
 from ..errors import InputError
 from ..records import JsonLine, Position, Rejection, json_type
+from ._encoding import Text
 from ._opening import Reading, Stream, byte_before, read_stream, restart_hint
 
 MAX_ELEMENT_BYTES = 16 * 1024 * 1024
@@ -74,7 +75,8 @@ def array_or(
         ) -> Iterator[JsonLine | Rejection]:
             if starts_as_array(stream.peek(_SNIFF)) is False:
                 return lines(stream, source, start)
-            return elements(stream, source, start)
+            text = Text(reading.options.encoding, reading.on_warning)
+            return elements(stream, source, start, text)
 
         return read_stream(reading, produce)
 
@@ -115,10 +117,14 @@ class _Buffer:
         return keep
 
 
-def elements(stream: Stream, source: str, start: Position | None) -> Iterator[JsonLine | Rejection]:
+def elements(
+    stream: Stream, source: str, start: Position | None, text: Text | None = None
+) -> Iterator[JsonLine | Rejection]:
     """Each element of the array as a JSON Lines reader gives lines: ``(number, end,
-    value, text)`` for an object (``text`` the element as written, on one line), or a
-    :class:`Rejection` for an element that is not one."""
+    value, text)`` for an object (``text`` the element as written, on one line, in
+    UTF-8), or a :class:`Rejection` for an element that is not one. ``text`` is the
+    input's encoding (UTF-8 by default)."""
+    text = text or Text()
     number = 0
     if start is not None:
         _skip_to(stream, start, source)
@@ -156,7 +162,7 @@ def elements(stream: Stream, source: str, start: Position | None) -> Iterator[Js
             else:
                 expect_element = False
             number += 1
-            yield _element(buf.data[i:end], source, number, buf.base + end)
+            yield _element(buf.data[i:end], source, number, buf.base + end, text)
             i = after
             continue
         if start is not None and number == start.line:
@@ -371,31 +377,37 @@ def _check_rest(buf: _Buffer, i: int, source: str) -> None:
         )
 
 
-def _element(text: bytes, source: str, number: int, end: int) -> JsonLine | Rejection:
+def _element(data: bytes, source: str, number: int, end: int, text: Text) -> JsonLine | Rejection:
+    if text.transcode is not None:
+        try:
+            data = text.transcode(data)
+        except UnicodeDecodeError as exc:
+            reason = text.invalid(exc, data, source, number, "the element")
+            return Rejection(source, number, Position(end, number), reason, raw=text.shown(data))
     try:
-        value = orjson.loads(text)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        return Rejection(source, number, Position(end, number), _why_bad(text, exc), raw=_raw(text))
+        reason = _why_bad(data, exc, source, number, text)
+        return Rejection(source, number, Position(end, number), reason, raw=_raw(data))
     if type(value) is not dict:
         return Rejection(
             source,
             number,
             Position(end, number),
             f"expected a JSON object, got {json_type(value)}",
-            raw=_raw(text),
+            raw=_raw(data),
         )
-    if b"\n" in text or b"\r" in text:
+    if b"\n" in data or b"\r" in data:
         # Outside strings a line break is only blank space, and inside one JSON has it
         # escaped: on one line, the element is the same JSON, fit for a rejects file line.
-        text = text.replace(b"\r\n", b" ").replace(b"\n", b" ").replace(b"\r", b" ")
-    return number, end, value, text
+        data = data.replace(b"\r\n", b" ").replace(b"\n", b" ").replace(b"\r", b" ")
+    return number, end, value, data
 
 
-def _why_bad(text: bytes, exc: orjson.JSONDecodeError) -> str:
-    try:
-        text.decode("utf-8")
-    except UnicodeDecodeError as bad:
-        return f"invalid UTF-8 at byte {bad.start + 1} of the element"
+def _why_bad(data: bytes, exc: orjson.JSONDecodeError, source: str, number: int, text: Text) -> str:
+    bad = text.error(data) if text.utf8 else None
+    if bad is not None:
+        return text.invalid(bad, data, source, number, "the element")
     reason = f"not valid JSON: {exc.msg}"
     if "end of data" not in exc.msg:
         reason += f" at character {exc.pos + 1} of the element"

@@ -1,4 +1,5 @@
-"""JSON Lines: one JSON object a line, handed to orjson as bytes, never decoded first.
+"""JSON Lines: one JSON object a line, handed to orjson as bytes, never decoded first
+(a line in another encoding than UTF-8 is transcoded to it, alone).
 
 A line becomes a plain :data:`~vupsert.records.JsonLine` tuple ``(line, offset, value,
 text)``, the hot path's shape: at a million lines, making objects for them cost more than
@@ -15,6 +16,7 @@ import orjson
 from ..config import option
 from ..errors import InputError
 from ..records import JsonLine, Position, Rejection, json_type
+from ._encoding import Text
 from ._opening import Reading, Stream, left_for_later, read_stream, skip_to_line_end
 
 _BOM = b"\xef\xbb\xbf"
@@ -32,16 +34,20 @@ def read_json_lines(reading: Reading) -> Iterator[JsonLine | Rejection]:
 
 def json_lines(reading: Reading) -> Lines:
     """What reads the lines of ``reading``'s stream once it is open."""
-    return JsonLines(reading.whole_lines, reading.on_warning).lines
+    return JsonLines(reading.whole_lines, reading.on_warning, reading.options.encoding).lines
 
 
 class JsonLines:
     """Reads the lines of one stream; ``whole_lines`` leaves a last line that has no
-    newline yet for the next run (``warn`` hears of it)."""
+    newline yet for the next run (``warn`` hears of it, and of a first line that is not
+    UTF-8); ``encoding`` is the lines' encoding."""
 
-    def __init__(self, whole_lines: bool, warn: Callable[[str], None] | None) -> None:
+    def __init__(
+        self, whole_lines: bool, warn: Callable[[str], None] | None, encoding: str = "utf-8"
+    ) -> None:
         self._whole_lines = whole_lines
         self.warn = warn
+        self._encoding = encoding
 
     def lines(
         self, stream: Stream, source: str, start: Position | None
@@ -50,20 +56,33 @@ class JsonLines:
         if start is not None:
             mid_line = skip_to_line_end(stream, 0, start, source)
             offset, line = start.offset, start.line - mid_line
+        text = Text(self._encoding, self.warn)
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
         whole_lines = self._whole_lines
+        transcode = text.transcode
+        size = 0
         for data in stream:
-            if whole_lines and not data.endswith(b"\n") and not _complete_object(data):
+            if whole_lines and not data.endswith(b"\n") and not _complete_object(data, text):
                 left_for_later(self.warn, source, line + 1)
                 return
             offset += len(data)
             line += 1
+            if transcode is not None:
+                size = len(data)
+                try:
+                    data = transcode(data)
+                except UnicodeDecodeError as exc:
+                    reason = text.invalid(exc, data, source, line, "the line")
+                    raw = text.shown(data.rstrip(b"\r\n"))
+                    yield Rejection(source, line, Position(offset, line), reason, raw=raw)
+                    continue
             try:
                 value = loads(data)
             except decode_error as exc:
                 # Blank lines, a BOM and every kind of bad line land here, off the hot path.
-                item = _bad_json_line(data, exc, source, line, offset)
+                first_line = offset == (size or len(data))
+                item = _bad_json_line(data, exc, source, line, offset, first_line, text)
                 if item is not None:
                     yield item
                 continue
@@ -80,19 +99,10 @@ def _raw_text(data: bytes) -> str:
     return data.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
 
 
-def _utf8_error(data: bytes) -> int | None:
-    """1-based byte column of the first invalid UTF-8 sequence, if there is one."""
+def _complete_object(data: bytes, text: Text) -> bool:
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start + 1
-    return None
-
-
-def _complete_object(data: bytes) -> bool:
-    try:
-        return type(orjson.loads(data)) is dict
-    except orjson.JSONDecodeError:
+        return type(orjson.loads(text.transcode(data) if text.transcode else data)) is dict
+    except (orjson.JSONDecodeError, UnicodeDecodeError):
         return False
 
 
@@ -107,9 +117,16 @@ def _not_an_object(value: object, data: bytes, source: str, line: int, offset: i
 
 
 def _bad_json_line(
-    data: bytes, exc: orjson.JSONDecodeError, source: str, line: int, offset: int
+    data: bytes,
+    exc: orjson.JSONDecodeError,
+    source: str,
+    line: int,
+    offset: int,
+    first_line: bool,
+    text: Text,
 ) -> JsonLine | Rejection | None:
-    first_line = offset == len(data)
+    """What a line orjson did not parse is (``data`` UTF-8 by now): nothing for a blank
+    line, the record for a first line behind a BOM, else a rejection saying why."""
     if first_line and data.startswith(_BOM):
         data = data[3:]
         try:
@@ -138,9 +155,9 @@ def _bad_json_line(
         orjson.loads(data.rstrip(b"\r\n"))
     except orjson.JSONDecodeError as again:
         exc = again
-    bad = _utf8_error(data)
+    bad = text.error(data) if text.utf8 else None
     if bad is not None:
-        reason = f"invalid UTF-8 at byte {bad} of the line"
+        reason = text.invalid(bad, data, source, line, "the line")
     else:
         reason = f"not valid JSON: {exc.msg}"
         if "end of data" not in exc.msg:

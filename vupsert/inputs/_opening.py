@@ -360,6 +360,12 @@ def _unsupported(head: bytes) -> str | None:
         )
     if head.startswith(b"PK\x03\x04"):
         return "is a zip archive; unzip it and give the files inside"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+        # What PowerShell's > and Notepad's "Unicode" write: two or four bytes a character.
+        return (
+            "is UTF-16 or UTF-32 text (its byte order mark says so), which vupsert cannot "
+            "read; convert it to UTF-8 first: iconv -f UTF-16 -t UTF-8 FILE > FILE.utf8"
+        )
     return None
 
 

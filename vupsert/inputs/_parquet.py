@@ -19,28 +19,22 @@ proportion.
 
 from __future__ import annotations
 
-import base64
-import datetime
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..config import option
 from ..errors import InputError, UsageError
 from ..records import Position, Rejection, Row
+from ._arrow import BATCH_ROWS, ArrowCells
 from ._opening import Reading, display_name, is_stream
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-BATCH_ROWS = 1024
-"""Rows turned into Python at a time."""
 _BUFFER_SIZE = 64 * 1024
 """Read column chunks through a buffer of this size rather than whole: a row group of a
 million rows would otherwise sit in memory, compressed, as a whole."""
-
-Convert = Callable[[Any], Any]
 
 
 def _pyarrow(source: str) -> tuple[Any, Any]:
@@ -128,7 +122,7 @@ def read_parquet(reading: Reading) -> Iterator[Row | Rejection]:
             groups.append(g)
         else:
             row += rows
-    converters: list[Convert | None] | None = None
+    cells = ArrowCells(pyarrow)
     try:
         batches = (
             file.iter_batches(batch_size=BATCH_ROWS, row_groups=groups, use_threads=False)
@@ -142,18 +136,9 @@ def read_parquet(reading: Reading) -> Iterator[Row | Rejection]:
                     continue
                 batch = batch.slice(skip - row)
                 row = skip
-            if converters is None:
-                converters = [_converter(pyarrow, f.type) for f in batch.schema]
-            names = batch.schema.names
-            columns = [
-                _column(batch.column(i).to_pylist(), convert)
-                for i, convert in enumerate(converters)
-            ]
-            for values in zip(*columns, strict=True):
+            for value in cells.rows(batch):
                 row += 1
-                yield Row(
-                    name, row, Position(offset(row), row), dict(zip(names, values, strict=True))
-                )
+                yield Row(name, row, Position(offset(row), row), value)
             report(offset(row))
     except (OSError, pyarrow.ArrowException) as exc:
         raise InputError(
@@ -161,78 +146,3 @@ def read_parquet(reading: Reading) -> Iterator[Row | Rejection]:
             hint="The rows before it were loaded. Check that the file is whole.",
         ) from None
     report(size)
-
-
-def _column(values: list[Any], convert: Convert | None) -> list[Any]:
-    if convert is None:
-        return values
-    return [None if v is None else convert(v) for v in values]
-
-
-def _converter(pa: Any, t: pa.DataType) -> Convert | None:
-    """What turns a cell of type ``t`` (as pyarrow's ``to_pylist`` gives it) into JSON's
-    terms; ``None`` when it already is."""
-    types = pa.types
-    if types.is_timestamp(t) or types.is_date(t) or types.is_time(t):
-        return _iso
-    if types.is_decimal(t) or types.is_float16(t):
-        return float
-    if types.is_duration(t):
-        return _seconds
-    if types.is_binary(t) or types.is_large_binary(t) or types.is_fixed_size_binary(t):
-        return _text
-    if types.is_dictionary(t):
-        return _converter(pa, t.value_type)
-    if types.is_struct(t):
-        fields = {t.field(i).name: _converter(pa, t.field(i).type) for i in range(t.num_fields)}
-        return lambda value: _struct(value, fields)
-    if types.is_map(t):
-        key, item = _converter(pa, t.key_type), _converter(pa, t.item_type)
-        return lambda pairs: _map(pairs, key, item)
-    if types.is_list(t) or types.is_large_list(t) or types.is_fixed_size_list(t):
-        inner = _converter(pa, t.value_type)
-        if inner is None:
-            return None
-        return lambda values: _column(values, inner)
-    return None
-
-
-def _struct(value: dict[str, Any], fields: dict[str, Convert | None]) -> dict[str, Any]:
-    out = {}
-    for key, item in value.items():
-        if item is None:
-            continue
-        convert = fields.get(key)
-        out[key] = convert(item) if convert is not None else item
-    return out
-
-
-def _map(pairs: list[tuple[Any, Any]], key: Convert | None, item: Convert | None) -> dict[str, Any]:
-    out = {}
-    for k, v in pairs:
-        if v is None:
-            continue
-        k = key(k) if key is not None else k
-        out[k if isinstance(k, str) else str(k)] = item(v) if item is not None else v
-    return out
-
-
-def _iso(value: Any) -> Any:
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    isoformat = getattr(value, "isoformat", None)  # a pandas Timestamp, with nanoseconds
-    return isoformat() if isoformat is not None else str(value)
-
-
-def _seconds(value: Any) -> Any:
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    total_seconds = getattr(value, "total_seconds", None)
-    return total_seconds() if total_seconds is not None else value
-
-
-def _text(value: bytes) -> str:
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return base64.b64encode(value).decode("ascii")

@@ -15,7 +15,7 @@ row.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any, NamedTuple, NoReturn
 
 import orjson
@@ -671,7 +671,7 @@ class Mapper:
             columns = ", ".join(row.value)
             raise ColumnError(
                 f"{row.source}: has no column {name!r} for the {role} (its columns: {columns})",
-                hint=_column_hint(role),
+                hint=_delimiter_hint(row.value) or _column_hint(role),
             )
         if role == "data" and self._data_template is None:
             raise Bad(f'missing data (field "{name}")' + _data_hint(row.value))
@@ -724,6 +724,26 @@ def _has(get: Getter) -> Callable[[dict[str, Any]], bool]:
 def _shown(cell: str) -> str:
     """A cell as a message quotes it: its first 40 characters."""
     return cell if len(cell) <= 40 else cell[:37] + "..."
+
+
+def _delimiter_hint(columns: Collection[str]) -> str | None:
+    """What to say of a table whose only column's name holds a delimiter (``id;data``):
+    its fields are separated by that, not by the delimiter it was read with."""
+    if len(columns) != 1:
+        return None
+    (name,) = columns
+    for delimiter in _DELIMITERS:
+        if delimiter in name:
+            shown = "\\t" if delimiter == "\t" else delimiter
+            return (
+                f"The header is one column, {name!r}: if {shown!r} separates the columns, "
+                f"give {option('delimiter', shown)}."
+            )
+    return None
+
+
+_DELIMITERS = (";", "\t", ",", "|")
+"""What separates the fields of tables, the comma aside, most common first."""
 
 
 def _column_hint(role: str) -> str:

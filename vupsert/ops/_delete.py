@@ -32,9 +32,9 @@ import orjson
 
 from ..config import option
 from ..config.options import check_choice
-from ..config.settings import ID_FIELD, IDS_FORMAT, IdsFormat
+from ..config.settings import ENCODING, ID_FIELD, IDS_FORMAT, IdsFormat, ReadOptions, check_encoding
 from ..errors import InputError, ServerError, UsageError, VupsertError
-from ..inputs import FORMATS, Reading, Stream, elements, format_named_by, read_stream
+from ..inputs import FORMATS, Reading, Stream, Text, elements, format_named_by, read_stream
 from ..outcomes import DeleteSummary
 from ..records import Position, Rejection, Row, json_type
 from ..transport import Caller, deleted
@@ -62,9 +62,16 @@ Ids = str | os.PathLike[str] | IO[bytes] | IO[str] | Iterable[Any]
 text), or an iterable of ids (strings, numbers, or dicts holding one)."""
 
 
-def check_deletion(ids: Ids | None, prefix: str | None, filter: str | None, format: str) -> None:
+def check_deletion(
+    ids: Ids | None,
+    prefix: str | None,
+    filter: str | None,
+    format: str,
+    encoding: str = ENCODING,
+) -> None:
     """Refuse, before anything is asked of the index, a deletion that names not exactly
-    one of ``ids``, ``prefix`` and ``filter``, or a format of ids there is not."""
+    one of ``ids``, ``prefix`` and ``filter``, a format of ids there is not, or an
+    encoding vupsert cannot read lines in."""
     chosen = [
         name
         for name, value in (("ids", ids), ("prefix", prefix), ("filter", filter))
@@ -76,6 +83,7 @@ def check_deletion(ids: Ids | None, prefix: str | None, filter: str | None, form
             + (f" (got {', '.join(chosen)})." if chosen else ".")
         )
     check_choice({"format": format}, "format", get_args(IdsFormat))
+    check_encoding(encoding)
 
 
 def delete(
@@ -86,12 +94,13 @@ def delete(
     filter: str | None = None,
     id_field: str = ID_FIELD,
     format: IdsFormat = IDS_FORMAT,
+    encoding: str = ENCODING,
     dry_run: bool = False,
 ) -> DeleteSummary:
     """Delete from the caller's namespace the ids listed, every id that starts with
     ``prefix``, or every record whose metadata matches ``filter`` (exactly one; see
-    :func:`check_deletion`); ``dry_run`` counts what would be deleted. An error that
-    stops it is raised with the summary on it."""
+    :func:`check_deletion`); a list of ids in bytes is read in ``encoding``; ``dry_run``
+    counts what would be deleted. An error that stops it is raised with the summary on it."""
     summary = DeleteSummary(namespace=caller.client.namespace, dry_run=dry_run)
     started = time.monotonic()
     try:
@@ -100,7 +109,7 @@ def delete(
         elif filter is not None:
             delete_filter(caller, filter, summary)
         else:
-            delete_ids(caller, _ids(ids, summary, id_field, format), summary)
+            delete_ids(caller, _ids(ids, summary, id_field, format, encoding), summary)
     except VupsertError as error:
         error.summary = summary
         raise
@@ -111,17 +120,20 @@ def delete(
 
 
 def _ids(
-    ids: Ids | None, summary: DeleteSummary, id_field: str, format: IdsFormat
+    ids: Ids | None, summary: DeleteSummary, id_field: str, format: IdsFormat, encoding: str
 ) -> Iterable[str]:
     if isinstance(ids, (str, os.PathLike)):
-        return read_ids(os.fspath(ids), summary, id_field=id_field, format=format)
+        path = os.fspath(ids)
+        return read_ids(path, summary, id_field=id_field, format=format, encoding=encoding)
     if isinstance(ids, (bytes, bytearray)):
         raise UsageError("ids is bytes: pass a path, a file, or an iterable of ids.")
     if isinstance(ids, io.TextIOBase):
-        ids = text_stream(ids)
+        ids, encoding = text_stream(ids), "utf-8"  # decoded already, by the file
     if hasattr(ids, "read"):
         stdin = cast(BinaryIO, ids)
-        return read_ids("-", summary, id_field=id_field, format=format, stdin=stdin)
+        return read_ids(
+            "-", summary, id_field=id_field, format=format, stdin=stdin, encoding=encoding
+        )
     assert ids is not None
     return given_ids(ids, summary, id_field)
 
@@ -136,22 +148,24 @@ def read_ids(
     id_field: str = ID_FIELD,
     format: IdsFormat = IDS_FORMAT,
     stdin: BinaryIO | None = None,
+    encoding: str = ENCODING,
 ) -> Iterator[str]:
     """The ids an input lists (``name`` a path, or ``-`` for ``stdin``), read as
     ``format`` says. ``auto``: CSV, TSV, JSON or Parquet by the file's name, else by its
     first line: JSON Lines when it opens an object, a JSON array when it opens one, plain
-    text (one id a line, as written) otherwise. An item without an id is counted on
-    ``summary``, not fatal."""
+    text (one id a line, as written) otherwise; text in ``encoding``. An item without an
+    id is counted on ``summary``, not fatal."""
+    reading = Reading(name, ReadOptions(encoding=encoding), stdin=stdin)
     fmt = format_named_by(name) if format == "auto" else FORMATS.get(format)
     if fmt is not None and fmt.tabular:
         summary.ids_format = fmt.name
-        return _row_ids(fmt.rows(Reading(name, stdin=stdin)), id_field, summary)
+        return _row_ids(fmt.rows(reading), id_field, summary)
     listed = format if fmt is None else fmt.name  # "auto" and "text" are a list's own
 
     def produce(stream: Stream, source: str, start: Position | None) -> Iterator[str]:
-        return _listed_ids(stream, source, listed, id_field, summary)
+        return _listed_ids(stream, source, listed, id_field, summary, Text(encoding, inline=True))
 
-    return read_stream(Reading(name, stdin=stdin), produce)
+    return read_stream(reading, produce)
 
 
 def given_ids(
@@ -231,10 +245,10 @@ def _row_ids(
 
 
 def _listed_ids(
-    stream: Stream, source: str, format: str, id_field: str, summary: DeleteSummary
+    stream: Stream, source: str, format: str, id_field: str, summary: DeleteSummary, text: Text
 ) -> Iterator[str]:
     """A list that is not a table: text, JSON Lines or a JSON array, told by its first line
-    unless ``format`` says."""
+    unless ``format`` says; in ``text``'s encoding."""
     head = _head(stream)
     first = b"".join(head).removeprefix(_BOM).lstrip(_BLANK)
     if format == "auto":
@@ -244,13 +258,13 @@ def _listed_ids(
     summary.ids_format = format
     if format == "json":
         replayed = _stream(itertools.chain(head, _rest(stream)))
-        return _array_ids(elements(replayed, source, None), source, id_field, summary)
+        return _array_ids(elements(replayed, source, None, text), source, id_field, summary)
     if head and not head[-1].endswith(b"\n"):
         head[-1] += stream.readline()  # the first line was cut at _SNIFF bytes
     lines = enumerate(itertools.chain(head, stream), 1)
     if format == "jsonl":
-        return _json_line_ids(lines, source, id_field, summary)
-    return _text_ids(lines, source, summary)
+        return _json_line_ids(lines, source, id_field, summary, text)
+    return _text_ids(lines, source, summary, text)
 
 
 def _head(stream: Stream) -> list[bytes]:
@@ -279,7 +293,7 @@ def _rest(stream: Stream) -> Iterator[bytes]:
 
 
 def _text_ids(
-    lines: Iterator[tuple[int, bytes]], source: str, summary: DeleteSummary
+    lines: Iterator[tuple[int, bytes]], source: str, summary: DeleteSummary, text: Text
 ) -> Iterator[str]:
     for number, line in lines:
         if line.endswith(b"\n"):
@@ -289,23 +303,32 @@ def _text_ids(
         if not line:
             continue
         try:
-            text = line.decode("utf-8")
+            id_ = text.decode(line)
         except UnicodeDecodeError as exc:
-            summary.skipped(f"{source}:{number}", f"invalid UTF-8 at byte {exc.start + 1}")
+            reason = text.invalid(exc, line, source, number, "the line")
+            summary.skipped(f"{source}:{number}", reason)
             continue
         summary.ids_read += 1
-        yield text
+        yield id_
 
 
 def _json_line_ids(
-    lines: Iterator[tuple[int, bytes]], source: str, id_field: str, summary: DeleteSummary
+    lines: Iterator[tuple[int, bytes]],
+    source: str,
+    id_field: str,
+    summary: DeleteSummary,
+    text: Text,
 ) -> Iterator[str]:
     for number, line in lines:
-        text = (line.removeprefix(_BOM) if number == 1 else line).strip(_BLANK)
-        if not text:
+        data = (line.removeprefix(_BOM) if number == 1 else line).strip(_BLANK)
+        if not data:
             continue
         try:
-            value = orjson.loads(text)
+            value = orjson.loads(text.transcode(data) if text.transcode else data)
+        except UnicodeDecodeError as exc:
+            reason = text.invalid(exc, data, source, number, "the line")
+            summary.skipped(f"{source}:{number}", reason)
+            continue
         except orjson.JSONDecodeError as exc:
             summary.skipped(f"{source}:{number}", f"not valid JSON: {exc.msg}")
             continue

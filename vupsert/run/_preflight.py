@@ -13,29 +13,11 @@ from typing import Any
 from ..config import option
 from ..errors import PreflightError
 from ..outcomes import Events
-from ..transport import Client, RetryPolicy, fatal_hint, ride_out
+from ..transport import Client, RetryPolicy, embedding_models, fatal_hint, ride_out
 
 AT_START = RetryPolicy(retries=3, base=1.0, max_backoff=4.0, throttled_retries=3, jitter=False)
 """``/info`` before a run: a transient failure is tried again 1, 2 and 4 s later. A cron
 run should not die of a blip that the upserts themselves would ride out."""
-
-INDEX_PARTS = (("denseIndex", "dense"), ("sparseIndex", "sparse"))
-"""The parts an index may have in ``/info``: a dense index has the first, a sparse one the
-second, a hybrid one both."""
-
-
-def embedding_models(info: dict[str, Any]) -> dict[str, str | None]:
-    """Each part the index has (``dense``, ``sparse``) and its embedding model, if any.
-
-    An ``/info`` that names no part is read as a dense index without a model.
-    """
-    models: dict[str, str | None] = {}
-    for key, part in INDEX_PARTS:
-        found = info.get(key)
-        if isinstance(found, dict):
-            model = found.get("embeddingModel")
-            models[part] = model if isinstance(model, str) and model else None
-    return models or {"dense": None}
 
 
 def preflight(

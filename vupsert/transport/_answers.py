@@ -156,3 +156,22 @@ def deleted(result: Any) -> int:
     if isinstance(result, dict) and isinstance(result.get("deleted"), int):
         return int(result["deleted"])
     return 0
+
+
+INDEX_PARTS = (("denseIndex", "dense"), ("sparseIndex", "sparse"))
+"""The parts an index may have in ``/info``: a dense index has the first, a sparse one the
+second, a hybrid one both."""
+
+
+def embedding_models(info: dict[str, Any]) -> dict[str, str | None]:
+    """Each part the index has (``dense``, ``sparse``) and its embedding model, if any.
+
+    An ``/info`` that names no part is read as a dense index without a model.
+    """
+    models: dict[str, str | None] = {}
+    for key, part in INDEX_PARTS:
+        found = info.get(key)
+        if isinstance(found, dict):
+            model = found.get("embeddingModel")
+            models[part] = model if isinstance(model, str) and model else None
+    return models or {"dense": None}

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from ..config import Endpoint, shown_url, url_hint, where_set
+from ..config import Endpoint, option, shown_url, url_hint, where_set
 from ..config.settings import TIMEOUT, Settings
 from ..errors import ConfigError, ServerError
 from ._answers import (
@@ -42,6 +42,12 @@ def _released(response: httpx.Response) -> httpx.Response:
     """
     response.stream = httpx.ByteStream(b"")
     return response
+
+
+PLAIN_HTTP_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"}
+)
+"""What OpenSSL calls an answer to its hello that is not TLS: plain HTTP, most often."""
 
 
 class Client:
@@ -120,6 +126,7 @@ class Client:
         )
         self._upsert_url = self._http.base_url.join(self.upsert_path)
         self._extensions = {"timeout": self._http.timeout.as_dict()}
+        self._plain_http_said = _plain_http_said(self.base_url)
 
     def _client(self, **options: Any) -> httpx.Client:
         try:
@@ -166,22 +173,44 @@ class Client:
 
     def _lost(self, exc: httpx.TransportError, started: float) -> Answer:
         """The answer to a request that got none: a timeout or a connection failure."""
+        plain = self._plain_http(exc)
         if isinstance(exc, httpx.TimeoutException):
             message = f"timed out ({type(exc).__name__})"
+        elif plain is not None:
+            message = f"{plain.message}: {plain.hint}"
         else:
             message = f"connection failed: {self.scrub(_describe(exc))}"
         return Answer(Kind.TRANSIENT, None, message, elapsed=time.monotonic() - started)
 
+    def _plain_http(self, exc: Exception) -> ConfigError | None:
+        """The error to raise when an ``https`` URL's server answered in plain HTTP, as a
+        local ``vupsert serve`` does: no retry can help, the URL's scheme is wrong."""
+        if self._plain_http_said is None:
+            return None
+        cause: BaseException | None = exc
+        for _ in range(8):
+            if cause is None:
+                return None
+            if isinstance(cause, ssl.SSLError) and cause.reason in PLAIN_HTTP_REASONS:
+                message, hint = self._plain_http_said
+                return ConfigError(message, hint=hint)
+            cause = cause.__cause__ or cause.__context__
+        return None
+
     def call(self, endpoint: str, payload: Any) -> Answer:
         """One attempt at another endpoint of the namespace (``range``, ``fetch``,
         ``delete``); an OK answer holds the parsed ``result``. Never raises for HTTP
-        trouble."""
+        trouble; an ``https`` URL whose server speaks plain HTTP is a wrong URL, a
+        :class:`ConfigError`."""
         started = time.monotonic()
         try:
             response = _released(
                 self._http.post(f"/{endpoint}{self._suffix}", content=orjson.dumps(payload))
             )
         except httpx.TransportError as exc:
+            plain = self._plain_http(exc)
+            if plain is not None:
+                raise plain from None
             return self._lost(exc, started)
         elapsed = time.monotonic() - started
         if response.status_code == 200:
@@ -238,6 +267,9 @@ class Client:
         try:
             response = self._http.post("/info")
         except httpx.TransportError as exc:
+            plain = self._plain_http(exc)
+            if plain is not None:
+                raise plain from None
             hint = f"Check {where_set('url')} and the network."
             if self.proxied:
                 hint += (
@@ -273,6 +305,19 @@ class Client:
                 hint=f"Check {where_set('url')}.",
             )
         return result
+
+
+def _plain_http_said(url: str) -> tuple[str, str] | None:
+    """What to say if ``url``'s server answers in plain HTTP, spelled now: requests are
+    made in threads that do not know how the caller names settings."""
+    if not url.startswith("https://"):
+        return None
+    plain = shown_url("http://" + url.removeprefix("https://"))
+    return (
+        f"{shown_url(url)} answered in plain HTTP, not HTTPS: the server there does not speak TLS",
+        f"Use {plain} in {where_set('url')}: a local server's address, or a proxy's. For "
+        f"another host, plain http also needs {option('allow_insecure_http', True)}.",
+    )
 
 
 def _proxies_configured() -> bool:

@@ -18,9 +18,12 @@ import http.client
 import io
 import lzma
 import os
+import pty
+import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -249,6 +252,35 @@ def _join_new_threads(started: set[threading.Thread]) -> None:
     for thread in threading.enumerate():
         if thread not in started and not thread.daemon:
             thread.join()
+
+
+def on_a_terminal(
+    args: Sequence[str | Path], env: dict[str, str], *, stream: str = "stderr"
+) -> tuple[int, str, str]:
+    """``python -m vupsert ARGS`` with ``stream`` (``stderr`` or ``stdout``) on a
+    pseudo-terminal and the other one a file: its exit code, what the terminal showed (its
+    escape sequences taken out), and what the file got."""
+    leader, follower = pty.openpty()
+    with tempfile.TemporaryFile() as other:
+        streams: dict[str, Any] = {"stdout": other, "stderr": other, stream: follower}
+        proc = subprocess.Popen(
+            vupsert_command(*args), stdin=subprocess.DEVNULL, env=env, **streams
+        )
+        os.close(follower)
+        shown = bytearray()
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other end closed: the process is done with it
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(leader)
+        code = proc.wait(timeout=60)
+        other.seek(0)
+        written = other.read().decode()
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode()), written
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 60) -> None:

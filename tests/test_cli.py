@@ -23,7 +23,7 @@ pytestmark = pytest.mark.lived_in
 """Help and exit codes go through Typer and rich, which a lived-in machine may have
 in other versions."""
 
-COMMANDS = ["upsert", "sync", "export", "verify", "delete", "info", "serve", "demo"]
+COMMANDS = ["upsert", "sync", "export", "verify", "delete", "info", "query", "serve", "demo"]
 
 
 def run(*args: str) -> tuple[int, str, str]:

@@ -20,7 +20,14 @@ import vupsert.cli.app
 from vupsert.cli import Environment, main
 from vupsert.cli.display import Terminal, failure, joined
 from vupsert.errors import VupsertError
-from vupsert.outcomes import DeleteSummary, ExportSummary, Summary, SyncSummary, VerifySummary
+from vupsert.outcomes import (
+    DeleteSummary,
+    ExportSummary,
+    QueryResult,
+    Summary,
+    SyncSummary,
+    VerifySummary,
+)
 from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import Result, cli_env, emptied, vupsert_command, write_jsonl
@@ -36,6 +43,7 @@ KEYS: dict[str, set[str]] = {
     "export": set(ExportSummary().as_dict()),
     "verify": set(VerifySummary().as_dict()),
     "delete": set(DeleteSummary().as_dict()),
+    "query": set(QueryResult().as_dict()),
     "info": {"error"},
 }
 """What each command's --json object holds when it failed."""
@@ -99,6 +107,7 @@ def command_line(command: str, files: dict[str, Path]) -> list[str | Path]:
         "export": ["export", "-o", files["out"]],
         "verify": ["verify", files["records"]],
         "delete": ["delete", "--ids", files["ids"]],
+        "query": ["query", "x"],
         "info": ["info"],
     }
     return lines[command]
@@ -188,6 +197,7 @@ def test_info_refused_is_one_object(server: LocalServer) -> None:
         ("export", "export_records"),
         ("verify", "verify_records"),
         ("delete", "delete_records"),
+        ("query", "query_records"),
         ("info", "index_info"),
     ],
 )

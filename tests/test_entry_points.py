@@ -4,9 +4,6 @@ of a terminal. The rest of the suite runs the CLI in its own process (``run_cli`
 
 from __future__ import annotations
 
-import os
-import pty
-import re
 import signal
 import subprocess
 import sys
@@ -18,7 +15,7 @@ import pytest
 from vupsert import __version__
 from vupsert.server import LocalServer, ServerConfig
 
-from .conftest import cli_env, vupsert_command, wait_for, write_jsonl
+from .conftest import cli_env, on_a_terminal, vupsert_command, wait_for, write_jsonl
 
 pytestmark = [
     pytest.mark.lived_in,
@@ -87,39 +84,13 @@ def test_ctrl_c_stops_the_script_with_130_and_a_summary(tmp_path: Path) -> None:
     assert summary["interrupted"] is True and 0 < summary["records_upserted"] < 3000
 
 
-def on_a_terminal(args: list[str | Path], env: dict[str, str]) -> tuple[int, str]:
-    """Run with stderr on a pseudo-terminal (stdout a pipe): its exit code, and what the
-    terminal showed, its escape sequences taken out."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        vupsert_command(*args),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=follower,
-        env=env,
-    )
-    os.close(follower)
-    shown = bytearray()
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal's other end closed: the process is done with it
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(leader)
-    code = proc.wait(timeout=60)
-    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode())
-
-
 def test_a_terminal_gets_a_progress_bar_and_a_table_a_log_one_line_per_event(
     server: LocalServer, tmp_path: Path
 ) -> None:
     path = write_jsonl(tmp_path / "in.jsonl", [*GOOD, {"id": "x"}])
     env = cli_env(server, TERM="xterm")
     env.pop("NO_COLOR")
-    code, shown = on_a_terminal(["upsert", path], env)
+    code, shown, _ = on_a_terminal(["upsert", path], env)
     assert code == 1, shown
     lines = [" ".join(line.split()) for line in shown.splitlines()]
     assert f'rejected {path}:31: missing data (field "data")' in lines

@@ -50,6 +50,8 @@ CALLS = """
     vupsert.export("-", data_field="text")  # error: export maps nothing
     vupsert.delete(ids=["a"], timeout="soon")  # error: a string for seconds
     vupsert.info(url="http://127.0.0.1:8787", retries=3)  # error: info tries once
+    vupsert.query("coffee", top_k="3")  # error: a string for a number
+    vupsert.query("coffee", data_field="text")  # error: a query maps nothing
     vupsert.upsert(
         ["a.csv", "b.csv"],
         data_field="text",
@@ -63,6 +65,7 @@ CALLS = """
     vupsert.sync("a.jsonl", prefix="docs/", max_delete="10%", dry_run=True, timeout=30)
     vupsert.verify("a.jsonl", id_template="{sku}", max_backoff=1.5)
     vupsert.export("out.jsonl.gz", retries=0, allow_insecure_http=True)
+    vupsert.query("coffee", namespace="docs", top_k=3, filter="lang = 'en'", timeout=5)
 """
 
 

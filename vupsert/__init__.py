@@ -10,14 +10,25 @@ From Python::
 :func:`upsert` takes a path, a list of paths, a binary file or any iterable of dicts, and
 every option of ``vupsert upsert`` under its Python name. An error that stops the run
 raises a :class:`VupsertError`; rejected records are counted on the returned
-:class:`Summary`. :func:`sync`, :func:`export`, :func:`verify`, :func:`delete` and
-:func:`info` do what the commands of those names do; :func:`prepare` and
+:class:`Summary`. :func:`sync`, :func:`export`, :func:`verify`, :func:`delete`,
+:func:`query` and :func:`info` do what the commands of those names do; :func:`prepare` and
 :func:`prepare_sync` return the :class:`Run` or :class:`SyncRun` not started, for a caller
 that stops it or watches its summary. ``__all__`` is the public surface.
 """
 
 from ._version import __version__
-from .api import Records, delete, export, info, prepare, prepare_sync, sync, upsert, verify
+from .api import (
+    Records,
+    delete,
+    export,
+    info,
+    prepare,
+    prepare_sync,
+    query,
+    sync,
+    upsert,
+    verify,
+)
 from .config.settings import OPTIONS
 from .errors import (
     CallerError,
@@ -40,8 +51,10 @@ from .outcomes import (
     DeleteSummary,
     Events,
     ExportSummary,
+    Hit,
     NoEvents,
     Problem,
+    QueryResult,
     Settlement,
     Summary,
     SyncSummary,
@@ -61,11 +74,13 @@ __all__ = [
     "ExitStatus",
     "ExportSummary",
     "FailFastError",
+    "Hit",
     "InputError",
     "NoEvents",
     "OutputError",
     "PreflightError",
     "Problem",
+    "QueryResult",
     "Records",
     "Rejection",
     "Run",
@@ -85,6 +100,7 @@ __all__ = [
     "info",
     "prepare",
     "prepare_sync",
+    "query",
     "sync",
     "upsert",
     "verify",

@@ -24,17 +24,19 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, Union
 
 from .config import Endpoint
 from .config.options import build_settings, connection_settings
-from .config.settings import ENCODING, ID_FIELD, IDS_FORMAT, IdsFormat
+from .config.settings import ENCODING, ID_FIELD, IDS_FORMAT, TOP_K, IdsFormat
 from .errors import CallerError, UsageError
 from .inputs import ArrowStreamExportable, as_records
 from .ops import Ids, SyncRun, Verifier, check_deletion
 from .ops import delete as delete_from
 from .ops import export as export_to
+from .ops import query as query_namespace
 from .outcomes import (
     CallerEvents,
     DeleteSummary,
     Events,
     ExportSummary,
+    QueryResult,
     Summary,
     SyncSummary,
     VerifySummary,
@@ -284,6 +286,34 @@ def delete(
             encoding=encoding,
             dry_run=dry_run,
         )
+
+
+def query(
+    text: str,
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    namespace: str = "",
+    top_k: int = TOP_K,
+    filter: str | None = None,
+    include_data: bool = False,
+    environ: Mapping[str, str] | None = None,
+    **options: Unpack[ConnectionKeywords],
+) -> QueryResult:
+    """The records of the namespace nearest to ``text``, best first: the index embeds it as
+    it embedded the records (``query-data``). At most ``top_k`` (1 to 1,000), only those
+    whose metadata matches ``filter`` when one is given (``"lang = 'en'"``), each with its
+    data when ``include_data``. ``result.hits`` holds them (``id``, ``score``,
+    ``metadata``, ``data``); none is not an error. A namespace the index does not have
+    raises :class:`~vupsert.errors.UsageError`, as does a filter that does not parse
+    (before anything is sent). ``options``: ``timeout``, ``retries``, ``max_backoff``,
+    ``allow_insecure_http``."""
+    settings = connection_settings(
+        url=url, token=token, namespace=namespace, environ=environ, **options
+    )
+    with Client.for_settings(settings) as client:
+        caller = Caller(client, RetryPolicy.of(settings))
+        return query_namespace(caller, text, top_k=top_k, filter=filter, include_data=include_data)
 
 
 def info(

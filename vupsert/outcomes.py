@@ -323,6 +323,55 @@ class DeleteSummary(_Document):
             self.first_without_id = f"{where}: {reason}"
 
 
+@dataclass
+class Hit:
+    """A record a query found: its id, its score (higher is nearer), its metadata, and its
+    data when the query asked for it."""
+
+    id: str
+    score: float
+    metadata: dict[str, Any] | None = None
+    data: str | None = None
+
+    def as_dict(self, *, data: bool = False) -> dict[str, Any]:
+        """The hit as a JSON Lines record ``{id, score, metadata}``, with ``data`` when the
+        query asked for it (``null`` for a vector stored without it)."""
+        found: dict[str, Any] = {"id": self.id, "score": self.score, "metadata": self.metadata}
+        if data:
+            found["data"] = self.data
+        return found
+
+
+@dataclass
+class QueryResult(_Document):
+    """What a query found, best first; :meth:`as_dict` is the ``--json`` document."""
+
+    namespace: str = ""
+    query: str = ""
+    filter: str | None = None
+    top_k: int = 0
+    hits: list[Hit] = field(default_factory=list)
+    error: VupsertError | None = None
+    include_data: bool = field(default=False, metadata=NOT_REPORTED)
+    """Whether each hit carries its data (the query asked for it)."""
+    stored: int | None = field(default=None, metadata=NOT_REPORTED)
+    """Records the namespace holds, by ``/info`` (``None`` when it did not say): what an
+    empty answer is told by."""
+    namespaces: tuple[str, ...] = field(default=(), metadata=NOT_REPORTED)
+    """The index's namespaces, by ``/info``."""
+
+    def as_dict(self) -> dict[str, Any]:
+        document = super().as_dict()
+        # Scores as answered: the document's rounding would tie fused scores (1/60 + 1/61).
+        document["hits"] = [hit.as_dict(data=self.include_data) for hit in self.hits]
+        return document
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        """0 whether or not anything matched: an empty answer is an answer."""
+        return self.error.exit_status if self.error is not None else ExitStatus.SUCCESS
+
+
 class Events(Protocol):
     """What a run tells the outside world as it goes (the display, the report file).
 

@@ -27,14 +27,31 @@ from ..api import delete as delete_records
 from ..api import export as export_records
 from ..api import info as index_info
 from ..api import prepare, prepare_sync
+from ..api import query as query_records
 from ..api import verify as verify_records
 from ..config import settings, spelled_as_flags
 from ..config.settings import IdsFormat, Settings
 from ..errors import ExitStatus, UsageError
 from ..ops import STDOUT_NAME
-from ..outcomes import DeleteSummary, ExportSummary, Summary, SyncSummary, VerifySummary
+from ..outcomes import (
+    DeleteSummary,
+    ExportSummary,
+    QueryResult,
+    Summary,
+    SyncSummary,
+    VerifySummary,
+)
 from ._malloc import tune_allocator
-from .display import ConsoleEvents, Counter, Terminal, deleted, described, exported, verified
+from .display import (
+    ConsoleEvents,
+    Counter,
+    Terminal,
+    deleted,
+    described,
+    exported,
+    queried,
+    verified,
+)
 from .environment import Environment
 from .errors import framed, run, settled
 from .help import Command, Group
@@ -50,11 +67,14 @@ from .options import (
     Ids,
     IdsEncoding,
     IdsFormatOption,
+    IncludeData,
     Json,
     Load,
     MaxDelete,
     Output,
     Prefix,
+    QueryFilter,
+    QueryText,
     Quiet,
     Records,
     Resume,
@@ -63,13 +83,14 @@ from .options import (
     SyncDryRun,
     Target,
     Token,
+    TopK,
     Url,
     Yes,
 )
 
 __all__ = ["Environment", "app", "main", "upsert_command"]
 
-COMMANDS = ("upsert", "sync", "export", "verify", "delete", "info", "serve", "demo")
+COMMANDS = ("upsert", "sync", "export", "verify", "delete", "info", "query", "serve", "demo")
 """In the order ``vupsert --help`` lists them."""
 EXIT_CODES_HELP = """\
 Exit codes: 0 every record upserted; 1 the run finished but some records were rejected
@@ -328,6 +349,41 @@ def info(
 
 
 @command()
+def query(
+    env: Environment,
+    text: QueryText,
+    *,
+    target: Target,
+    top_k: TopK = settings.TOP_K,
+    filter: QueryFilter = None,
+    include_data: IncludeData = False,
+    connection: Connection,
+    json_out: Json = False,
+) -> QueryResult:
+    """Show the records nearest to TEXT: a check that what was loaded is found.
+
+    The index embeds TEXT as it embedded the records (query-data) and answers the best
+    --top-k of the namespace, the best first. On a terminal: a table of id, score and
+    metadata (and data, with --include-data). Elsewhere: one JSON object per record, JSON
+    Lines for jq. --json prints one object that holds them all. Exit 0 whether anything
+    matches or not; 2 for a bad filter or a namespace the index does not have; 3 when the
+    index refuses the token or cannot embed text.
+    """
+    result = settled(
+        query_records,
+        text,
+        **target.keywords(),
+        top_k=top_k,
+        filter=filter,
+        include_data=include_data,
+        environ=env.environ,
+        **connection.keywords(),
+    )
+    queried(Terminal(env.stderr), result, out=None if json_out else env.stdout)
+    return result
+
+
+@command()
 def demo(env: Environment, samples: Samples = Path("samples")) -> ExitStatus:
     """Load the bundled samples into a local index, then query it: no account needed.
 
@@ -337,7 +393,9 @@ def demo(env: Environment, samples: Samples = Path("samples")) -> ExitStatus:
     """
     from .demo import run_demo
 
-    return run_demo(samples, Terminal(env.stderr), env.out(), describe=upsert_command)
+    return run_demo(
+        samples, Terminal(env.stderr), env.out(), describe=upsert_command, query=query_records
+    )
 
 
 def main(argv: list[str] | None = None, environment: Environment | None = None) -> NoReturn:

@@ -1,30 +1,35 @@
 """``vupsert demo``: load the bundled samples into a local index and query it.
 
-Nothing here is special-cased: it starts the same local server as ``vupsert serve`` and
-runs the same pipeline as ``vupsert upsert``.
+Nothing here is special-cased: it starts the same local server as ``vupsert serve``, runs
+the same pipeline as ``vupsert upsert`` and the same query as ``vupsert query``, and
+prints the command line of each.
 """
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import httpx
 import orjson
 from rich.console import Console
-from rich.table import Table
 
 from vupsert_server import LocalServer, ServerConfig
 
 from ..config import Secret
 from ..config.settings import MappingOptions, Settings
 from ..errors import ExitStatus, UsageError
+from ..outcomes import QueryResult
 from ..run import Run
-from .display import ConsoleEvents, Terminal, plural
+from .display import ConsoleEvents, Terminal, hits_table, plural
 
 QUESTION = "how long should coffee beans rest after roasting"
+TOP_K = 3
+QUERY = shlex.join(
+    ["vupsert", "query", QUESTION, "-n", "articles", "--top-k", str(TOP_K), "--include-data"]
+)
+"""The command the demo's query is: what it prints, and what it runs."""
 
 
 def find_samples(folder: Path) -> tuple[Path, Path]:
@@ -43,8 +48,10 @@ def run_demo(
     out: Console,
     *,
     describe: Callable[[Settings], str],
+    query: Callable[..., QueryResult],
 ) -> ExitStatus:
-    """Run the demo; ``describe`` gives the command line of each run, to print as it is."""
+    """Run the demo; ``describe`` gives the command line of each run, to print as it is;
+    ``query`` is :func:`vupsert.query`."""
     articles, products = find_samples(folder)
     worst = ExitStatus.SUCCESS
     with LocalServer(ServerConfig(port=0)) as server:
@@ -84,26 +91,14 @@ def run_demo(
                 for line in rejects.read_bytes().splitlines():
                     info = orjson.loads(line)["_vupsert"]
                     out.print(f"  {info['source']}: {info['reason']}", markup=False, soft_wrap=True)
-        out.print(f"\n[bold]query-data[/] {QUESTION!r} in 'articles':")
-        out.print(_query_table(server.url, server.token, QUESTION))
-    return worst
-
-
-def _query_table(url: str, token: str, question: str) -> Table:
-    response = httpx.post(
-        f"{url}/query-data/articles",
-        json={"data": question, "topK": 3, "includeMetadata": True, "includeData": True},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    hits: list[dict[str, Any]] = response.json()["result"]
-    table = Table("score", "id", "title", "data")
-    for hit in hits:
-        meta = hit.get("metadata") or {}
-        text = str(hit.get("data", ""))
-        table.add_row(
-            f"{hit['score']:.3f}",
-            hit["id"],
-            str(meta.get("title", "")),
-            text[:80] + ("…" if len(text) > 80 else ""),
+        out.print(f"\n{QUERY}", style="bold", markup=False, soft_wrap=True)
+        found = query(
+            QUESTION,
+            url=server.url,
+            token=server.token,
+            namespace="articles",
+            top_k=TOP_K,
+            include_data=True,
         )
-    return table
+        out.print(hits_table(found, out.width))
+    return worst

@@ -1,16 +1,17 @@
 """What the user sees: progress, one line per batch that went wrong, every command's
 summary, the ``error:`` line, and the ``--json`` document.
 
-Everything but the document (stdout) and ``info``'s table writes to stderr. On a terminal
-the progress is a live rich line and the summary a table. Elsewhere (CI logs, cron mail, a
-file) every event is one whole line, never wrapped, with no control characters: a
-timestamped progress line every few seconds, and the summary as one line; rich is not even
-imported there.
+Everything but the document, ``info``'s table and ``query``'s hits (stdout) writes to
+stderr. On a terminal the progress is a live rich line and the summary a table. Elsewhere
+(CI logs, cron mail, a file) every event is one whole line, never wrapped, with no control
+characters: a timestamped progress line every few seconds, and the summary as one line;
+rich is not even imported there.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
@@ -27,7 +28,15 @@ if TYPE_CHECKING:
 
 from ..config import option
 from ..errors import VupsertError
-from ..outcomes import DeleteSummary, ExportSummary, Settlement, Summary, SyncSummary, VerifySummary
+from ..outcomes import (
+    DeleteSummary,
+    ExportSummary,
+    QueryResult,
+    Settlement,
+    Summary,
+    SyncSummary,
+    VerifySummary,
+)
 from ..records import Rejection
 from ..transport import embedding_models
 
@@ -35,6 +44,8 @@ PLAIN_EVERY = 5.0
 """Seconds between plain progress lines when stderr is not a terminal."""
 SHOWN_REJECTIONS = 10
 """Rejected records named on stderr, one line each; the rest are counted."""
+SHOWN_VALUE = 40
+"""Characters of a metadata string that a query's table shows; a longer one is cut."""
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:
@@ -647,3 +658,109 @@ def described(terminal: Terminal, info: dict[str, Any], *, out: Console | None) 
             head="warning:",
             style="yellow",
         )
+
+
+def queried(terminal: Terminal, result: QueryResult, *, out: IO[str] | None) -> None:
+    """``vupsert query``'s hits on ``out`` (none with ``--json``): a table on a terminal,
+    elsewhere one JSON object per hit (JSON Lines); an empty answer is said on stderr."""
+    if out is None or result.error is not None:
+        return
+    if not result.hits:
+        terminal.line(f"vupsert query: {no_match(result)}")
+        return
+    screen = Terminal(out)
+    if screen.is_terminal:
+        screen.print(hits_table(result, screen.console.width))
+        return
+    out.write(
+        "".join(
+            orjson.dumps(hit.as_dict(data=result.include_data)).decode() + "\n"
+            for hit in result.hits
+        )
+    )
+    out.flush()
+
+
+def no_match(result: QueryResult) -> str:
+    """Why a query found nothing, as far as ``/info`` tells: an empty namespace (the
+    default one, when the records are in another), or a filter nothing matches."""
+    where = f"namespace {result.namespace!r}" if result.namespace else "the default namespace"
+    if result.stored == 0:
+        others = ", ".join(repr(name) for name in result.namespaces if name)
+        pick = f"; the index has {others} (pick one with {option('namespace')})" if others else ""
+        return f"no match: {where} holds no records{pick}"
+    if result.filter is not None:
+        return f"no match: no record of {where} matches the filter"
+    return f"no match in {where}"
+
+
+def hits_table(result: QueryResult, width: int) -> Table:
+    """A query's hits as a table ``width`` columns wide at most: id and score whole (an id
+    too long for the width is folded, never cut), the metadata (as compact JSON, long
+    strings cut) and the data (on one line) cut to fit."""
+    from rich.cells import cell_len
+    from rich.table import Table
+    from rich.text import Text
+
+    rows = [
+        [
+            _printable(hit.id),
+            f"{hit.score:.4f}",
+            compact(hit.metadata),
+            *([_printable(" ".join((hit.data or "").split()))] if result.include_data else []),
+        ]
+        for hit in result.hits
+    ]
+    names = ["id", "score", "metadata", "data"][: 4 if result.include_data else 3]
+    natural = [
+        max(cell_len(text) for text in [name, *(row[i] for row in rows)])
+        for i, name in enumerate(names)
+    ]
+    room = max(0, width - natural[0] - natural[1] - 2 * (len(names) - 1))
+    limits = _shares(room, natural[2:], [len(name) for name in names[2:]])
+    table = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold")
+    table.add_column("id", overflow="fold")
+    table.add_column("score", justify="right", no_wrap=True)
+    for name, limit in zip(names[2:], limits, strict=True):
+        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=limit)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    return table
+
+
+def _shares(room: int, natural: list[int], least: list[int]) -> list[int]:
+    """The widths of the metadata column (and the data column) in ``room``: each its own
+    when both fit, else the metadata at least two fifths, the data the rest; neither
+    narrower than ``least`` (its header)."""
+    if sum(natural) <= room:
+        return natural
+    if len(natural) == 1:
+        return [max(least[0], room)]
+    metadata, data = natural
+    shown = max(least[0], min(metadata, max(room * 2 // 5, room - data)))
+    return [shown, max(least[1], room - shown)]
+
+
+def compact(metadata: dict[str, Any] | None) -> str:
+    """Metadata as compact JSON on one line, each string of it cut at :data:`SHOWN_VALUE`
+    characters."""
+    return orjson.dumps(_shortened(metadata)).decode() if metadata else ""
+
+
+def _shortened(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > SHOWN_VALUE:
+        return value[: SHOWN_VALUE - 1] + "…"
+    if isinstance(value, dict):
+        return {key: _shortened(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shortened(item) for item in value]
+    return value
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """``text`` with its control characters written as escapes: a stored id or text must
+    not move a terminal's cursor."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

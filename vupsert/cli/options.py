@@ -605,3 +605,34 @@ Samples = Annotated[
     Path,
     typer.Argument(metavar="[SAMPLES]", help="Folder holding articles.jsonl and products.csv."),
 ]
+QueryText = Annotated[
+    str,
+    typer.Argument(
+        metavar="TEXT",
+        help="What to look for: the index embeds it as it embedded the records.",
+        show_default=False,
+    ),
+]
+TopK = Annotated[
+    int,
+    typer.Option(
+        "-k",
+        "--top-k",
+        min=1,
+        max=settings.MAX_TOP_K,
+        metavar="N",
+        help=f"How many records to show, the best first (at most {settings.MAX_TOP_K:,}).",
+    ),
+]
+QueryFilter = Annotated[
+    str | None,
+    typer.Option(
+        metavar="FILTER",
+        help="Only records whose metadata matches this filter, e.g. \"lang = 'en'\".",
+        show_default=False,
+    ),
+]
+IncludeData = Annotated[
+    bool,
+    typer.Option("--include-data", help="Show each record's data (its text) too."),
+]

@@ -51,6 +51,10 @@ CHUNK_OVERLAP = 0
 """Characters a chunk repeats of the one before it, when ``chunk_size`` splits data."""
 MAX_CHUNK_SIZE = 262_144
 """A chunk of this many characters fits Upstash's 1 MB of data even at 4 bytes each."""
+TOP_K = 10
+"""Records a query answers, by default: the SDKs' default."""
+MAX_TOP_K = 1000
+"""The most records one query may ask for: Upstash's limit of ``topK``."""
 
 
 @dataclass(frozen=True)

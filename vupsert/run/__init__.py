@@ -5,7 +5,7 @@ the stale chunks of records that became shorter, the checks before anything is s
 from ._batching import Item, as_fresh
 from ._columns import check_types, read_settings
 from ._pipeline import Run, check_run
-from ._preflight import preflight
+from ._preflight import missing_model, preflight
 from ._reading import Reader, check_inputs
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "check_inputs",
     "check_run",
     "check_types",
+    "missing_model",
     "preflight",
     "read_settings",
 ]

@@ -20,20 +20,26 @@ AT_START = RetryPolicy(retries=3, base=1.0, max_backoff=4.0, throttled_retries=3
 run should not die of a blip that the upserts themselves would ride out."""
 
 
+def missing_model(info: dict[str, Any]) -> str | None:
+    """What the index lacks to embed text, as a message says it (``no embedding model``,
+    ``no embedding model for its sparse part``); ``None`` when every part has a model."""
+    models = embedding_models(info)
+    lacking = [part for part, model in models.items() if model is None]
+    if not lacking:
+        return None
+    if len(models) == 1:
+        return "no embedding model"
+    return f"no embedding model for its {' and '.join(lacking)} part"
+
+
 def preflight(
     client: Client, *, policy: RetryPolicy = AT_START, sleep: Callable[[float], object] = time.sleep
 ) -> dict[str, Any]:
     """``/info`` of the index, a transient failure (no answer, 429, 5xx) tried again as
     ``policy`` says; :class:`PreflightError` when the index cannot embed raw text."""
     info = ride_out(client.info, policy, sleep=sleep)
-    models = embedding_models(info)
-    lacking = [part for part, model in models.items() if model is None]
-    if lacking:
-        what = (
-            "no embedding model"
-            if len(models) == 1
-            else f"no embedding model for its {' and '.join(lacking)} part"
-        )
+    what = missing_model(info)
+    if what is not None:
         raise PreflightError(
             f"The index at {client.base_url} has {what}, so it cannot take raw text: every "
             "upsert-data request would be refused (422).",

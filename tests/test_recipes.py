@@ -341,12 +341,13 @@ def test_sync_keeps_the_namespace_in_step(sh: Shell, server: LocalServer) -> Non
     assert received(server) == 201  # only the changed record was sent again
     write_jsonl(sh.cwd / "docs.jsonl", rows[:10])  # a truncated source: the guard holds
     guarded = sh.run(command)
-    assert guarded.code == ExitStatus.PARTIAL and "--max-delete" in guarded.stderr
+    assert guarded.code == ExitStatus.DELETION_REFUSED and "--max-delete" in guarded.stderr
     assert server.records("docs") == as_stored(rows)
 
 
 def test_github_sync_workflow(sh: Shell, server: LocalServer) -> None:
     workflow = (SAMPLES / "github-sync.yml").read_text(encoding="utf-8")
+    assert "Exit 4: more than half of the" in workflow  # the guard's own exit code
     for excerpt in blocks("github-sync"):
         assert excerpt.text in workflow, f"README excerpt not in github-sync.yml:\n{excerpt.text}"
     for name in ("UPSTASH_VECTOR_REST_URL", "UPSTASH_VECTOR_REST_TOKEN"):
@@ -416,7 +417,10 @@ def test_sync_cron_entry(tmp_path: Path, server: LocalServer) -> None:
     assert server.records("docs") == as_stored(rows)
     write_jsonl(tmp_path / "export.jsonl", [])  # an empty export must not wipe the index
     mail = tick()
-    assert "vupsert sync docs: exit 1" in mail and "--max-delete" in mail
+    assert "vupsert sync docs: exit 4" in mail and "--max-delete" in mail
+    notes = README.read_text(encoding="utf-8").split("<!-- test: sync-cron -->")[1]
+    notes = notes.split("```\n\n", 1)[1].split("\n\n", 1)[0]
+    assert "`exit 4`" in notes and "nothing was deleted" in notes
     assert server.records("docs") == as_stored(rows)
 
 

@@ -114,16 +114,16 @@ def test_the_guard_refuses_to_wipe_a_namespace(server: LocalServer, tmp_path: Pa
     assert run_cli("sync", path, "-n", "ns", server=server).code == 0
     write_jsonl(path, docs(10))  # truncated: 90 would go
     refused = run_cli("sync", path, "-n", "ns", "--json", server=server)
-    assert refused.code == 1
+    assert refused.code == vupsert.ExitStatus.DELETION_REFUSED == 4
     assert "90 stored records are not in the source" in refused.stderr
     assert "--max-delete 90" in refused.stderr
     assert len(stored(server, "ns")) == 100
     assert refused.summary["records_deleted"] == 0
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
-    assert run_cli("sync", empty, "-n", "ns", server=server).code == 1
+    assert run_cli("sync", empty, "-n", "ns", server=server).code == 4
     assert len(stored(server, "ns")) == 100
-    assert run_cli("sync", path, "-n", "ns", "--max-delete", "89", server=server).code == 1
+    assert run_cli("sync", path, "-n", "ns", "--max-delete", "89", server=server).code == 4
     allowed = run_cli("sync", path, "-n", "ns", "--max-delete", "90%", "--json", server=server)
     assert allowed.code == 0 and allowed.summary["records_deleted"] == 90
     assert stored(server, "ns") == expected(docs(10))

@@ -956,6 +956,10 @@ def test_403_message_gives_the_advice(tmp_path: Path, read_only_index: str) -> N
     result = sh.run("vupsert upsert docs.jsonl -n docs", env=env)
     assert result.code == ExitStatus.STOPPED
     assert "403" in result.stderr and advice in squash(result.stderr)
+    # Said once: the server's words, then the advice, not three ways of one fact.
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert squash(error).count("read-only token") == 1 and "not allowed to write" not in error
+    assert "cannot upsert" not in error  # a delete gets the same advice
 
 
 def test_429_is_waited_out(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ def test_readme_exit_codes_are_the_programs() -> None:
     assert "bad token" in rows["3"] and "unreadable input" in rows["3"]
     assert "cannot be written" in rows["3"] and "full disk" in rows["3"]
     assert "`--max-delete`" in rows["4"] and "nothing was deleted" in rows["4"]
-    assert ExitStatus.DELETION_REFUSED == 4 and "Exit 4 is a change made on purpose" in table
+    assert int(ExitStatus.DELETION_REFUSED) == 4 and "Exit 4 is a change made on purpose" in table
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -114,7 +114,7 @@ def test_the_guard_refuses_to_wipe_a_namespace(server: LocalServer, tmp_path: Pa
     assert run_cli("sync", path, "-n", "ns", server=server).code == 0
     write_jsonl(path, docs(10))  # truncated: 90 would go
     refused = run_cli("sync", path, "-n", "ns", "--json", server=server)
-    assert refused.code == vupsert.ExitStatus.DELETION_REFUSED == 4
+    assert refused.code == int(vupsert.ExitStatus.DELETION_REFUSED) == 4
     assert "90 stored records are not in the source" in refused.stderr
     assert "--max-delete 90" in refused.stderr
     assert len(stored(server, "ns")) == 100

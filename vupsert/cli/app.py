@@ -28,7 +28,7 @@ from ..api import export as export_records
 from ..api import info as index_info
 from ..api import prepare, prepare_sync
 from ..api import verify as verify_records
-from ..config import settings, spelled_as_flags
+from ..config import Endpoint, settings, shown_url, spelled_as_flags
 from ..config.settings import IdsFormat, Settings
 from ..errors import ExitStatus, UsageError
 from ..ops import STDOUT_NAME
@@ -315,13 +315,16 @@ def delete(
 def info(
     env: Environment, url: Url = None, token: Token = None, json_out: Json = False
 ) -> dict[str, Any]:
-    """Show the index: dimension, similarity, embedding model, vectors per namespace.
+    """Show the index: its URL (scheme and host), dimension, similarity, embedding model,
+    vectors per namespace.
 
     Warns when the index has no embedding model (then upsert-data cannot work).
     Exit 3 when the index cannot be reached or refuses the token.
     """
     result = index_info(url=url, token=token, environ=env.environ, allow_insecure_http=True)
-    described(Terminal(env.stderr), result, out=None if json_out else env.out())
+    endpoint = Endpoint.find(url, token, environ=env.environ, allow_insecure_http=True)
+    out = None if json_out else env.out()
+    described(Terminal(env.stderr), result, out=out, url=shown_url(endpoint.url))
     return result
 
 

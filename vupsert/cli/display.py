@@ -471,13 +471,15 @@ def summary_table(summary: Summary) -> Table:
     return table
 
 
-def describe_info(info: dict[str, Any]) -> Table:
-    """``vupsert info`` as a table."""
+def describe_info(info: dict[str, Any], url: str = "") -> Table:
+    """``vupsert info`` as a table: the index at ``url`` (as a message may show it)."""
     from rich.table import Table
 
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
+    if url:
+        table.add_row("url", url)
     table.add_row("dimension", str(info.get("dimension", "?")))
     table.add_row("similarity", str(info.get("similarityFunction", "?")))
     table.add_row("index type", str(info.get("indexType", "?")))
@@ -634,11 +636,13 @@ def _delete_line(summary: DeleteSummary) -> str:
     return f"vupsert delete: {verb} {count}"
 
 
-def described(terminal: Terminal, info: dict[str, Any], *, out: Console | None) -> None:
+def described(
+    terminal: Terminal, info: dict[str, Any], *, out: Console | None, url: str = ""
+) -> None:
     """``vupsert info``: the table on ``out`` (none with ``--json``), then a warning for
     each part of the index that has no embedding model."""
     if out is not None:
-        out.print(describe_info(info))
+        out.print(describe_info(info, url))
     lacking = [part for part, model in embedding_models(info).items() if not model]
     if lacking:
         terminal.line(

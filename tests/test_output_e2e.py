@@ -123,6 +123,18 @@ def test_the_new_namespace_warning_is_said_once_and_not_for_an_existing_one(
     assert len(server.records("artciles")) == 2500  # a warning, not a refusal
 
 
+@pytest.mark.parametrize("count", [5, 150])
+def test_a_run_that_sends_nothing_does_not_warn_of_the_namespace_it_would_create(
+    tmp_path: Path, server: LocalServer, count: int
+) -> None:
+    # 5 records all rejected: nothing to send. 150: the run stops at the 100th (exit 2).
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": f"r{i}", "text": "x"} for i in range(count)])
+    result = run("upsert", str(path), "-n", "fresh", server=server)
+    assert result.code == (1 if count == 5 else 2), result.stderr
+    assert "does not exist" not in result.stderr
+    assert "fresh" not in server.namespaces()
+
+
 # ---------------------------------------------------------------------------------------
 # Closed standard streams
 

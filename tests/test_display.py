@@ -88,9 +88,26 @@ def test_quiet_prints_one_line_only_when_records_are_missing() -> None:
     events.finished(Summary(records_read=10, records_upserted=10))
     assert out.getvalue() == ""
     events.finished(Summary(records_read=10, records_upserted=9, records_rejected=1))
+    assert out.getvalue().strip() == "vupsert: 1 record rejected, of 10 read; see r.jsonl"
+
+
+def test_not_settled_says_what_it_means_wherever_it_is_counted() -> None:
+    meaning = "read, but neither upserted nor rejected: never sent, or sent without an answer"
+    summary = Summary(records_read=10, records_upserted=4, records_rejected=1)
+    c, out = console()
+    ConsoleEvents(c, quiet=True, rejects="r.jsonl").finished(summary)
     assert out.getvalue().strip() == (
-        "vupsert: 1 record rejected, 0 not settled, of 10 read; see r.jsonl"
+        f"vupsert: 1 record rejected, 5 not settled ({meaning}), of 10 read; see r.jsonl"
     )
+    for checkpoint, again in ((None, "."), ("c.ckpt", ", carrying on from the checkpoint.")):
+        c, out = console()
+        summary.checkpoint = checkpoint
+        ConsoleEvents(c).finished(summary)
+        lines = out.getvalue().splitlines()
+        assert "not settled 5" in lines[0]
+        assert lines[1] == (
+            f"not settled: 5 records {meaning}. The same command, run again, loads them{again}"
+        )
 
 
 def test_summary_table_rows() -> None:

@@ -69,13 +69,25 @@ def test_a_whole_input_that_misfits_the_options_stops_before_sending(
     server: LocalServer, tmp_path: Path
 ) -> None:
     path = write_jsonl(tmp_path / "in.jsonl", rows(5000, field="text"))
-    rejects = tmp_path / "rejects.jsonl"
-    result = run_cli("upsert", path, "--rejects", rejects, "--json", server=server)
+    rejects, checkpoint = tmp_path / "rejects.jsonl", tmp_path / "run.ckpt"
+    args = ("upsert", path, "--rejects", rejects, "--checkpoint", checkpoint, "--json")
+    result = run_cli(*args, server=server)
     assert result.code == 2, result.stderr
     assert "use --data-field text" in result.stderr and "nothing was sent" in result.stderr
     assert server.records("") == {}
-    assert read_jsonl(rejects) == []  # not a rejects file as long as the input
-    assert result.summary["records_read"] < 200
+    # The 100 read are rejected, each in the rejects file; the rest is not read.
+    summary = result.summary
+    assert summary["records_read"] == summary["records_rejected"] == 100
+    assert summary["records_pending"] == 0 and summary["records_upserted"] == 0
+    assert "not settled" not in result.stderr
+    assert [line["_vupsert"]["source"] for line in read_jsonl(rejects)] == [
+        f"{path}:{n}" for n in range(1, 101)
+    ]
+    # The checkpoint did not move past them: the options fixed, the same run loads all.
+    fixed = run_cli(*args, "--data-field", "text", server=server)
+    assert fixed.code == 0, fixed.stderr
+    assert fixed.summary["records_skipped"] == 0 and len(server.records("")) == 5000
+    assert not rejects.exists() or read_jsonl(rejects) == []
 
 
 def test_csv_piped_as_json_lines_is_hinted_and_stopped(server: LocalServer) -> None:

@@ -164,8 +164,9 @@ class Summary(_Document):
     @property
     @reported()
     def records_pending(self) -> int:
-        """Read but neither upserted, rejected, skipped nor superseded: the run stopped
-        early."""
+        """Read but neither upserted, rejected, skipped nor superseded ("not settled"):
+        never sent, or sent without an answer, as the run stopped early. The same run
+        again loads them (with a checkpoint, carrying on from it)."""
         if self.dry_run:
             return 0
         return max(

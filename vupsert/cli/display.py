@@ -35,6 +35,8 @@ PLAIN_EVERY = 5.0
 """Seconds between plain progress lines when stderr is not a terminal."""
 SHOWN_REJECTIONS = 10
 """Rejected records named on stderr, one line each; the rest are counted."""
+NOT_SETTLED = "read, but neither upserted nor rejected: never sent, or sent without an answer"
+"""What "not settled" (``records_pending``) means, said wherever it is counted."""
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:
@@ -242,21 +244,13 @@ class ConsoleEvents:
                 self.terminal.print(summary_table(summary))
             else:
                 self.terminal.line(summary_line(summary))
+            if summary.records_pending:
+                self.terminal.line(unsettled(summary))
             if summary.interrupted and summary.error is None:
                 self.terminal.line("interrupted: the checkpoint and summary are written.")
         elif summary.records_rejected or summary.records_pending or summary.records_stale_chunks:
             # Quiet is for clean runs; cron mail must still say that records are missing.
-            where = f"; see {self.rejects}" if self.rejects and summary.records_rejected else ""
-            stale = (
-                f", {summary.records_stale_chunks:,} left with old chunks"
-                if summary.records_stale_chunks
-                else ""
-            )
-            self.terminal.line(
-                f"vupsert: {plural(summary.records_rejected, 'record')} rejected, "
-                f"{summary.records_pending:,} not settled{stale}, of "
-                f"{summary.records_read:,} read{where}"
-            )
+            self.terminal.line(missing_line(summary, self.rejects))
 
     def share(self) -> float | None:
         """What the bar shows: see :func:`settled_share`."""
@@ -387,6 +381,28 @@ class _LiveLine:
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def unsettled(summary: Summary) -> str:
+    """What the records not settled are, and what loads them."""
+    again = "The same command, run again, loads them"
+    if summary.checkpoint:
+        again += ", carrying on from the checkpoint"
+    return f"not settled: {plural(summary.records_pending, 'record')} {NOT_SETTLED}. {again}."
+
+
+def missing_line(summary: Summary, rejects: str | None) -> str:
+    """The one line a quiet run prints when records are not in the index."""
+    counts = (
+        (summary.records_rejected, "rejected"),
+        (summary.records_pending, f"not settled ({NOT_SETTLED})"),
+        (summary.records_stale_chunks, "left with old chunks"),
+    )
+    parts = [f"{count:,} {what}" for count, what in counts if count]
+    first = next(count for count, _ in counts if count)
+    parts[0] = parts[0].replace(f"{first:,} ", f"{plural(first, 'record')} ", 1)
+    where = f"; see {rejects}" if rejects and summary.records_rejected else ""
+    return f"vupsert: {', '.join(parts)}, of {summary.records_read:,} read{where}"
 
 
 def summary_rows(summary: Summary) -> list[tuple[str, str]]:

@@ -203,6 +203,9 @@ class Run:
                 items, max_records=settings.batch_size, max_bytes=settings.max_batch_bytes
             ):
                 summary.batches += 1
+                if reader.error is not None:
+                    # Before the batch it ends settles: a usage error holds the checkpoint.
+                    ledger.stopped_by(reader.error)
                 if workers is None or not batch.ids:
                     ledger.settle(Settlement(batch, superseded=len(batch.superseded)))
                     continue

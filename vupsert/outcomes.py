@@ -215,6 +215,10 @@ class SyncSummary(Summary):
     chunked record counts once, its chunks in ``chunks_deleted``."""
     records_stored: int = 0
     """Records the scope held before the run (a chunked one counts once)."""
+    to_delete: list[str] = field(default_factory=list, metadata=NOT_REPORTED)
+    """A dry run: the first ids it would delete, in the index's order (said on stderr)."""
+    ids_to_delete: int = field(default=0, metadata=NOT_REPORTED)
+    """A dry run: how many ids it would delete in all (chunks each count)."""
 
     @property
     @reported()

@@ -246,6 +246,8 @@ class ConsoleEvents:
                 self.terminal.line(summary_line(summary))
             if summary.records_pending:
                 self.terminal.line(unsettled(summary))
+            if isinstance(summary, SyncSummary) and summary.to_delete:
+                self.terminal.line(would_delete(summary))
             if summary.interrupted and summary.error is None:
                 self.terminal.line("interrupted: the checkpoint and summary are written.")
         elif summary.records_rejected or summary.records_pending or summary.records_stale_chunks:
@@ -391,6 +393,17 @@ def unsettled(summary: Summary) -> str:
     return f"not settled: {plural(summary.records_pending, 'record')} {NOT_SETTLED}. {again}."
 
 
+def would_delete(summary: SyncSummary) -> str:
+    """The ids a dry run of a sync would delete: the first ones, and how many."""
+    named = ", ".join(map(repr, summary.to_delete))
+    more = summary.ids_to_delete - len(summary.to_delete)
+    rest = f" and {plural(more, 'more id')}" if more > 0 else ""
+    of = f"{plural(summary.records_deleted, 'record')} of {summary.records_stored:,} stored"
+    if summary.chunks_deleted:
+        of += f", and {plural(summary.chunks_deleted, 'chunk')}"
+    return f"would delete {named}{rest} ({of})"
+
+
 def missing_line(summary: Summary, rejects: str | None) -> str:
     """The one line a quiet run prints when records are not in the index."""
     counts = (
@@ -410,8 +423,8 @@ def summary_rows(summary: Summary) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = [
         ("records read", f"{summary.records_read:,}"),
         (
-            "upserted" if not summary.dry_run else "valid (not sent)",
-            f"{summary.records_upserted if not summary.dry_run else summary.records_valid:,}",
+            "upserted" if not summary.dry_run else "to send",
+            f"{summary.records_upserted if not summary.dry_run else _to_send(summary):,}",
         ),
         ("rejected", f"{summary.records_rejected:,}"),
     ]
@@ -446,6 +459,15 @@ def summary_rows(summary: Summary) -> list[tuple[str, str]]:
             (deleted, f"{summary.records_deleted:,} of {summary.records_stored:,} stored"),
         ]
     return rows
+
+
+def _to_send(summary: Summary) -> int:
+    """What a dry run would send: the valid records, but those a later one of the same id
+    replaces in its batch (and, for a sync, those the index holds as they are)."""
+    count = summary.records_valid - summary.records_superseded
+    if isinstance(summary, SyncSummary):
+        count -= summary.records_unchanged
+    return count
 
 
 def _chunk_rows(summary: Summary, deleted: str) -> list[tuple[str, str]]:

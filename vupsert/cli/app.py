@@ -34,7 +34,16 @@ from ..errors import ExitStatus, UsageError
 from ..ops import STDOUT_NAME
 from ..outcomes import DeleteSummary, ExportSummary, Summary, SyncSummary, VerifySummary
 from ._malloc import tune_allocator
-from .display import ConsoleEvents, Counter, Terminal, deleted, described, exported, verified
+from .display import (
+    ConsoleEvents,
+    Counter,
+    Terminal,
+    deleted,
+    described,
+    exported,
+    plural,
+    verified,
+)
 from .environment import Environment
 from .errors import framed, run, settled
 from .help import Command, Group
@@ -291,10 +300,11 @@ def delete(
 
     Ids go 1,000 to a request, with the retries and pacing upserts have; each batch is
     fetched first, so the count is the records the index held. --prefix and --filter
-    delete what they match, so they ask first (or take --yes).
+    delete what they match, so they count it and ask first (or take --yes).
     """
+    confirm = None
     if (prefix is not None or filter is not None) and not (yes or dry_run):
-        _confirm(env, target.namespace, prefix, filter)
+        confirm = _asking(env, target.namespace, prefix, filter)
     summary = settled(
         delete_records,
         ids=_ids(env, ids),
@@ -304,6 +314,7 @@ def delete(
         id_field=id_field,
         format=cast(IdsFormat, format),
         dry_run=dry_run,
+        confirm=confirm,
         environ=env.environ,
         **connection.keywords(),
     )
@@ -420,24 +431,29 @@ def _ids(env: Environment, ids: str | None) -> Any:
     return env.stdin
 
 
-def _confirm(env: Environment, namespace: str, prefix: str | None, filter: str | None) -> None:
-    """Ask before deleting by prefix or filter; refuse where no one can answer."""
-    what = (
-        f"every record whose id starts with {prefix!r}"
-        if prefix is not None
-        else f"every record that matches {filter!r}"
-    )
-    if env.stdin is None or not env.stdin.isatty():
+def _asking(
+    env: Environment, namespace: str, prefix: str | None, filter: str | None
+) -> Callable[[int], bool]:
+    """What asks, once the records a prefix or a filter matches are counted, whether to
+    delete them; refused at once where no one can answer."""
+    where = f"namespace {namespace!r}" if namespace else "the default namespace"
+    which = f"whose id starts with {prefix!r}" if prefix is not None else f"that match {filter!r}"
+    stdin = env.stdin
+    if stdin is None or not stdin.isatty():
         raise UsageError(
-            f"This deletes {what} from namespace {namespace!r}: pass --yes to "
-            "confirm (or --dry-run to count them first).",
+            f"This deletes every record of {where} {which}: pass --yes to confirm (or "
+            "--dry-run to count them first).",
         )
-    try:
-        confirmed = typer.confirm(f"Delete {what} from namespace {namespace!r}?", err=True)
-    except typer.Abort:
-        confirmed = False
-    if not confirmed:
-        raise UsageError("Nothing deleted: the deletion was not confirmed.")
+
+    matching = f"ids starting with {prefix!r}" if prefix is not None else f"matching {filter!r}"
+
+    def ask(count: int) -> bool:
+        env.stderr.write(f"Delete {plural(count, 'record')} of {where} ({matching})? [y/N]: ")
+        env.stderr.flush()
+        answer = stdin.readline().decode(errors="replace").strip().lower()
+        return answer in ("y", "yes")
+
+    return ask
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from vupsert.cli.display import (
     batch_problem,
     plural,
     settled_share,
+    summary_line,
     summary_table,
 )
 from vupsert.errors import UsageError
@@ -45,7 +46,7 @@ def settlement(rejected: int = 1) -> Settlement:
         batch,
         upserted=999,
         rejected=refused,
-        attempts=21,
+        requests=21,
         retries=0,
         status=200,
         error="cannot embed record 17",
@@ -136,7 +137,7 @@ def test_report_file_line(tmp_path: Path) -> None:
     report.finished(Summary())
     (line,) = [orjson.loads(x) for x in path.read_bytes().splitlines()]
     assert line["batch"] == 12 and line["span"] == "docs.jsonl:11001-12000"
-    assert line["outcome"] == "partial" and line["attempts"] == 21
+    assert line["outcome"] == "partial" and (line["attempts"], line["requests"]) == (1, 21)
     assert line["error"] == "cannot embed record 17"
 
 
@@ -186,6 +187,20 @@ def test_the_live_line_keeps_upserted_and_rejected_at_any_width(width: int) -> N
     if width >= 60:  # the bar too, as it had been dropped at 60 columns
         assert "100%" in line.plain and "━" in line.plain
     events.finished(summary)
+
+
+def test_the_bar_ends_on_the_summarys_rate() -> None:
+    out = io.StringIO()
+    live = Console(file=out, force_terminal=True, width=120, no_color=True)
+    events = ConsoleEvents(Terminal(console=live), live=True)
+    events.started(1000, ("docs.jsonl",))
+    summary = Summary(records_read=100, records_upserted=90, records_superseded=10)
+    events.batch_done(settlement(rejected=0), summary)
+    summary.elapsed_s = 4.0  # start-up and all: 100 records settled in 4 s
+    events.finished(summary)
+    assert summary.records_per_s == 25.0
+    assert " · 25 rec/s · " in _LiveLine(events).render(120, 0.0).plain
+    assert "records/s 25 " in summary_line(summary)
 
 
 def test_quiet_silences_warnings_but_not_missing_records() -> None:

@@ -25,8 +25,11 @@ class Settlement:
     """Records never sent because a later record of the batch with the same id landed."""
     rejected: list[Rejection] = field(default_factory=list)
     """Records the server refused or that were given up on (local ones are on the batch)."""
-    attempts: int = 0
+    requests: int = 0
+    """Requests the batch took: its first record alone while no request of the run has
+    succeeded yet, the halves of a batch the server refused in part, the retries."""
     retries: int = 0
+    """Requests sent again after no answer, a 429 or a 5xx (the summary's ``retries``)."""
     status: int | None = None
     """Status of the last answer."""
     error: str | None = None
@@ -34,6 +37,12 @@ class Settlement:
     error_status: int | None = None
     started: float = 0.0
     duration: float = 0.0
+
+    @property
+    def attempts(self) -> int:
+        """How many times the batch was tried: once if it was sent, and once more for each
+        retry. A first record sent alone, or halves of a refused batch, are not retries."""
+        return (1 if self.requests else 0) + self.retries
 
     @property
     def outcome(self) -> str:
@@ -184,10 +193,17 @@ class Summary(_Document):
         return self.records_read - self.records_skipped - self.records_rejected
 
     @property
+    def records_done(self) -> int:
+        """Records this run settled: upserted, rejected or superseded (a sync's unchanged
+        ones too; in a dry run, every record read). Earlier runs' (skipped) are not."""
+        return self.records_read - self.records_skipped - self.records_pending
+
+    @property
     @reported(digits=1)
     def records_per_s(self) -> float:
-        done = self.records_read - self.records_skipped - self.records_pending
-        return done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        """:attr:`records_done` per second of the whole run (start-up included): the
+        progress bar's rate, as it ends."""
+        return self.records_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     @property
     def exit_status(self) -> ExitStatus:

@@ -166,7 +166,11 @@ class ConsoleEvents:
         self._bytes = 0
         self._total: int | None = None
         self._started = time.monotonic()
-        self._last_plain = self._started
+        """When the run began (made just before it): the clock of the rate, as of the
+        summary's ``records/s``."""
+        self._flowing = self._last_plain = self._started
+        """When records began to flow (after the index's checks): the clock of the ETA."""
+        self._finished = False
         self._summary: Summary | None = None
         self._lock = threading.Lock()
         self._shown = 0
@@ -174,7 +178,7 @@ class ConsoleEvents:
         """Rejected records past the first few, which are only counted."""
 
     def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
-        self._started = self._last_plain = time.monotonic()
+        self._flowing = self._last_plain = time.monotonic()
         self._total = total_bytes
         if self.quiet:
             return
@@ -226,6 +230,7 @@ class ConsoleEvents:
 
     def finished(self, summary: Summary) -> None:
         self._summary = summary
+        self._finished = True
         if self._live is not None:
             self._live.stop()
             self._live = None
@@ -266,16 +271,19 @@ class ConsoleEvents:
         return f"{summary.records_upserted:,}", f"{summary.records_rejected:,}"
 
     def rate(self) -> float:
+        """Records settled per second of the run so far: the summary's ``records/s``,
+        which it is once the run has ended."""
         summary = self._summary or Summary()
-        elapsed = max(1e-9, time.monotonic() - self._started)
-        return (summary.records_upserted + summary.records_rejected) / elapsed
+        if self._finished:
+            return summary.records_per_s
+        return summary.records_done / max(1e-9, time.monotonic() - self._started)
 
     def eta(self) -> float | None:
         """Seconds left, from how fast the settled share has grown."""
         share = self.share()
         if not share or share >= 1.0:
             return None
-        elapsed = time.monotonic() - self._started
+        elapsed = time.monotonic() - self._flowing
         return elapsed * (1.0 - share) / share
 
     def _stats(self, summary: Summary) -> str:

@@ -85,9 +85,9 @@ class Ledger:
             summary.chunks_upserted += tally.chunks_upserted
             summary.chunks_rejected += tally.chunks_rejected
             summary.chunks_deleted += tally.chunks_deleted
-            summary.requests += settlement.attempts
+            summary.requests += settlement.requests
             summary.retries += settlement.retries
-            if settlement.attempts:
+            if settlement.requests:
                 summary.batches_sent += 1
             if settlement.rejected:
                 summary.batches_failed += 1

@@ -124,6 +124,7 @@ class ReportFile(NoEvents):
             "rejected": len(settlement.rejected) + len(batch.rejections),
             "outcome": settlement.outcome,
             "attempts": settlement.attempts,
+            "requests": settlement.requests,
             "status": settlement.status,
             "error": settlement.error,
             "duration_s": round(settlement.duration, 4),

@@ -321,14 +321,18 @@ def test_the_demo_prints_exactly_what_it_runs(monkeypatch: pytest.MonkeyPatch) -
         return real(settings, **kwargs)
 
     monkeypatch.setattr(vupsert.cli.demo, "Run", recording)
-    out = io.StringIO()
+    out, err = io.StringIO(), io.StringIO()
     environment = Environment(
-        stdin=io.BytesIO(b""), stdout=out, stderr=io.StringIO(), environ={"NO_COLOR": "1"}
+        stdin=io.BytesIO(b""), stdout=out, stderr=err, environ={"NO_COLOR": "1"}
     )
     monkeypatch.chdir(ROOT)
     with pytest.raises(SystemExit) as exit:
         main(["demo", str(SAMPLES.relative_to(ROOT))], environment)
     assert exit.value.code == 0
+    # Each bad record is said once, with its reason: 11 of them, none twice.
+    said = (out.getvalue() + err.getvalue()).splitlines()
+    reasons = [line for line in said if "bad-records.jsonl:" in line]
+    assert len(reasons) == len({r.split("jsonl:")[1] for r in reasons}) == 11, said
     printed = [line for line in out.getvalue().splitlines() if line.startswith("vupsert upsert")]
     assert len(printed) == len(ran) == 3
     assert "--data-field description" in printed[1]

@@ -21,6 +21,7 @@ from vupsert_server import LocalServer, ServerConfig
 from ..config import Secret
 from ..config.settings import MappingOptions, Settings
 from ..errors import ExitStatus, UsageError
+from ..records import Rejection
 from ..run import Run
 from .display import ConsoleEvents, Terminal, plural
 
@@ -79,7 +80,7 @@ def run_demo(
                 )
                 out.print(f"\n{describe(settings)}", style="bold", markup=False, soft_wrap=True)
                 # Rejections are the point of this step, not a failure of the demo.
-                Run(settings, events=ConsoleEvents(console)).execute()
+                Run(settings, events=_Listed(console)).execute()
                 out.print("each record not upserted is in the rejects file, with its reason:")
                 for line in rejects.read_bytes().splitlines():
                     info = orjson.loads(line)["_vupsert"]
@@ -87,6 +88,14 @@ def run_demo(
         out.print(f"\n[bold]query-data[/] {QUESTION!r} in 'articles':")
         out.print(_query_table(server.url, server.token, QUESTION))
     return worst
+
+
+class _Listed(ConsoleEvents):
+    """A run whose rejections the demo lists afterwards, from the rejects file: each is
+    said once, there, rather than the first ten as they settle and then all of them."""
+
+    def rejected(self, rejections: list[Rejection]) -> None:
+        pass
 
 
 def _query_table(url: str, token: str, question: str) -> Table:

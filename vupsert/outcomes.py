@@ -383,16 +383,28 @@ class NoEvents:
 
 
 class Progress(NoEvents):
-    """Calls ``callback(summary)`` after each batch settles, and once at the end."""
+    """Calls ``callback(summary)`` after each batch settles, and at the end only when the
+    end changed what the last call said (a sync's deletions, an error, a run that settled
+    no batch): the final totals come once."""
 
     def __init__(self, callback: Callable[[Summary], object]) -> None:
         self._callback = callback
+        self._said: dict[str, Any] | None = None
 
     def batch_done(self, settlement: Settlement, summary: Summary) -> None:
         self._callback(summary)
+        self._said = _counted(summary)
 
     def finished(self, summary: Summary) -> None:
-        self._callback(summary)
+        if _counted(summary) != self._said:
+            self._callback(summary)
+
+
+def _counted(summary: Summary) -> dict[str, Any]:
+    """What a summary says but how long the run took, which only the end sets."""
+    said = summary.as_dict()
+    del said["elapsed_s"], said["records_per_s"]
+    return said
 
 
 class Broadcast:

@@ -77,6 +77,8 @@ def test_help_documents_exit_codes(command: str, capsys: pytest.CaptureFixture[s
     ):
         assert piece in text
     assert sorted(int(code) for code in re.findall(r"[;:] (\d+) ", text)) == sorted(ExitStatus)
+    if command == "sync":  # and where the guard is set
+        assert "deletion with exit 4. Default: 50%" in text
 
 
 def test_readme_exit_codes_are_the_programs() -> None:

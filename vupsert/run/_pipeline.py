@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from ..config.settings import Settings
-from ..errors import ServerError, VupsertError
+from ..errors import ServerError, UsageError, VupsertError
 from ..inputs import STDIN
 from ..outcomes import Broadcast, Events, NoEvents, Settlement, Summary
 from ..transport import Client, RetryPolicy, fatal_hint
@@ -203,8 +203,8 @@ class Run:
                 items, max_records=settings.batch_size, max_bytes=settings.max_batch_bytes
             ):
                 summary.batches += 1
-                if reader.error is not None:
-                    # Before the batch it ends settles: a usage error holds the checkpoint.
+                if isinstance(reader.error, UsageError):
+                    # Before the batch it ends settles: exit 2 holds the checkpoint.
                     ledger.stopped_by(reader.error)
                 if workers is None or not batch.ids:
                     ledger.settle(Settlement(batch, superseded=len(batch.superseded)))

@@ -234,8 +234,23 @@ def test_progress_is_silent_by_default_and_a_callback_on_request(
     )
     assert summary.records_upserted == 2500
     assert seen == sorted(seen) and seen[-1] == 2500 and len(seen) >= 5
+    assert seen.count(2500) == 1  # the final totals, once
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_a_syncs_progress_ends_once_with_its_deletions(server: LocalServer) -> None:
+    keywords: dict[str, Any] = {"url": server.url, "token": server.token, "namespace": "p"}
+    vupsert.sync(generated(30), **keywords)
+    seen: list[tuple[int, int]] = []
+    summary = vupsert.sync(
+        generated(20),
+        max_delete="100%",
+        progress=lambda s: seen.append((s.records_read, getattr(s, "records_deleted", 0))),
+        **keywords,
+    )
+    assert summary.records_deleted == 10
+    assert seen[-1] == (20, 10) and seen.count((20, 10)) == 1
 
 
 def test_a_checkpoint_resumes_records_in_hand(server: LocalServer, tmp_path: Path) -> None:

@@ -61,19 +61,24 @@ def test_help_of_each_command(command: str, capsys: pytest.CaptureFixture[str]) 
     assert f"Usage: vupsert {command} [OPTIONS]" in text and first and first in text
 
 
-def test_upsert_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("command", ["upsert", "sync"])
+def test_help_documents_exit_codes(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        main(["upsert", "--help"])
+        main([command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for piece in (
         "0 every record upserted",
         "1 the run finished",
         "2 usage",
         "3 stopped",
+        "4 (sync) the --max-delete guard refused to delete",
         "130 interrupted",
         "an output that cannot be written",
     ):
         assert piece in text
+    assert sorted(int(code) for code in re.findall(r"[;:] (\d+) ", text)) == sorted(ExitStatus)
+    if command == "sync":  # and where the guard is set
+        assert "deletion with exit 4. Default: 50%" in text
 
 
 def test_readme_exit_codes_are_the_programs() -> None:
@@ -84,6 +89,8 @@ def test_readme_exit_codes_are_the_programs() -> None:
     # Every cause of exit 3 the errors name, the README names too.
     assert "bad token" in rows["3"] and "unreadable input" in rows["3"]
     assert "cannot be written" in rows["3"] and "full disk" in rows["3"]
+    assert "`--max-delete`" in rows["4"] and "nothing was deleted" in rows["4"]
+    assert int(ExitStatus.DELETION_REFUSED) == 4 and "Exit 4 is a change made on purpose" in table
 
 
 @pytest.mark.parametrize("command", COMMANDS)

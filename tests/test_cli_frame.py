@@ -295,6 +295,13 @@ def test_in_a_log_the_parts_of_a_message_are_sentences(server: LocalServer) -> N
     assert "invalid token. The token was refused." in line
 
 
+def test_info_says_which_index_it_describes(server: LocalServer) -> None:
+    result = run("info", "--url", server.url + "/", server=server)
+    assert result.code == 0, result.stderr
+    assert result.stdout.splitlines()[0].split() == ["url", server.url]
+    assert "dimension" in result.stdout.splitlines()[1]
+
+
 def test_json_on_success_is_still_the_result_alone(server: LocalServer) -> None:
     result = run("info", "--json", server=server)
     assert result.code == 0

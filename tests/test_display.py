@@ -17,6 +17,7 @@ from vupsert.cli.display import (
     batch_problem,
     plural,
     settled_share,
+    summary_line,
     summary_table,
 )
 from vupsert.errors import UsageError
@@ -45,7 +46,7 @@ def settlement(rejected: int = 1) -> Settlement:
         batch,
         upserted=999,
         rejected=refused,
-        attempts=21,
+        requests=21,
         retries=0,
         status=200,
         error="cannot embed record 17",
@@ -88,9 +89,26 @@ def test_quiet_prints_one_line_only_when_records_are_missing() -> None:
     events.finished(Summary(records_read=10, records_upserted=10))
     assert out.getvalue() == ""
     events.finished(Summary(records_read=10, records_upserted=9, records_rejected=1))
+    assert out.getvalue().strip() == "vupsert: 1 record rejected, of 10 read; see r.jsonl"
+
+
+def test_not_settled_says_what_it_means_wherever_it_is_counted() -> None:
+    meaning = "read, but neither upserted nor rejected: never sent, or sent without an answer"
+    summary = Summary(records_read=10, records_upserted=4, records_rejected=1)
+    c, out = console()
+    ConsoleEvents(c, quiet=True, rejects="r.jsonl").finished(summary)
     assert out.getvalue().strip() == (
-        "vupsert: 1 record rejected, 0 not settled, of 10 read; see r.jsonl"
+        f"vupsert: 1 record rejected, 5 not settled ({meaning}), of 10 read; see r.jsonl"
     )
+    for checkpoint, again in ((None, "."), ("c.ckpt", ", carrying on from the checkpoint.")):
+        c, out = console()
+        summary.checkpoint = checkpoint
+        ConsoleEvents(c).finished(summary)
+        lines = out.getvalue().splitlines()
+        assert "not settled 5" in lines[0]
+        assert lines[1] == (
+            f"not settled: 5 records {meaning}. The same command, run again, loads them{again}"
+        )
 
 
 def test_summary_table_rows() -> None:
@@ -119,7 +137,7 @@ def test_report_file_line(tmp_path: Path) -> None:
     report.finished(Summary())
     (line,) = [orjson.loads(x) for x in path.read_bytes().splitlines()]
     assert line["batch"] == 12 and line["span"] == "docs.jsonl:11001-12000"
-    assert line["outcome"] == "partial" and line["attempts"] == 21
+    assert line["outcome"] == "partial" and (line["attempts"], line["requests"]) == (1, 21)
     assert line["error"] == "cannot embed record 17"
 
 
@@ -169,6 +187,20 @@ def test_the_live_line_keeps_upserted_and_rejected_at_any_width(width: int) -> N
     if width >= 60:  # the bar too, as it had been dropped at 60 columns
         assert "100%" in line.plain and "━" in line.plain
     events.finished(summary)
+
+
+def test_the_bar_ends_on_the_summarys_rate() -> None:
+    out = io.StringIO()
+    live = Console(file=out, force_terminal=True, width=120, no_color=True)
+    events = ConsoleEvents(Terminal(console=live), live=True)
+    events.started(1000, ("docs.jsonl",))
+    summary = Summary(records_read=100, records_upserted=90, records_superseded=10)
+    events.batch_done(settlement(rejected=0), summary)
+    summary.elapsed_s = 4.0  # start-up and all: 100 records settled in 4 s
+    events.finished(summary)
+    assert summary.records_per_s == 25.0
+    assert " · 25 rec/s · " in _LiveLine(events).render(120, 0.0).plain
+    assert "records/s 25 " in summary_line(summary)
 
 
 def test_quiet_silences_warnings_but_not_missing_records() -> None:

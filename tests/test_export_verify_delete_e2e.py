@@ -185,6 +185,45 @@ def test_delete_by_prefix_and_filter_asks_first(server: LocalServer, tmp_path: P
     assert both.code == 2
 
 
+class _Keyboard(io.BytesIO):
+    """A terminal's stdin, with the answers already typed."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def answering(server: LocalServer, answer: bytes, *args: str) -> tuple[int, str]:
+    """``vupsert ARGS`` at a terminal where ``answer`` is typed: the exit status, stderr."""
+    from vupsert.cli import Environment, main
+
+    stderr = io.StringIO()
+    environ = {"UPSTASH_VECTOR_REST_URL": server.url, "UPSTASH_VECTOR_REST_TOKEN": server.token}
+    environment = Environment(
+        stdin=_Keyboard(answer), stdout=io.StringIO(), stderr=stderr, environ=environ
+    )
+    with pytest.raises(SystemExit) as exit:
+        main(list(args), environment)
+    return int(exit.value.code or 0), stderr.getvalue()
+
+
+def test_delete_by_prefix_or_filter_asks_with_the_count(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    load(server, docs(30) + docs(12, prefix="tmp-"), "ns", tmp_path)
+    code, said = answering(server, b"n\n", "delete", "-n", "ns", "--prefix", "tmp-")
+    assert said.startswith("Delete 12 records of namespace 'ns' (ids starting with 'tmp-')? ")
+    assert code == 2 and "Nothing deleted" in said and len(server.records("ns")) == 42
+    code, said = answering(server, b"y\n", "delete", "-n", "ns", "--prefix", "tmp-")
+    assert code == 0 and "deleted 12 records" in said and len(server.records("ns")) == 30
+    code, said = answering(server, b"", "delete", "-n", "ns", "--prefix", "tmp-")
+    assert (code, said) == (0, "vupsert delete: deleted 0 records\n")  # none: nothing asked
+    code, said = answering(server, b"yes\n", "delete", "-n", "ns", "--filter", "genre = 'drama'")
+    assert said.startswith(
+        "Delete 10 records of namespace 'ns' (matching \"genre = 'drama'\")? [y/N]: "
+    )
+    assert code == 0 and len(server.records("ns")) == 20
+
+
 def test_delete_under_faults(tmp_path: Path) -> None:
     with LocalServer(ServerConfig(port=0, **FAULTY)) as server:
         load(server, docs(2500), "ns", tmp_path)

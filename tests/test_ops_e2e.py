@@ -70,10 +70,23 @@ def test_report_has_a_line_per_batch(tmp_path: Path) -> None:
     assert [line["batch"] for line in lines] == [1, 2, 3]
     first = lines[0]
     assert first["outcome"] == "partial" and first["rejected"] == 1 and first["upserted"] == 99
-    assert first["span"].endswith("in.jsonl:1-100") and first["attempts"] > 1
+    assert first["span"].endswith("in.jsonl:1-100") and first["requests"] > 1
     assert first["status"] in (200, 400) and "POISON" not in (first["error"] or "")
     assert lines[1]["outcome"] == "upserted" and lines[1]["attempts"] == 1
     assert {"records", "duration_s", "error"} <= first.keys()
+
+
+def test_a_report_counts_attempts_as_the_summary_counts_retries(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    # The run's first request carries one record alone: a request, not a retry.
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": f"r{i}", "data": "t"} for i in range(50)])
+    report = tmp_path / "report.jsonl"
+    result = run_cli("upsert", path, "--report", report, "--json", server=server)
+    assert result.code == 0, result.stderr
+    (line,) = read_jsonl(report)
+    assert (line["attempts"], line["requests"]) == (1, 2)
+    assert (result.summary["retries"], result.summary["requests"]) == (0, 2)
 
 
 def test_id_from_hash_is_idempotent_and_templates(server: LocalServer, tmp_path: Path) -> None:

@@ -123,6 +123,18 @@ def test_the_new_namespace_warning_is_said_once_and_not_for_an_existing_one(
     assert len(server.records("artciles")) == 2500  # a warning, not a refusal
 
 
+@pytest.mark.parametrize("count", [5, 150])
+def test_a_run_that_sends_nothing_does_not_warn_of_the_namespace_it_would_create(
+    tmp_path: Path, server: LocalServer, count: int
+) -> None:
+    # 5 records all rejected: nothing to send. 150: the run stops at the 100th (exit 2).
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": f"r{i}", "text": "x"} for i in range(count)])
+    result = run("upsert", str(path), "-n", "fresh", server=server)
+    assert result.code == (1 if count == 5 else 2), result.stderr
+    assert "does not exist" not in result.stderr
+    assert "fresh" not in server.namespaces()
+
+
 # ---------------------------------------------------------------------------------------
 # Closed standard streams
 
@@ -309,14 +321,18 @@ def test_the_demo_prints_exactly_what_it_runs(monkeypatch: pytest.MonkeyPatch) -
         return real(settings, **kwargs)
 
     monkeypatch.setattr(vupsert.cli.demo, "Run", recording)
-    out = io.StringIO()
+    out, err = io.StringIO(), io.StringIO()
     environment = Environment(
-        stdin=io.BytesIO(b""), stdout=out, stderr=io.StringIO(), environ={"NO_COLOR": "1"}
+        stdin=io.BytesIO(b""), stdout=out, stderr=err, environ={"NO_COLOR": "1"}
     )
     monkeypatch.chdir(ROOT)
     with pytest.raises(SystemExit) as exit:
         main(["demo", str(SAMPLES.relative_to(ROOT))], environment)
     assert exit.value.code == 0
+    # Each bad record is said once, with its reason: 11 of them, none twice.
+    said = (out.getvalue() + err.getvalue()).splitlines()
+    reasons = [line for line in said if "bad-records.jsonl:" in line]
+    assert len(reasons) == len({r.split("jsonl:")[1] for r in reasons}) == 11, said
     printed = [line for line in out.getvalue().splitlines() if line.startswith("vupsert upsert")]
     assert len(printed) == len(ran) == 3
     assert "--data-field description" in printed[1]

@@ -109,3 +109,5 @@ def test_a_checkpoint_through_a_symlink_is_locked_at_its_target(tmp_path: Path) 
         done = run_cli(*args[:-1], "--checkpoint", link, server=server)
         assert done.code == 0, done.stderr
     assert link.is_symlink() and link.resolve() == real.resolve() and real.stat().st_size > 0
+    # Each run removed its lock as it ended: only the checkpoint and its link are left.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "link.ckpt", "real.ckpt"]

@@ -304,7 +304,8 @@ def test_until_a_request_succeeds_a_batch_sends_its_first_record_alone() -> None
     first = sender.send(batch_of(1, fresh[:3]))
     second = sender.send(batch_of(2, fresh[3:] + fresh[:1]))
     assert client.sent == [["r0"], ["r1", "r2"], ["r3", "r0"]]
-    assert first.upserted == 3 and first.attempts == 2 and second.attempts == 1
+    assert first.upserted == 3 and first.requests == 2 and second.requests == 1
+    assert first.attempts == second.attempts == 1  # the record sent alone is no retry
 
 
 def test_the_readme_gives_the_default_concurrency() -> None:

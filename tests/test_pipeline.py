@@ -18,6 +18,7 @@ from vupsert.config.settings import Settings
 from vupsert.errors import CheckpointError, ExitStatus, UsageError
 from vupsert.outcomes import Summary
 from vupsert.records import Position, Rejection
+from vupsert.run import _checkpoint
 from vupsert.run._checkpoint import Checkpoint
 from vupsert.run._pipeline import Run
 from vupsert.run._rejects import RejectsWriter, reject_line
@@ -206,6 +207,37 @@ def test_checkpoint_lock_and_atomic_save(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="restart=True"):
         Checkpoint(cp_path, (str(data),), namespace="ns")
     Checkpoint(cp_path, (str(data),), namespace="ns", restart=True).close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cp.json", "in.jsonl"]  # no .lock
+
+
+def test_a_lock_left_by_a_killed_run_is_taken(tmp_path: Path) -> None:
+    cp_path = tmp_path / "cp.json"
+    (tmp_path / "cp.json.lock").write_text("12345")  # its run was killed: no one holds it
+    Checkpoint(cp_path, (), namespace="ns").close()
+    assert not (tmp_path / "cp.json.lock").exists()
+
+
+def test_a_lock_removed_as_it_is_taken_is_taken_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run opens the lock file just as the run holding it ends and removes it, and a third
+    # run makes a new one: a lock on the file removed would let two runs share the checkpoint.
+    cp_path = tmp_path / "cp.json"
+    holder = Checkpoint(cp_path, (), namespace="ns")
+    third: list[Checkpoint] = []
+
+    def opening(*args: Any, **kwargs: Any) -> Any:
+        handle = open(*args, **kwargs)  # noqa: SIM115
+        if not third:
+            holder.close()
+            monkeypatch.undo()
+            third.append(Checkpoint(cp_path, (), namespace="ns"))
+        return handle
+
+    monkeypatch.setattr(_checkpoint, "open", opening, raising=False)
+    with pytest.raises(CheckpointError, match="in use"):
+        Checkpoint(cp_path, (), namespace="ns")
+    third[0].close()
 
 
 def index_answering(*responses: httpx.Response) -> Any:

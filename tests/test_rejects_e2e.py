@@ -69,13 +69,25 @@ def test_a_whole_input_that_misfits_the_options_stops_before_sending(
     server: LocalServer, tmp_path: Path
 ) -> None:
     path = write_jsonl(tmp_path / "in.jsonl", rows(5000, field="text"))
-    rejects = tmp_path / "rejects.jsonl"
-    result = run_cli("upsert", path, "--rejects", rejects, "--json", server=server)
+    rejects, checkpoint = tmp_path / "rejects.jsonl", tmp_path / "run.ckpt"
+    args = ("upsert", path, "--rejects", rejects, "--checkpoint", checkpoint, "--json")
+    result = run_cli(*args, server=server)
     assert result.code == 2, result.stderr
     assert "use --data-field text" in result.stderr and "nothing was sent" in result.stderr
     assert server.records("") == {}
-    assert read_jsonl(rejects) == []  # not a rejects file as long as the input
-    assert result.summary["records_read"] < 200
+    # The 100 read are rejected, each in the rejects file; the rest is not read.
+    summary = result.summary
+    assert summary["records_read"] == summary["records_rejected"] == 100
+    assert summary["records_pending"] == 0 and summary["records_upserted"] == 0
+    assert "not settled" not in result.stderr
+    assert [line["_vupsert"]["source"] for line in read_jsonl(rejects)] == [
+        f"{path}:{n}" for n in range(1, 101)
+    ]
+    # The checkpoint did not move past them: the options fixed, the same run loads all.
+    fixed = run_cli(*args, "--data-field", "text", server=server)
+    assert fixed.code == 0, fixed.stderr
+    assert fixed.summary["records_skipped"] == 0 and len(server.records("")) == 5000
+    assert not rejects.exists() or read_jsonl(rejects) == []
 
 
 def test_csv_piped_as_json_lines_is_hinted_and_stopped(server: LocalServer) -> None:
@@ -163,3 +175,55 @@ def test_a_record_given_up_on_is_fed_back(tmp_path: Path) -> None:
         again = run_cli("upsert", rejects, "--json", server=server)
         assert again.code == 0, again.stderr
         assert len(server.records("")) == 20
+
+
+def test_the_rejects_file_is_made_by_the_first_reject(server: LocalServer, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", rows(5))
+    rejects = tmp_path / "rejects.jsonl"
+    clean = run_cli("upsert", path, "--rejects", rejects, "--json", server=server)
+    assert clean.code == 0 and not rejects.exists()  # nothing rejected: no file
+    assert clean.summary["rejects_file"] == str(rejects)
+    write_jsonl(path, [*rows(5), {"id": "bad"}])
+    assert run_cli("upsert", path, "--rejects", rejects, server=server).code == 1
+    assert [line["id"] for line in read_jsonl(rejects)] == ["bad"]
+    # Fixed and run again without a checkpoint: the earlier run's rejects go with it.
+    write_jsonl(path, rows(6))
+    assert run_cli("upsert", path, "--rejects", rejects, server=server).code == 0
+    assert not rejects.exists()
+
+
+def test_with_a_checkpoint_the_rejects_of_what_is_settled_stay(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", [*rows(3), {"id": "bad"}])
+    rejects, checkpoint = tmp_path / "rejects.jsonl", tmp_path / "run.ckpt"
+    args = ("upsert", path, "--rejects", rejects, "--checkpoint", checkpoint)
+    assert run_cli(*args, server=server).code == 1
+    with path.open("ab") as more:
+        more.write(b'{"id": "later", "data": "appended"}\n')
+    # The rerun settles only the new line, cleanly: the run's reject is still its own.
+    assert run_cli(*args, server=server).code == 0
+    assert [line["id"] for line in read_jsonl(rejects)] == ["bad"]
+    # Started again from the beginning, the inputs fixed: no reject, no file.
+    write_jsonl(path, rows(4))
+    assert run_cli(*args, "--restart", server=server).code == 0
+    assert not rejects.exists()
+
+
+def test_a_rejects_file_that_cannot_be_made_stops_the_run_before_it_sends(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", rows(3))
+    result = run_cli("upsert", path, "--rejects", tmp_path / "no" / "r.jsonl", server=server)
+    assert result.code == 2 and "Cannot write the rejects file" in result.stderr
+    assert server.records("") == {}
+
+
+def test_a_rejects_symlink_keeps_pointing_where_it_did(server: LocalServer, tmp_path: Path) -> None:
+    target = tmp_path / "kept.jsonl"
+    target.write_text('{"id": "old", "_vupsert": {"reason": "an earlier run"}}\n')
+    link = tmp_path / "rejects.jsonl"
+    link.symlink_to(target)
+    path = write_jsonl(tmp_path / "in.jsonl", rows(3))
+    assert run_cli("upsert", path, "--rejects", link, server=server).code == 0
+    assert link.is_symlink() and target.read_bytes() == b""

@@ -363,3 +363,46 @@ def test_a_url_with_userinfo_or_a_query_in_a_real_run(
     assert_no_url_secret(_written(outputs.folder))
     assert result.code == 2 and _shown(shape, canary_index) in result.stderr
     assert canary_index.records("") == {}
+
+
+NOT_URLS = {
+    "the token": CANARY,
+    "the token with a slash": f"{CANARY}/x",
+    "a JWT": f"eyJhbGciOiJIUzI1NiJ9.{CANARY}.{QUERY}",
+    "a base64 token": f"{CANARY}==",
+    "userinfo without a scheme": f"{USER}:{HEAD}@example-us1-vector.upstash.io",
+    "a host and a query": f"example-us1-vector.upstash.io/?token={QUERY}",
+    "a host and a path": f"example-us1-vector.upstash.io/{QUERY}",
+}
+"""Values without a scheme, set in the URL's place: only a host name they start with is
+ever shown."""
+
+
+@pytest.mark.parametrize("value", NOT_URLS.values(), ids=NOT_URLS.keys())
+def test_a_value_without_a_scheme_is_shown_only_as_a_host_name(
+    tmp_path: Path, canary_index: LocalServer, value: str
+) -> None:
+    host = "example-us1-vector.upstash.io"
+    named = value.startswith(host)
+    for command, argv in _commands(tmp_path).items():
+        environ = {"UPSTASH_VECTOR_REST_URL": value, "UPSTASH_VECTOR_REST_TOKEN": CANARY}
+        result = run_in_process(argv, environ)
+        said = {f"{command} stdout": result.stdout, f"{command} stderr": result.stderr}
+        assert_no_url_secret(said)
+        for where, text in said.items():
+            assert CANARY not in text, f"the token in {where}:\n{text}"
+        assert result.code == 2, said
+        if named:
+            assert f"The URL {host!r} has no scheme" in result.stderr, said
+            assert f"to https://{host}" in result.stderr, said
+        else:
+            assert "The URL given is not an http(s) URL. It is not shown" in result.stderr
+    assert_no_url_secret(_written(tmp_path))
+    assert canary_index.records("") == {}
+
+
+def test_a_local_address_without_a_scheme_is_shown_with_http() -> None:
+    with pytest.raises(ConfigError) as caught:
+        vupsert.info(url="127.0.0.1:8787", token=CANARY)
+    assert "The URL '127.0.0.1:8787' has no scheme" in caught.value.message
+    assert str(caught.value.hint).endswith("to http://127.0.0.1:8787")

@@ -15,6 +15,7 @@ import pytest
 from vupsert.config.settings import Format, ReadOptions
 from vupsert.errors import ConfigError, InputError
 from vupsert.inputs import _csv, format_of, input_size, iter_rows
+from vupsert.inputs._csv import quote_left_open
 from vupsert.ops._delete import read_ids
 from vupsert.outcomes import DeleteSummary
 from vupsert.records import Position, Rejection, Row
@@ -329,6 +330,57 @@ def test_csv_rows_offsets_and_reasons(tmp_path: Path, suffix: str) -> None:
     assert summary(items) == CSV_EXPECTED
     raws = [i.raw for i in items if isinstance(i, Rejection)]
     assert raws == ["2,short", "4,caf\\xe9,y"]
+
+
+LEFT_OPEN = (
+    "the quote opened on line {0} is left open, so lines {0}-{1} were read as one row "
+    '(close it; a quote inside a quoted cell is written "")'
+)
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t"])
+def test_a_quote_left_open_is_named_where_it_opened(tmp_path: Path, delimiter: str) -> None:
+    rows = [
+        "id,data,a,b",
+        '1,"multi',  # a quoted cell over two lines: fine
+        'line",x,y',
+        '2,"hello,x,y',  # line 4: its quote is never closed, and takes every line after it
+        "3,world,x,y",
+        "4,ok,x,y",
+        "5,end,x,y",
+    ]
+    text = "\n".join(rows).replace(",", delimiter) + "\n"
+    path = write(tmp_path, "a.csv" if delimiter == "," else "a.tsv", text.encode())
+    items = read(path)
+    assert summary(items)[0][3] == {"id": "1", "data": "multi\nline", "a": "x", "b": "y"}
+    (rejection,) = [item for item in items if isinstance(item, Rejection)]
+    assert rejection.line == 4
+    assert rejection.reason == "expected 4 fields, got 2: " + LEFT_OPEN.format(4, 7)
+
+
+def test_a_row_of_the_wrong_width_with_a_closed_quote_says_only_that(tmp_path: Path) -> None:
+    text = b'id,data,n\n1,"two\nlines",x,y\n2,"two\nlines"\n3,"a,\nb",c,d\n'
+    items = read(write(tmp_path, "a.csv", text))
+    assert [item.reason for item in items if isinstance(item, Rejection)] == [
+        "expected 3 fields, got 4",
+        "expected 3 fields, got 2",
+        "expected 3 fields, got 4",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lines", "opened"),
+    [
+        (['1,"a\n', "b,c\n"], 0),
+        (['1,"a\n', 'b",c\n'], None),  # a cell of two lines, closed
+        (['1,x"y,"z\n', "w,v\n"], 0),  # a quote inside a cell opens nothing
+        (['1,"a""\n', "b,c\n"], 0),  # "" is a quote, the cell still open
+        (['1,"a""",b\n'], None),
+        (['1,"a\n', 'b","c\n', "d,e\n"], 1),  # the last quote to swallow a delimiter
+    ],
+)
+def test_quote_left_open(lines: list[str], opened: int | None) -> None:
+    assert quote_left_open(lines, ",") == opened
 
 
 def test_csv_offsets_match_the_bytes(tmp_path: Path) -> None:

@@ -112,7 +112,7 @@ def test_the_guard_counts_records_not_chunks(server: LocalServer, tmp_path: Path
     assert sync(server, path).code == 0  # doc grows back
     write_jsonl(path, [{"id": "a", "data": "a"}])
     refused = sync(server, path)
-    assert refused.code == 1
+    assert refused.code == 4
     assert "2 stored records are not in the source" in refused.stderr
     assert len(stored(server)) == chunks + 2
     allowed = sync(server, path, "--max-delete", "2")
@@ -134,6 +134,7 @@ def test_chunking_a_namespace_loaded_whole_deletes_the_whole_copies(
     assert dry.code == 0, dry.stderr
     assert (dry.summary["records_deleted"], dry.summary["chunks_deleted"]) == (0, 5)
     assert "to delete 0 of 5 stored" in dry.stderr and "chunks to delete 5" in dry.stderr
+    assert "(0 records of 5 stored, and 5 chunks)" in dry.stderr
     result = sync(server, path, "--max-delete", "0")
     assert result.code == 0, result.stderr
     summary = result.summary

@@ -114,16 +114,16 @@ def test_the_guard_refuses_to_wipe_a_namespace(server: LocalServer, tmp_path: Pa
     assert run_cli("sync", path, "-n", "ns", server=server).code == 0
     write_jsonl(path, docs(10))  # truncated: 90 would go
     refused = run_cli("sync", path, "-n", "ns", "--json", server=server)
-    assert refused.code == 1
+    assert refused.code == int(vupsert.ExitStatus.DELETION_REFUSED) == 4
     assert "90 stored records are not in the source" in refused.stderr
     assert "--max-delete 90" in refused.stderr
     assert len(stored(server, "ns")) == 100
     assert refused.summary["records_deleted"] == 0
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
-    assert run_cli("sync", empty, "-n", "ns", server=server).code == 1
+    assert run_cli("sync", empty, "-n", "ns", server=server).code == 4
     assert len(stored(server, "ns")) == 100
-    assert run_cli("sync", path, "-n", "ns", "--max-delete", "89", server=server).code == 1
+    assert run_cli("sync", path, "-n", "ns", "--max-delete", "89", server=server).code == 4
     allowed = run_cli("sync", path, "-n", "ns", "--max-delete", "90%", "--json", server=server)
     assert allowed.code == 0 and allowed.summary["records_deleted"] == 90
     assert stored(server, "ns") == expected(docs(10))
@@ -146,6 +146,25 @@ def test_a_dry_run_writes_nothing_and_says_what_it_would(
     assert (summary["records_new"], summary["records_changed"]) == (1, 1)
     assert (summary["records_unchanged"], summary["records_deleted"]) == (24, 5)
     assert received(server) == before and stored(server, "ns") == expected(docs(30))
+    said = run_cli("sync", path, "-n", "ns", "--dry-run", server=server).stderr.splitlines()
+    assert " · to send 2 · " in said[0]  # the new and the changed one, not the 26 valid
+    gone = sorted(f"d{i}" for i in range(25, 30))
+    assert said[1] == f"would delete {', '.join(map(repr, gone))} (5 records of 30 stored)"
+    assert received(server) == before and stored(server, "ns") == expected(docs(30))
+
+
+def test_a_dry_run_names_the_first_ids_it_would_delete(server: LocalServer, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "docs.jsonl", docs(30))
+    assert run_cli("sync", path, "-n", "ns", server=server).code == 0
+    write_jsonl(path, docs(3))
+    result = run_cli("sync", path, "-n", "ns", "--dry-run", "--max-delete", "27", server=server)
+    assert result.code == 0, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("would delete")]
+    named = line.removeprefix("would delete ").split(" and ")[0].split(", ")
+    assert len(named) == 10 and {name.strip("'") for name in named} <= {
+        f"d{i}" for i in range(3, 30)
+    }
+    assert line.endswith(" and 17 more ids (27 records of 30 stored)")
 
 
 def test_a_prefix_keeps_the_rest_of_the_namespace(server: LocalServer, tmp_path: Path) -> None:

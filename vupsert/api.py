@@ -257,12 +257,15 @@ def delete(
     format: IdsFormat = IDS_FORMAT,
     encoding: str = ENCODING,
     dry_run: bool = False,
+    confirm: Callable[[int], bool] | None = None,
     environ: Mapping[str, str] | None = None,
     **options: Unpack[ConnectionKeywords],
 ) -> DeleteSummary:
     """Delete records from the namespace: exactly one of ``ids``, ``prefix`` (every id
     that starts with it) or ``filter`` (a metadata filter). ``dry_run=True`` counts what
-    would be deleted.
+    would be deleted. ``confirm(count)``, for a prefix or a filter, is asked how many
+    records match before they are deleted (a scan counts them): false deletes nothing
+    (:class:`~vupsert.errors.UsageError`), and it is not asked when none does.
 
     ``ids``: a path (``"-"`` for stdin) or an open file (binary or text) listing ids one a
     line, each as written but for its line end, or JSON Lines, a JSON array, CSV, TSV or
@@ -285,6 +288,7 @@ def delete(
             format=format,
             encoding=encoding,
             dry_run=dry_run,
+            confirm=confirm,
         )
 
 

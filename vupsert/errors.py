@@ -16,7 +16,8 @@ message and an exit status.
     ├── StoppedEarly                 -> exit 1: the run stopped itself on purpose
     │   ├── StrictModeError          --strict and a record was invalid
     │   ├── FailFastError            --fail-fast and a batch failed for good
-    │   └── DeletionRefused          a sync would delete more than --max-delete allows
+    │   └── DeletionRefused          -> exit 4: a sync would delete more than --max-delete
+    │                                   allows, so it deleted nothing
     └── ServerError                  -> exit 3: the server's answer means no batch can succeed
         └── PreflightError           /info says the index cannot embed text
 
@@ -43,6 +44,9 @@ class ExitStatus(enum.IntEnum):
     STOPPED = 3
     """Stopped by the server's answer (auth, no embedding model), unreadable input, or an
     output (rejects, report, checkpoint) that cannot be written."""
+    DELETION_REFUSED = 4
+    """A sync's guard (``--max-delete``) refused to delete: the source lacks more stored
+    records than it allows. Nothing was deleted; what the source holds was upserted."""
     INTERRUPTED = 130
     """Interrupted by Ctrl-C or SIGTERM; the checkpoint and summary were written."""
 
@@ -143,6 +147,8 @@ class StoppedEarly(VupsertError):
 
 class DeletionRefused(StoppedEarly):
     """A sync would delete more stored records than its guard allows; nothing deleted."""
+
+    exit_status = ExitStatus.DELETION_REFUSED
 
 
 class StrictModeError(StoppedEarly):

@@ -25,8 +25,11 @@ class Settlement:
     """Records never sent because a later record of the batch with the same id landed."""
     rejected: list[Rejection] = field(default_factory=list)
     """Records the server refused or that were given up on (local ones are on the batch)."""
-    attempts: int = 0
+    requests: int = 0
+    """Requests the batch took: its first record alone while no request of the run has
+    succeeded yet, the halves of a batch the server refused in part, the retries."""
     retries: int = 0
+    """Requests sent again after no answer, a 429 or a 5xx (the summary's ``retries``)."""
     status: int | None = None
     """Status of the last answer."""
     error: str | None = None
@@ -34,6 +37,12 @@ class Settlement:
     error_status: int | None = None
     started: float = 0.0
     duration: float = 0.0
+
+    @property
+    def attempts(self) -> int:
+        """How many times the batch was tried: once if it was sent, and once more for each
+        retry. A first record sent alone, or halves of a refused batch, are not retries."""
+        return (1 if self.requests else 0) + self.retries
 
     @property
     def outcome(self) -> str:
@@ -164,8 +173,9 @@ class Summary(_Document):
     @property
     @reported()
     def records_pending(self) -> int:
-        """Read but neither upserted, rejected, skipped nor superseded: the run stopped
-        early."""
+        """Read but neither upserted, rejected, skipped nor superseded ("not settled"):
+        never sent, or sent without an answer, as the run stopped early. The same run
+        again loads them (with a checkpoint, carrying on from it)."""
         if self.dry_run:
             return 0
         return max(
@@ -183,10 +193,17 @@ class Summary(_Document):
         return self.records_read - self.records_skipped - self.records_rejected
 
     @property
+    def records_done(self) -> int:
+        """Records this run settled: upserted, rejected or superseded (a sync's unchanged
+        ones too; in a dry run, every record read). Earlier runs' (skipped) are not."""
+        return self.records_read - self.records_skipped - self.records_pending
+
+    @property
     @reported(digits=1)
     def records_per_s(self) -> float:
-        done = self.records_read - self.records_skipped - self.records_pending
-        return done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        """:attr:`records_done` per second of the whole run (start-up included): the
+        progress bar's rate, as it ends."""
+        return self.records_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -214,6 +231,10 @@ class SyncSummary(Summary):
     chunked record counts once, its chunks in ``chunks_deleted``."""
     records_stored: int = 0
     """Records the scope held before the run (a chunked one counts once)."""
+    to_delete: list[str] = field(default_factory=list, metadata=NOT_REPORTED)
+    """A dry run: the first ids it would delete, in the index's order (said on stderr)."""
+    ids_to_delete: int = field(default=0, metadata=NOT_REPORTED)
+    """A dry run: how many ids it would delete in all (chunks each count)."""
 
     @property
     @reported()
@@ -411,16 +432,28 @@ class NoEvents:
 
 
 class Progress(NoEvents):
-    """Calls ``callback(summary)`` after each batch settles, and once at the end."""
+    """Calls ``callback(summary)`` after each batch settles, and at the end only when the
+    end changed what the last call said (a sync's deletions, an error, a run that settled
+    no batch): the final totals come once."""
 
     def __init__(self, callback: Callable[[Summary], object]) -> None:
         self._callback = callback
+        self._said: dict[str, Any] | None = None
 
     def batch_done(self, settlement: Settlement, summary: Summary) -> None:
         self._callback(summary)
+        self._said = _counted(summary)
 
     def finished(self, summary: Summary) -> None:
-        self._callback(summary)
+        if _counted(summary) != self._said:
+            self._callback(summary)
+
+
+def _counted(summary: Summary) -> dict[str, Any]:
+    """What a summary says but how long the run took, which only the end sets."""
+    said = summary.as_dict()
+    del said["elapsed_s"], said["records_per_s"]
+    return said
 
 
 class Broadcast:

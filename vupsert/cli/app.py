@@ -29,7 +29,7 @@ from ..api import info as index_info
 from ..api import prepare, prepare_sync
 from ..api import query as query_records
 from ..api import verify as verify_records
-from ..config import settings, spelled_as_flags
+from ..config import Endpoint, settings, shown_url, spelled_as_flags
 from ..config.settings import IdsFormat, Settings
 from ..errors import ExitStatus, UsageError
 from ..ops import STDOUT_NAME
@@ -49,6 +49,7 @@ from .display import (
     deleted,
     described,
     exported,
+    plural,
     queried,
     verified,
 )
@@ -96,7 +97,8 @@ EXIT_CODES_HELP = """\
 Exit codes: 0 every record upserted; 1 the run finished but some records were rejected
 or failed; 2 usage or configuration error, nothing sent; 3 stopped by the server's answer
 (bad token, no embedding model), by unreadable input, or by an output that cannot be
-written; 130 interrupted.
+written; 4 (sync) the --max-delete guard refused to delete, and nothing was deleted; 130
+interrupted.
 """
 
 
@@ -313,10 +315,11 @@ def delete(
 
     Ids go 1,000 to a request, with the retries and pacing upserts have; each batch is
     fetched first, so the count is the records the index held. --prefix and --filter
-    delete what they match, so they ask first (or take --yes).
+    delete what they match, so they count it and ask first (or take --yes).
     """
+    confirm = None
     if (prefix is not None or filter is not None) and not (yes or dry_run):
-        _confirm(env, target.namespace, prefix, filter)
+        confirm = _asking(env, target.namespace, prefix, filter)
     summary = settled(
         delete_records,
         ids=_ids(env, ids),
@@ -327,6 +330,7 @@ def delete(
         format=cast(IdsFormat, format),
         encoding=encoding,
         dry_run=dry_run,
+        confirm=confirm,
         environ=env.environ,
         **connection.keywords(),
     )
@@ -338,13 +342,16 @@ def delete(
 def info(
     env: Environment, url: Url = None, token: Token = None, json_out: Json = False
 ) -> dict[str, Any]:
-    """Show the index: dimension, similarity, embedding model, vectors per namespace.
+    """Show the index: its URL (scheme and host), dimension, similarity, embedding model,
+    vectors per namespace.
 
     Warns when the index has no embedding model (then upsert-data cannot work).
     Exit 3 when the index cannot be reached or refuses the token.
     """
     result = index_info(url=url, token=token, environ=env.environ, allow_insecure_http=True)
-    described(Terminal(env.stderr), result, out=None if json_out else env.out())
+    endpoint = Endpoint.find(url, token, environ=env.environ, allow_insecure_http=True)
+    out = None if json_out else env.out()
+    described(Terminal(env.stderr), result, out=out, url=shown_url(endpoint.url))
     return result
 
 
@@ -478,24 +485,29 @@ def _ids(env: Environment, ids: str | None) -> Any:
     return env.stdin
 
 
-def _confirm(env: Environment, namespace: str, prefix: str | None, filter: str | None) -> None:
-    """Ask before deleting by prefix or filter; refuse where no one can answer."""
-    what = (
-        f"every record whose id starts with {prefix!r}"
-        if prefix is not None
-        else f"every record that matches {filter!r}"
-    )
-    if env.stdin is None or not env.stdin.isatty():
+def _asking(
+    env: Environment, namespace: str, prefix: str | None, filter: str | None
+) -> Callable[[int], bool]:
+    """What asks, once the records a prefix or a filter matches are counted, whether to
+    delete them; refused at once where no one can answer."""
+    where = f"namespace {namespace!r}" if namespace else "the default namespace"
+    which = f"whose id starts with {prefix!r}" if prefix is not None else f"that match {filter!r}"
+    stdin = env.stdin
+    if stdin is None or not stdin.isatty():
         raise UsageError(
-            f"This deletes {what} from namespace {namespace!r}: pass --yes to "
-            "confirm (or --dry-run to count them first).",
+            f"This deletes every record of {where} {which}: pass --yes to confirm (or "
+            "--dry-run to count them first).",
         )
-    try:
-        confirmed = typer.confirm(f"Delete {what} from namespace {namespace!r}?", err=True)
-    except typer.Abort:
-        confirmed = False
-    if not confirmed:
-        raise UsageError("Nothing deleted: the deletion was not confirmed.")
+
+    matching = f"ids starting with {prefix!r}" if prefix is not None else f"matching {filter!r}"
+
+    def ask(count: int) -> bool:
+        env.stderr.write(f"Delete {plural(count, 'record')} of {where} ({matching})? [y/N]: ")
+        env.stderr.flush()
+        answer = stdin.readline().decode(errors="replace").strip().lower()
+        return answer in ("y", "yes")
+
+    return ask
 
 
 @contextmanager

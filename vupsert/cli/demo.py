@@ -21,6 +21,7 @@ from ..config import Secret
 from ..config.settings import MappingOptions, Settings
 from ..errors import ExitStatus, UsageError
 from ..outcomes import QueryResult
+from ..records import Rejection
 from ..run import Run
 from .display import ConsoleEvents, Terminal, hits_table, plural
 
@@ -86,7 +87,7 @@ def run_demo(
                 )
                 out.print(f"\n{describe(settings)}", style="bold", markup=False, soft_wrap=True)
                 # Rejections are the point of this step, not a failure of the demo.
-                Run(settings, events=ConsoleEvents(console)).execute()
+                Run(settings, events=_Listed(console)).execute()
                 out.print("each record not upserted is in the rejects file, with its reason:")
                 for line in rejects.read_bytes().splitlines():
                     info = orjson.loads(line)["_vupsert"]
@@ -102,3 +103,11 @@ def run_demo(
         )
         out.print(hits_table(found, out.width))
     return worst
+
+
+class _Listed(ConsoleEvents):
+    """A run whose rejections the demo lists afterwards, from the rejects file: each is
+    said once, there, rather than the first ten as they settle and then all of them."""
+
+    def rejected(self, rejections: list[Rejection]) -> None:
+        pass

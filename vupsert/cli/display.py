@@ -46,6 +46,8 @@ SHOWN_REJECTIONS = 10
 """Rejected records named on stderr, one line each; the rest are counted."""
 SHOWN_VALUE = 40
 """Characters of a metadata string that a query's table shows; a longer one is cut."""
+NOT_SETTLED = "read, but neither upserted nor rejected: never sent, or sent without an answer"
+"""What "not settled" (``records_pending``) means, said wherever it is counted."""
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:
@@ -175,7 +177,11 @@ class ConsoleEvents:
         self._bytes = 0
         self._total: int | None = None
         self._started = time.monotonic()
-        self._last_plain = self._started
+        """When the run began (made just before it): the clock of the rate, as of the
+        summary's ``records/s``."""
+        self._flowing = self._last_plain = self._started
+        """When records began to flow (after the index's checks): the clock of the ETA."""
+        self._finished = False
         self._summary: Summary | None = None
         self._lock = threading.Lock()
         self._shown = 0
@@ -183,7 +189,7 @@ class ConsoleEvents:
         """Rejected records past the first few, which are only counted."""
 
     def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None:
-        self._started = self._last_plain = time.monotonic()
+        self._flowing = self._last_plain = time.monotonic()
         self._total = total_bytes
         if self.quiet:
             return
@@ -235,6 +241,7 @@ class ConsoleEvents:
 
     def finished(self, summary: Summary) -> None:
         self._summary = summary
+        self._finished = True
         if self._live is not None:
             self._live.stop()
             self._live = None
@@ -253,21 +260,15 @@ class ConsoleEvents:
                 self.terminal.print(summary_table(summary))
             else:
                 self.terminal.line(summary_line(summary))
+            if summary.records_pending:
+                self.terminal.line(unsettled(summary))
+            if isinstance(summary, SyncSummary) and summary.to_delete:
+                self.terminal.line(would_delete(summary))
             if summary.interrupted and summary.error is None:
                 self.terminal.line("interrupted: the checkpoint and summary are written.")
         elif summary.records_rejected or summary.records_pending or summary.records_stale_chunks:
             # Quiet is for clean runs; cron mail must still say that records are missing.
-            where = f"; see {self.rejects}" if self.rejects and summary.records_rejected else ""
-            stale = (
-                f", {summary.records_stale_chunks:,} left with old chunks"
-                if summary.records_stale_chunks
-                else ""
-            )
-            self.terminal.line(
-                f"vupsert: {plural(summary.records_rejected, 'record')} rejected, "
-                f"{summary.records_pending:,} not settled{stale}, of "
-                f"{summary.records_read:,} read{where}"
-            )
+            self.terminal.line(missing_line(summary, self.rejects))
 
     def share(self) -> float | None:
         """What the bar shows: see :func:`settled_share`."""
@@ -281,16 +282,19 @@ class ConsoleEvents:
         return f"{summary.records_upserted:,}", f"{summary.records_rejected:,}"
 
     def rate(self) -> float:
+        """Records settled per second of the run so far: the summary's ``records/s``,
+        which it is once the run has ended."""
         summary = self._summary or Summary()
-        elapsed = max(1e-9, time.monotonic() - self._started)
-        return (summary.records_upserted + summary.records_rejected) / elapsed
+        if self._finished:
+            return summary.records_per_s
+        return summary.records_done / max(1e-9, time.monotonic() - self._started)
 
     def eta(self) -> float | None:
         """Seconds left, from how fast the settled share has grown."""
         share = self.share()
         if not share or share >= 1.0:
             return None
-        elapsed = time.monotonic() - self._started
+        elapsed = time.monotonic() - self._flowing
         return elapsed * (1.0 - share) / share
 
     def _stats(self, summary: Summary) -> str:
@@ -400,13 +404,46 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def unsettled(summary: Summary) -> str:
+    """What the records not settled are, and what loads them."""
+    again = "The same command, run again, loads them"
+    if summary.checkpoint:
+        again += ", carrying on from the checkpoint"
+    return f"not settled: {plural(summary.records_pending, 'record')} {NOT_SETTLED}. {again}."
+
+
+def would_delete(summary: SyncSummary) -> str:
+    """The ids a dry run of a sync would delete: the first ones, and how many."""
+    named = ", ".join(map(repr, summary.to_delete))
+    more = summary.ids_to_delete - len(summary.to_delete)
+    rest = f" and {plural(more, 'more id')}" if more > 0 else ""
+    of = f"{plural(summary.records_deleted, 'record')} of {summary.records_stored:,} stored"
+    if summary.chunks_deleted:
+        of += f", and {plural(summary.chunks_deleted, 'chunk')}"
+    return f"would delete {named}{rest} ({of})"
+
+
+def missing_line(summary: Summary, rejects: str | None) -> str:
+    """The one line a quiet run prints when records are not in the index."""
+    counts = (
+        (summary.records_rejected, "rejected"),
+        (summary.records_pending, f"not settled ({NOT_SETTLED})"),
+        (summary.records_stale_chunks, "left with old chunks"),
+    )
+    parts = [f"{count:,} {what}" for count, what in counts if count]
+    first = next(count for count, _ in counts if count)
+    parts[0] = parts[0].replace(f"{first:,} ", f"{plural(first, 'record')} ", 1)
+    where = f"; see {rejects}" if rejects and summary.records_rejected else ""
+    return f"vupsert: {', '.join(parts)}, of {summary.records_read:,} read{where}"
+
+
 def summary_rows(summary: Summary) -> list[tuple[str, str]]:
     """The summary as ``(name, value)`` rows: the table's, and the plain line's."""
     rows: list[tuple[str, str]] = [
         ("records read", f"{summary.records_read:,}"),
         (
-            "upserted" if not summary.dry_run else "valid (not sent)",
-            f"{summary.records_upserted if not summary.dry_run else summary.records_valid:,}",
+            "upserted" if not summary.dry_run else "to send",
+            f"{summary.records_upserted if not summary.dry_run else _to_send(summary):,}",
         ),
         ("rejected", f"{summary.records_rejected:,}"),
     ]
@@ -441,6 +478,15 @@ def summary_rows(summary: Summary) -> list[tuple[str, str]]:
             (deleted, f"{summary.records_deleted:,} of {summary.records_stored:,} stored"),
         ]
     return rows
+
+
+def _to_send(summary: Summary) -> int:
+    """What a dry run would send: the valid records, but those a later one of the same id
+    replaces in its batch (and, for a sync, those the index holds as they are)."""
+    count = summary.records_valid - summary.records_superseded
+    if isinstance(summary, SyncSummary):
+        count -= summary.records_unchanged
+    return count
 
 
 def _chunk_rows(summary: Summary, deleted: str) -> list[tuple[str, str]]:
@@ -482,13 +528,15 @@ def summary_table(summary: Summary) -> Table:
     return table
 
 
-def describe_info(info: dict[str, Any]) -> Table:
-    """``vupsert info`` as a table."""
+def describe_info(info: dict[str, Any], url: str = "") -> Table:
+    """``vupsert info`` as a table: the index at ``url`` (as a message may show it)."""
     from rich.table import Table
 
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
+    if url:
+        table.add_row("url", url)
     table.add_row("dimension", str(info.get("dimension", "?")))
     table.add_row("similarity", str(info.get("similarityFunction", "?")))
     table.add_row("index type", str(info.get("indexType", "?")))
@@ -645,11 +693,13 @@ def _delete_line(summary: DeleteSummary) -> str:
     return f"vupsert delete: {verb} {count}"
 
 
-def described(terminal: Terminal, info: dict[str, Any], *, out: Console | None) -> None:
+def described(
+    terminal: Terminal, info: dict[str, Any], *, out: Console | None, url: str = ""
+) -> None:
     """``vupsert info``: the table on ``out`` (none with ``--json``), then a warning for
     each part of the index that has no embedding model."""
     if out is not None:
-        out.print(describe_info(info))
+        out.print(describe_info(info, url))
     lacking = [part for part, model in embedding_models(info).items() if not model]
     if lacking:
         terminal.line(

@@ -411,7 +411,8 @@ class Results(Group["ResultKeywords"]):
         typer.Option(
             metavar="PATH",
             help="Write every record not upserted here, one JSON line with its source and "
-            "reason; the file can be fed back as input.",
+            "reason; the file can be fed back as input. Made by the first reject: a clean "
+            "run leaves none.",
             dir_okay=False,
             rich_help_panel=RESULTS,
         ),
@@ -420,7 +421,8 @@ class Results(Group["ResultKeywords"]):
         Path | None,
         typer.Option(
             metavar="PATH",
-            help="Write one JSON line per batch here.",
+            help="Write one JSON line per batch here: its span, outcome, attempts (1 and "
+            "one per retry), requests, status, error and duration.",
             dir_okay=False,
             rich_help_panel=RESULTS,
         ),
@@ -525,7 +527,7 @@ MaxDelete = Annotated[
     typer.Option(
         metavar="N|P%",
         help="Delete at most this many stored records (N, or P% of what the scope holds); "
-        "more refuses every deletion with exit 1. Default: 50%.",
+        "more refuses every deletion with exit 4. Default: 50%.",
         show_default=False,
     ),
 ]

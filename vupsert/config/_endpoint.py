@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import InitVar, dataclass
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from ..errors import ConfigError
 from ._secret import Secret
@@ -197,9 +197,10 @@ def check_url(url: str, *, allow_insecure_http: bool) -> str:
     url = url.strip()
     shown = shown_url(url)
     scheme, _, rest = url.partition("://")
-    if scheme.lower() not in ("http", "https") or not shown:
-        what = f"The URL {shown!r}" if shown else "The URL given"
-        raise ConfigError(f"{what} is not an http(s) URL.", hint=url_hint())
+    if not shown:
+        _refuse_without_scheme(url)
+    if scheme.lower() not in ("http", "https"):
+        raise ConfigError(f"The URL {shown!r} is not an http(s) URL.", hint=url_hint())
     if "@" in rest:
         raise ConfigError(
             f"The URL {shown!r} holds a user name or password: the index takes only its token.",
@@ -215,6 +216,34 @@ def check_url(url: str, *, allow_insecure_http: bool) -> str:
             f"{option('allow_insecure_http', True)} if this network is trusted.",
         )
     return url.rstrip("/")
+
+
+_HOST_NAME = re.compile(
+    r"(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\.?"
+    r"|(?:\d{1,3}\.){3}\d{1,3}|localhost)(?::\d{1,5})?",
+    re.IGNORECASE,
+)
+"""A host name (dotted, ending in a top-level domain), an IPv4 address or ``localhost``,
+with an optional port: what a URL written without its scheme starts with."""
+
+
+def _refuse_without_scheme(url: str) -> NoReturn:
+    """Refuse a URL without an http(s) scheme, showing its host only when it starts with
+    one: any other value is withheld, as it is most often the token, set in the URL's
+    place."""
+    authority = re.split(r"[/?#]", url, maxsplit=1)[0]
+    if "@" in url or not _HOST_NAME.fullmatch(authority):
+        raise ConfigError(
+            "The URL given is not an http(s) URL. It is not shown: a value that is not a "
+            "URL is most often the token, set in the URL's place.",
+            hint=url_hint(),
+        )
+    host = authority.rsplit(":", 1)[0] if ":" in authority else authority
+    scheme = "http" if is_loopback(host) else "https"
+    raise ConfigError(
+        f"The URL {authority!r} has no scheme (https:// or http://).",
+        hint=f"Set {where_set('url')} to {scheme}://{authority}",
+    )
 
 
 def _check_path(path: str, shown: str, *, base: str) -> None:

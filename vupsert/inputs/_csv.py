@@ -112,6 +112,29 @@ def _feed(stream: Stream, st: _LineState) -> Iterator[str]:
         yield text
 
 
+def quote_left_open(lines: list[str], delimiter: str) -> int | None:
+    """Which of a record's ``lines`` (counted from 0) opened the last quoted cell that
+    swallowed the delimiters of a line after it, as a quote left open does; ``None`` when
+    none did. A quote opens a cell only at its start, and ``""`` inside one is a quote,
+    as :mod:`csv` reads them."""
+    quoted, opened, found = False, 0, None
+    for number, text in enumerate(lines):
+        start, skip = True, False
+        for at, char in enumerate(text):
+            if skip:
+                skip = False
+            elif quoted:
+                if char == '"':
+                    skip = text[at + 1 : at + 2] == '"'
+                    quoted = skip
+                elif char == delimiter and number > opened:
+                    found = opened
+            elif char == '"' and start:
+                quoted, opened = True, number
+            start = not quoted and char == delimiter
+    return found
+
+
 def _record_text(lines: list[str]) -> str:
     text = "".join(lines).rstrip("\r\n")
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
@@ -159,7 +182,7 @@ class _Table:
                 return
             except csv.Error as exc:
                 st.bad = None
-                yield self._reject(source, first, st, f"not valid CSV: {exc}")
+                yield self._reject(source, first, st, f"not valid CSV: {exc}{self._open(st)}")
                 continue
             if st.bad is not None:
                 bad_line, error, data = st.bad
@@ -172,13 +195,26 @@ class _Table:
                 if not cells or (len(cells) == 1 and not cells[0].strip()):
                     continue
                 if len(cells) != width:
-                    yield self._reject(
-                        source, first, st, f"expected {width} fields, got {len(cells)}"
-                    )
+                    # Too few: a quote left open may have swallowed the delimiters.
+                    open_quote = self._open(st) if len(cells) < width else ""
+                    reason = f"expected {width} fields, got {len(cells)}{open_quote}"
+                    yield self._reject(source, first, st, reason)
                     continue
             yield Row(
                 source, first, Position(st.offset, st.line), dict(zip(header, cells, strict=True))
             )
+
+    def _open(self, st: _LineState) -> str:
+        """What a record that could not be read owes to a quote left open, if anything:
+        where the quote opened, and the lines it swallowed."""
+        opened = quote_left_open(st.lines, self._delimiter)
+        if opened is None:
+            return ""
+        line = st.line - len(st.lines) + 1 + opened
+        return (
+            f": the quote opened on line {line} is left open, so lines {line}-{st.line} were "
+            'read as one row (close it; a quote inside a quoted cell is written "")'
+        )
 
     @staticmethod
     def _reject(source: str, line: int, st: _LineState, reason: str) -> Rejection:

@@ -96,18 +96,21 @@ def delete(
     format: IdsFormat = IDS_FORMAT,
     encoding: str = ENCODING,
     dry_run: bool = False,
+    confirm: Confirm | None = None,
 ) -> DeleteSummary:
     """Delete from the caller's namespace the ids listed, every id that starts with
     ``prefix``, or every record whose metadata matches ``filter`` (exactly one; see
     :func:`check_deletion`); a list of ids in bytes is read in ``encoding``; ``dry_run``
-    counts what would be deleted. An error that stops it is raised with the summary on it."""
+    counts what would be deleted, and ``confirm``, given how many records a prefix or a
+    filter matches, says whether to delete them. An error that stops it is raised with the
+    summary on it."""
     summary = DeleteSummary(namespace=caller.client.namespace, dry_run=dry_run)
     started = time.monotonic()
     try:
         if prefix is not None:
-            delete_prefix(caller, prefix, summary)
+            delete_prefix(caller, prefix, summary, confirm)
         elif filter is not None:
-            delete_filter(caller, filter, summary)
+            delete_filter(caller, filter, summary, confirm)
         else:
             delete_ids(caller, _ids(ids, summary, id_field, format, encoding), summary)
     except VupsertError as error:
@@ -527,16 +530,43 @@ def _holds(block: array[int], hashed: int) -> bool:
     return at < len(block) and block[at] == hashed
 
 
-def delete_prefix(caller: Caller, prefix: str, summary: DeleteSummary) -> None:
+Confirm = Callable[[int], bool]
+"""Asked, with how many records match, before a prefix or a filter deletes them: whether
+to go on."""
+
+
+def delete_prefix(
+    caller: Caller, prefix: str, summary: DeleteSummary, confirm: Confirm | None = None
+) -> None:
     if not prefix:
         raise UsageError(f"{option('prefix')} is empty: it would delete the whole namespace.")
+
+    def count() -> int:
+        return sum(len(p) for p in pages(caller, prefix=prefix, data=False))
+
+    if _counted(count, summary, confirm):
+        _delete_matching(caller, {"prefix": prefix}, summary)
+
+
+def _counted(count: Callable[[], int], summary: DeleteSummary, confirm: Confirm | None) -> bool:
+    """Whether to delete what matches: not in a dry run (which counts it), nor when
+    ``confirm``, told how many records match, says no (or none does)."""
+    if not summary.dry_run and confirm is None:
+        return True
+    matching = count()
     if summary.dry_run:
-        summary.records_deleted = sum(len(p) for p in pages(caller, prefix=prefix, data=False))
-        return
-    _delete_matching(caller, {"prefix": prefix}, summary)
+        summary.records_deleted = matching
+        return False
+    if not matching:
+        return False
+    if confirm is not None and not confirm(matching):
+        raise UsageError("Nothing deleted: the deletion was not confirmed.")
+    return True
 
 
-def delete_filter(caller: Caller, expression: str, summary: DeleteSummary) -> None:
+def delete_filter(
+    caller: Caller, expression: str, summary: DeleteSummary, confirm: Confirm | None = None
+) -> None:
     from ..filters import FilterError, compile_filter
 
     try:
@@ -548,13 +578,15 @@ def delete_filter(caller: Caller, expression: str, summary: DeleteSummary) -> No
         ) from None
     if predicate is None:
         raise UsageError(f"{option('filter')} is empty: it would delete the whole namespace.")
-    if summary.dry_run:
-        summary.records_deleted = sum(
+
+    def count() -> int:
+        return sum(
             sum(1 for vector in page if predicate(vector.get("metadata")))
             for page in pages(caller, prefix=None, data=False, metadata=True)
         )
-        return
-    _delete_matching(caller, {"filter": expression}, summary)
+
+    if _counted(count, summary, confirm):
+        _delete_matching(caller, {"filter": expression}, summary)
 
 
 def _delete_matching(caller: Caller, payload: dict[str, str], summary: DeleteSummary) -> None:

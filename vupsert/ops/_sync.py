@@ -44,6 +44,8 @@ from ._scope import Scope, StaleId, digest, id_hash
 
 DELETE_BATCH = 1000
 """Ids per ``delete`` request."""
+NAMED_DELETIONS = 10
+"""Ids a dry run names of those it would delete; the rest are counted."""
 DEFAULT_MAX_DELETE = "50%"
 """A sync deletes at most half of what its scope holds unless told more: an empty or
 truncated source must not wipe a namespace."""
@@ -311,11 +313,16 @@ class SyncRun:
                 f"{option('max_delete', stale.records)}; if not, find what is missing from it.",
             )
             return
+        if not stale.records and not stale.chunks:
+            return
         if self.settings.dry_run:
             summary.records_deleted = stale.records
             summary.chunks_deleted += stale.chunks
-            return
-        if not stale.records and not stale.chunks:
+            # The scan a sync makes before deleting, to name what it would delete.
+            for page in scope.stale_ids(caller, prefix=self.prefix):
+                summary.ids_to_delete += len(page)
+                room = NAMED_DELETIONS - len(summary.to_delete)
+                summary.to_delete += [entry.id for entry in page[:room]]
             return
         # The whole scan first: a deletion between its pages would move where a cursor
         # that counts positions points.

@@ -7,7 +7,11 @@ in flight (upserts are idempotent) and never skips one that was not settled.
 The file is JSON, replaced atomically (temporary file, fsync, rename). It holds paths,
 byte offsets, line numbers, counts, fingerprints and the rejects file's length and
 fingerprint (so that a rerun finds its lines, on the same path or moved); never the URL's
-credentials or the token. A lock file next to it keeps two runs apart.
+credentials or the token.
+
+Two runs cannot share a checkpoint: a run holds a lock on ``PATH.lock`` beside it (the
+checkpoint itself is replaced at each save, and a lock on a replaced file holds nothing),
+and removes that file as it ends. One left by a run that was killed is taken by the next.
 
 A settled prefix is fingerprinted by SHA-256 of its first and last 64 KiB (of the
 decompressed stream). A rewrite, truncation or rotation of the file changes one of them;
@@ -151,24 +155,30 @@ class Checkpoint:
     def _acquire_lock(self) -> None:
         if fcntl is None:
             return
-        lock_path = self._file.with_name(self._file.name + ".lock")
-        try:
-            handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held open
-        except OSError as exc:
-            raise CheckpointError(
-                f"Cannot create the lock file {lock_path}: {exc.strerror}.",
-                hint="Choose a path for the checkpoint in a writable folder.",
-            ) from None
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
+        locked = lock_path(self._file)
+        while True:
+            try:
+                handle = open(locked, "a+", encoding="utf-8")  # noqa: SIM115 - held open
+            except OSError as exc:
+                raise CheckpointError(
+                    f"Cannot create the lock file {locked}: {exc.strerror}.",
+                    hint="Choose a path for the checkpoint in a writable folder.",
+                ) from None
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                handle.close()
+                raise CheckpointError(
+                    f"The checkpoint {self.path} is in use by another run (pid {holder}).",
+                    hint="Wait for that run to finish, or give this one a checkpoint of its own.",
+                ) from None
+            if _names(locked, handle):
+                break
+            # The run that held it removed it as it ended, after it was opened here: a
+            # lock on it would exclude nobody. The file at the path is the one to take.
             handle.close()
-            raise CheckpointError(
-                f"The checkpoint {self.path} is in use by another run (pid {holder}).",
-                hint="Wait for that run to finish, or give this one a checkpoint of its own.",
-            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -323,6 +333,26 @@ class Checkpoint:
         )
 
     def close(self) -> None:
+        """Release the lock, and remove its file while it is still held (a run that opened
+        it in between then takes the next one: see :meth:`_acquire_lock`)."""
         if self._lock is not None:
+            with contextlib.suppress(OSError):
+                if _names(lock_path(self._file), self._lock):
+                    os.unlink(lock_path(self._file))
             self._lock.close()
             self._lock = None
+
+
+def lock_path(checkpoint: Path) -> Path:
+    """The lock file beside a checkpoint (of the file a symlink points at)."""
+    target = checkpoint.resolve()
+    return target.with_name(target.name + ".lock")
+
+
+def _names(path: Path, handle: IO[str]) -> bool:
+    """Whether ``path`` is the file ``handle`` has open."""
+    try:
+        named, opened = os.stat(path), os.fstat(handle.fileno())
+    except OSError:
+        return False
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)

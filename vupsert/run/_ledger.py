@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from ..config import option
-from ..errors import FailFastError, OutputError, StoppedEarly, VupsertError
+from ..errors import FailFastError, OutputError, StoppedEarly, UsageError, VupsertError
 from ..outcomes import Events, Settlement, Summary, Tally
 from ..records import Position, Rejection
 from ._checkpoint import Checkpoint
@@ -85,9 +85,9 @@ class Ledger:
             summary.chunks_upserted += tally.chunks_upserted
             summary.chunks_rejected += tally.chunks_rejected
             summary.chunks_deleted += tally.chunks_deleted
-            summary.requests += settlement.attempts
+            summary.requests += settlement.requests
             summary.retries += settlement.retries
-            if settlement.attempts:
+            if settlement.requests:
                 summary.batches_sent += 1
             if settlement.rejected:
                 summary.batches_failed += 1
@@ -113,13 +113,20 @@ class Ledger:
 
     def stopped_by(self, error: VupsertError) -> None:
         """Record why the run stops and stop reading. The first reason wins, except that
-        any failure outranks a stop on purpose (``strict``, ``fail_fast``)."""
+        any failure outranks a stop on purpose (``strict``, ``fail_fast``).
+
+        A usage error (exit 2: the options do not fit the input) also holds the
+        checkpoint where the last run left it: the same command, its options fixed,
+        reads again what this run rejected for them."""
         with self._counts:
             current = self.summary.error
             if current is None or (
                 isinstance(current, StoppedEarly) and not isinstance(error, StoppedEarly)
             ):
                 self.summary.error = error
+        if isinstance(error, UsageError):
+            with self._writing:
+                self._held = True
         self._stop()
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from ..config.settings import Settings
 from ..errors import ConfigError, OutputError, UsageError
 from ..inputs import is_stream
 from ..outcomes import Events, NoEvents, Settlement, Summary
-from ._checkpoint import Checkpoint
+from ._checkpoint import Checkpoint, lock_path
 from ._files import write_fully
 from ._rejects import RejectsWriter
 
@@ -124,6 +124,7 @@ class ReportFile(NoEvents):
             "rejected": len(settlement.rejected) + len(batch.rejections),
             "outcome": settlement.outcome,
             "attempts": settlement.attempts,
+            "requests": settlement.requests,
             "status": settlement.status,
             "error": settlement.error,
             "duration_s": round(settlement.duration, 4),
@@ -141,12 +142,6 @@ class ReportFile(NoEvents):
 def _index_address(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
-
-
-def lock_path(checkpoint: Path) -> Path:
-    """The lock file beside a checkpoint (of the file a symlink points at)."""
-    target = checkpoint.resolve()
-    return target.with_name(target.name + ".lock")
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from ..config.settings import Settings
-from ..errors import ServerError, VupsertError
+from ..errors import ServerError, UsageError, VupsertError
 from ..inputs import STDIN
 from ..outcomes import Broadcast, Events, NoEvents, Settlement, Summary
 from ..transport import Client, RetryPolicy, fatal_hint
@@ -27,7 +27,7 @@ from ._columns import check_columns, read_settings
 from ._documents import Documents
 from ._ledger import Ledger
 from ._outputs import Outputs
-from ._preflight import preflight, warn_of_new_namespace
+from ._preflight import new_namespace_warning, preflight
 from ._reading import Reader, check_inputs, input_order, total_size
 from ._stale_chunks import StaleChunks
 from ._workers import Workers
@@ -90,6 +90,9 @@ class Run:
         self._stale: StaleChunks | None = None
         self.documents: Documents | None = None
         """Counts by input record when records are chunked."""
+        self._new_namespace: str | None = None
+        """The warning that the namespace is new, said once the first batch goes: a run
+        that stops before it sends anything creates nothing."""
 
     def request_stop(self) -> None:
         """First call: finish what is in flight. Second call: abandon it."""
@@ -109,7 +112,7 @@ class Run:
         try:
             if client is not None and settings.preflight:
                 self._index_info = preflight(client)
-                warn_of_new_namespace(self._index_info, settings.namespace, self.events)
+                self._new_namespace = new_namespace_warning(self._index_info, settings.namespace)
             outputs.open(self.events)
             if outputs.report is not None:
                 self.events = Broadcast(self.events, outputs.report)
@@ -200,9 +203,16 @@ class Run:
                 items, max_records=settings.batch_size, max_bytes=settings.max_batch_bytes
             ):
                 summary.batches += 1
+                if isinstance(reader.error, UsageError):
+                    # Before the batch it ends settles: exit 2 holds the checkpoint.
+                    ledger.stopped_by(reader.error)
                 if workers is None or not batch.ids:
                     ledger.settle(Settlement(batch, superseded=len(batch.superseded)))
-                elif not workers.submit(batch) or self._stop.is_set():
+                    continue
+                if self._new_namespace is not None:
+                    self.events.warning(self._new_namespace)
+                    self._new_namespace = None
+                if not workers.submit(batch) or self._stop.is_set():
                     break
             if reader.error is not None:
                 ledger.stopped_by(reader.error)

@@ -12,7 +12,6 @@ from typing import Any
 
 from ..config import option
 from ..errors import PreflightError
-from ..outcomes import Events
 from ..transport import Client, RetryPolicy, embedding_models, fatal_hint, ride_out
 
 AT_START = RetryPolicy(retries=3, base=1.0, max_backoff=4.0, throttled_retries=3, jitter=False)
@@ -49,15 +48,15 @@ def preflight(
     return info
 
 
-def warn_of_new_namespace(info: dict[str, Any], namespace: str, events: Events) -> None:
-    """Say once when ``namespace`` is not in the index yet: a typo (``-n artciles``)
-    would otherwise create a namespace without a word."""
+def new_namespace_warning(info: dict[str, Any], namespace: str) -> str | None:
+    """What to say when ``namespace`` is not in the index yet (a typo, ``-n artciles``,
+    would otherwise create a namespace without a word); ``None`` when it is there."""
     namespaces = info.get("namespaces")
     if not namespace or not isinstance(namespaces, dict) or namespace in namespaces:
-        return
+        return None
     names = ", ".join(repr(name) for name in sorted(namespaces) if name)
     existing = f"it has {names}" if names else "it has only the default namespace"
-    events.warning(
+    return (
         f"namespace {namespace!r} does not exist in the index yet, so this run creates it; "
         f"{existing} (`vupsert info` lists them)."
     )

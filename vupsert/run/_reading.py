@@ -117,6 +117,9 @@ class Reader:
                         not isinstance(item, (Rejection, Skip)) or not guard.see(item)
                     ):
                         guard = None
+                    if guard is not None and guard.misfit is not None:
+                        # Ends the stream after this one: the records read are rejected.
+                        self.error = guard.misfit
                     if type(item) is Skip:
                         summary.records_skipped += 1
                     elif strict and type(item) is Rejection:
@@ -177,7 +180,7 @@ class Reader:
 class _MisfitGuard:
     """Stops a run whose first records are all rejected for one reason, before anything
     is sent: the options do not fit the input, and the rejects file would be as long
-    as the input."""
+    as the input. The records read are rejected; the rest is not read."""
 
     LIMIT = 100
 
@@ -185,6 +188,8 @@ class _MisfitGuard:
         self.first: Rejection | None = None
         self.kind = ""
         self.count = 0
+        self.misfit: UsageError | None = None
+        """Why the run stops, once the limit is reached."""
 
     def see(self, item: Rejection | Skip) -> bool:
         """Take the next item that is not a record; False when there is nothing more to
@@ -198,11 +203,11 @@ class _MisfitGuard:
             return False
         self.count += 1
         if self.count >= self.LIMIT:
-            raise UsageError(
+            self.misfit = UsageError(
                 f"{self.first.where}: {self.first.reason}",
                 hint=f"So were the next {self.LIMIT - 1} records, and none was valid, so "
-                "nothing was sent: the mapping options do not fit this input. Fix them "
-                "and run again.",
+                "nothing was sent and the rest was not read: the mapping options do not "
+                "fit this input. Fix them and run the same command again.",
             )
         return True
 

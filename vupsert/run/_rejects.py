@@ -10,7 +10,9 @@ read the way its stage says.
 Lines are written a settled batch at a time; a write that fails (a full disk) is cut back
 to the last whole batch, so the file always ends on a whole line. A run that resumes from
 a checkpoint keeps the lines of what is settled, in the same file or copied from the last
-run's, so that one file holds every reject of the run.
+run's, so that one file holds every reject of the run. Otherwise the file is made by the
+first reject: a clean run leaves none, and an earlier run's file at the path is removed
+as the run starts, so that no reject of it is taken for one of this run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -51,46 +54,55 @@ def reject_line(rejection: Rejection) -> bytes:
 
 
 class RejectsWriter:
-    """Appends reject lines to a file that starts empty, or with the first ``keep`` bytes
-    of ``kept_from``: itself (cut back to a checkpoint) or another file (copied)."""
+    """Appends reject lines to a file that starts with the first ``keep`` bytes of
+    ``kept_from``: itself (cut back to a checkpoint) or another file (copied); or, without
+    ``kept_from``, to a file made by the first reject."""
 
     def __init__(self, path: Path, *, keep: int = 0, kept_from: Path | None = None) -> None:
         self.path = path
         self.copied_lines = 0
         """Lines copied from ``kept_from`` when it is another file."""
+        self._fd: int | None = None
+        """Unbuffered: a failed write is known at once, and to the byte."""
         try:
             if kept_from is not None and _same_file(path, kept_from):
-                fd = os.open(path, os.O_WRONLY)
+                self._fd = os.open(path, os.O_WRONLY)
                 # Lines past the checkpoint belong to batches that will be settled again.
-                os.ftruncate(fd, keep)
-                os.lseek(fd, keep, os.SEEK_SET)
-            else:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-                if kept_from is not None:
-                    self.copied_lines = _copy(kept_from, fd, keep)
+                os.ftruncate(self._fd, keep)
+                os.lseek(self._fd, keep, os.SEEK_SET)
+            elif kept_from is not None:
+                self._fd = _create(path)
+                self.copied_lines = _copy(kept_from, self._fd, keep)
+            elif not _cleared(path):
+                self._fd = _create(path)  # a pipe, a device, a symlink: written through
         except OSError as exc:
+            if self._fd is not None:
+                os.close(self._fd)
             raise ConfigError(
                 f"Cannot write the rejects file {path}: {exc.strerror}.",
                 hint="Choose another path for the rejects file, in a writable folder.",
             ) from None
         self.length = keep if kept_from is not None else 0
-        self._fd = fd
-        """Unbuffered: a failed write is known at once, and to the byte."""
 
     def write(self, rejections: Iterable[Rejection]) -> None:
         """Append the lines of ``rejections``: all of them, or (raising) none."""
         data = b"".join(map(reject_line, rejections))
         try:
+            if self._fd is None:
+                self._fd = _create(self.path)
             write_fully(self._fd, data)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self.length)
-                os.lseek(self._fd, self.length, os.SEEK_SET)
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self.length)
+                    os.lseek(self._fd, self.length, os.SEEK_SET)
             raise OutputError(self.path, exc) from None
         self.length += len(data)
 
     def offset(self) -> int:
         """Length of the file so far, made durable: a checkpoint may point at it."""
+        if self._fd is None:
+            return self.length
         try:
             os.fsync(self._fd)
         except OSError as exc:
@@ -98,7 +110,37 @@ class RejectsWriter:
         return self.length
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
+
+
+def _create(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+
+
+def _cleared(path: Path) -> bool:
+    """Whether ``path`` is free for a file the first reject makes: nothing is there (and
+    its folder can be written), or an earlier run's file was, removed. ``False`` for what
+    is written through instead: a pipe, a device, a symlink (which keeps pointing where it
+    does). Raises :class:`OSError` as opening the file would."""
+    try:
+        kind = os.lstat(path).st_mode
+    except FileNotFoundError:
+        folder = path.parent
+        if not folder.is_dir():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)) from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES)) from None
+        return True
+    if not stat.S_ISREG(kind):
+        return False
+    if not os.access(path, os.W_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    try:
+        os.unlink(path)
+    except PermissionError:
+        return False  # a folder that cannot be written to: the file is emptied instead
+    return True
 
 
 def rerun_advice(*, checkpoint: bool, rejects: RejectsWriter | None) -> str:

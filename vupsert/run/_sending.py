@@ -110,7 +110,7 @@ class Sender:
                 # request with a token the server has just refused.
                 self.abandon.set()
             self.throttle.release(started, answer, len(body))
-            settlement.attempts += 1
+            settlement.requests += 1
             settlement.status = answer.status
             if answer.kind is Kind.OK:
                 settlement.upserted += hi - lo

@@ -45,9 +45,9 @@ def fatal_hint(status: int) -> str | None:
         )
     if status == 403:
         return (
-            "The token is not allowed to write. A read-only token cannot upsert: use the "
-            "index's standard REST token. (Older servers also answer 403 when the index has "
-            "no embedding model; `vupsert info` tells.)"
+            "A read-only token cannot write: use the index's standard REST token, from the "
+            "Upstash console. (An older server also answers 403 for an index without an "
+            "embedding model: `vupsert info` tells.)"
         )
     if status == 404:
         return (

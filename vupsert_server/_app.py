@@ -5,8 +5,8 @@ Nothing here touches a socket, so the whole Upstash surface can be driven in-pro
 request line and headers: the token (401, or 403 for the read-only token on a write)
 and the declared body size (413) are checked before a byte of the body is read, so a
 stranger cannot make the server hold anything. :meth:`App.handle` gets the body. The
-order for a write is then: count what arrived, route, rate limit (429), check the whole
-request (400/422), latency, roll the fault dice, fail now, or write and then fail or
+order for a write is then: count what arrived, route, rate limit (429), daily quota (429),
+check the whole request (400/422), latency, roll the fault dice, fail now, or write and then fail or
 answer.
 """
 
@@ -252,9 +252,12 @@ class App:
         return Response(200, orjson.dumps({"result": result}), records=_records_in(result))
 
     def _throttled(self) -> Response | None:
-        """The 429 a request gets when the rate limit refuses it."""
+        """The 429 a request gets when the rate limit or the daily quota refuses it."""
         retry_after = self.faults.admit()
         if retry_after is None:
+            if self.faults.quota_spent():
+                # As Upstash answers it: no Retry-After, the quota resets another day.
+                return error_response(429, self.faults.config.quota_message)
             return None
         return error_response(
             429,
@@ -286,6 +289,7 @@ class App:
                 return _fault_response(fault)
             result = write.apply()
         self.stats.written(write.written)
+        self.faults.spend(write.written)
         if fault is not None:
             return _fault_response(fault)
         if result == "Success":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, Literal, Protocol, TypeVar
 
 from .errors import CallerError, ExitStatus, StoppedEarly, VupsertError
@@ -323,12 +323,82 @@ class DeleteSummary(_Document):
             self.first_without_id = f"{where}: {reason}"
 
 
+def _count(n: int, word: str, words: str | None = None) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {words or word + 's'}"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What a run waits for while no batch settles (:meth:`Events.waiting`)."""
+
+    idle_s: float
+    """Seconds since a batch last settled (or the run began)."""
+    requests: int = 0
+    """Requests out, waiting for their answers."""
+    oldest_s: float = 0.0
+    """How long the oldest of them has been out."""
+    retrying: int = 0
+    """Batches waiting before they are sent again."""
+    throttled: int = 0
+    """429 answers since a batch last settled."""
+    failed: int = 0
+    """Other failed attempts since then: 5xx, timeouts, lost connections."""
+    last_error: str | None = None
+    """The message of the last of them."""
+    stops_in_s: float | None = None
+    """While nothing but 429s come: seconds before the run decides the index's quota is
+    used up and stops (``throttled_timeout``)."""
+
+    def giving_up_in(self, seconds: float) -> Waiting:
+        return replace(self, stops_in_s=seconds)
+
+    @property
+    def message(self) -> str:
+        """One line: what the run waits for."""
+        parts = []
+        if self.throttled:
+            text = f"{_count(self.throttled, 'answer')} 429 (the index's rate limit or quota)"
+            if self.stops_in_s is not None:
+                text += f", stopping in {self.stops_in_s:,.0f} s unless a write lands"
+            parts.append(text)
+        if self.failed:
+            parts.append(f"{_count(self.failed, 'failed attempt')} ({self.last_error})")
+        if self.retrying:
+            parts.append(f"{_count(self.retrying, 'batch', 'batches')} waiting to be retried")
+        if self.requests:
+            text = f"{_count(self.requests, 'request')} awaiting answers"
+            if self.oldest_s >= 1:
+                text += f", the oldest for {self.oldest_s:,.0f} s"
+                if not self.throttled and not self.failed:
+                    text += " (a slow server)"
+            parts.append(text)
+        what = "; ".join(parts) or "the batches in flight"
+        return f"nothing settled for {self.idle_s:,.0f} s: waiting for {what}"
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """A run asked to stop (:meth:`Events.stopping`): it sends nothing more and retries
+    nothing, and waits at most ``wait_s`` seconds for the answers of ``in_flight``
+    requests; or (``abandoned``) it stopped waiting for them."""
+
+    in_flight: int
+    wait_s: float
+    abandoned: bool = False
+
+
 class Events(Protocol):
     """What a run tells the outside world as it goes (the display, the report file).
 
-    Called from the thread that reads and from the sender threads, never under a lock
-    of the run's; ``batch_done`` and ``rejected`` come one at a time, the rejections in
-    input order.
+    Called from the thread that reads, the sender threads and a watcher, never under a
+    lock of the run's; ``batch_done`` and ``rejected`` come one at a time, the rejections
+    in input order.
+
+    Two more methods are heard by a listener that has them (:class:`NoEvents` does, so a
+    subclass of it may override them): ``waiting(waiting: Waiting)``, each time 30
+    seconds pass with batches out and none settling; ``stopping(stopping: Stopping)``,
+    when a stop is asked (from whatever thread asks it: a signal handler's), and again if
+    the answers it waits for are abandoned.
     """
 
     def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None: ...
@@ -337,6 +407,14 @@ class Events(Protocol):
     def rejected(self, rejections: list[Rejection]) -> None: ...
     def warning(self, message: str) -> None: ...
     def finished(self, summary: Summary) -> None: ...
+
+
+def tell(listener: Events, name: Literal["waiting", "stopping"], value: object) -> None:
+    """``listener.waiting(value)`` or ``listener.stopping(value)``, if the listener has that
+    method (see :class:`Events`)."""
+    method = getattr(listener, name, None)
+    if method is not None:
+        method(value)
 
 
 class NoEvents:
@@ -355,6 +433,12 @@ class NoEvents:
         pass
 
     def warning(self, message: str) -> None:
+        pass
+
+    def waiting(self, waiting: Waiting) -> None:
+        pass
+
+    def stopping(self, stopping: Stopping) -> None:
         pass
 
     def finished(self, summary: Summary) -> None:
@@ -399,6 +483,14 @@ class Broadcast:
     def warning(self, message: str) -> None:
         for listener in self.listeners:
             listener.warning(message)
+
+    def waiting(self, waiting: Waiting) -> None:
+        for listener in self.listeners:
+            tell(listener, "waiting", waiting)
+
+    def stopping(self, stopping: Stopping) -> None:
+        for listener in self.listeners:
+            tell(listener, "stopping", stopping)
 
     def finished(self, summary: Summary) -> None:
         for listener in self.listeners:
@@ -470,6 +562,12 @@ class CallerEvents(Broadcast):
 
     def warning(self, message: str) -> None:
         self._each(lambda listener: listener.warning(message))
+
+    def waiting(self, waiting: Waiting) -> None:
+        self._each(lambda listener: tell(listener, "waiting", waiting))
+
+    def stopping(self, stopping: Stopping) -> None:
+        self._each(lambda listener: tell(listener, "stopping", stopping))
 
     def finished(self, summary: Summary) -> None:
         self._each(lambda listener: listener.finished(summary))

@@ -34,7 +34,7 @@ from ..errors import CallerError, ConfigError, ExitStatus, UsageError, VupsertEr
 from ..ops import STDOUT_NAME
 from ..outcomes import DeleteSummary, ExportSummary, Summary
 from ._malloc import tune_allocator
-from .display import ConsoleEvents, Counter, Terminal, describe_info
+from .display import ConsoleEvents, Counter, Terminal, describe_info, interrupted_line
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -355,7 +355,8 @@ RetriesOption = Annotated[
     typer.Option(
         min=0,
         help="Retries of a batch after a 5xx, a timeout or a network error; about 2.5 "
-        "minutes of trying with the default backoff. 429s have their own budget.",
+        "minutes of trying with the default backoff. 429s are waited out (see "
+        "--throttled-timeout).",
         rich_help_panel="Sending",
     ),
 ]
@@ -364,6 +365,18 @@ MaxBackoffOption = Annotated[
     float,
     typer.Option(
         min=0.0, help="Longest wait between two retries, in seconds.", rich_help_panel="Sending"
+    ),
+]
+
+ThrottledTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        help="Seconds: stop (exit 3) once nothing has landed for this long and every answer is 429: "
+        "the index's quota looks used up. A 429 that says so (Upstash's \"max daily "
+        "updates limit exceeded\") stops at once. What did not land is not settled, never "
+        "rejected.",
+        # Beside --url and --token, where the width is there to show its whole name.
     ),
 ]
 
@@ -485,6 +498,7 @@ def upsert(
     timeout: TimeoutOption = settings.TIMEOUT,
     retries: RetriesOption = settings.RETRIES,
     max_backoff: MaxBackoffOption = settings.MAX_BACKOFF,
+    throttled_timeout: ThrottledTimeoutOption = settings.THROTTLED_TIMEOUT,
     rejects: RejectsOption = None,
     checkpoint: CheckpointOption = None,
     restart: RestartOption = False,
@@ -562,7 +576,7 @@ def _finish(summary: Summary, console: Terminal, *, json_out: bool, quiet: bool)
     if summary.error is not None:
         fail(summary.error, console)
     if summary.interrupted and not quiet:
-        console.line("interrupted: the checkpoint and summary are written.")
+        console.line(interrupted_line(summary))
     raise typer.Exit(int(summary.exit_status))
 
 
@@ -601,6 +615,7 @@ def sync(
     timeout: TimeoutOption = settings.TIMEOUT,
     retries: RetriesOption = settings.RETRIES,
     max_backoff: MaxBackoffOption = settings.MAX_BACKOFF,
+    throttled_timeout: ThrottledTimeoutOption = settings.THROTTLED_TIMEOUT,
     rejects: RejectsOption = None,
     report: ReportOption = None,
     dry_run: Annotated[
@@ -670,6 +685,7 @@ def export(
     timeout: TimeoutOption = settings.TIMEOUT,
     retries: RetriesOption = settings.RETRIES,
     max_backoff: MaxBackoffOption = settings.MAX_BACKOFF,
+    throttled_timeout: ThrottledTimeoutOption = settings.THROTTLED_TIMEOUT,
     allow_insecure_http: AllowInsecureHttpOption = False,
     json_out: Annotated[
         bool,
@@ -702,6 +718,7 @@ def export(
             timeout=timeout,
             retries=retries,
             max_backoff=max_backoff,
+            throttled_timeout=throttled_timeout,
             allow_insecure_http=allow_insecure_http,
         )
         counter.done()
@@ -784,6 +801,7 @@ def verify(
     timeout: TimeoutOption = settings.TIMEOUT,
     retries: RetriesOption = settings.RETRIES,
     max_backoff: MaxBackoffOption = settings.MAX_BACKOFF,
+    throttled_timeout: ThrottledTimeoutOption = settings.THROTTLED_TIMEOUT,
     allow_insecure_http: AllowInsecureHttpOption = False,
     json_out: JsonOption = False,
     quiet: QuietOption = False,
@@ -874,6 +892,7 @@ def delete(
     timeout: TimeoutOption = settings.TIMEOUT,
     retries: RetriesOption = settings.RETRIES,
     max_backoff: MaxBackoffOption = settings.MAX_BACKOFF,
+    throttled_timeout: ThrottledTimeoutOption = settings.THROTTLED_TIMEOUT,
     allow_insecure_http: AllowInsecureHttpOption = False,
     json_out: JsonOption = False,
     quiet: QuietOption = False,
@@ -919,6 +938,7 @@ def delete(
             timeout=timeout,
             retries=retries,
             max_backoff=max_backoff,
+            throttled_timeout=throttled_timeout,
             allow_insecure_http=allow_insecure_http,
         )
         if summary.lines_without_id:
@@ -1123,9 +1143,20 @@ def serve(
         bool,
         typer.Option(
             "--faulty-reads",
-            help="fetch and range meet the rate limit, --fail-rate and --drop-rate too.",
+            help="fetch and range meet the rate limit, --daily-quota, --fail-rate and "
+            "--drop-rate too.",
         ),
     ] = False,
+    daily_quota: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            metavar="N",
+            help='After N upserted vectors, every write answers 429 "ERR max daily updates '
+            "limit exceeded\" with no Retry-After, as Upstash does once a plan's daily "
+            "updates are used up (the free plan's: 10,000). 0: no quota.",
+        ),
+    ] = 0,
     seed: Annotated[int | None, typer.Option(help="Seed for the fault injection.")] = None,
     log_requests: Annotated[
         bool,
@@ -1195,6 +1226,7 @@ def serve(
                 drop_rate=drop_rate,
                 refuse_matching=refuse_matching,
                 faulty_reads=faulty_reads,
+                daily_quota=daily_quota,
                 seed=seed,
             )
             if log_requests or json_log:  # otherwise ServerConfig's default

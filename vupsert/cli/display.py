@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 from ..config import option
-from ..outcomes import Settlement, Summary, SyncSummary
+from ..outcomes import Settlement, Stopping, Summary, SyncSummary, Waiting
 from ..records import Rejection
 from ..run import embedding_models
 
@@ -71,7 +71,9 @@ class Terminal:
         self._file = file if file is not None or console is None else console.file
         self._console = console
         self._tty = tty
-        self._lock = threading.Lock()
+        # Reentrant: a signal handler (Ctrl-C's acknowledgement) may write from the thread
+        # that holds it.
+        self._lock = threading.RLock()
 
     @property
     def is_terminal(self) -> bool:
@@ -217,6 +219,15 @@ class ConsoleEvents:
         if not self.quiet:
             self.terminal.line(message, head="warning:", style="yellow")
 
+    def waiting(self, waiting: Waiting) -> None:
+        """Nothing has settled for a while: what the run waits for, with a timestamp."""
+        if not self.quiet:
+            self.terminal.line(f"{_stamp()} waiting: {waiting.message}")
+
+    def stopping(self, stopping: Stopping) -> None:
+        """A stop was asked (Ctrl-C), or the answers it waited for were abandoned."""
+        self.terminal.line(stopping_line(stopping))
+
     def finished(self, summary: Summary) -> None:
         self._summary = summary
         if self._live is not None:
@@ -299,8 +310,44 @@ class ConsoleEvents:
             parts.append(f"{self._bytes / self._total:.0%} of {self._total:,} bytes read")
         else:
             parts.append(f"{self._bytes:,} bytes read")
-        stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-        self.terminal.line(f"{stamp} progress: " + " · ".join(parts))
+        self.terminal.line(f"{_stamp()} progress: " + " · ".join(parts))
+
+
+def _stamp() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def stopping_line(stopping: Stopping) -> str:
+    """What Ctrl-C is answered with at once, and what is said if the wait it started runs
+    out."""
+    batches = plural(stopping.in_flight, "batch", "batches")
+    if stopping.abandoned:
+        return (
+            f"stopped waiting: {batches} in flight abandoned; their records are not settled "
+            "(a rerun sends them)"
+        )
+    if not stopping.in_flight:
+        return "stopping: nothing in flight; nothing more is sent"
+    return (
+        f"stopping: {batches} in flight, waiting up to {stopping.wait_s:.0f} s for their "
+        "answers (nothing more is sent or retried); Ctrl-C again to abandon them"
+    )
+
+
+def interrupted_line(summary: Summary) -> str:
+    """What an interrupted run says last: whether a checkpoint keeps what settled."""
+    pending = summary.records_pending
+    if summary.checkpoint and not summary.dry_run and summary.error is None:
+        return (
+            f"interrupted: checkpoint written to {summary.checkpoint}; the same command carries "
+            f"on with the {pending:,} records not settled and the rest of the input"
+        )
+    if isinstance(summary, SyncSummary):
+        return "interrupted: the same command carries on from what the index holds"
+    return (
+        f"interrupted: no checkpoint, so the same command sends every record again "
+        f"({option('checkpoint')} keeps what settled)"
+    )
 
 
 class _LiveLine:
@@ -409,6 +456,7 @@ def summary_rows(summary: Summary) -> list[tuple[str, str]]:
         ),
         ("batches failed", f"{summary.batches_failed:,}"),
         ("retries", f"{summary.retries:,}"),
+        ("throttled", f"{summary.throttled:,}"),
         ("elapsed", f"{summary.elapsed_s:,.1f} s"),
         ("records/s", f"{summary.records_per_s:,.0f}"),
         ("namespace", repr(summary.namespace) if summary.namespace else "(default)"),

@@ -396,7 +396,7 @@ def delete_ids(caller: Caller, ids: Iterable[str], summary: DeleteSummary) -> No
         return
     # The next batch is fetched while one is deleted, by a caller with pacing of its own:
     # a clean run takes little longer than its deletes alone.
-    fetcher = Caller(caller.client, caller.policy)
+    fetcher = caller.with_own_pacing()
     try:
         _fetch_ahead(caller, fetcher, _batches(ids), summary)
     finally:

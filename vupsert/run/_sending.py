@@ -2,7 +2,11 @@
 
 - Transient failures (connection, timeout, 5xx, 429) are retried as the one retry rule
   says (:class:`~vupsert.transport.RetryPolicy`). The body is built once and re-sent as
-  is.
+  is. 429s are retried until the :class:`~vupsert.transport.QuotaWatch` says the index's
+  quota is used up: the batch is then left unsettled (never rejected), and the run drains.
+- Once the run drains (a stop was asked, a fatal answer, a quota used up), no request
+  starts and nothing is retried: what a request in flight answers still settles, the
+  rest of the batch is left unsettled (:class:`Abandoned`).
 - A refusal (400, 413) splits the records in halves, recursively, so only the records
   the server really refuses are rejected: about ``2 * log2(batch size)`` extra requests
   per bad record. The chunks of one input record are never parted: refused together,
@@ -24,8 +28,9 @@ from collections.abc import Callable
 
 from ..outcomes import Settlement
 from ..records import Batch, Fresh, Record, Rejection
-from ..transport import Answer, Client, Kind, RetryPolicy, Throttle, Tries
+from ..transport import Answer, Client, Kind, QuotaWatch, RetryPolicy, Throttle, Tries
 from ._batching import batch_of
+from ._watch import Activity
 
 
 class Fatal(Exception):
@@ -37,7 +42,7 @@ class Fatal(Exception):
 
 
 class Abandoned(Exception):
-    """The run was told to stop at once; this batch is left unsettled."""
+    """The run drains (it sends nothing more): this batch is left unsettled."""
 
 
 class Sender:
@@ -49,17 +54,22 @@ class Sender:
         throttle: Throttle,
         policy: RetryPolicy,
         *,
-        abandon: threading.Event,
+        drain: threading.Event,
+        quota: QuotaWatch | None = None,
+        activity: Activity | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], bool] | None = None,
     ) -> None:
         self.client = client
         self.throttle = throttle
         self.policy = policy
-        self.abandon = abandon
+        self.drain = drain
+        """Set: no request starts, nothing is retried."""
+        self.quota = quota or policy.quota_watch()
+        self.activity = activity or Activity()
         self.rng = rng or random.Random()
-        # Waiting on the event makes a backoff end early when the run is abandoned.
-        self._sleep = sleep or abandon.wait
+        # Waiting on the event makes a backoff end early when the run drains.
+        self._sleep = sleep or drain.wait
 
     def send(self, batch: Batch) -> Settlement:
         settlement = Settlement(batch, superseded=len(batch.superseded), started=time.monotonic())
@@ -101,14 +111,17 @@ class Sender:
         body = batch.part(lo, hi)
         tries = Tries()
         while True:
-            started = self.throttle.acquire(self.abandon.is_set)
+            started = self.throttle.acquire(self.drain.is_set)
             if started is None:
                 raise Abandoned
+            out = self.activity.sending(started)
             answer = self.client.upsert(body)
-            if answer.kind is Kind.FATAL:
+            spent = self.quota.answered(answer)
+            if answer.kind is Kind.FATAL or spent is not None:
                 # Before the slot is freed: a sender waiting for it must not start another
-                # request with a token the server has just refused.
-                self.abandon.set()
+                # request the server is bound to refuse.
+                self.drain.set()
+            self.activity.answered(out, answer)
             self.throttle.release(started, answer, len(body))
             settlement.attempts += 1
             settlement.status = answer.status
@@ -117,6 +130,8 @@ class Sender:
                 return
             if answer.kind is Kind.FATAL:
                 raise Fatal(answer)
+            if spent is not None:
+                raise Abandoned  # not settled: a rerun after the quota resets sends it
             settlement.error, settlement.error_status = answer.message, answer.status
             if answer.kind is Kind.REFUSED:
                 middle = _split_point(batch, lo, hi)
@@ -137,8 +152,9 @@ class Sender:
                 )
                 return
             settlement.retries += 1
-            if self._sleep(delay):
-                raise Abandoned
+            with self.activity.retrying():
+                if self._sleep(delay):
+                    raise Abandoned
 
 
 def _parts(batch: Batch, at: int) -> bool:

@@ -1,10 +1,11 @@
 """The HTTP conversation with the index: the client, what its answers mean, the one retry
-rule, and the pacing every request shares."""
+rule, the pacing every request shares, and when 429s mean a quota used up."""
 
 from ._answers import Answer, Kind, deleted, fatal_hint
 from ._client import Client
 from ._pacing import OPENING_LIMIT, Throttle
-from ._retry import Caller, RetryPolicy, Tries, ride_out
+from ._quota import QuotaSpent, QuotaWatch, quota_error
+from ._retry import Caller, RetryPolicy, Stopped, Tries, ride_out
 
 __all__ = [
     "OPENING_LIMIT",
@@ -12,10 +13,14 @@ __all__ = [
     "Caller",
     "Client",
     "Kind",
+    "QuotaSpent",
+    "QuotaWatch",
     "RetryPolicy",
+    "Stopped",
     "Throttle",
     "Tries",
     "deleted",
     "fatal_hint",
+    "quota_error",
     "ride_out",
 ]

@@ -355,12 +355,12 @@ class Waiting:
     @property
     def message(self) -> str:
         """One line: what the run waits for."""
-        parts = []
+        parts = [f"nothing settled for {self.idle_s:,.0f} s"]
         if self.throttled:
-            text = f"{_count(self.throttled, 'answer')} 429 (the index's rate limit or quota)"
+            text = f"{_count(self.throttled, 'answer')} 429 (the index's rate limit or quota"
             if self.stops_in_s is not None:
-                text += f", stopping in {self.stops_in_s:,.0f} s unless a write lands"
-            parts.append(text)
+                text += f"; the run stops in {self.stops_in_s:,.0f} s unless a write lands"
+            parts.append(text + ")")
         if self.failed:
             parts.append(f"{_count(self.failed, 'failed attempt')} ({self.last_error})")
         if self.retrying:
@@ -372,8 +372,7 @@ class Waiting:
                 if not self.throttled and not self.failed:
                     text += " (a slow server)"
             parts.append(text)
-        what = "; ".join(parts) or "the batches in flight"
-        return f"nothing settled for {self.idle_s:,.0f} s: waiting for {what}"
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ Nothing here touches a socket, so the whole Upstash surface can be driven in-pro
 request line and headers: the token (401, or 403 for the read-only token on a write)
 and the declared body size (413) are checked before a byte of the body is read, so a
 stranger cannot make the server hold anything. :meth:`App.handle` gets the body. The
-order for a write is then: count what arrived, route, rate limit (429), daily quota (429),
-check the whole request (400/422), latency, roll the fault dice, fail now, or write and then fail or
-answer.
+order for a write is then: count what arrived, route, rate limit (429), check the whole
+request (400/422), daily quota (429), latency, roll the fault dice, fail now, or write and
+then fail or answer.
 """
 
 from __future__ import annotations
@@ -255,9 +255,6 @@ class App:
         """The 429 a request gets when the rate limit or the daily quota refuses it."""
         retry_after = self.faults.admit()
         if retry_after is None:
-            if self.faults.quota_spent():
-                # As Upstash answers it: no Retry-After, the quota resets another day.
-                return error_response(429, self.faults.config.quota_message)
             return None
         return error_response(
             429,
@@ -265,11 +262,17 @@ class App:
             (("Retry-After", str(retry_after)),),
         )
 
+    def _over_quota(self) -> Response:
+        # As Upstash answers it: no Retry-After, the quota resets another day.
+        return error_response(429, self.faults.config.quota_message)
+
     def _read_fault(self) -> Response | None:
         """What a faulty read gets instead of its answer, if anything."""
         throttled = self._throttled()
         if throttled is not None:
             return throttled
+        if self.faults.quota_spent():
+            return self._over_quota()
         fault = self.faults.roll()
         return _fault_response(fault) if fault is not None else None
 
@@ -281,15 +284,18 @@ class App:
             raise bad_request(parsed.message)
         with self.faults.in_flight() as in_flight:
             write = check(self.index, ns, parsed)
+            if not self.faults.spend(write.written):
+                return self._over_quota()
             delay = self.faults.delay(write.records, in_flight)
             if delay > 0 and self._stopping.wait(delay):
+                self.faults.refund(write.written)
                 return Response(0, drop=True)
             fault = self.faults.roll()
             if fault is not None and not fault.after_write:
+                self.faults.refund(write.written)
                 return _fault_response(fault)
             result = write.apply()
         self.stats.written(write.written)
-        self.faults.spend(write.written)
         if fault is not None:
             return _fault_response(fault)
         if result == "Success":

@@ -116,10 +116,20 @@ class Faults:
             quota = self._config.daily_quota
             return bool(quota) and self._upserted >= quota
 
-    def spend(self, vectors: int) -> None:
-        """Count vectors upserted against the daily quota."""
+    def spend(self, vectors: int) -> bool:
+        """Count a write of ``vectors`` against the daily quota, if it is not used up yet:
+        whether the write may go (writes in flight at once are counted one by one)."""
         with self._lock:
+            quota = self._config.daily_quota
+            if quota and self._upserted >= quota:
+                return False
             self._upserted += vectors
+            return True
+
+    def refund(self, vectors: int) -> None:
+        """A write counted by :meth:`spend` was not applied."""
+        with self._lock:
+            self._upserted = max(0, self._upserted - vectors)
 
     def _admit_window(self, rate: float) -> int | None:
         allowed, window = (math.floor(rate), 1.0) if rate >= 1 else (1, 1.0 / rate)

@@ -372,9 +372,9 @@ ThrottledTimeoutOption = Annotated[
     float,
     typer.Option(
         min=0.0,
-        help="Seconds: stop (exit 3) once nothing has landed for this long and every answer is 429: "
-        "the index's quota looks used up. A 429 that says so (Upstash's \"max daily "
-        "updates limit exceeded\") stops at once. What did not land is not settled, never "
+        help="Seconds: stop (exit 3) once nothing has landed for this long and every answer "
+        "is 429: the index's quota looks used up. A 429 that says so (Upstash's \"max daily "
+        'updates limit exceeded") stops at once. What did not land is not settled, never '
         "rejected.",
         # Beside --url and --token, where the width is there to show its whole name.
     ),

@@ -176,19 +176,19 @@ class Run:
         summary = self.summary
         landed, pending = summary.records_upserted, summary.records_pending
         outcome = (
-            f"{landed:,} records landed; {pending:,} read did not (not sent, or refused "
-            "with 429: not settled, none rejected)."
+            f"{_records(landed)} landed; {pending:,} read are not settled (not sent, or "
+            "refused with 429: none is rejected)."
         )
         if self._carry_on is not None:
             carry_on = self._carry_on
         elif not landed:
-            carry_on = "Nothing landed: run the same command again once the quota resets."
+            carry_on = "Nothing settled: run the same command again once the quota resets."
         elif outputs.checkpoint is not None:
             carry_on = "Then run the same command again: the checkpoint skips what settled."
         else:
             carry_on = (
                 f"Without {option('checkpoint')} the same command would send the "
-                f"{landed:,} records that landed again, spending the new quota on them. "
+                f"{_records(landed)} that landed again, spending the new quota on them. "
                 + self._instead()
             )
         return quota_error(spent, outcome, carry_on)
@@ -196,11 +196,12 @@ class Run:
     def _instead(self) -> str:
         """How to carry on, without a checkpoint, from what the index holds."""
         settings = self.settings
-        next_time = f"Next time, give {option('checkpoint')}: the same command then carries on."
+        next_time = (
+            f"Next time, give {option('checkpoint', 'PATH')}: the same command then carries on."
+        )
         if settings.mapping.shard is not None:
             return next_time
-        counts = (self._index_info or {}).get("namespaces", {}).get(settings.namespace)
-        held = not isinstance(counts, dict) or bool(counts.get("vectorCount"))
+        held = _held_records(self._index_info, settings.namespace)
         keep = (
             f", with {option('max_delete', 0)} (so that it deletes none of the records the "
             "namespace held before)"
@@ -309,3 +310,17 @@ class Run:
                     "stopping",
                     Stopping(workers.in_flight, STOP_WAIT, abandoned=True),
                 )
+
+
+def _records(n: int) -> str:
+    return "1 record" if n == 1 else f"{n:,} records"
+
+
+def _held_records(info: dict[str, Any] | None, namespace: str) -> bool:
+    """Whether the namespace held records before the run, by ``/info`` (when it was not
+    asked: maybe)."""
+    namespaces = (info or {}).get("namespaces")
+    if not isinstance(namespaces, dict):
+        return True
+    counts = namespaces.get(namespace)
+    return isinstance(counts, dict) and bool(counts.get("vectorCount"))

@@ -126,10 +126,11 @@ class QuietWatch:
 
     def _watch(self) -> None:
         told = self._clock()
-        while not self._done.wait(min(1.0, self._every / 4)):
+        tick = min(1.0, self._every / 4)
+        while not self._done.wait(tick):
             now = self._clock()
             quiet_since = max(told, self._activity.settled_at)
-            if now - quiet_since < self._every:
+            if now - quiet_since < self._every - tick:  # never more than ``every`` apart
                 continue
             told = now
             if self._busy():

@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 EXIT_CODES_HELP = """\
 Exit codes: 0 every record upserted; 1 the run finished but some records were rejected
 or failed; 2 usage or configuration error, nothing sent; 3 stopped by the server's answer
-(bad token, no embedding model), by unreadable input, or by an output that cannot be
-written; 130 interrupted.
+(bad token, no embedding model, a quota used up), by unreadable input, or by an output
+that cannot be written; 130 interrupted.
 """
 
 

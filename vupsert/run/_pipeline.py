@@ -116,8 +116,10 @@ class Run:
         if workers is not None:
             workers.wake()
         if self._stops_asked == 1:
-            in_flight = workers.in_flight if workers is not None else 0
-            tell(self.events, "stopping", Stopping(in_flight, STOP_WAIT))
+            if workers is None:
+                tell(self.events, "stopping", Stopping(0, STOP_WAIT))
+            else:
+                tell(self.events, "stopping", Stopping(workers.in_flight, workers.stop_wait))
 
     def stop_reading(self) -> None:
         """Read nothing more; what was read is sent and settles (a caller's code raised)."""
@@ -308,7 +310,7 @@ class Run:
                 tell(
                     self.events,
                     "stopping",
-                    Stopping(workers.in_flight, STOP_WAIT, abandoned=True),
+                    Stopping(workers.in_flight, workers.stop_wait, abandoned=True),
                 )
 
 

@@ -71,6 +71,8 @@ class Workers:
         self._abandon = abandon
         """Set: the answers still out are not waited for."""
         self._clock = clock
+        self.stop_wait = STOP_WAIT
+        """Seconds a draining run waits for the answers in flight."""
         self._drained_at: float | None = None
         self._concurrency = max(1, concurrency)
         self.throttle = Throttle(self._concurrency, grown=self._grown)
@@ -156,7 +158,7 @@ class Workers:
         now = self._clock()
         if self._drained_at is None:
             self._drained_at = now
-        return now - self._drained_at >= STOP_WAIT
+        return now - self._drained_at >= self.stop_wait
 
     def _spawn(self) -> None:
         """Start one more sender (the caller holds ``_lock``)."""

@@ -375,6 +375,13 @@ def test_github_sync_workflow(sh: Shell, server: LocalServer) -> None:
             sent = received(server)
             rows, bad = articles + more, 0
     assert received(server) == sent + 1
+    # --exact: a record the index holds that data/ does not is a difference too.
+    assert steps[1].endswith("--exact")
+    write_jsonl(sh.cwd / "stray.jsonl", [{"id": "stray", "data": "not in data/"}])
+    assert sh.run("vupsert upsert stray.jsonl -n docs").code == 0
+    verify = sh.run(steps[1], shell="actions")
+    assert verify.code == ExitStatus.PARTIAL, verify.stderr
+    assert "'stray' is in the index, not in the source" in verify.stderr
 
 
 def test_sync_cron_entry(tmp_path: Path, server: LocalServer) -> None:

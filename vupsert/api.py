@@ -223,6 +223,7 @@ def verify(
     url: str | None = None,
     token: str | None = None,
     namespace: str = "",
+    exact: bool = False,
     events: Events | None = None,
     environ: Mapping[str, str] | None = None,
     stdin: BinaryIO | None = None,
@@ -230,13 +231,15 @@ def verify(
 ) -> VerifySummary:
     """Check that the index holds ``records`` as they are (read and mapped with the same
     options as :func:`upsert`): the summary counts the matching, missing and different
-    ones, and names the first few. Differences are not errors: look at the counts, or at
-    ``summary.exit_status``."""
+    ones, and names the first few; it counts the records the namespace holds beyond them
+    too (``records_extra``), which ``exact=True`` makes differences. Differences are not
+    errors: look at the counts, or at ``summary.exit_status``. A namespace the index does
+    not have raises :class:`~vupsert.errors.ConfigError`."""
     inputs, stdin, dicts = _source(records, stdin)
     settings = build_settings(
         inputs, url=url, token=token, namespace=namespace, environ=environ, **options
     )
-    verifier = Verifier(settings, events=events, stdin=stdin, records=dicts)
+    verifier = Verifier(settings, events=events, stdin=stdin, records=dicts, exact=exact)
     return _raised(verifier.execute())
 
 

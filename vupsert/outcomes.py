@@ -235,6 +235,8 @@ class ExportSummary(_Document):
     output: str | None = None
     """The file written, ``None`` for stdout."""
     error: VupsertError | None = None
+    warnings: list[str] = field(default_factory=list, metadata=NOT_REPORTED)
+    """What the command line says as warnings (an empty namespace): not a key."""
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -266,19 +268,30 @@ class VerifySummary(_Document):
     records_different: int = 0
     records_rejected: int = 0
     """Source records that could not be mapped, so not checked."""
+    records_extra: int = 0
+    """Records the namespace holds that the source does not (its ids not among the
+    source's): a failure only when ``exact``."""
     requests: int = 0
     retries: int = 0
     elapsed_s: float = 0.0
     namespace: str = ""
     problems: list[Problem] = field(default_factory=list)
     """The first few records that do not match, in the order they were found."""
+    extra_ids: list[str] = field(default_factory=list)
+    """The first few ids of ``records_extra``, in the order the namespace holds them."""
     error: VupsertError | None = None
+    exact: bool = field(default=False, metadata=NOT_REPORTED)
+    """Records the source does not hold make the index differ from it (exit 1)."""
+    warnings: list[str] = field(default_factory=list, metadata=NOT_REPORTED)
+    """What the command line says as warnings (an empty namespace): not a key."""
 
     @property
     def exit_status(self) -> ExitStatus:
         if self.error is not None:
             return self.error.exit_status
         if self.records_missing or self.records_different or self.records_rejected:
+            return ExitStatus.PARTIAL
+        if self.exact and self.records_extra:
             return ExitStatus.PARTIAL
         return ExitStatus.SUCCESS
 
@@ -309,6 +322,8 @@ class DeleteSummary(_Document):
     error: VupsertError | None = None
     first_without_id: str | None = field(default=None, metadata=NOT_REPORTED)
     """The first line without an id, ``file:line: why``: said on stderr, not a key."""
+    warnings: list[str] = field(default_factory=list, metadata=NOT_REPORTED)
+    """What the command line says as warnings (an empty namespace): not a key."""
 
     @property
     def exit_status(self) -> ExitStatus:

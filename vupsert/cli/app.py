@@ -34,7 +34,15 @@ from ..errors import CallerError, ConfigError, ExitStatus, UsageError, VupsertEr
 from ..ops import STDOUT_NAME
 from ..outcomes import DeleteSummary, ExportSummary, Summary
 from ._malloc import tune_allocator
-from .display import ConsoleEvents, Counter, Terminal, describe_info, interrupted_line
+from .display import (
+    ConsoleEvents,
+    Counter,
+    Terminal,
+    describe_info,
+    interrupted_line,
+    verify_line,
+    verify_lines,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -722,6 +730,7 @@ def export(
             allow_insecure_http=allow_insecure_http,
         )
         counter.done()
+        _warn(summary.warnings, console, quiet=quiet)
         if summary.records_without_data:
             console.line(
                 f"{summary.records_without_data:,} records have no data (they were upserted "
@@ -803,6 +812,14 @@ def verify(
     max_backoff: MaxBackoffOption = settings.MAX_BACKOFF,
     throttled_timeout: ThrottledTimeoutOption = settings.THROTTLED_TIMEOUT,
     allow_insecure_http: AllowInsecureHttpOption = False,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact",
+            help="Records the namespace holds that the source does not are a difference "
+            "too (exit 1): the index holds exactly the source.",
+        ),
+    ] = False,
     json_out: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -811,7 +828,9 @@ def verify(
 
     Reads the source as `vupsert upsert` does (same mapping options), fetches its ids back
     in batches and compares data and metadata. Names the first records that are missing
-    or different, with their file:line. Exit 0 when every record matches, 1 otherwise.
+    or different, with their file:line, and counts those the namespace holds beyond the
+    source (records_extra). Exit 0 when every record matches, 1 otherwise (with --exact,
+    also when the namespace holds more).
     """
     options = dict(locals())
     console = env.console()
@@ -822,22 +841,16 @@ def verify(
             url=url,
             token=token,
             namespace=namespace,
+            exact=exact,
             environ=env.environ,
             stdin=env.stdin,
             **_run_options(options),
         )
-        for problem in summary.problems:
-            console.line(f"{problem.where}: {problem.id!r} is {problem.kind} in the index")
-        unnamed = summary.records_missing + summary.records_different - len(summary.problems)
-        if unnamed > 0:
-            console.line(f"... and {unnamed:,} more")
+        _warn(summary.warnings, console, quiet=quiet)
+        for line in verify_lines(summary):
+            console.line(line)
         if not quiet or summary.exit_status:
-            console.line(
-                f"vupsert verify: {summary.records_checked:,} checked · "
-                f"{summary.records_matching:,} matching · {summary.records_missing:,} missing "
-                f"· {summary.records_different:,} different · "
-                f"{summary.records_rejected:,} could not be read"
-            )
+            console.line(verify_line(summary))
         if json_out:
             _print_json(summary.as_dict())
         raise typer.Exit(int(summary.exit_status))
@@ -941,6 +954,7 @@ def delete(
             throttled_timeout=throttled_timeout,
             allow_insecure_http=allow_insecure_http,
         )
+        _warn(summary.warnings, console, quiet=quiet)
         if summary.lines_without_id:
             console.line(_skipped_line(summary), head="warning:", style="yellow")
         if not quiet or summary.count_uncertain or summary.error is not None:
@@ -950,6 +964,12 @@ def delete(
         if summary.error is not None:
             fail(summary.error, console)
         raise typer.Exit(int(summary.exit_status))
+
+
+def _warn(warnings: list[str], console: Terminal, *, quiet: bool) -> None:
+    if not quiet:
+        for warning in warnings:
+            console.line(warning, head="warning:", style="yellow")
 
 
 def _skipped_line(summary: DeleteSummary) -> str:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 from ..config import option
-from ..outcomes import Settlement, Stopping, Summary, SyncSummary, Waiting
+from ..outcomes import Settlement, Stopping, Summary, SyncSummary, VerifySummary, Waiting
 from ..records import Rejection
 from ..run import embedding_models
 
@@ -510,6 +510,36 @@ def summary_table(summary: Summary) -> Table:
     for name, value in summary_rows(summary):
         table.add_row(name, value)
     return table
+
+
+def verify_lines(summary: VerifySummary) -> list[str]:
+    """The records a verify names: the first that differ, then the first the namespace
+    holds beyond the source."""
+    lines = [
+        f"{problem.where}: {problem.id!r} is {problem.kind} in the index"
+        for problem in summary.problems
+    ]
+    unnamed = summary.records_missing + summary.records_different - len(summary.problems)
+    if unnamed > 0:
+        lines.append(f"... and {unnamed:,} more")
+    lines += [f"{id_!r} is in the index, not in the source" for id_ in summary.extra_ids]
+    unnamed = summary.records_extra - len(summary.extra_ids)
+    if unnamed > 0:
+        lines.append(f"... and {unnamed:,} more in the index only")
+    return lines
+
+
+def verify_line(summary: VerifySummary) -> str:
+    """A verify's counts, as one line."""
+    extra = f"{summary.records_extra:,} extra"
+    if summary.records_extra and not summary.exact:
+        extra += f" (not a difference without {option('exact')})"
+    return (
+        f"vupsert verify: {summary.records_checked:,} checked · "
+        f"{summary.records_matching:,} matching · {summary.records_missing:,} missing "
+        f"· {summary.records_different:,} different · {extra} · "
+        f"{summary.records_rejected:,} could not be read"
+    )
 
 
 def describe_info(info: dict[str, Any]) -> Table:

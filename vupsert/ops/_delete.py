@@ -38,6 +38,7 @@ from ..inputs import FORMATS, Reading, Stream, elements, format_named_by, read_s
 from ..outcomes import DeleteSummary
 from ..records import Position, Rejection, Row, json_type
 from ..transport import Caller, deleted
+from ._namespaces import checked_namespace
 from ._scope import pages
 
 if TYPE_CHECKING:
@@ -92,8 +93,11 @@ def delete(
     ``prefix``, or every record whose metadata matches ``filter`` (exactly one; see
     :func:`check_deletion`); ``dry_run`` counts what would be deleted. An error that
     stops it is raised with the summary on it."""
-    summary = DeleteSummary(namespace=caller.client.namespace, dry_run=dry_run)
     started = time.monotonic()
+    _, warning = checked_namespace(caller.client)
+    summary = DeleteSummary(namespace=caller.client.namespace, dry_run=dry_run)
+    if warning is not None:
+        summary.warnings.append(warning)
     try:
         if prefix is not None:
             delete_prefix(caller, prefix, summary)

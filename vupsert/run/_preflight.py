@@ -38,12 +38,19 @@ def embedding_models(info: dict[str, Any]) -> dict[str, str | None]:
     return models or {"dense": None}
 
 
-def preflight(
+def index_info(
     client: Client, *, policy: RetryPolicy = AT_START, sleep: Callable[[float], object] = time.sleep
 ) -> dict[str, Any]:
     """``/info`` of the index, a transient failure (no answer, 429, 5xx) tried again as
-    ``policy`` says; :class:`PreflightError` when the index cannot embed raw text."""
-    info = ride_out(client.info, policy, sleep=sleep)
+    ``policy`` says."""
+    return ride_out(client.info, policy, sleep=sleep)
+
+
+def preflight(
+    client: Client, *, policy: RetryPolicy = AT_START, sleep: Callable[[float], object] = time.sleep
+) -> dict[str, Any]:
+    """:func:`index_info`; :class:`PreflightError` when the index cannot embed raw text."""
+    info = index_info(client, policy=policy, sleep=sleep)
     models = embedding_models(info)
     lacking = [part for part, model in models.items() if model is None]
     if lacking:

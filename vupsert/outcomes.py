@@ -87,6 +87,9 @@ def reported(*, digits: int = 3) -> Callable[[F], F]:
 NOT_REPORTED = {"reported": False}
 """A summary field's ``metadata`` that keeps it out of the document."""
 
+FIRST_REJECTIONS = 10
+"""Rejected records a summary keeps (and the command line names), with their reasons."""
+
 
 class _Document:
     """A summary's document (``--json``), made from its dataclass: every field in order
@@ -160,6 +163,16 @@ class Summary(_Document):
     checkpoint: str | None = None
     error: VupsertError | None = field(default=None, repr=False)
     """Why the run stopped early, if it did."""
+    rejections: list[Rejection] = field(default_factory=list, repr=False, metadata=NOT_REPORTED)
+    """The first :data:`FIRST_REJECTIONS` rejected records, in input order, each with its
+    ``where`` (``file:line``) and ``reason``; the rejects file has every one. Not a key of
+    the document: stderr names them."""
+
+    def keep_rejections(self, rejections: list[Rejection]) -> None:
+        """Keep the first few of the rejections that settled, in order."""
+        room = FIRST_REJECTIONS - len(self.rejections)
+        if room > 0:
+            self.rejections.extend(rejections[:room])
 
     @property
     @reported()
@@ -513,8 +526,8 @@ class Broadcast:
 
 class CallerEvents(Broadcast):
     """A Python caller's listeners (its ``events``, its ``progress`` callback), heard as
-    one. The first exception one of them raises stops the run as ``Run.request_stop``
-    does (what is in flight settles, the checkpoint is written) and goes on the summary as
+    one. The first exception one of them raises stops the run as ``Run.stop_reading``
+    does (what was read is sent and settles, the checkpoint is written) and goes on the summary as
     a :class:`~vupsert.errors.CallerError`; that listener is not called again."""
 
     @classmethod

@@ -22,13 +22,21 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 from ..config import option
-from ..outcomes import Settlement, Stopping, Summary, SyncSummary, VerifySummary, Waiting
+from ..outcomes import (
+    FIRST_REJECTIONS,
+    Settlement,
+    Stopping,
+    Summary,
+    SyncSummary,
+    VerifySummary,
+    Waiting,
+)
 from ..records import Rejection
 from ..run import embedding_models
 
 PLAIN_EVERY = 5.0
 """Seconds between plain progress lines when stderr is not a terminal."""
-SHOWN_REJECTIONS = 10
+SHOWN_REJECTIONS = FIRST_REJECTIONS
 """Rejected records named on stderr, one line each; the rest are counted."""
 
 

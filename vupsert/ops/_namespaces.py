@@ -14,8 +14,7 @@ from typing import Any
 
 from ..config import option
 from ..errors import ConfigError
-from ..run import index_info
-from ..transport import Client
+from ..transport import Client, index_info
 
 SHOWN = 10
 """Namespaces named when the one asked for is not there; the rest are counted."""

@@ -26,8 +26,8 @@ from ..config.settings import Settings
 from ..mapping import Chunks
 from ..outcomes import Events, NoEvents, Problem, Summary, VerifySummary
 from ..records import Record, Rejection
-from ..run import Reader, as_fresh, check_inputs, index_info, read_settings
-from ..transport import Caller, Client, RetryPolicy
+from ..run import Reader, as_fresh, check_inputs, read_settings
+from ..transport import Caller, Client, RetryPolicy, index_info
 from ._namespaces import checked_namespace, stored_count
 from ._scope import digest, id_hash, pages
 

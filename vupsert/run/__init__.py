@@ -5,7 +5,7 @@ the stale chunks of records that became shorter, the checks before anything is s
 from ._batching import Item, as_fresh
 from ._columns import check_types, read_settings
 from ._pipeline import Run, check_run
-from ._preflight import embedding_models, index_info, preflight
+from ._preflight import embedding_models, preflight
 from ._reading import Reader, check_inputs
 
 __all__ = [
@@ -17,7 +17,6 @@ __all__ = [
     "check_run",
     "check_types",
     "embedding_models",
-    "index_info",
     "preflight",
     "read_settings",
 ]

@@ -13,11 +13,7 @@ from typing import Any
 from ..config import option
 from ..errors import PreflightError
 from ..outcomes import Events
-from ..transport import Client, RetryPolicy, fatal_hint, ride_out
-
-AT_START = RetryPolicy(retries=3, base=1.0, max_backoff=4.0, throttled_retries=3, jitter=False)
-"""``/info`` before a run: a transient failure is tried again 1, 2 and 4 s later. A cron
-run should not die of a blip that the upserts themselves would ride out."""
+from ..transport import AT_START, Client, RetryPolicy, fatal_hint, index_info
 
 INDEX_PARTS = (("denseIndex", "dense"), ("sparseIndex", "sparse"))
 """The parts an index may have in ``/info``: a dense index has the first, a sparse one the
@@ -36,14 +32,6 @@ def embedding_models(info: dict[str, Any]) -> dict[str, str | None]:
             model = found.get("embeddingModel")
             models[part] = model if isinstance(model, str) and model else None
     return models or {"dense": None}
-
-
-def index_info(
-    client: Client, *, policy: RetryPolicy = AT_START, sleep: Callable[[float], object] = time.sleep
-) -> dict[str, Any]:
-    """``/info`` of the index, a transient failure (no answer, 429, 5xx) tried again as
-    ``policy`` says."""
-    return ride_out(client.info, policy, sleep=sleep)
 
 
 def preflight(

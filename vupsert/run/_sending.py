@@ -21,16 +21,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from ..outcomes import Settlement
+from ..outcomes import Settlement, Waiting
 from ..records import Batch, Fresh, Record, Rejection
 from ..transport import Answer, Client, Kind, QuotaWatch, RetryPolicy, Throttle, Tries
 from ._batching import batch_of
-from ._watch import Activity
 
 
 class Fatal(Exception):
@@ -43,6 +44,82 @@ class Fatal(Exception):
 
 class Abandoned(Exception):
     """The run drains (it sends nothing more): this batch is left unsettled."""
+
+
+class Activity:
+    """The senders' requests in flight and their waits before a retry, and the failed
+    answers since a batch last settled. Safe to share between threads."""
+
+    def __init__(
+        self, quota: QuotaWatch | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._quota = quota
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._out: dict[int, float] = {}
+        """When each request in flight started, by a number of its own."""
+        self._numbers = itertools.count()
+        self._retrying = 0
+        self._throttled = 0
+        self._failed = 0
+        self._last_error: str | None = None
+        self.settled_at = clock()
+        """When a batch last settled (or the run began)."""
+
+    def sending(self, started: float) -> int:
+        """A request is out since ``started``: its number, for :meth:`answered`."""
+        number = next(self._numbers)
+        with self._lock:
+            self._out[number] = started
+        return number
+
+    def answered(self, number: int, answer: Answer) -> None:
+        with self._lock:
+            self._out.pop(number, None)
+            if answer.kind is Kind.OK:
+                return
+            if answer.status == 429:
+                self._throttled += 1
+            else:
+                self._failed += 1
+                self._last_error = answer.message
+
+    @contextlib.contextmanager
+    def retrying(self) -> Iterator[None]:
+        """A batch waits before it is sent again."""
+        with self._lock:
+            self._retrying += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._retrying -= 1
+
+    def settled(self) -> None:
+        """A batch settled: the run moves."""
+        with self._lock:
+            self.settled_at = self._clock()
+            self._throttled = self._failed = 0
+            self._last_error = None
+
+    def waiting(self) -> Waiting:
+        """What the run waits for, now."""
+        now = self._clock()
+        with self._lock:
+            oldest = min(self._out.values(), default=now)
+            waiting = Waiting(
+                idle_s=now - self.settled_at,
+                requests=len(self._out),
+                oldest_s=now - oldest,
+                retrying=self._retrying,
+                throttled=self._throttled,
+                failed=self._failed,
+                last_error=self._last_error,
+            )
+        stops_in = self._quota.stops_in() if self._quota is not None else None
+        if stops_in is not None and waiting.throttled:
+            waiting = waiting.giving_up_in(stops_in)
+        return waiting
 
 
 class Sender:

@@ -29,8 +29,7 @@ from typing import Protocol
 from ..outcomes import Settlement
 from ..records import Batch
 from ..transport import OPENING_LIMIT, Client, QuotaSpent, RetryPolicy, Throttle
-from ._sending import Abandoned, Fatal, Sender
-from ._watch import Activity
+from ._sending import Abandoned, Activity, Fatal, Sender
 
 STOP_WAIT = 30.0
 """Seconds a draining run waits for the answers of its requests in flight, at most: a

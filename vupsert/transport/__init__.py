@@ -5,9 +5,10 @@ from ._answers import Answer, Kind, deleted, fatal_hint
 from ._client import Client
 from ._pacing import OPENING_LIMIT, Throttle
 from ._quota import QuotaSpent, QuotaWatch, quota_error
-from ._retry import Caller, RetryPolicy, Stopped, Tries, ride_out
+from ._retry import AT_START, Caller, RetryPolicy, Stopped, Tries, index_info
 
 __all__ = [
+    "AT_START",
     "OPENING_LIMIT",
     "Answer",
     "Caller",
@@ -21,6 +22,6 @@ __all__ = [
     "Tries",
     "deleted",
     "fatal_hint",
+    "index_info",
     "quota_error",
-    "ride_out",
 ]

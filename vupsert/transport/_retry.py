@@ -204,3 +204,16 @@ def ride_out(
             if delay is None:
                 raise
             sleep(delay)
+
+
+AT_START = RetryPolicy(retries=3, base=1.0, max_backoff=4.0, throttled_retries=3, jitter=False)
+"""``/info`` before a command: a transient failure is tried again 1, 2 and 4 s later. A
+cron run should not die of a blip that the requests themselves would ride out."""
+
+
+def index_info(
+    client: Client, *, policy: RetryPolicy = AT_START, sleep: Callable[[float], object] = time.sleep
+) -> dict[str, Any]:
+    """``/info`` of the index, a transient failure (no answer, 429, 5xx) tried again as
+    ``policy`` says."""
+    return ride_out(client.info, policy, sleep=sleep)

@@ -153,3 +153,16 @@ def test_every_command_stops_promptly_at_a_used_up_quota(
         assert '429 "ERR max daily updates limit exceeded"' in said
         assert "run the same command again" in said
         assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_quiet_run_says_it_waits_for_a_slow_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_watch, "WAITING_EVERY", 0.4)
+    path = write_jsonl(tmp_path / "in.jsonl", corpus(5))
+    with LocalServer(ServerConfig(port=0, latency_ms=1500)) as server:
+        result = run_cli("upsert", path, server=server)
+        assert result.code == 0, result.stderr
+        waiting = [line for line in result.stderr.splitlines() if " waiting: " in line]
+        assert waiting and all("1 request awaiting answers" in line for line in waiting)
+        assert any(line.endswith("(a slow server)") for line in waiting), waiting

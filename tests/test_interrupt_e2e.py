@@ -4,6 +4,7 @@ wait for the answers in flight, and "checkpoint written" only when there is one.
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import threading
@@ -51,11 +52,16 @@ def test_ctrl_c_is_acknowledged_at_once_retries_nothing_and_the_checkpoint_carri
             server.set_faults(fail_rate=1.0)
             sent = upserts(server)
             proc.send_signal(signal.SIGINT)
-            assert proc.stderr is not None
-            ack = proc.stderr.readline().decode()
-            out, rest = proc.communicate(timeout=120)
+            stderr = proc.stderr
+            assert stderr is not None
+            lines: queue.Queue[bytes] = queue.Queue()
+            threading.Thread(target=lambda: lines.put(stderr.readline()), daemon=True).start()
+            # A safety net, not a measure: the answers it must not wait for take 3 s.
+            ack = lines.get(timeout=60).decode()
+            out, rest = proc.communicate(timeout=60)
         finally:
             proc.kill()
+            proc.wait()
         # Answered at once: while the server still held every request.
         assert ack.startswith("stopping: 16 batches in flight, waiting up to 30 s"), ack
         assert "Ctrl-C again to abandon them" in ack

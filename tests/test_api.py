@@ -102,6 +102,14 @@ def test_an_application_without_logging_configured_sees_the_rejections_on_stderr
     assert done.returncode == 0, done.stderr
     assert done.stdout == "1\n"
     assert done.stderr == 'rejected <records>:2: missing data (field "data")\n'
+    silenced = "import logging; logging.getLogger('vupsert').setLevel(logging.ERROR)\n" + script
+    done = subprocess.run(
+        [sys.executable, "-c", silenced, server.url, server.token],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "1\n", "")
 
 
 def test_the_command_line_names_a_rejection_once(server: LocalServer, tmp_path: Path) -> None:

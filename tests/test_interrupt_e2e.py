@@ -79,16 +79,22 @@ def test_ctrl_c_is_acknowledged_at_once_retries_nothing_and_the_checkpoint_carri
         assert len(server.records("")) == 2000
 
 
+@pytest.mark.parametrize("presses", [1, 2])
 def test_the_wait_for_answers_is_bounded_then_they_are_abandoned(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, presses: int
 ) -> None:
-    monkeypatch.setattr(_workers, "STOP_WAIT", 0.5)
+    """One Ctrl-C waits :data:`STOP_WAIT` for the answers in flight (shortened here); a
+    second abandons them at once (the wait is left as it is)."""
+    assert _workers.STOP_WAIT == 30
+    if presses == 1:
+        monkeypatch.setattr(_workers, "STOP_WAIT", 0.5)
     path = write_jsonl(tmp_path / "in.jsonl", corpus(50))
     with LocalServer(ServerConfig(port=0, latency_ms=120_000)) as server:
 
         def interrupt() -> None:
             wait_for(lambda: server.stats["writes_in_flight"] >= 1)
-            os.kill(os.getpid(), signal.SIGINT)  # the run's handler takes it
+            for _ in range(presses):
+                os.kill(os.getpid(), signal.SIGINT)  # the run's handler takes it
 
         thread = threading.Thread(target=interrupt)
         thread.start()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from vupsert.config.settings import THROTTLED_TIMEOUT
 from vupsert.transport import Answer, Kind, QuotaWatch
 
 OK = Answer(Kind.OK, 200, "Success")
@@ -47,3 +50,11 @@ def test_a_429_that_names_a_quota_or_asks_too_long_a_wait_is_one_at_once() -> No
     assert spent is not None and spent.reason == "retry_after"
     quota, _ = watch()
     assert quota.answered(Answer(Kind.TRANSIENT, 503, "daily maintenance")) is None
+
+
+def test_the_readme_gives_the_default_bound() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert f"(default {THROTTLED_TIMEOUT:.0f})" in readme
+    assert f"for `--throttled-timeout` seconds (default {THROTTLED_TIMEOUT:.0f})" in " ".join(
+        readme.split()
+    )

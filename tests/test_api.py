@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ import pytest
 import vupsert
 from vupsert_server import LocalServer, ServerConfig
 
-from .conftest import ROOT, read_jsonl, write_jsonl
+from .conftest import ROOT, read_jsonl, run_cli, write_jsonl
 
 
 def generated(n: int) -> Iterator[dict[str, Any]]:
@@ -54,6 +55,69 @@ def test_dicts_that_cannot_be_records_are_rejected_with_their_number(
     assert 'missing data (field "data")' in lines[0]["_vupsert"]["reason"]
     assert "64-bit" in lines[2]["_vupsert"]["reason"]
     assert list(server.records("")) == ["a"]
+
+
+def test_the_summary_names_the_first_rejections_and_the_logger_warns_of_them(
+    server: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    records: Any = [
+        {"id": "a", "data": "fine"},
+        {"id": "b"},
+        *({"id": f"n{i}", "data": f"big {i}", "metadata": {"n": 2**70}} for i in range(12)),
+    ]
+    with caplog.at_level(logging.WARNING, logger="vupsert"):
+        summary = vupsert.upsert(records, url=server.url, token=server.token)
+    assert summary.records_rejected == 13
+    first = summary.rejections
+    assert len(first) == 10 and all(isinstance(r, vupsert.Rejection) for r in first)
+    assert (first[0].where, first[1].where) == ("<records>:2", "<records>:3")
+    assert 'missing data (field "data")' in first[0].reason and "64-bit" in first[1].reason
+    assert "rejections" not in summary.as_dict()  # the --json document is unchanged
+    warned = [r.getMessage() for r in caplog.records if r.name == "vupsert"]
+    assert len(warned) == 11
+    assert warned[0].startswith('rejected <records>:2: missing data (field "data")')
+    assert warned[-1] == (
+        "... and 3 more rejected records: a rejects file (rejects=...) keeps every one "
+        "with its reason"
+    )
+
+
+def test_an_application_without_logging_configured_sees_the_rejections_on_stderr(
+    server: LocalServer,
+) -> None:
+    script = textwrap.dedent(
+        """
+        import sys, vupsert
+        records = [{"id": "a", "data": "fine"}, {"id": "b"}]
+        summary = vupsert.upsert(records, url=sys.argv[1], token=sys.argv[2])
+        print(summary.records_rejected)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, server.url, server.token],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "1\n"
+    assert done.stderr == 'rejected <records>:2: missing data (field "data")\n'
+    silenced = "import logging; logging.getLogger('vupsert').setLevel(logging.ERROR)\n" + script
+    done = subprocess.run(
+        [sys.executable, "-c", silenced, server.url, server.token],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "1\n", "")
+
+
+def test_the_command_line_names_a_rejection_once(server: LocalServer, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "data": "x"}, {"id": "b"}])
+    result = run_cli("upsert", path, server=server)
+    assert result.code == 1
+    assert result.stderr.count("rejected") == 2  # its line, and the summary's count
+    assert result.stderr.startswith(f"rejected {path}:2: missing data")
 
 
 def test_a_path_a_list_of_paths_and_a_binary_file(server: LocalServer, tmp_path: Path) -> None:

@@ -17,11 +17,12 @@ from vupsert.cli.display import (
     batch_problem,
     plural,
     settled_share,
+    stopping_line,
     summary_line,
     summary_table,
 )
 from vupsert.errors import UsageError
-from vupsert.outcomes import Settlement, Summary
+from vupsert.outcomes import Settlement, Stopping, Summary, Waiting
 from vupsert.records import Position, Record, Rejection
 from vupsert.run._batching import as_fresh, batch_of
 from vupsert.run._outputs import ReportFile
@@ -236,3 +237,35 @@ def test_plural() -> None:
     assert plural(1, "record") == "1 record"
     assert plural(1000, "record") == "1,000 records"
     assert plural(0, "batch", "batches") == "0 batches"
+
+
+README_TEXT = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def flowing(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_the_waiting_line_the_readme_shows_is_the_one_printed() -> None:
+    waiting = Waiting(idle_s=30, retrying=4, throttled=57, stops_in_s=270)
+    shown = (
+        "waiting: nothing settled for 30 s; 57 answers 429 (the index's rate limit or quota; "
+        "the run stops in 270 s unless a write lands); 4 batches waiting to be retried"
+    )
+    assert shown in flowing(README_TEXT)
+    err = io.StringIO()
+    ConsoleEvents(Terminal(err, tty=False)).waiting(waiting)
+    assert re.fullmatch(r"\S+ " + re.escape(shown) + "\n", err.getvalue())
+    slow = Waiting(idle_s=31, requests=2, oldest_s=31.4)
+    assert slow.message == (
+        "nothing settled for 31 s; 2 requests awaiting answers, the oldest for 31 s (a slow server)"
+    )
+
+
+def test_the_ctrl_c_acknowledgement_the_readme_shows_is_the_one_printed() -> None:
+    ack = stopping_line(Stopping(12, 30.0))
+    assert f"`{ack}`" in flowing(README_TEXT)
+    assert stopping_line(Stopping(0, 30.0)) == "stopping: nothing in flight; nothing more is sent"
+    assert stopping_line(Stopping(1, 30.0, abandoned=True)).startswith(
+        "stopped waiting: 1 batch in flight abandoned"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +251,92 @@ def test_delete_from_python(server: LocalServer, tmp_path: Path) -> None:
     vupsert.export(exported, **kw)
     assert len(read_jsonl(exported)) == 13
     assert vupsert.delete(ids=exported, **kw).records_deleted == 13
+
+
+# --- namespaces and what verify counts beyond the source ---------------------------------
+
+
+def test_a_namespace_the_index_lacks_stops_export_verify_and_delete(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    load(server, docs(5), "docs", tmp_path)
+    load(server, docs(5), "zebra", tmp_path)
+    source = write_jsonl(tmp_path / "src.jsonl", docs(5))
+    ids = tmp_path / "ids.txt"
+    ids.write_text("d1\n")
+    out = tmp_path / "out.jsonl"
+    for command in (
+        ["export", "-o", out],
+        ["export"],
+        ["verify", source],
+        ["delete", "--ids", ids],
+        ["delete", "--prefix", "d", "--yes"],
+    ):
+        result = run_cli(*command, "-n", "doc", server=server)
+        assert result.code == 2, (command, result.stderr)
+        said = " ".join(result.stderr.split())
+        assert (
+            "--namespace doc: the index has no such namespace; it has 'docs' (the nearest), "
+            "'zebra' and the default namespace." in said
+        ), said
+        assert result.stdout == ""
+    assert not out.exists()
+    assert len(server.records("docs")) == 5
+    with pytest.raises(vupsert.ConfigError, match="namespace='doc'"):
+        vupsert.export(io.BytesIO(), url=server.url, token=server.token, namespace="doc")
+
+
+def test_an_empty_namespace_is_a_warning(server: LocalServer, tmp_path: Path) -> None:
+    load(server, docs(3), "ns", tmp_path)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("d0\nd1\nd2\n")
+    assert run_cli("delete", "-n", "ns", "--ids", ids, server=server).code == 0
+    out = tmp_path / "out.jsonl"
+    export = run_cli("export", "-n", "ns", "-o", out, server=server)
+    assert export.code == 0 and out.read_bytes() == b""
+    assert "warning: namespace 'ns' holds no record." in export.stderr
+    delete = run_cli("delete", "-n", "ns", "--ids", ids, server=server)
+    assert delete.code == 0 and "warning: namespace 'ns' holds no record." in delete.stderr
+    verify = run_cli(
+        "verify", write_jsonl(tmp_path / "s.jsonl", docs(3)), "-n", "ns", server=server
+    )
+    assert verify.code == 1 and "warning: namespace 'ns' holds no record." in verify.stderr
+
+
+def test_verify_counts_what_the_index_holds_beyond_the_source(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    rows = docs(30)
+    load(server, rows, "ns", tmp_path)
+    whole = write_jsonl(tmp_path / "whole.jsonl", rows)
+    server.reset_stats()
+    same = run_cli("verify", whole, "-n", "ns", "--exact", "--json", server=server)
+    assert same.code == 0, same.stderr
+    assert same.summary["records_extra"] == 0 and same.summary["extra_ids"] == []
+    # /info counted as many as were found: the namespace is not read again.
+    assert "range" not in server.stats["requests"]
+
+    part = write_jsonl(tmp_path / "part.jsonl", rows[:18])
+    result = run_cli("verify", part, "-n", "ns", "--json", server=server)
+    assert result.code == 0, result.stderr  # extra records are no difference by default
+    summary = result.summary
+    assert summary["records_extra"] == 12 and summary["records_matching"] == 18
+    assert summary["extra_ids"] == [f"d{i}" for i in range(18, 28)]
+    assert "'d18' is in the index, not in the source" in result.stderr
+    assert "... and 2 more in the index only" in result.stderr
+    assert "12 extra (not a difference without --exact)" in result.stderr
+
+    exact = run_cli("verify", part, "-n", "ns", "--exact", server=server)
+    assert exact.code == 1 and "12 extra ·" in exact.stderr
+    checked = vupsert.verify(
+        rows[:18], url=server.url, token=server.token, namespace="ns", exact=True
+    )
+    assert checked.records_extra == 12 and checked.exit_status is vupsert.ExitStatus.PARTIAL
+
+
+def test_the_readme_lists_the_keys_of_verify() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("`vupsert verify` takes `upsert`'s inputs")
+    paragraph = readme[start : readme.index("\n\n", start)]
+    listed = re.findall(r"`(\w+)`", paragraph.split("`--json` prints", 1)[1])
+    assert listed == list(vupsert.VerifySummary().as_dict())

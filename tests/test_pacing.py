@@ -298,7 +298,7 @@ def test_until_a_request_succeeds_a_batch_sends_its_first_record_alone() -> None
         client,  # type: ignore[arg-type]
         Throttle(64),
         RetryPolicy(),
-        abandon=threading.Event(),
+        drain=threading.Event(),
     )
     fresh = [(f"r{i}", b'{"id":"r%d","data":"x"}' % i, "in.jsonl", i, i, i) for i in range(4)]
     first = sender.send(batch_of(1, fresh[:3]))

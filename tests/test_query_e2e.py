@@ -198,9 +198,10 @@ def test_a_namespace_the_index_lacks_is_exit_2_naming_those_it_has(loaded: Local
     assert result.code == 2
     message = orjson.loads(result.stdout)["error"]
     assert message == (
-        "Namespace 'dosc' does not exist in the index; it has 'docs' and the default one."
+        "--namespace dosc: the index has no such namespace; it has 'docs' (the nearest) and "
+        "the default namespace."
     )
-    assert "`vupsert info` lists them" in result.stderr
+    assert "`vupsert info` lists the namespaces" in result.stderr
     assert loaded.stats["requests"] == {"info": 1}
 
 

@@ -377,6 +377,13 @@ def test_github_sync_workflow(sh: Shell, server: LocalServer) -> None:
             sent = received(server)
             rows, bad = articles + more, 0
     assert received(server) == sent + 1
+    # --exact: a record the index holds that data/ does not is a difference too.
+    assert steps[1].endswith("--exact")
+    write_jsonl(sh.cwd / "stray.jsonl", [{"id": "stray", "data": "not in data/"}])
+    assert sh.run("vupsert upsert stray.jsonl -n docs").code == 0
+    verify = sh.run(steps[1], shell="actions")
+    assert verify.code == ExitStatus.PARTIAL, verify.stderr
+    assert "'stray' is in the index, not in the source" in verify.stderr
 
 
 def test_sync_cron_entry(tmp_path: Path, server: LocalServer) -> None:
@@ -895,7 +902,7 @@ def troubleshooting() -> dict[int, str]:
 def test_troubleshooting_covers_the_statuses() -> None:
     statuses = re.findall(r"^- \*\*(\d{3}) ", recipes_section(), re.M)
     assert statuses == ["401", "403", "422", "429"]
-    assert troubleshooting().keys() == {401, 403, 422}
+    assert troubleshooting().keys() == {401, 403, 422, 429}
 
 
 def test_401_message_gives_the_advice(sh: Shell, server: LocalServer) -> None:
@@ -984,3 +991,22 @@ def test_429_is_waited_out(tmp_path: Path) -> None:
         assert result.code == 0, result.stderr
         assert result.summary["throttled"] > 0 and result.summary["records_rejected"] == 0
         assert limited.records("docs") == as_stored(rows)
+
+
+def test_a_used_up_quota_stops_with_the_advice_and_rejects_nothing(tmp_path: Path) -> None:
+    advice = troubleshooting()[429]
+    sh = make_shell(tmp_path, None)
+    rows = docs(300)
+    write_jsonl(sh.cwd / "docs.jsonl", rows)
+    with LocalServer(ServerConfig(port=0, daily_quota=100)) as spent:
+        env = {"UPSTASH_VECTOR_REST_URL": spent.url, "UPSTASH_VECTOR_REST_TOKEN": spent.token}
+        load = "vupsert upsert docs.jsonl -n docs -b 50 --rejects rejects.jsonl"
+        result = sh.run(f"{load} --checkpoint docs.ckpt --json", env=env)
+        assert result.code == ExitStatus.STOPPED
+        assert advice in squash(result.stderr) and "100 records landed" in result.stderr
+        assert result.summary["records_rejected"] == 0
+        assert (sh.cwd / "rejects.jsonl").read_bytes() == b""
+        spent.set_faults(daily_quota=0)  # reset: "with --checkpoint, the same command"
+        again = sh.run(f"{load} --checkpoint docs.ckpt --json", env=env)
+        assert again.code == 0, again.stderr
+        assert spent.records("docs") == as_stored(rows)

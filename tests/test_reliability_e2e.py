@@ -214,7 +214,11 @@ def test_sigterm_finishes_in_flight_and_writes_checkpoint(tmp_path: Path) -> Non
         assert state["inputs"]
         result = run_cli(*args, server=server)
         assert result.code == 0, result.stderr
-        assert result.summary["records_skipped"] == summary["records_upserted"]
+        # The checkpoint holds the settled prefix: a batch held back when the stop came
+        # (nothing more is sent) may precede one whose answer landed, which is sent again.
+        skipped = result.summary["records_skipped"]
+        assert 0 < skipped <= summary["records_upserted"]
+        assert result.summary["records_upserted"] == 5000 - skipped
         assert len(server.records("")) == 5000
 
 

@@ -59,7 +59,7 @@ def sender(client: FakeClient, retries: int = 3, sleeps: list[float] | None = No
         client,  # type: ignore[arg-type]
         throttle,
         RetryPolicy(retries=retries, base=0.5, max_backoff=8),
-        abandon=threading.Event(),
+        drain=threading.Event(),
         rng=random.Random(1),
         sleep=sleep,
     )
@@ -136,7 +136,7 @@ def test_fatal_answer_abandons_before_freeing_its_slot() -> None:
     release = s.throttle.release
 
     def watched(started: float, answer: Answer, size: int = 1) -> None:
-        seen.append(s.abandon.is_set())
+        seen.append(s.drain.is_set())
         release(started, answer, size)
 
     s.throttle.release = watched  # type: ignore[method-assign]
@@ -160,7 +160,7 @@ def test_abandon_stops_a_backoff() -> None:
         client,  # type: ignore[arg-type]
         Throttle(4),
         RetryPolicy(retries=5),
-        abandon=abandon,
+        drain=abandon,
         rng=random.Random(1),
         sleep=sleep,
     )

@@ -13,16 +13,19 @@ embedding model, an input that cannot be read, a file that cannot be written) ra
 iterable, a ``progress`` or ``events`` callback) stops the run the same way, what is in
 flight settling first, and is raised again as it is, with ``summary`` set on it. Records
 rejected and batches failed are not errors: they are counted on the returned
-:class:`~vupsert.outcomes.Summary` (and written where ``rejects`` says).
+:class:`~vupsert.outcomes.Summary` (and written where ``rejects`` says), the first few
+kept there with their reasons; :func:`upsert` and :func:`sync` warn of them on the
+``vupsert`` logger as they settle (see :data:`log`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, Union
 
-from .config import Endpoint
+from .config import Endpoint, option
 from .config.options import build_settings, connection_settings
 from .config.settings import ENCODING, ID_FIELD, IDS_FORMAT, TOP_K, IdsFormat
 from .errors import CallerError, UsageError
@@ -32,15 +35,19 @@ from .ops import delete as delete_from
 from .ops import export as export_to
 from .ops import query as query_namespace
 from .outcomes import (
+    FIRST_REJECTIONS,
+    Broadcast,
     CallerEvents,
     DeleteSummary,
     Events,
     ExportSummary,
+    NoEvents,
     QueryResult,
     Summary,
     SyncSummary,
     VerifySummary,
 )
+from .records import Rejection
 from .run import Run
 from .transport import Caller, Client, RetryPolicy
 
@@ -68,6 +75,14 @@ Table), streamed."""
 
 SummaryT = TypeVar("SummaryT", Summary, SyncSummary, VerifySummary)
 
+log = logging.getLogger("vupsert")
+"""Where :func:`upsert` and :func:`sync` warn of the records they reject, which a caller
+would otherwise learn of only from the summary's counts. No handler is added to it, on
+purpose: an application that has configured logging gets these warnings where its others
+go; one that has not gets them on stderr from Python's last-resort handler, one line each,
+for a record that was not loaded should not go unnoticed. Silence them with
+``logging.getLogger("vupsert").setLevel(logging.ERROR)``."""
+
 
 def upsert(
     records: Records,
@@ -87,8 +102,10 @@ def upsert(
     their Python names (``batch_size=500``, ``rejects="rejects.jsonl"``,
     ``data_field="text"``, ``shard=(0, 4)``; ``vupsert.OPTIONS`` lists them).
     ``progress(summary)`` is called after each batch settles; ``events`` hears everything
-    the command line shows. Nothing is printed. ``environ`` stands in for the process's
-    environment where the URL and token are looked for.
+    the command line shows. Nothing is printed; each rejected record is warned of on the
+    ``vupsert`` logger (:data:`log`), and the first few are on ``summary.rejections``.
+    ``environ`` stands in for the process's environment where the URL and token are looked
+    for.
     """
     run = prepare(
         records,
@@ -96,7 +113,7 @@ def upsert(
         token=token,
         namespace=namespace,
         progress=progress,
-        events=events,
+        events=_logged(events),
         environ=environ,
         **options,
     )
@@ -129,7 +146,7 @@ def sync(
         prefix=prefix,
         max_delete=max_delete,
         progress=progress,
-        events=events,
+        events=_logged(events),
         environ=environ,
         **options,
     )
@@ -158,7 +175,7 @@ def prepare(
     callbacks = CallerEvents.of(events, progress)
     run = Run(settings, events=callbacks, stdin=stdin, records=dicts, seed=seed)
     if callbacks is not None:
-        callbacks.attach(run.request_stop, run.summary)
+        callbacks.attach(run.stop_reading, run.summary)
     return run
 
 
@@ -193,7 +210,7 @@ def prepare_sync(
         seed=seed,
     )
     if callbacks is not None:
-        callbacks.attach(run.request_stop, run.summary)
+        callbacks.attach(run.stop_reading, run.summary)
     return run
 
 
@@ -228,6 +245,7 @@ def verify(
     url: str | None = None,
     token: str | None = None,
     namespace: str = "",
+    exact: bool = False,
     events: Events | None = None,
     environ: Mapping[str, str] | None = None,
     stdin: BinaryIO | None = None,
@@ -235,13 +253,15 @@ def verify(
 ) -> VerifySummary:
     """Check that the index holds ``records`` as they are (read and mapped with the same
     options as :func:`upsert`): the summary counts the matching, missing and different
-    ones, and names the first few. Differences are not errors: look at the counts, or at
-    ``summary.exit_status``."""
+    ones, and names the first few; it counts the records the namespace holds beyond them
+    too (``records_extra``), which ``exact=True`` makes differences. Differences are not
+    errors: look at the counts, or at ``summary.exit_status``. A namespace the index does
+    not have raises :class:`~vupsert.errors.ConfigError`."""
     inputs, stdin, dicts = _source(records, stdin)
     settings = build_settings(
         inputs, url=url, token=token, namespace=namespace, environ=environ, **options
     )
-    verifier = Verifier(settings, events=events, stdin=stdin, records=dicts)
+    verifier = Verifier(settings, events=events, stdin=stdin, records=dicts, exact=exact)
     return _raised(verifier.execute())
 
 
@@ -363,3 +383,34 @@ def _raised(summary: SummaryT) -> SummaryT:
     raised: Exception = error.raised if isinstance(error, CallerError) else error
     raised.summary = summary  # type: ignore[attr-defined]
     raise raised
+
+
+class _RejectionLog(NoEvents):
+    """Warns of the first rejected records on :data:`log`, one each, as they settle; of how
+    many more there were at the end."""
+
+    def __init__(self) -> None:
+        self._logged = 0
+        self._more = 0
+
+    def rejected(self, rejections: list[Rejection]) -> None:
+        for rejection in rejections:
+            if self._logged < FIRST_REJECTIONS:
+                self._logged += 1
+                log.warning("rejected %s: %s", rejection.where, rejection.reason)
+            else:
+                self._more += 1
+
+    def finished(self, summary: Summary) -> None:
+        if self._more:
+            where = (
+                f"all are in {summary.rejects_file}"
+                if summary.rejects_file
+                else f"a rejects file ({option('rejects')}) keeps every one with its reason"
+            )
+            log.warning("... and %s more rejected records: %s", f"{self._more:,}", where)
+
+
+def _logged(events: Events | None) -> Events:
+    """The caller's listener, and the log of what was rejected."""
+    return _RejectionLog() if events is None else Broadcast(events, _RejectionLog())

@@ -19,7 +19,9 @@ message and an exit status.
     │   └── DeletionRefused          -> exit 4: a sync would delete more than --max-delete
     │                                   allows, so it deleted nothing
     └── ServerError                  -> exit 3: the server's answer means no batch can succeed
-        └── PreflightError           /info says the index cannot embed text
+        ├── PreflightError           /info says the index cannot embed text
+        └── QuotaExhausted           every write is refused with 429 until a quota resets:
+                                     what was in flight settled, nothing was rejected
 
 A bad *record* is not an exception: it becomes a :class:`~vupsert.records.Rejection` and
 the run goes on. Transient HTTP failures are not exceptions either: the transport makes
@@ -42,8 +44,8 @@ class ExitStatus(enum.IntEnum):
     USAGE = 2
     """Usage or configuration error; nothing was sent."""
     STOPPED = 3
-    """Stopped by the server's answer (auth, no embedding model), unreadable input, or an
-    output (rejects, report, checkpoint) that cannot be written."""
+    """Stopped by the server's answer (auth, no embedding model, a quota used up),
+    unreadable input, or an output (rejects, report, checkpoint) that cannot be written."""
     DELETION_REFUSED = 4
     """A sync's guard (``--max-delete``) refused to delete: the source lacks more stored
     records than it allows. Nothing was deleted; what the source holds was upserted."""
@@ -171,3 +173,12 @@ class ServerError(VupsertError):
 
 class PreflightError(ServerError):
     """``/info`` says the index cannot take raw text: it has no embedding model."""
+
+
+class QuotaExhausted(ServerError):
+    """The index's quota looks used up (Upstash's free plan allows 10,000 upserted vectors a
+    day): every request is answered 429 until it resets. The records not sent, or refused
+    for it, are not settled (a rerun sends them), never rejected."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, status=429, hint=hint)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, Literal, Protocol, TypeVar
 
 from .errors import CallerError, ExitStatus, StoppedEarly, VupsertError
@@ -96,6 +96,9 @@ def reported(*, digits: int = 3) -> Callable[[F], F]:
 NOT_REPORTED = {"reported": False}
 """A summary field's ``metadata`` that keeps it out of the document."""
 
+FIRST_REJECTIONS = 10
+"""Rejected records a summary keeps (and the command line names), with their reasons."""
+
 
 class _Document:
     """A summary's document (``--json``), made from its dataclass: every field in order
@@ -169,6 +172,16 @@ class Summary(_Document):
     checkpoint: str | None = None
     error: VupsertError | None = field(default=None, repr=False)
     """Why the run stopped early, if it did."""
+    rejections: list[Rejection] = field(default_factory=list, repr=False, metadata=NOT_REPORTED)
+    """The first :data:`FIRST_REJECTIONS` rejected records, in input order, each with its
+    ``where`` (``file:line``) and ``reason``; the rejects file has every one. Not a key of
+    the document: stderr names them."""
+
+    def keep_rejections(self, rejections: list[Rejection]) -> None:
+        """Keep the first few of the rejections that settled, in order."""
+        room = FIRST_REJECTIONS - len(self.rejections)
+        if room > 0:
+            self.rejections.extend(rejections[:room])
 
     @property
     @reported()
@@ -256,6 +269,8 @@ class ExportSummary(_Document):
     output: str | None = None
     """The file written, ``None`` for stdout."""
     error: VupsertError | None = None
+    warnings: list[str] = field(default_factory=list, metadata=NOT_REPORTED)
+    """What the command line says as warnings (an empty namespace): not a key."""
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -287,19 +302,30 @@ class VerifySummary(_Document):
     records_different: int = 0
     records_rejected: int = 0
     """Source records that could not be mapped, so not checked."""
+    records_extra: int = 0
+    """Records the namespace holds that the source does not (its ids not among the
+    source's): a failure only when ``exact``."""
     requests: int = 0
     retries: int = 0
     elapsed_s: float = 0.0
     namespace: str = ""
     problems: list[Problem] = field(default_factory=list)
     """The first few records that do not match, in the order they were found."""
+    extra_ids: list[str] = field(default_factory=list)
+    """The first few ids of ``records_extra``, in the order the namespace holds them."""
     error: VupsertError | None = None
+    exact: bool = field(default=False, metadata=NOT_REPORTED)
+    """Records the source does not hold make the index differ from it (exit 1)."""
+    warnings: list[str] = field(default_factory=list, metadata=NOT_REPORTED)
+    """What the command line says as warnings (an empty namespace): not a key."""
 
     @property
     def exit_status(self) -> ExitStatus:
         if self.error is not None:
             return self.error.exit_status
         if self.records_missing or self.records_different or self.records_rejected:
+            return ExitStatus.PARTIAL
+        if self.exact and self.records_extra:
             return ExitStatus.PARTIAL
         return ExitStatus.SUCCESS
 
@@ -330,6 +356,8 @@ class DeleteSummary(_Document):
     error: VupsertError | None = None
     first_without_id: str | None = field(default=None, metadata=NOT_REPORTED)
     """The first line without an id, ``file:line: why``: said on stderr, not a key."""
+    warnings: list[str] = field(default_factory=list, metadata=NOT_REPORTED)
+    """What the command line says as warnings (an empty namespace): not a key."""
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -393,12 +421,81 @@ class QueryResult(_Document):
         return self.error.exit_status if self.error is not None else ExitStatus.SUCCESS
 
 
+def _count(n: int, word: str, words: str | None = None) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {words or word + 's'}"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What a run waits for while no batch settles (:meth:`Events.waiting`)."""
+
+    idle_s: float
+    """Seconds since a batch last settled (or the run began)."""
+    requests: int = 0
+    """Requests out, waiting for their answers."""
+    oldest_s: float = 0.0
+    """How long the oldest of them has been out."""
+    retrying: int = 0
+    """Batches waiting before they are sent again."""
+    throttled: int = 0
+    """429 answers since a batch last settled."""
+    failed: int = 0
+    """Other failed attempts since then: 5xx, timeouts, lost connections."""
+    last_error: str | None = None
+    """The message of the last of them."""
+    stops_in_s: float | None = None
+    """While nothing but 429s come: seconds before the run decides the index's quota is
+    used up and stops (``throttled_timeout``)."""
+
+    def giving_up_in(self, seconds: float) -> Waiting:
+        return replace(self, stops_in_s=seconds)
+
+    @property
+    def message(self) -> str:
+        """One line: what the run waits for."""
+        parts = [f"nothing settled for {self.idle_s:,.0f} s"]
+        if self.throttled:
+            text = f"{_count(self.throttled, 'answer')} 429 (the index's rate limit or quota"
+            if self.stops_in_s is not None:
+                text += f"; the run stops in {self.stops_in_s:,.0f} s unless a write lands"
+            parts.append(text + ")")
+        if self.failed:
+            parts.append(f"{_count(self.failed, 'failed attempt')} ({self.last_error})")
+        if self.retrying:
+            parts.append(f"{_count(self.retrying, 'batch', 'batches')} waiting to be retried")
+        if self.requests:
+            text = f"{_count(self.requests, 'request')} awaiting answers"
+            if self.oldest_s >= 1:
+                text += f", the oldest for {self.oldest_s:,.0f} s"
+                if not self.throttled and not self.failed:
+                    text += " (a slow server)"
+            parts.append(text)
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """A run asked to stop (:meth:`Events.stopping`): it sends nothing more and retries
+    nothing, and waits at most ``wait_s`` seconds for the answers of ``in_flight``
+    requests; or (``abandoned``) it stopped waiting for them."""
+
+    in_flight: int
+    wait_s: float
+    abandoned: bool = False
+
+
 class Events(Protocol):
     """What a run tells the outside world as it goes (the display, the report file).
 
-    Called from the thread that reads and from the sender threads, never under a lock
-    of the run's; ``batch_done`` and ``rejected`` come one at a time, the rejections in
-    input order.
+    Called from the thread that reads, the sender threads and a watcher, never under a
+    lock of the run's; ``batch_done`` and ``rejected`` come one at a time, the rejections
+    in input order.
+
+    Two more methods are heard by a listener that has them (:class:`NoEvents` does, so a
+    subclass of it may override them): ``waiting(waiting: Waiting)``, each time 30
+    seconds pass with batches out and none settling; ``stopping(stopping: Stopping)``,
+    when a stop is asked (from whatever thread asks it: a signal handler's), and again if
+    the answers it waits for are abandoned.
     """
 
     def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None: ...
@@ -407,6 +504,14 @@ class Events(Protocol):
     def rejected(self, rejections: list[Rejection]) -> None: ...
     def warning(self, message: str) -> None: ...
     def finished(self, summary: Summary) -> None: ...
+
+
+def tell(listener: Events, name: Literal["waiting", "stopping"], value: object) -> None:
+    """``listener.waiting(value)`` or ``listener.stopping(value)``, if the listener has that
+    method (see :class:`Events`)."""
+    method = getattr(listener, name, None)
+    if method is not None:
+        method(value)
 
 
 class NoEvents:
@@ -425,6 +530,12 @@ class NoEvents:
         pass
 
     def warning(self, message: str) -> None:
+        pass
+
+    def waiting(self, waiting: Waiting) -> None:
+        pass
+
+    def stopping(self, stopping: Stopping) -> None:
         pass
 
     def finished(self, summary: Summary) -> None:
@@ -482,6 +593,14 @@ class Broadcast:
         for listener in self.listeners:
             listener.warning(message)
 
+    def waiting(self, waiting: Waiting) -> None:
+        for listener in self.listeners:
+            tell(listener, "waiting", waiting)
+
+    def stopping(self, stopping: Stopping) -> None:
+        for listener in self.listeners:
+            tell(listener, "stopping", stopping)
+
     def finished(self, summary: Summary) -> None:
         for listener in self.listeners:
             listener.finished(summary)
@@ -489,8 +608,8 @@ class Broadcast:
 
 class CallerEvents(Broadcast):
     """A Python caller's listeners (its ``events``, its ``progress`` callback), heard as
-    one. The first exception one of them raises stops the run as ``Run.request_stop``
-    does (what is in flight settles, the checkpoint is written) and goes on the summary as
+    one. The first exception one of them raises stops the run as ``Run.stop_reading``
+    does (what was read is sent and settles, the checkpoint is written) and goes on the summary as
     a :class:`~vupsert.errors.CallerError`; that listener is not called again."""
 
     @classmethod
@@ -552,6 +671,12 @@ class CallerEvents(Broadcast):
 
     def warning(self, message: str) -> None:
         self._each(lambda listener: listener.warning(message))
+
+    def waiting(self, waiting: Waiting) -> None:
+        self._each(lambda listener: tell(listener, "waiting", waiting))
+
+    def stopping(self, stopping: Stopping) -> None:
+        self._each(lambda listener: tell(listener, "stopping", stopping))
 
     def finished(self, summary: Summary) -> None:
         self._each(lambda listener: listener.finished(summary))

@@ -6,8 +6,8 @@ request line and headers: the token (401, or 403 for the read-only token on a wr
 and the declared body size (413) are checked before a byte of the body is read, so a
 stranger cannot make the server hold anything. :meth:`App.handle` gets the body. The
 order for a write is then: count what arrived, route, rate limit (429), check the whole
-request (400/422), latency, roll the fault dice, fail now, or write and then fail or
-answer.
+request (400/422), daily quota (429), latency, roll the fault dice, fail now, or write and
+then fail or answer.
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ class App:
         return Response(200, orjson.dumps({"result": result}), records=_records_in(result))
 
     def _throttled(self) -> Response | None:
-        """The 429 a request gets when the rate limit refuses it."""
+        """The 429 a request gets when the rate limit or the daily quota refuses it."""
         retry_after = self.faults.admit()
         if retry_after is None:
             return None
@@ -262,11 +262,17 @@ class App:
             (("Retry-After", str(retry_after)),),
         )
 
+    def _over_quota(self) -> Response:
+        # As Upstash answers it: no Retry-After, the quota resets another day.
+        return error_response(429, self.faults.config.quota_message)
+
     def _read_fault(self) -> Response | None:
         """What a faulty read gets instead of its answer, if anything."""
         throttled = self._throttled()
         if throttled is not None:
             return throttled
+        if self.faults.quota_spent():
+            return self._over_quota()
         fault = self.faults.roll()
         return _fault_response(fault) if fault is not None else None
 
@@ -278,11 +284,15 @@ class App:
             raise bad_request(parsed.message)
         with self.faults.in_flight() as in_flight:
             write = check(self.index, ns, parsed)
+            if not self.faults.spend(write.written):
+                return self._over_quota()
             delay = self.faults.delay(write.records, in_flight)
             if delay > 0 and self._stopping.wait(delay):
+                self.faults.refund(write.written)
                 return Response(0, drop=True)
             fault = self.faults.roll()
             if fault is not None and not fault.after_write:
+                self.faults.refund(write.written)
                 return _fault_response(fault)
             result = write.apply()
         self.stats.written(write.written)

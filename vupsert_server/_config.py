@@ -26,6 +26,10 @@ SPARSE_EMBEDDING_MODEL = "VUPSERT_HASH_BM25"
 
 MIB = 1024 * 1024
 
+DAILY_QUOTA_MESSAGE = "ERR max daily updates limit exceeded"
+"""What Upstash answers (429, no ``Retry-After``) to a write once the day's quota of upserted
+vectors is used up."""
+
 FAULT_FIELDS = (
     "latency_ms",
     "latency_per_record_ms",
@@ -36,6 +40,7 @@ FAULT_FIELDS = (
     "drop_rate",
     "refuse_matching",
     "faulty_reads",
+    "daily_quota",
     "seed",
 )
 """The settings :meth:`LocalServer.set_faults` may change while the server runs."""
@@ -89,8 +94,16 @@ class ServerConfig:
     refuse_matching: str | None = None
     """A request holding a record whose data contains this text is refused with 400."""
     faulty_reads: bool = False
-    """Reads of records (``fetch``, ``range``) meet the rate limit, failures and dropped
-    connections too, as writes do: to test clients that scan, export or verify."""
+    """Reads of records (``fetch``, ``range``) meet the rate limit, the daily quota,
+    failures and dropped connections too, as writes do: to test clients that scan, export
+    or verify."""
+    daily_quota: int = 0
+    """Vectors upserted before every write (and, with ``faulty_reads``, every read of
+    records) answers 429 ``quota_message`` without ``Retry-After``, as Upstash answers once
+    a plan's daily updates are used up; a write that starts under it is applied whole.
+    Setting it again (:meth:`LocalServer.set_faults`) starts a new day. 0 turns it off."""
+    quota_message: str = DAILY_QUOTA_MESSAGE
+    """The text of the quota's 429 (for tests: one that does not say "daily")."""
     seed: int | None = None
     """Seeds the fault dice, so a run's faults can be replayed."""
     cursor_mode: CursorMode = "position"
@@ -157,6 +170,8 @@ def check_faults(config: ServerConfig) -> None:
     _check_choice("rate_limiter", config.rate_limiter, RATE_LIMITERS)
     if config.capacity < 0:
         raise ServerConfigError(f"capacity must be >= 0, not {config.capacity}.")
+    if config.daily_quota < 0:
+        raise ServerConfigError(f"daily_quota must be >= 0, not {config.daily_quota}.")
     if config.capacity and not (config.latency_ms or config.latency_per_record_ms):
         raise ServerConfigError(
             "capacity multiplies the latency of writes, and there is none.",

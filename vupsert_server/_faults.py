@@ -12,6 +12,10 @@ one write a second, one write per ``1 / rate_limit`` seconds). The window refuse
 bursts a bucket lets through: after a burst of R writes a bucket admits the next one
 ``1 / R`` seconds later, a window only one second after the burst began.
 
+``daily_quota`` counts the vectors upserted: once that many have been, every write is
+refused until the quota is set again (a new day), as Upstash refuses them once a plan's
+daily updates are used up.
+
 ``capacity`` models a server that slows down as it gets busier: a write that arrives
 while ``k`` writes (itself included) are in flight takes its added latency times
 ``max(1, k / capacity)``, so a client that keeps more than ``capacity`` writes in flight
@@ -59,6 +63,8 @@ class Faults:
         self._refilled = clock()
         self._admitted: collections.deque[float] = collections.deque()
         self._in_flight = 0
+        self._upserted = 0
+        """Vectors upserted today, against ``daily_quota``."""
 
     @property
     def config(self) -> ServerConfig:
@@ -83,6 +89,8 @@ class Faults:
                 self._tokens = max(1.0, config.rate_limit)
                 self._refilled = self._clock()
                 self._admitted.clear()
+            if "daily_quota" in changes:
+                self._upserted = 0
             self._config = config
 
     def admit(self) -> int | None:
@@ -101,6 +109,27 @@ class Faults:
                 self._tokens -= 1.0
                 return None
             return max(1, math.ceil((1.0 - self._tokens) / rate))
+
+    def quota_spent(self) -> bool:
+        """Whether the day's quota of upserted vectors is used up."""
+        with self._lock:
+            quota = self._config.daily_quota
+            return bool(quota) and self._upserted >= quota
+
+    def spend(self, vectors: int) -> bool:
+        """Count a write of ``vectors`` against the daily quota, if it is not used up yet:
+        whether the write may go (writes in flight at once are counted one by one)."""
+        with self._lock:
+            quota = self._config.daily_quota
+            if quota and self._upserted >= quota:
+                return False
+            self._upserted += vectors
+            return True
+
+    def refund(self, vectors: int) -> None:
+        """A write counted by :meth:`spend` was not applied."""
+        with self._lock:
+            self._upserted = max(0, self._upserted - vectors)
 
     def _admit_window(self, rate: float) -> int | None:
         allowed, window = (math.floor(rate), 1.0) if rate >= 1 else (1, 1.0 / rate)

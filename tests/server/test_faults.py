@@ -128,6 +128,34 @@ def test_a_slow_rate_limit_asks_for_a_longer_wait(serve: Serve) -> None:
     assert int(refused.headers["Retry-After"]) == 4
 
 
+def test_a_daily_quota_refuses_every_write_once_used_up(serve: Serve) -> None:
+    server = serve(daily_quota=25)
+    api = Api(server)
+    codes = [api.send("/upsert-data", docs(10, start=10 * i)).status_code for i in range(3)]
+    assert codes == [200, 200, 200]  # the third starts under the quota: applied whole
+    refused = api.send("/upsert-data", docs(10, start=30))
+    assert refused.status_code == 429
+    assert refused.json() == {"error": "ERR max daily updates limit exceeded", "status": 429}
+    assert "Retry-After" not in refused.headers  # Upstash says nothing of when it resets
+    assert api.send("/delete", {"ids": ["doc0"]}).status_code == 429  # every write
+    assert api.send("/fetch", {"ids": ["doc0"]}).status_code == 200  # reads are not counted
+    assert len(server.records()) == 30
+    assert "daily_quota=25" in server.describe()
+    server.set_faults(daily_quota=25)  # a new day
+    assert api.send("/upsert-data", docs(10, start=30)).status_code == 200
+
+
+def test_faulty_reads_meet_the_daily_quota_too(serve: Serve) -> None:
+    server = serve(daily_quota=5, faulty_reads=True, quota_message="quota used up")
+    api = Api(server)
+    assert api.send("/range", {"cursor": "0", "limit": 10}).status_code == 200
+    assert api.send("/upsert-data", docs(5)).status_code == 200
+    for path, body in (("/range", {"cursor": "0", "limit": 10}), ("/fetch", {"ids": ["a"]})):
+        refused = api.send(path, body)
+        assert (refused.status_code, refused.json()["error"]) == (429, "quota used up")
+    assert api.send("/info").status_code == 200
+
+
 def test_drop_closes_the_connection_before_or_after_writing(serve: Serve) -> None:
     server = serve(drop_rate=1.0, seed=3)
     api = Api(server)

@@ -61,6 +61,7 @@ from .options import (
     DeleteDryRun,
     DeletePrefix,
     DryRun,
+    Exact,
     ExportJson,
     Files,
     Filter,
@@ -96,9 +97,9 @@ COMMANDS = ("upsert", "sync", "export", "verify", "delete", "info", "query", "se
 EXIT_CODES_HELP = """\
 Exit codes: 0 every record upserted; 1 the run finished but some records were rejected
 or failed; 2 usage or configuration error, nothing sent; 3 stopped by the server's answer
-(bad token, no embedding model), by unreadable input, or by an output that cannot be
-written; 4 (sync) the --max-delete guard refused to delete, and nothing was deleted; 130
-interrupted.
+(bad token, no embedding model, a quota used up), by unreadable input, or by an output
+that cannot be written; 4 (sync) the --max-delete guard refused to delete, and nothing was
+deleted; 130 interrupted.
 """
 
 
@@ -271,6 +272,7 @@ def verify(
     target: Target,
     records: Records,
     connection: Connection,
+    exact: Exact = False,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> VerifySummary:
@@ -279,7 +281,9 @@ def verify(
 
     Reads the source as `vupsert upsert` does (same mapping options), fetches its ids back
     in batches and compares data and metadata. Names the first records that are missing
-    or different, with their file:line. Exit 0 when every record matches, 1 otherwise.
+    or different, with their file:line, and counts those the namespace holds beyond the
+    source (records_extra). Exit 0 when every record matches, 1 otherwise (with --exact,
+    also when the namespace holds more).
     """
     summary = settled(
         verify_records,
@@ -287,6 +291,7 @@ def verify(
         **target.keywords(),
         **records.keywords(),
         **connection.keywords(),
+        exact=exact,
         environ=env.environ,
         stdin=env.stdin,
     )

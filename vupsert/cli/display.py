@@ -29,20 +29,23 @@ if TYPE_CHECKING:
 from ..config import option
 from ..errors import VupsertError
 from ..outcomes import (
+    FIRST_REJECTIONS,
     DeleteSummary,
     ExportSummary,
     QueryResult,
     Settlement,
+    Stopping,
     Summary,
     SyncSummary,
     VerifySummary,
+    Waiting,
 )
 from ..records import Rejection
 from ..transport import embedding_models
 
 PLAIN_EVERY = 5.0
 """Seconds between plain progress lines when stderr is not a terminal."""
-SHOWN_REJECTIONS = 10
+SHOWN_REJECTIONS = FIRST_REJECTIONS
 """Rejected records named on stderr, one line each; the rest are counted."""
 SHOWN_VALUE = 40
 """Characters of a metadata string that a query's table shows; a longer one is cut."""
@@ -89,7 +92,9 @@ class Terminal:
         self._file = file if file is not None or console is None else console.file
         self._console = console
         self._tty = tty
-        self._lock = threading.Lock()
+        # Reentrant: a signal handler (Ctrl-C's acknowledgement) may write from the thread
+        # that holds it.
+        self._lock = threading.RLock()
 
     @property
     def is_terminal(self) -> bool:
@@ -239,6 +244,15 @@ class ConsoleEvents:
         if not self.quiet:
             self.terminal.line(message, head="warning:", style="yellow")
 
+    def waiting(self, waiting: Waiting) -> None:
+        """Nothing has settled for a while: what the run waits for, with a timestamp."""
+        if not self.quiet:
+            self.terminal.line(f"{_stamp()} waiting: {waiting.message}")
+
+    def stopping(self, stopping: Stopping) -> None:
+        """A stop was asked (Ctrl-C), or the answers it waited for were abandoned."""
+        self.terminal.line(stopping_line(stopping))
+
     def finished(self, summary: Summary) -> None:
         self._summary = summary
         self._finished = True
@@ -265,7 +279,7 @@ class ConsoleEvents:
             if isinstance(summary, SyncSummary) and summary.to_delete:
                 self.terminal.line(would_delete(summary))
             if summary.interrupted and summary.error is None:
-                self.terminal.line("interrupted: the checkpoint and summary are written.")
+                self.terminal.line(interrupted_line(summary))
         elif summary.records_rejected or summary.records_pending or summary.records_stale_chunks:
             # Quiet is for clean runs; cron mail must still say that records are missing.
             self.terminal.line(missing_line(summary, self.rejects))
@@ -321,8 +335,44 @@ class ConsoleEvents:
             parts.append(f"{self._bytes / self._total:.0%} of {self._total:,} bytes read")
         else:
             parts.append(f"{self._bytes:,} bytes read")
-        stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-        self.terminal.line(f"{stamp} progress: " + " · ".join(parts))
+        self.terminal.line(f"{_stamp()} progress: " + " · ".join(parts))
+
+
+def _stamp() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def stopping_line(stopping: Stopping) -> str:
+    """What Ctrl-C is answered with at once, and what is said if the wait it started runs
+    out."""
+    batches = plural(stopping.in_flight, "batch", "batches")
+    if stopping.abandoned:
+        return (
+            f"stopped waiting: {batches} in flight abandoned; their records are not settled "
+            "(a rerun sends them)"
+        )
+    if not stopping.in_flight:
+        return "stopping: nothing in flight; nothing more is sent"
+    return (
+        f"stopping: {batches} in flight, waiting up to {stopping.wait_s:.0f} s for their "
+        "answers (nothing more is sent or retried); Ctrl-C again to abandon them"
+    )
+
+
+def interrupted_line(summary: Summary) -> str:
+    """What an interrupted run says last: whether a checkpoint keeps what settled."""
+    pending = summary.records_pending
+    if summary.checkpoint and not summary.dry_run and summary.error is None:
+        return (
+            f"interrupted: checkpoint written to {summary.checkpoint}; the same command carries "
+            f"on with the {pending:,} records not settled and the rest of the input"
+        )
+    if isinstance(summary, SyncSummary):
+        return "interrupted: the same command carries on from what the index holds"
+    return (
+        f"interrupted: no checkpoint, so the same command sends every record again "
+        f"({option('checkpoint')} keeps what settled)"
+    )
 
 
 class _LiveLine:
@@ -464,6 +514,7 @@ def summary_rows(summary: Summary) -> list[tuple[str, str]]:
         ),
         ("batches failed", f"{summary.batches_failed:,}"),
         ("retries", f"{summary.retries:,}"),
+        ("throttled", f"{summary.throttled:,}"),
         ("elapsed", f"{summary.elapsed_s:,.1f} s"),
         ("records/s", f"{summary.records_per_s:,.0f}"),
         ("namespace", repr(summary.namespace) if summary.namespace else "(default)"),
@@ -526,6 +577,36 @@ def summary_table(summary: Summary) -> Table:
     for name, value in summary_rows(summary):
         table.add_row(name, value)
     return table
+
+
+def verify_lines(summary: VerifySummary) -> list[str]:
+    """The records a verify names: the first that differ, then the first the namespace
+    holds beyond the source."""
+    lines = [
+        f"{problem.where}: {problem.id!r} is {problem.kind} in the index"
+        for problem in summary.problems
+    ]
+    unnamed = summary.records_missing + summary.records_different - len(summary.problems)
+    if unnamed > 0:
+        lines.append(f"... and {unnamed:,} more")
+    lines += [f"{id_!r} is in the index, not in the source" for id_ in summary.extra_ids]
+    unnamed = summary.records_extra - len(summary.extra_ids)
+    if unnamed > 0:
+        lines.append(f"... and {unnamed:,} more in the index only")
+    return lines
+
+
+def verify_line(summary: VerifySummary) -> str:
+    """A verify's counts, as one line."""
+    extra = f"{summary.records_extra:,} extra"
+    if summary.records_extra and not summary.exact:
+        extra += f" (not a difference without {option('exact')})"
+    return (
+        f"vupsert verify: {summary.records_checked:,} checked · "
+        f"{summary.records_matching:,} matching · {summary.records_missing:,} missing "
+        f"· {summary.records_different:,} different · {extra} · "
+        f"{summary.records_rejected:,} could not be read"
+    )
 
 
 def describe_info(info: dict[str, Any], url: str = "") -> Table:
@@ -644,19 +725,12 @@ def exported(terminal: Terminal, summary: ExportSummary, *, quiet: bool) -> None
 
 
 def verified(terminal: Terminal, summary: VerifySummary, *, quiet: bool) -> None:
-    """The records that do not match, then the counts."""
-    for problem in summary.problems:
-        terminal.line(f"{problem.where}: {problem.id!r} is {problem.kind} in the index")
-    unnamed = summary.records_missing + summary.records_different - len(summary.problems)
-    if unnamed > 0:
-        terminal.line(f"... and {unnamed:,} more")
+    """The records that do not match, the first ones the index holds beyond the source,
+    then the counts."""
+    for line in verify_lines(summary):
+        terminal.line(line)
     if not quiet or summary.exit_status:
-        terminal.line(
-            f"vupsert verify: {summary.records_checked:,} checked · "
-            f"{summary.records_matching:,} matching · {summary.records_missing:,} missing "
-            f"· {summary.records_different:,} different · "
-            f"{summary.records_rejected:,} could not be read"
-        )
+        terminal.line(verify_line(summary))
 
 
 def deleted(terminal: Terminal, summary: DeleteSummary, *, quiet: bool) -> None:

@@ -194,7 +194,8 @@ class Connection(Group["ConnectionKeywords"]):
             min=0,
             metavar="N",
             help="Retries of a request after a 5xx, a timeout or a network error; about "
-            "2.5 minutes of trying with the default backoff. 429s have their own budget.",
+            "2.5 minutes of trying with the default backoff. 429s are waited out (see "
+            "--throttled-timeout).",
             rich_help_panel=REQUESTS,
         ),
     ] = settings.RETRIES
@@ -207,6 +208,18 @@ class Connection(Group["ConnectionKeywords"]):
             rich_help_panel=REQUESTS,
         ),
     ] = settings.MAX_BACKOFF
+    throttled_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            metavar="SECONDS",
+            help="Stop (exit 3) once nothing has landed for this long and every answer is "
+            "429: the index's quota looks used up. A 429 that says so (Upstash's \"max daily "
+            'updates limit exceeded") stops at once. What did not land is not settled, never '
+            "rejected.",
+            rich_help_panel=REQUESTS,
+        ),
+    ] = settings.THROTTLED_TIMEOUT
 
 
 # ---------------------------------------------------------------------------------------
@@ -594,6 +607,14 @@ IdsEncoding = Annotated[
         metavar="NAME",
         help="The encoding of --ids: utf-8, or one in which a newline is one byte, e.g. "
         "latin-1 or cp1252.",
+    ),
+]
+Exact = Annotated[
+    bool,
+    typer.Option(
+        "--exact",
+        help="Records the namespace holds beyond the source (records_extra) are differences "
+        "too: exit 1. Without it they are counted and named, and verify exits 0.",
     ),
 ]
 Yes = Annotated[

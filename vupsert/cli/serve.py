@@ -104,7 +104,14 @@ OPTIONS: dict[str, Any] = {
     ),
     "faulty_reads": typer.Option(
         "--faulty-reads",
-        help="fetch and range meet the rate limit, --fail-rate and --drop-rate too.",
+        help="fetch and range meet the rate limit, --daily-quota, --fail-rate and --drop-rate too.",
+        rich_help_panel=FAULTS,
+    ),
+    "daily_quota": typer.Option(
+        metavar="N",
+        help='After N upserted vectors, every write answers 429 "ERR max daily updates limit '
+        "exceeded\" with no Retry-After, as Upstash does once a plan's daily updates are "
+        "used up (the free plan's: 10,000). 0: no quota.",
         rich_help_panel=FAULTS,
     ),
     "seed": typer.Option(metavar="N", help="Seed for the fault injection.", rich_help_panel=FAULTS),

@@ -34,6 +34,12 @@ def option(setting: str, value: object = None) -> str:
     return f"{setting}=..." if value is None else f"{setting}={value!r}"
 
 
+def command(name: str) -> str:
+    """How a message names one of vupsert's commands: ``vupsert sync`` on the command line,
+    ``vupsert.sync()`` in Python."""
+    return f"`vupsert {name}`" if _spelling.get() == "cli" else f"`vupsert.{name}()`"
+
+
 @contextlib.contextmanager
 def spelled_as_flags() -> Iterator[None]:
     """Within this block, :func:`option` names settings as command-line flags."""

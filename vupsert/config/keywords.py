@@ -52,6 +52,7 @@ class ConnectionKeywords(TypedDict, total=False):
     timeout: float
     retries: int
     max_backoff: float
+    throttled_timeout: float
     allow_insecure_http: bool
 
 

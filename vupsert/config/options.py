@@ -94,6 +94,7 @@ def build_settings(
     _bounded(values, "retries", 0, None)
     _bounded(values, "timeout", 0.1, None)
     _bounded(values, "max_backoff", 0.0, None)
+    _bounded(values, "throttled_timeout", 0.0, None)
     return Settings(
         url=the_url,
         token=the_token,

@@ -47,6 +47,11 @@ RETRIES = 15
 about 2.5 minutes of trying."""
 MAX_BACKOFF = 30.0
 """Longest wait between two retries, in seconds."""
+THROTTLED_TIMEOUT = 300.0
+"""Seconds a command goes on while nothing lands and every answer is 429 before it decides
+that the index's quota is used up and stops (a 429 that says so stops it at once). A rate
+limit lets some requests through within seconds; a quota that is used up refuses them all
+until it resets, and Upstash does not say when."""
 CHUNK_OVERLAP = 0
 """Characters a chunk repeats of the one before it, when ``chunk_size`` splits data."""
 MAX_CHUNK_SIZE = 262_144
@@ -181,6 +186,7 @@ class Settings:
     concurrency: int = CONCURRENCY
     retries: int = RETRIES
     max_backoff: float = MAX_BACKOFF
+    throttled_timeout: float = THROTTLED_TIMEOUT
     rejects: Path | None = None
     checkpoint: Path | None = None
     restart: bool = False
@@ -204,6 +210,9 @@ _RUN = frozenset(f.name for f in fields(Settings)) - {
 }
 OPTIONS = READ_OPTIONS | MAPPING_OPTIONS | _RUN
 """Every option of a run by its Python name: the CLI's options, ``-`` spelled ``_``."""
-CONNECTION_OPTIONS = frozenset({"timeout", "retries", "max_backoff", "allow_insecure_http"})
+CONNECTION_OPTIONS = frozenset(
+    {"timeout", "retries", "max_backoff", "throttled_timeout", "allow_insecure_http"}
+)
 """The options of a command that talks to the index with no input to read (export,
-delete): how long to wait, how often to retry, whether plain http may carry the token."""
+delete): how long to wait, how often to retry, how long to wait out 429s, whether plain
+http may carry the token."""

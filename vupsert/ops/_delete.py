@@ -38,6 +38,7 @@ from ..inputs import FORMATS, Reading, Stream, Text, elements, format_named_by, 
 from ..outcomes import DeleteSummary
 from ..records import Position, Rejection, Row, json_type
 from ..transport import Caller, deleted
+from ._namespaces import checked_namespace
 from ._scope import pages
 
 if TYPE_CHECKING:
@@ -106,6 +107,10 @@ def delete(
     summary on it."""
     summary = DeleteSummary(namespace=caller.client.namespace, dry_run=dry_run)
     started = time.monotonic()
+    _, warning = checked_namespace(caller.client)
+    summary = DeleteSummary(namespace=caller.client.namespace, dry_run=dry_run)
+    if warning is not None:
+        summary.warnings.append(warning)
     try:
         if prefix is not None:
             delete_prefix(caller, prefix, summary, confirm)
@@ -422,7 +427,7 @@ def delete_ids(caller: Caller, ids: Iterable[str], summary: DeleteSummary) -> No
         return
     # The next batch is fetched while one is deleted, by a caller with pacing of its own:
     # a clean run takes little longer than its deletes alone.
-    fetcher = Caller(caller.client, caller.policy)
+    fetcher = caller.with_own_pacing()
     try:
         _fetch_ahead(caller, fetcher, _batches(ids), summary)
     finally:

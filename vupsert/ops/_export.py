@@ -29,6 +29,7 @@ import orjson
 from ..errors import OutputError, UsageError, VupsertError
 from ..outcomes import ExportSummary
 from ..transport import Caller
+from ._namespaces import checked_namespace, stored_count
 from ._scope import pages
 
 STDOUT = "-"
@@ -64,10 +65,14 @@ def export(
     total being the namespace's count from ``/info`` (``None`` under a prefix). An error
     that stops the export is raised with the summary on it."""
     namespace = caller.client.namespace
+    # Before anything is opened: a namespace the index lacks writes no file.
+    info, warning = checked_namespace(caller.client)
     summary = ExportSummary(namespace=namespace, prefix=prefix or None)
+    if warning is not None:
+        summary.warnings.append(warning)
     on_page = None
     if progress is not None:
-        total = None if prefix else _count(caller.client.info(), namespace)
+        total = None if prefix else stored_count(info, namespace)
 
         def on_page(n: int) -> None:
             progress(summary.records_exported, total)
@@ -81,12 +86,6 @@ def export(
         error.summary = summary
         raise
     return summary
-
-
-def _count(info: dict[str, Any], namespace: str) -> int | None:
-    counts = (info.get("namespaces") or {}).get(namespace)
-    count = counts.get("vectorCount") if isinstance(counts, dict) else None
-    return count if isinstance(count, int) else None
 
 
 def _write_scope(

@@ -18,7 +18,8 @@ from ..config.settings import MAX_TOP_K
 from ..errors import PreflightError, ServerError, UsageError, VupsertError
 from ..outcomes import Hit, QueryResult
 from ..run import missing_model
-from ..transport import Caller, ride_out
+from ..transport import Caller, index_info
+from ._namespaces import no_such_namespace
 
 
 def check_query(text: str, top_k: int, filter: str | None) -> None:
@@ -82,7 +83,7 @@ def _look_up(caller: Caller, result: QueryResult) -> None:
     """What ``/info`` says of the index: refused when it cannot embed the text or lacks the
     namespace; the namespace's records and the others' names, which an empty answer
     is told by."""
-    info = ride_out(caller.client.info, caller.policy)
+    info = index_info(caller.client, policy=caller.policy)
     what = missing_model(info)
     if what is not None:
         raise PreflightError(
@@ -98,22 +99,13 @@ def _look_up(caller: Caller, result: QueryResult) -> None:
     result.namespaces = tuple(sorted(str(name) for name in namespaces))
     counts = namespaces.get(result.namespace)
     if counts is None and result.namespace:
-        raise UsageError(
-            f"Namespace {result.namespace!r} does not exist in the index; "
-            f"{_existing(result.namespaces)}.",
-            hint=f"Pick one with {option('namespace')} (`vupsert info` lists them).",
-        )
+        raise no_such_namespace(result.namespace, namespaces)
     if isinstance(counts, dict):
         result.stored = sum(
             n
             for n in (counts.get("vectorCount"), counts.get("pendingVectorCount"))
             if isinstance(n, int)
         )
-
-
-def _existing(namespaces: tuple[str, ...]) -> str:
-    names = ", ".join(repr(name) for name in namespaces if name)
-    return f"it has {names} and the default one" if names else "it has only the default one"
 
 
 def _hits(answer: Any) -> list[Hit]:

@@ -24,6 +24,7 @@ index stopped answering, returns the summary with its error.
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -36,10 +37,10 @@ from ..config import Endpoint, option
 from ..config.settings import Settings
 from ..errors import DeletionRefused, UsageError, VupsertError
 from ..mapping import Chunks
-from ..outcomes import Broadcast, Events, NoEvents, Summary, SyncSummary
+from ..outcomes import Broadcast, Events, NoEvents, Stopping, Summary, SyncSummary, tell
 from ..records import Fresh, Position, Record, Rejection
 from ..run import Item, Run, check_run, check_types, preflight
-from ..transport import Caller, Client, RetryPolicy, deleted
+from ..transport import Caller, Client, RetryPolicy, Stopped, deleted
 from ._scope import Scope, StaleId, digest, id_hash
 
 DELETE_BATCH = 1000
@@ -220,13 +221,32 @@ class SyncRun:
             rejects_file=str(settings.rejects) if settings.rejects else None,
         )
         self._run: Run | None = None
-        self._stopped = False
+        self._stop = threading.Event()
+        """Ctrl-C: the scan, the upserts and the deletions stop at their next request."""
+        self._reading_stopped = False
+        self._lock = threading.Lock()
+        """Between a stop and the run it stops."""
 
     def request_stop(self) -> None:
-        self._stopped = True
+        """As :meth:`Run.request_stop`: whatever the sync is doing stops at once, what is in
+        flight settles, and a rerun converges."""
         self.summary.interrupted = True
-        if self._run is not None:
-            self._run.request_stop()
+        with self._lock:
+            first = not self._stop.is_set()
+            self._stop.set()
+            run = self._run
+        if run is not None:
+            run.request_stop()  # it says so
+        elif first:
+            tell(self.events, "stopping", Stopping(0, 0.0))
+
+    def stop_reading(self) -> None:
+        """Read nothing more; what was read is sent (a caller's code raised)."""
+        with self._lock:
+            self._reading_stopped = True
+            run = self._run
+        if run is not None:
+            run.stop_reading()
 
     def execute(self) -> SyncSummary:
         settings, summary = self.settings, self.summary
@@ -234,9 +254,11 @@ class SyncRun:
         check_run(settings)
         client = Client.for_settings(settings, self._transport)
         with client:
-            caller = Caller(client, RetryPolicy.of(settings))
+            caller = Caller(client, RetryPolicy.of(settings), stop=self._stop)
             try:
                 self._sync(client, caller)
+            except Stopped:
+                summary.interrupted = True
             except VupsertError as exc:
                 # The index stopped answering a scan or a delete: still a summary to show.
                 if summary.error is None:
@@ -244,6 +266,7 @@ class SyncRun:
             finally:
                 summary.requests += caller.requests
                 summary.retries += caller.retries
+                summary.throttled += caller.throttle.throttled
                 summary.elapsed_s = time.monotonic() - started
         self.events.finished(summary)
         return summary
@@ -257,7 +280,7 @@ class SyncRun:
         summary.records_stored = scope.stored
         allowed = parse_max_delete(self.max_delete, summary.records_stored)
         differ = Differ(scope, summary, self.prefix)
-        self._run = Run(
+        run = Run(
             replace(settings, preflight=False),
             # The summary is shown once, after the deletions; a rejected record keeps
             # what it has stored.
@@ -271,10 +294,20 @@ class SyncRun:
             index_info=info,
             # Copies stored whole beside their chunks are stale ids: deleted below.
             warn_whole=False,
+            carry_on="Then run the same command again: a sync sends only what the index "
+            "does not hold as it is.",
         )
-        if self._stopped:
-            self._run.request_stop()
-        self._run.execute()
+        with self._lock:
+            if self._stop.is_set():
+                return  # stopped during the scan
+            if self._reading_stopped:
+                run.stop_reading()
+            self._run = run
+        try:
+            run.execute()
+        finally:
+            with self._lock:
+                self._run = None
         scope.settle()
         if self._may_delete(differ):
             self._delete(caller, scope, allowed)
@@ -331,12 +364,11 @@ class SyncRun:
                 spool.writelines(orjson.dumps(tuple(entry)) + b"\n" for entry in page)
             spool.seek(0)
             counted = _Deletions(summary)
-            for ids in _spooled(spool):
-                if self._stopped:
-                    summary.interrupted = True
-                    break
-                counted.add(ids, _delete_ids(caller, [entry.id for entry in ids]))
-            counted.close()
+            try:
+                for ids in _spooled(spool):
+                    counted.add(ids, _delete_ids(caller, [entry.id for entry in ids]))
+            finally:
+                counted.close()
 
 
 def _spooled(spool: IO[bytes]) -> Iterator[list[StaleId]]:

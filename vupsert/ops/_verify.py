@@ -3,8 +3,14 @@
 The source is read and mapped as ``upsert`` reads it; its ids are fetched back a batch at
 a time and each record's data and metadata compared with what is stored. When an id
 occurs more than once, its last occurrence is the one checked, as it is the one an
-upsert leaves in the index. Records the index holds beyond the source are not looked
-for: that is what ``sync`` is for.
+upsert leaves in the index.
+
+Records the namespace holds beyond the source are counted (``records_extra``, a failure
+with ``exact``), from what is known already where it can be: when ``/info`` counts as many
+records in the namespace as the source's ids found there, there are none, and nothing
+more is asked. Otherwise one scan of the namespace's ids alone (no data, a thousand a
+request) looks each up among the hashes of the ids checked, which verify keeps anyway:
+it holds no more than that.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from ..mapping import Chunks
 from ..outcomes import Events, NoEvents, Problem, Summary, VerifySummary
 from ..records import Record, Rejection
 from ..run import Reader, as_fresh, check_inputs, read_settings
-from ..transport import Caller, Client, RetryPolicy
-from ._scope import digest, id_hash
+from ..transport import Caller, Client, RetryPolicy, index_info
+from ._namespaces import checked_namespace, stored_count
+from ._scope import digest, id_hash, pages
 
 FETCH_BATCH = 1000
 """Ids per ``fetch`` request."""
@@ -39,13 +46,15 @@ class Verifier:
         transport: Any = None,
         stdin: BinaryIO | None = None,
         records: Iterable[Mapping[str, Any]] | None = None,
+        exact: bool = False,
     ) -> None:
+        """``exact``: records the namespace holds beyond the source are a failure."""
         self.settings = settings = read_settings(settings, records)
         self.events: Events = events or NoEvents()
         self._transport = transport
         self._stdin = stdin
         self._records = records
-        self.summary = VerifySummary(namespace=settings.namespace)
+        self.summary = VerifySummary(namespace=settings.namespace, exact=exact)
         self._seen: set[int] = set()
         """Every id checked, by hash: a later occurrence replaces an earlier verdict."""
         self._open: dict[int, Problem] = {}
@@ -67,6 +76,9 @@ class Verifier:
             records=self._records,
         )
         with client:
+            _, warning = checked_namespace(client)
+            if warning is not None:
+                summary.warnings.append(warning)
             caller = Caller(client, RetryPolicy.of(settings))
             batch: dict[str, tuple[bytes, str]] = {}
             try:
@@ -92,6 +104,8 @@ class Verifier:
                     self._check(caller, batch)
                 if reader.error is not None:
                     summary.error = reader.error
+                else:
+                    self._count_extra(caller)
             finally:
                 summary.records_read = counting.records_read
                 summary.requests, summary.retries = caller.requests, caller.retries
@@ -115,6 +129,22 @@ class Verifier:
                 self.summary.records_matching += 1
             else:
                 self._problem(Problem("different", id_, where))
+
+    def _count_extra(self, caller: Caller) -> None:
+        """Count the records the namespace holds beyond the source's, naming the first."""
+        summary = self.summary
+        found = summary.records_matching + summary.records_different
+        if stored_count(index_info(caller.client), summary.namespace) == found:
+            return  # each one stored is one of the source's
+        seen = self._seen
+        for page in pages(caller, prefix=None, data=False):
+            for vector in page:
+                id_ = str(vector["id"])
+                if id_hash(id_) in seen:
+                    continue
+                summary.records_extra += 1
+                if len(summary.extra_ids) < SHOWN:
+                    summary.extra_ids.append(id_)
 
     def _forget(self, hashed: int) -> None:
         """Undo the verdict of an earlier occurrence of this id, if there was one."""

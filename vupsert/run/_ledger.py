@@ -159,6 +159,7 @@ class Ledger:
                     self.summary.records_unrecorded += len(rejected)
                 continue
             if rejected:
+                self.summary.keep_rejections(rejected)
                 self.events.rejected(rejected)
                 if self._rejects is not None:
                     try:

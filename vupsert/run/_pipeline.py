@@ -17,11 +17,12 @@ from typing import Any, BinaryIO
 
 import httpx
 
+from ..config import command, option
 from ..config.settings import Settings
 from ..errors import ServerError, UsageError, VupsertError
 from ..inputs import STDIN
-from ..outcomes import Broadcast, Events, NoEvents, Settlement, Summary
-from ..transport import Client, RetryPolicy, fatal_hint
+from ..outcomes import Broadcast, Events, NoEvents, Settlement, Stopping, Summary, tell
+from ..transport import Client, QuotaSpent, RetryPolicy, fatal_hint, quota_error
 from ._batching import Item, batches
 from ._columns import check_columns, read_settings
 from ._documents import Documents
@@ -30,7 +31,8 @@ from ._outputs import Outputs
 from ._preflight import new_namespace_warning, preflight
 from ._reading import Reader, check_inputs, input_order, total_size
 from ._stale_chunks import StaleChunks
-from ._workers import Workers
+from ._watch import QuietWatch
+from ._workers import STOP_WAIT, Workers
 
 
 def check_run(settings: Settings) -> None:
@@ -62,11 +64,14 @@ class Run:
         select: Callable[[Iterator[Item]], Iterator[Item]] | None = None,
         index_info: dict[str, Any] | None = None,
         warn_whole: bool = True,
+        carry_on: str | None = None,
     ) -> None:
         """``summary`` is the object to count in (a sync's has more to count); ``select``
         is a step between reading and batching (a sync's leaves out unchanged records);
         ``index_info`` is ``/info`` when the caller has it already; ``warn_whole`` looks
-        for chunked records also stored whole, to warn of them (a sync deletes them)."""
+        for chunked records also stored whole, to warn of them (a sync deletes them);
+        ``carry_on`` says how to carry on after a quota resets, when the caller knows
+        better than an upsert (a sync: the same command)."""
         self.settings = settings = read_settings(settings, records)
         self.events: Events = events or NoEvents()
         self._transport = transport
@@ -81,10 +86,15 @@ class Run:
         )
         self._select = select
         self._stop = threading.Event()
-        """Stop reading; let batches in flight finish."""
+        """Stop reading; let what is read be sent."""
+        self._drain = threading.Event()
+        """Send nothing more, retry nothing; answers in flight still settle."""
         self._abandon = threading.Event()
-        """Stop at once; batches in flight are left unsettled."""
+        """Stop waiting for the answers in flight: their batches are left unsettled."""
+        self._stops_asked = 0
         self._workers: Workers | None = None
+        self._carry_on = carry_on
+        self._quota: QuotaSpent | None = None
         self._index_info = index_info
         self._warn_whole = warn_whole
         self._stale: StaleChunks | None = None
@@ -95,11 +105,28 @@ class Run:
         that stops before it sends anything creates nothing."""
 
     def request_stop(self) -> None:
-        """First call: finish what is in flight. Second call: abandon it."""
-        if self._stop.is_set():
+        """Stop as Ctrl-C asks. First call: read nothing more, send nothing more, retry
+        nothing; wait (at most :data:`~vupsert.run._workers.STOP_WAIT` seconds) for the
+        answers of requests in flight, whose batches settle. Second call: stop waiting.
+        Each is told to the events at once (:meth:`Events.stopping`)."""
+        self._stops_asked += 1
+        self.summary.interrupted = True
+        if self._stops_asked > 1:
             self._abandon.set()
         self._stop.set()
-        self.summary.interrupted = True
+        self._drain.set()
+        workers = self._workers
+        if workers is not None:
+            workers.wake()
+        if self._stops_asked == 1:
+            if workers is None:
+                tell(self.events, "stopping", Stopping(0, STOP_WAIT))
+            else:
+                tell(self.events, "stopping", Stopping(workers.in_flight, workers.stop_wait))
+
+    def stop_reading(self) -> None:
+        """Read nothing more; what was read is sent and settles (a caller's code raised)."""
+        self._stop.set()
         if self._workers is not None:
             self._workers.wake()
 
@@ -137,6 +164,9 @@ class Run:
             finally:
                 ledger.close()
                 self._stale_said()
+            if self._quota is not None:
+                # Once everything has settled: the message counts what landed.
+                ledger.stopped_by(self._quota_stop(self._quota, outputs))
         finally:
             if client is not None:
                 client.close()
@@ -144,6 +174,49 @@ class Run:
             outputs.close()
         self.events.finished(self.summary)
         return self.summary
+
+    def _quota_stop(self, spent: QuotaSpent, outputs: Outputs) -> VupsertError:
+        """The error of a run stopped by a quota used up: what landed, what did not, and
+        how to carry on once it resets without spending the new quota on what landed."""
+        summary = self.summary
+        landed, pending = summary.records_upserted, summary.records_pending
+        outcome = (
+            f"{_records(landed)} landed; {pending:,} read are not settled (not sent, or "
+            "refused with 429: none is rejected)."
+        )
+        if self._carry_on is not None:
+            carry_on = self._carry_on
+        elif not landed:
+            carry_on = "Nothing settled: run the same command again once the quota resets."
+        elif outputs.checkpoint is not None:
+            carry_on = "Then run the same command again: the checkpoint skips what settled."
+        else:
+            carry_on = (
+                f"Without {option('checkpoint')} the same command would send the "
+                f"{_records(landed)} that landed again, spending the new quota on them. "
+                + self._instead()
+            )
+        return quota_error(spent, outcome, carry_on)
+
+    def _instead(self) -> str:
+        """How to carry on, without a checkpoint, from what the index holds."""
+        settings = self.settings
+        next_time = (
+            f"Next time, give {option('checkpoint', 'PATH')}: the same command then carries on."
+        )
+        if settings.mapping.shard is not None:
+            return next_time
+        held = _held_records(self._index_info, settings.namespace)
+        keep = (
+            f", with {option('max_delete', 0)} (so that it deletes none of the records the "
+            "namespace held before)"
+            if held
+            else ""
+        )
+        return (
+            f"Instead, {command('sync')} of the same inputs with the same options{keep} "
+            f"sends only the records the index does not hold as they are. {next_time}"
+        )
 
     def _documents(self, client: Client | None) -> Documents:
         if client is None:
@@ -182,17 +255,40 @@ class Run:
             index_info=self._index_info,
         )
         self.events.started(total_size(settings.inputs), settings.inputs)
-        workers = None
-        if client is not None:
-            self._workers = workers = Workers(
-                client,
-                ledger,
-                concurrency=settings.concurrency,
-                policy=RetryPolicy.of(settings),
-                stop=self._stop,
-                abandon=self._abandon,
-                rng=self._rng,
+        if client is None:
+            self._read(reader, None, ledger)
+            return
+        self._workers = workers = Workers(
+            client,
+            ledger,
+            concurrency=settings.concurrency,
+            policy=RetryPolicy.of(settings),
+            stop=self._stop,
+            drain=self._drain,
+            abandon=self._abandon,
+            rng=self._rng,
+        )
+        with QuietWatch(workers.activity, self.events, lambda: workers.busy):
+            self._read(reader, workers, ledger)
+        if workers.crash is not None:
+            raise workers.crash
+        summary.throttled = workers.throttle.throttled
+        self._quota = workers.quota_spent
+        if workers.fatal is not None:
+            answer = workers.fatal.answer
+            ledger.stopped_by(
+                ServerError(
+                    f"The server answered {answer.status}: {answer.message.rstrip('.')}. "
+                    "Stopped sending: no batch can succeed.",
+                    status=answer.status,
+                    hint=fatal_hint(answer.status or 0),
+                )
             )
+
+    def _read(self, reader: Reader, workers: Workers | None, ledger: Ledger) -> None:
+        """Read, batch and hand every batch over, until the input ends or the run stops;
+        then let what was handed over settle."""
+        settings, summary = self.settings, self.summary
         try:
             items = reader.items()
             if self._select is not None:
@@ -220,20 +316,23 @@ class Run:
             # An input that cannot be opened or mapped at all: what is in flight settles.
             ledger.stopped_by(exc)
         finally:
-            if workers is not None:
-                workers.close()
-        if workers is None:
-            return
-        if workers.crash is not None:
-            raise workers.crash
-        summary.throttled = workers.throttle.throttled
-        if workers.fatal is not None:
-            answer = workers.fatal.answer
-            ledger.stopped_by(
-                ServerError(
-                    f"The server answered {answer.status}: {answer.message.rstrip('.')}. "
-                    "Stopped sending: no batch can succeed.",
-                    status=answer.status,
-                    hint=fatal_hint(answer.status or 0),
+            if workers is not None and not workers.close():
+                tell(
+                    self.events,
+                    "stopping",
+                    Stopping(workers.in_flight, workers.stop_wait, abandoned=True),
                 )
-            )
+
+
+def _records(n: int) -> str:
+    return "1 record" if n == 1 else f"{n:,} records"
+
+
+def _held_records(info: dict[str, Any] | None, namespace: str) -> bool:
+    """Whether the namespace held records before the run, by ``/info`` (when it was not
+    asked: maybe)."""
+    namespaces = (info or {}).get("namespaces")
+    if not isinstance(namespaces, dict):
+        return True
+    counts = namespaces.get(namespace)
+    return isinstance(counts, dict) and bool(counts.get("vectorCount"))

@@ -12,11 +12,7 @@ from typing import Any
 
 from ..config import option
 from ..errors import PreflightError
-from ..transport import Client, RetryPolicy, embedding_models, fatal_hint, ride_out
-
-AT_START = RetryPolicy(retries=3, base=1.0, max_backoff=4.0, throttled_retries=3, jitter=False)
-"""``/info`` before a run: a transient failure is tried again 1, 2 and 4 s later. A cron
-run should not die of a blip that the upserts themselves would ride out."""
+from ..transport import AT_START, Client, RetryPolicy, embedding_models, fatal_hint, index_info
 
 
 def missing_model(info: dict[str, Any]) -> str | None:
@@ -34,9 +30,8 @@ def missing_model(info: dict[str, Any]) -> str | None:
 def preflight(
     client: Client, *, policy: RetryPolicy = AT_START, sleep: Callable[[float], object] = time.sleep
 ) -> dict[str, Any]:
-    """``/info`` of the index, a transient failure (no answer, 429, 5xx) tried again as
-    ``policy`` says; :class:`PreflightError` when the index cannot embed raw text."""
-    info = ride_out(client.info, policy, sleep=sleep)
+    """:func:`index_info`; :class:`PreflightError` when the index cannot embed raw text."""
+    info = index_info(client, policy=policy, sleep=sleep)
     what = missing_model(info)
     if what is not None:
         raise PreflightError(

@@ -2,7 +2,11 @@
 
 - Transient failures (connection, timeout, 5xx, 429) are retried as the one retry rule
   says (:class:`~vupsert.transport.RetryPolicy`). The body is built once and re-sent as
-  is.
+  is. 429s are retried until the :class:`~vupsert.transport.QuotaWatch` says the index's
+  quota is used up: the batch is then left unsettled (never rejected), and the run drains.
+- Once the run drains (a stop was asked, a fatal answer, a quota used up), no request
+  starts and nothing is retried: what a request in flight answers still settles, the
+  rest of the batch is left unsettled (:class:`Abandoned`).
 - A refusal (400, 413) splits the records in halves, recursively, so only the records
   the server really refuses are rejected: about ``2 * log2(batch size)`` extra requests
   per bad record. The chunks of one input record are never parted: refused together,
@@ -17,14 +21,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from ..outcomes import Settlement
+from ..outcomes import Settlement, Waiting
 from ..records import Batch, Fresh, Record, Rejection
-from ..transport import Answer, Client, Kind, RetryPolicy, Throttle, Tries
+from ..transport import Answer, Client, Kind, QuotaWatch, RetryPolicy, Throttle, Tries
 from ._batching import batch_of
 
 
@@ -37,7 +43,83 @@ class Fatal(Exception):
 
 
 class Abandoned(Exception):
-    """The run was told to stop at once; this batch is left unsettled."""
+    """The run drains (it sends nothing more): this batch is left unsettled."""
+
+
+class Activity:
+    """The senders' requests in flight and their waits before a retry, and the failed
+    answers since a batch last settled. Safe to share between threads."""
+
+    def __init__(
+        self, quota: QuotaWatch | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._quota = quota
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._out: dict[int, float] = {}
+        """When each request in flight started, by a number of its own."""
+        self._numbers = itertools.count()
+        self._retrying = 0
+        self._throttled = 0
+        self._failed = 0
+        self._last_error: str | None = None
+        self.settled_at = clock()
+        """When a batch last settled (or the run began)."""
+
+    def sending(self, started: float) -> int:
+        """A request is out since ``started``: its number, for :meth:`answered`."""
+        number = next(self._numbers)
+        with self._lock:
+            self._out[number] = started
+        return number
+
+    def answered(self, number: int, answer: Answer) -> None:
+        with self._lock:
+            self._out.pop(number, None)
+            if answer.kind is Kind.OK:
+                return
+            if answer.status == 429:
+                self._throttled += 1
+            else:
+                self._failed += 1
+                self._last_error = answer.message
+
+    @contextlib.contextmanager
+    def retrying(self) -> Iterator[None]:
+        """A batch waits before it is sent again."""
+        with self._lock:
+            self._retrying += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._retrying -= 1
+
+    def settled(self) -> None:
+        """A batch settled: the run moves."""
+        with self._lock:
+            self.settled_at = self._clock()
+            self._throttled = self._failed = 0
+            self._last_error = None
+
+    def waiting(self) -> Waiting:
+        """What the run waits for, now."""
+        now = self._clock()
+        with self._lock:
+            oldest = min(self._out.values(), default=now)
+            waiting = Waiting(
+                idle_s=now - self.settled_at,
+                requests=len(self._out),
+                oldest_s=now - oldest,
+                retrying=self._retrying,
+                throttled=self._throttled,
+                failed=self._failed,
+                last_error=self._last_error,
+            )
+        stops_in = self._quota.stops_in() if self._quota is not None else None
+        if stops_in is not None and waiting.throttled:
+            waiting = waiting.giving_up_in(stops_in)
+        return waiting
 
 
 class Sender:
@@ -49,17 +131,22 @@ class Sender:
         throttle: Throttle,
         policy: RetryPolicy,
         *,
-        abandon: threading.Event,
+        drain: threading.Event,
+        quota: QuotaWatch | None = None,
+        activity: Activity | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], bool] | None = None,
     ) -> None:
         self.client = client
         self.throttle = throttle
         self.policy = policy
-        self.abandon = abandon
+        self.drain = drain
+        """Set: no request starts, nothing is retried."""
+        self.quota = quota or policy.quota_watch()
+        self.activity = activity or Activity()
         self.rng = rng or random.Random()
-        # Waiting on the event makes a backoff end early when the run is abandoned.
-        self._sleep = sleep or abandon.wait
+        # Waiting on the event makes a backoff end early when the run drains.
+        self._sleep = sleep or drain.wait
 
     def send(self, batch: Batch) -> Settlement:
         settlement = Settlement(batch, superseded=len(batch.superseded), started=time.monotonic())
@@ -101,14 +188,17 @@ class Sender:
         body = batch.part(lo, hi)
         tries = Tries()
         while True:
-            started = self.throttle.acquire(self.abandon.is_set)
+            started = self.throttle.acquire(self.drain.is_set)
             if started is None:
                 raise Abandoned
+            out = self.activity.sending(started)
             answer = self.client.upsert(body)
-            if answer.kind is Kind.FATAL:
+            spent = self.quota.answered(answer)
+            if answer.kind is Kind.FATAL or spent is not None:
                 # Before the slot is freed: a sender waiting for it must not start another
-                # request with a token the server has just refused.
-                self.abandon.set()
+                # request the server is bound to refuse.
+                self.drain.set()
+            self.activity.answered(out, answer)
             self.throttle.release(started, answer, len(body))
             settlement.requests += 1
             settlement.status = answer.status
@@ -117,6 +207,8 @@ class Sender:
                 return
             if answer.kind is Kind.FATAL:
                 raise Fatal(answer)
+            if spent is not None:
+                raise Abandoned  # not settled: a rerun after the quota resets sends it
             settlement.error, settlement.error_status = answer.message, answer.status
             if answer.kind is Kind.REFUSED:
                 middle = _split_point(batch, lo, hi)
@@ -137,8 +229,9 @@ class Sender:
                 )
                 return
             settlement.retries += 1
-            if self._sleep(delay):
-                raise Abandoned
+            with self.activity.retrying():
+                if self._sleep(delay):
+                    raise Abandoned
 
 
 def _parts(batch: Batch, at: int) -> bool:

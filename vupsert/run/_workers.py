@@ -8,6 +8,12 @@ may be asked to take. Reading waits for the network only when the queue is full,
 is what keeps memory flat. A batch whose ids overlap a batch still in flight waits for it
 to settle, so that the last occurrence of an id is the one the index keeps, whatever
 retries happen.
+
+A run stops in three steps. ``stop``: nothing more is read, what is queued still goes.
+``drain`` (a stop asked, a fatal answer, a quota used up): no request starts and nothing
+is retried; the answers of requests in flight still settle their batches, for
+:data:`STOP_WAIT` seconds at most. ``abandon`` (a second stop, or that wait ran out): the
+answers still out are not waited for, and settle nothing.
 """
 
 from __future__ import annotations
@@ -15,13 +21,19 @@ from __future__ import annotations
 import contextvars
 import random
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from ..outcomes import Settlement
 from ..records import Batch
-from ..transport import OPENING_LIMIT, Client, RetryPolicy, Throttle
-from ._sending import Abandoned, Fatal, Sender
+from ..transport import OPENING_LIMIT, Client, QuotaSpent, RetryPolicy, Throttle
+from ._sending import Abandoned, Activity, Fatal, Sender
+
+STOP_WAIT = 30.0
+"""Seconds a draining run waits for the answers of its requests in flight, at most: a
+server that takes longer (or a batch that was about to time out) is abandoned."""
 
 
 class Ledger(Protocol):
@@ -42,8 +54,10 @@ class Workers:
         concurrency: int,
         policy: RetryPolicy,
         stop: threading.Event,
+        drain: threading.Event,
         abandon: threading.Event,
         rng: random.Random,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._ledger = ledger
@@ -51,10 +65,19 @@ class Workers:
         self._rng = rng
         self._stop = stop
         """Set: no more batches come; those queued and in flight still settle."""
+        self._drain = drain
+        """Set: no request starts, nothing is retried; answers in flight still settle."""
         self._abandon = abandon
-        """Set: batches in flight are left unsettled."""
+        """Set: the answers still out are not waited for."""
+        self._clock = clock
+        self.stop_wait = STOP_WAIT
+        """Seconds a draining run waits for the answers in flight."""
+        self._drained_at: float | None = None
         self._concurrency = max(1, concurrency)
         self.throttle = Throttle(self._concurrency, grown=self._grown)
+        self.quota = policy.quota_watch()
+        """Says when 429s mean the index's quota is used up: the run then drains."""
+        self.activity = Activity(self.quota)
         self.fatal: Fatal | None = None
         """The answer that means no batch can succeed, if one came."""
         self.crash: BaseException | None = None
@@ -88,13 +111,32 @@ class Workers:
             return False
         return True
 
+    @property
+    def in_flight(self) -> int:
+        """Requests out, waiting for their answers."""
+        return self.throttle.in_flight
+
+    @property
+    def busy(self) -> bool:
+        """Batches are taken or queued: the run waits on the index."""
+        return bool(self._holding or self._queue)
+
+    @property
+    def quota_spent(self) -> QuotaSpent | None:
+        """Why the index's quota looks used up, if it does."""
+        return self.quota.spent
+
     def wake(self) -> None:
         """A stop was asked: a submit waiting for its ids looks again."""
         with self._claims:
             self._claims.notify_all()
+        with self._lock:
+            self._room.notify_all()
 
-    def close(self) -> None:
-        """Let the senders finish the queue, then wait for them to leave."""
+    def close(self) -> bool:
+        """Let the senders finish the queue, then wait for them to leave: once the run
+        drains, for :data:`STOP_WAIT` seconds at most, then it is abandoned. Whether every
+        sender left (``False``: answers were abandoned)."""
         with self._lock:
             self._closing = True
             self._work.notify_all()
@@ -102,8 +144,20 @@ class Workers:
             with self._lock:
                 alive = [t for t in self._threads if t.is_alive()]
             if not alive:
-                return
+                return True
+            if self._abandon.is_set() or self._overdue():
+                self._abandon.set()
+                return False
             alive[0].join(0.25)
+
+    def _overdue(self) -> bool:
+        """Whether the run has drained for longer than :data:`STOP_WAIT`."""
+        if not self._drain.is_set():
+            return False
+        now = self._clock()
+        if self._drained_at is None:
+            self._drained_at = now
+        return now - self._drained_at >= self.stop_wait
 
     def _spawn(self) -> None:
         """Start one more sender (the caller holds ``_lock``)."""
@@ -111,7 +165,9 @@ class Workers:
             self._client,
             self.throttle,
             self._policy,
-            abandon=self._abandon,
+            drain=self._drain,
+            quota=self.quota,
+            activity=self.activity,
             rng=random.Random(self._rng.random()),
         )
         # Each thread runs in a copy of this context: messages made there name
@@ -146,8 +202,8 @@ class Workers:
 
     def _takeable(self) -> int:
         """Queued batches senders may take now."""
-        if self._abandon.is_set():
-            # Abandoned, batches are taken only to be dropped: the limit no longer matters.
+        if self._drain.is_set():
+            # Drained, batches are taken only to be dropped: the limit no longer matters.
             return len(self._queue)
         return min(len(self._queue), self.throttle.limit - self._holding)
 
@@ -172,6 +228,7 @@ class Workers:
                 # A bug, not a server answer: stop everything and let the run raise it.
                 self.crash = exc
                 self._stop.set()
+                self._drain.set()
                 self._abandon.set()
             finally:
                 # Whatever happened, a later batch holding one of these ids must not wait.
@@ -185,7 +242,7 @@ class Workers:
                         self._work.notify(self._takeable() - 1)
 
     def _send(self, sender: Sender, batch: Batch) -> None:
-        if self._abandon.is_set() or self.fatal is not None:
+        if self._drain.is_set():
             return  # left unsettled: the checkpoint never moves past it
         try:
             settlement = sender.send(batch)
@@ -194,11 +251,16 @@ class Workers:
             with self._claims:
                 if self.fatal is None:
                     self.fatal = fatal
-            # The sender has abandoned the run already, before freeing its slot.
+            # The sender has drained the run already, before freeing its slot.
             self._stop.set()
             return
         except Abandoned:
+            if self._drain.is_set():
+                self._stop.set()  # a quota used up drains the run from a sender
             return
+        if self._abandon.is_set():
+            return  # the run no longer waits for this answer: it may have ended
+        self.activity.settled()
         self._ledger.settle(settlement)
 
     def _claim(self, batch: Batch) -> bool:
@@ -207,7 +269,7 @@ class Workers:
         ids = self._in_flight
         with self._claims:
             while not ids.isdisjoint(batch.ids):
-                if self._abandon.is_set() or self._stop.is_set():
+                if self._drain.is_set() or self._stop.is_set():
                     return False
                 self._claims.wait(0.25)
             ids.update(batch.ids)
@@ -231,7 +293,7 @@ class Workers:
         """Queue ``batch`` once there is room; False if the run is abandoned first."""
         with self._lock:
             while len(self._queue) >= self._queue_size():
-                if self._abandon.is_set():
+                if self._drain.is_set():
                     return False
                 self._more_senders()
                 self._room.wait(0.25)

@@ -103,6 +103,11 @@ class Throttle:
         return self._opened
 
     @property
+    def in_flight(self) -> int:
+        """Requests started and not yet answered."""
+        return self._in_flight
+
+    @property
     def limit(self) -> int:
         """Requests that may be in flight now (at least one)."""
         return int(self._limit)

@@ -336,7 +336,10 @@ def test_python_errors_raise_with_the_result(loaded: LocalServer) -> None:
     with pytest.raises(UsageError, match="top_k=0"):
         vupsert.query("coffee", namespace="docs", top_k=0, **connection)
     assert not loaded.stats["requests"]
-    with pytest.raises(UsageError, match="'dosc' does not exist"):
+    with pytest.raises(
+        UsageError,
+        match=r"namespace='dosc': the index has no such namespace; it has 'docs' \(the nearest\)",
+    ):
         vupsert.query("coffee", namespace="dosc", **connection)
     with pytest.raises(ServerError) as stopped:
         vupsert.query("coffee", url=loaded.url, token="wrong-token")

@@ -13,7 +13,7 @@ import pytest
 from vupsert.run import _watch
 from vupsert_server import LocalServer, ServerConfig
 
-from .conftest import read_jsonl, run_cli, write_jsonl
+from .conftest import run_cli, write_jsonl
 
 
 def corpus(n: int) -> list[dict[str, Any]]:
@@ -39,7 +39,7 @@ def test_a_used_up_daily_quota_stops_the_run_and_the_same_command_carries_on(
         assert first.code == 3, first.stderr
         summary = first.summary
         assert len(server.records("")) == 1500 == summary["records_upserted"]
-        assert summary["records_rejected"] == 0 and read_jsonl(rejects) == []
+        assert summary["records_rejected"] == 0 and not rejects.exists()
         assert summary["records_pending"] == summary["records_read"] - 1500 > 0
         said = flat(first.stderr)
         assert "quota looks used up" in said
@@ -55,7 +55,7 @@ def test_a_used_up_daily_quota_stops_the_run_and_the_same_command_carries_on(
         assert second.code == 0, second.stderr
         assert second.summary["records_skipped"] > 0
         assert len(server.records("")) == 3000
-        assert read_jsonl(rejects) == []
+        assert not rejects.exists()
 
 
 def test_without_a_checkpoint_the_advice_sends_only_what_did_not_land(tmp_path: Path) -> None:

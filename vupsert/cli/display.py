@@ -708,6 +708,7 @@ def document(stream: IO[str], value: dict[str, Any]) -> None:
 
 def exported(terminal: Terminal, summary: ExportSummary, *, quiet: bool) -> None:
     """What an export wrote, and the records it could not write whole."""
+    _warned(terminal, summary.warnings, quiet=quiet)
     if summary.records_without_data:
         terminal.line(
             f"{summary.records_without_data:,} records have no data (they were upserted "
@@ -727,6 +728,7 @@ def exported(terminal: Terminal, summary: ExportSummary, *, quiet: bool) -> None
 def verified(terminal: Terminal, summary: VerifySummary, *, quiet: bool) -> None:
     """The records that do not match, the first ones the index holds beyond the source,
     then the counts."""
+    _warned(terminal, summary.warnings, quiet=quiet)
     for line in verify_lines(summary):
         terminal.line(line)
     if not quiet or summary.exit_status:
@@ -735,10 +737,18 @@ def verified(terminal: Terminal, summary: VerifySummary, *, quiet: bool) -> None
 
 def deleted(terminal: Terminal, summary: DeleteSummary, *, quiet: bool) -> None:
     """The lines of ``--ids`` that held no id, then what was deleted."""
+    _warned(terminal, summary.warnings, quiet=quiet)
     if summary.lines_without_id:
         terminal.line(_skipped_line(summary), head="warning:", style="yellow")
     if not quiet or summary.count_uncertain or summary.error is not None:
         terminal.line(_delete_line(summary))
+
+
+def _warned(terminal: Terminal, warnings: list[str], *, quiet: bool) -> None:
+    """The command's warnings (an empty namespace): cron's ``--quiet`` hears none."""
+    if not quiet:
+        for warning in warnings:
+            terminal.line(warning, head="warning:", style="yellow")
 
 
 def _skipped_line(summary: DeleteSummary) -> str:

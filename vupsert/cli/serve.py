@@ -121,6 +121,7 @@ NOT_OPTIONS = {
     "max_body_bytes": "--max-body-mb, in MiB",
     "request_log": "--log-requests, and --json for its form",
     "cursor_mode": "for tests of clients that delete while they scan",
+    "quota_message": "for tests of a quota answer that does not say 'daily'",
 }
 """The settings that are not an option of their own, and why."""
 

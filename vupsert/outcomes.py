@@ -494,8 +494,8 @@ class Events(Protocol):
     Two more methods are heard by a listener that has them (:class:`NoEvents` does, so a
     subclass of it may override them): ``waiting(waiting: Waiting)``, each time 30
     seconds pass with batches out and none settling; ``stopping(stopping: Stopping)``,
-    when a stop is asked (from whatever thread asks it: a signal handler's), and again if
-    the answers it waits for are abandoned.
+    when a stop is asked (from whatever thread asks it; the command line asks from a
+    thread of its own), and again if the answers it waits for are abandoned.
     """
 
     def started(self, total_bytes: int | None, inputs: tuple[str, ...]) -> None: ...

@@ -8,9 +8,11 @@ This package is the only one that imports Typer.
 # No "from __future__ import annotations": Typer would eval every annotation string at
 # each start (0.01 s of CPU); real objects it reads as they are.
 
+import contextvars
 import dataclasses
 import shlex
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -517,17 +519,41 @@ def _asking(
 
 @contextmanager
 def _signals(stop: Callable[[], None]) -> Iterator[None]:
-    """Ctrl-C and SIGTERM ask the run to stop; a second Ctrl-C abandons what is in flight."""
+    """Ctrl-C and SIGTERM ask the run to stop; a second Ctrl-C abandons what is in flight.
+
+    The stop is asked from a thread of its own, never from the handler: a handler runs in
+    the main thread between any two of its steps, maybe while it holds the lock the stop
+    takes (the reader queueing a batch), and would wait for itself forever. The handler
+    does nothing; Python's C-level handler writes the signal's number to a socket, which
+    that thread reads."""
     if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
         yield
         return
+    caught = (signal.SIGINT, signal.SIGTERM)
+    heard, told = socket.socketpair()
+    told.setblocking(False)
+
+    def listen() -> None:
+        while received := heard.recv(64):  # b"" once ``told`` is closed
+            for signum in received:
+                if signum in caught:
+                    stop()
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        stop()
+        """Nothing here: ``listen`` acts on the byte the signal wrote."""
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    listener = threading.Thread(
+        target=contextvars.copy_context().run, args=(listen,), name="vupsert-signals", daemon=True
+    )
+    listener.start()
+    previous_fd = signal.set_wakeup_fd(told.fileno(), warn_on_full_buffer=False)
+    previous = {sig: signal.signal(sig, handler) for sig in caught}
     try:
         yield
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        signal.set_wakeup_fd(previous_fd)
+        told.close()
+        listener.join(5)
+        heard.close()

@@ -92,8 +92,8 @@ class Terminal:
         self._file = file if file is not None or console is None else console.file
         self._console = console
         self._tty = tty
-        # Reentrant: a signal handler (Ctrl-C's acknowledgement) may write from the thread
-        # that holds it.
+        # One writer at a time: progress, the watch's waiting line and Ctrl-C's
+        # acknowledgement come from different threads.
         self._lock = threading.RLock()
 
     @property

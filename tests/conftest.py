@@ -44,6 +44,11 @@ from vupsert_server import LocalServer, ServerConfig
 
 # Unexpected exceptions crash loudly under test instead of becoming a polite message.
 os.environ["VUPSERT_RAISE_ERRORS"] = "1"
+# A suite started in the background (`&`, a job's script) has Ctrl-C ignored, and so would
+# every vupsert it starts, as vupsert leaves an ignored Ctrl-C ignored: the tests of
+# Ctrl-C need it heard.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
@@ -260,7 +265,10 @@ def on_a_terminal(
     """``python -m vupsert ARGS`` with ``stream`` (``stderr`` or ``stdout``) on a
     pseudo-terminal and the other one a file: its exit code, what the terminal showed (its
     escape sequences taken out), and what the file got."""
-    leader, follower = pty.openpty()
+    try:
+        leader, follower = pty.openpty()
+    except OSError as error:  # a container or chroot without /dev/pts
+        pytest.skip(f"no pseudo-terminal here: {error}")
     with tempfile.TemporaryFile() as other:
         streams: dict[str, Any] = {"stdout": other, "stderr": other, stream: follower}
         proc = subprocess.Popen(

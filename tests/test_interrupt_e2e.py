@@ -134,3 +134,23 @@ def test_a_signal_that_comes_while_the_reader_holds_the_stops_lock_still_stops()
             threading.Event().wait(0.2)  # a handler runs here, in this thread
         said = outcome.get(timeout=5)
     assert said == "vupsert-signals"
+
+
+def test_a_background_job_whose_ctrl_c_is_ignored_carries_on(tmp_path: Path) -> None:
+    # A shell starts `vupsert upsert ... &` with Ctrl-C ignored: a Ctrl-C meant for the
+    # command in the foreground reaches the whole group, and must not stop the load.
+    path = write_jsonl(tmp_path / "in.jsonl", corpus(400))
+    with LocalServer(ServerConfig(port=0, latency_ms=50)) as server:
+        proc = subprocess.Popen(
+            vupsert_command("upsert", path, "-b", "10", "--json"),
+            env=cli_env(server),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+        wait_for(lambda: server.stats["records_written"] >= 10)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert orjson.loads(out.decode().splitlines()[-1])["interrupted"] is False
+        assert len(server.records("")) == 400

@@ -134,5 +134,5 @@ def test_id_from_hash_is_idempotent_and_templates(server: LocalServer, tmp_path:
 def test_version_and_completion() -> None:
     result = run_cli("--version")
     assert result.code == 0 and result.stdout.startswith("vupsert 0.")
-    result = run_cli("--show-completion", env=cli_env(None, SHELL="/bin/bash"))
+    result = run_cli("--show-completion", "bash")
     assert result.code == 0 and "complete" in result.stdout

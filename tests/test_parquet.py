@@ -330,8 +330,10 @@ def test_rows_stream_a_batch_at_a_time(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
 def test_a_single_row_group_of_200k_rows_streams_in_flat_memory(tmp_path: Path) -> None:
-    """One row group of 200k rows, read a batch at a time: under 150 MB of peak RSS in a
-    process of its own (the whole table as Python dicts would take several times that).
+    """One row group of 200k rows, read a batch at a time: the peak RSS of a process of its
+    own grows by under 80 MB past what its imports take (about 50 MB is measured; the
+    whole table as Python dicts would take several times that). The imports are left
+    out as they differ by Python build: 70 MB with one, 93 MB with Debian's own.
     ``benchmarks/parquet_memory.py`` measures a million rows."""
     n = 200_000
     table = pa.table(
@@ -346,15 +348,17 @@ def test_a_single_row_group_of_200k_rows_streams_in_flat_memory(tmp_path: Path) 
     del table
     # VmHWM, not ru_maxrss: a child's ru_maxrss counts this process's size at the fork.
     client = (
-        "import re, sys, vupsert\n"
+        "import re, sys, vupsert, pyarrow.parquet\n"
+        "def hwm():\n"
+        "    return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])\n"
+        "imported = hwm()\n"
         "s = vupsert.upsert(sys.argv[1], dry_run=True)\n"
-        "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]\n"
-        "print(s.records_read, s.records_valid, hwm)\n"
+        "print(s.records_read, s.records_valid, hwm() - imported)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", client, str(path)], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    read, valid, peak_kib = map(int, done.stdout.split())
+    read, valid, grown_kib = map(int, done.stdout.split())
     assert read == valid == n
-    assert peak_kib / 1024 < 150, f"peak RSS {peak_kib / 1024:.0f} MB"
+    assert grown_kib / 1024 < 80, f"peak RSS grew by {grown_kib / 1024:.0f} MB"

@@ -529,7 +529,9 @@ def _signals(stop: Callable[[], None]) -> Iterator[None]:
     if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught = (signal.SIGINT, signal.SIGTERM)
+    # One ignored stays ignored: a shell's background job (`vupsert upsert ... &`) must not
+    # stop at a Ctrl-C meant for the command in the foreground.
+    caught = [sig for sig in (signal.SIGINT, signal.SIGTERM) if not _ignored(sig)]
     heard, told = socket.socketpair()
     told.setblocking(False)
 
@@ -557,3 +559,7 @@ def _signals(stop: Callable[[], None]) -> Iterator[None]:
         told.close()
         listener.join(5)
         heard.close()
+
+
+def _ignored(signum: signal.Signals) -> bool:
+    return signal.getsignal(signum) is signal.SIG_IGN

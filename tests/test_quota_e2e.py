@@ -107,8 +107,9 @@ def test_a_quota_that_does_not_say_so_stops_after_throttled_timeout(
         # Off a terminal, a line while nothing moves says what the run waits for...
         waiting = [line for line in result.stderr.splitlines() if " waiting: " in line]
         assert waiting, result.stderr
-        assert re.search(r"nothing settled for \d+ s; \d+ answers? 429", waiting[0])
-        assert "unless a write lands" in waiting[0]
+        # (the first may come before any 429 has: on a busy machine, once in a run or so)
+        told = [line for line in waiting if re.search(r"settled for \d+ s; \d+ answers? 429", line)]
+        assert told and "unless a write lands" in told[-1], waiting
         # ...and the summary line counts the 429s.
         assert re.search(r"· throttled [1-9]", result.stderr)
 

@@ -116,6 +116,8 @@ def simulate(
             start = throttle.try_acquire()
             if start is None:
                 break
+            # Senders start one after another, as threads do, a microsecond apart.
+            clock.now += 1e-6
             free -= 1
             records = next(size)
             wait = faults.admit()

@@ -27,23 +27,36 @@ A ``Retry-After`` pauses every sender, not only the one that was told.
 
 from __future__ import annotations
 
+import itertools
 import math
+import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ._answers import Answer, Kind
 
 OPENING_LIMIT = 16
 """Requests in flight once the first one succeeds, before latency says more."""
 BASE_TTL = 10.0
-"""Seconds the fastest latency stands without being seen again; then it is measured anew."""
-COMPARABLE = 0.5
-"""A request this much smaller than the largest one sent says nothing of the latency of
-a full one (a split, the last batch): it is not a latency sample."""
-SLOW_START_EXIT = 1.25
-"""Slow start ends at an answer this many times slower than the fastest."""
+"""Seconds a base latency stands without a round coming within noise of it; then it is
+measured anew."""
+BASE_SEEN = 0.1
+"""A round at most this much slower than the base (or within noise of it) sees the base
+again."""
+SIZE_STEPS = 4
+"""Requests are compared by size in steps of 2 ** (1 / SIZE_STEPS) (19%) of body bytes."""
+NEAR_STEPS = 2
+"""A size without a base of its own takes that of one this many steps away, at most."""
+RECENT = 8
+"""Answers that say, while the limit doubles, whether a queue has formed."""
+MIN_MARGIN = 0.05
+"""A slowdown this small is never read as a queue."""
+NOISE_SPREAD = 1.7
+"""The interquartile range of noise over the median step between successive answers."""
+NOISE_Z = 1.0
+"""A slowdown is a queue only beyond this many times what noise alone would explain."""
 QUEUE = 2.0
 QUEUE_SHARE = 0.1
 """The limit holds while the server queues between ``max(QUEUE, QUEUE_SHARE x limit)``
@@ -52,6 +65,10 @@ RATE_HOLD = 8.0
 """Seconds after a 429 during which the start rate does not grow; doubled each time a 429
 comes at the rate of the one before (up to ``RATE_HOLD_MAX``)."""
 RATE_HOLD_MAX = 64.0
+
+
+Sample = tuple[int, float, float]
+"""An answer: its size step, its latency, when it was sent."""
 
 
 class Throttle:
@@ -72,15 +89,19 @@ class Throttle:
         self._opened = False
         self._slow_start = True
         self._last_decrease = -math.inf
-        # Latency: the fastest answer to a full request, and the current round trip.
-        self._largest = 0
-        self._base = math.inf
-        self._base_seen = 0.0
-        self._last: deque[float] = deque(maxlen=4)
+        # Latency: each size's base (a round's lower quartile, and of how many answers),
+        # the last answers, and the current round's.
+        self._bases: dict[int, tuple[float, int]] = {}
+        self._base_seen = clock()
+        self._recent: deque[Sample] = deque(maxlen=RECENT)
+        self._failed_at = math.inf
+        """The limit when requests last failed (429, 5xx, lost)."""
         self._draining: float | None = None
         """The limit to go back to once a round at half of it has measured the base."""
         self._round_start = clock()
-        self._samples: list[float] = []
+        self._cohort_closed = math.inf
+        self._cohort = self._answered = 0
+        self._samples: list[Sample] = []
         self._loads = 0
         self._starts = 0
         self._full = self._was_full = False
@@ -137,6 +158,8 @@ class Throttle:
                 self._next_start = max(now, self._next_start) + 1.0 / self._rate
             self._loads += self._in_flight
             self._starts += 1
+            if now < self._cohort_closed:
+                self._cohort += 1
             if self._in_flight >= int(self._limit):
                 self._full = True
             return now
@@ -152,8 +175,10 @@ class Throttle:
                 self.throttled += 1
             if answer.kind is Kind.OK:
                 self._succeeded(started, now, size)
-            elif answer.kind is Kind.TRANSIENT:
-                self._failed(started, now, answer)
+            else:
+                if answer.kind is Kind.TRANSIENT:
+                    self._failed(started, now, answer)
+                self._answered_in_round(started, now, None)
             if answer.retry_after:
                 self._pause_until = max(self._pause_until, now + answer.retry_after)
             self._cond.notify_all()
@@ -173,60 +198,157 @@ class Throttle:
                 self._new_round(now)
         elif self._slow_start and (self._full or self._was_full):
             self._limit = min(float(self.max_in_flight), self._limit + 1.0)
-        if size < COMPARABLE * self._largest:
-            return
-        if COMPARABLE * size > self._largest:
-            # Larger requests than any so far: what smaller ones took is no base for them.
-            self._base = math.inf
-            self._last.clear()
-        self._largest = max(self._largest, size)
-        latency = now - started
-        if latency < self._base:
-            self._base, self._base_seen = latency, now
-        elif latency <= 1.1 * self._base:
-            self._base_seen = now
-        self._last.append(latency)
-        if min(self._last) > SLOW_START_EXIT * self._base:
-            # Answers come slower: the server is queueing, stop doubling (as HyStart does).
-            self._slow_start = False
+        # Requests of about the same size are compared with each other only: a batch ten
+        # times larger answers slower without any queue.
+        sample = (round(SIZE_STEPS * math.log2(max(1, size))), max(now - started, 1e-6), started)
+        self._recent.append(sample)
+        self._answered_in_round(started, now, sample)
+
+    def _answered_in_round(self, started: float, now: float, sample: Sample | None) -> None:
         if started < self._round_start:
             return  # sent before the last change: says nothing about the current limit
-        self._samples.append(latency)
-        if len(self._samples) >= min(8, max(1, int(self._limit) // 2)):
-            self._end_round(now)
+        if sample is not None and started < self._cohort_closed:
+            self._samples.append(sample)
+        self._cohort_closed = min(self._cohort_closed, now)
+        self._answered += 1
+        seen = self._queue_seen() if sample is not None else None
+        if seen is not None:
+            self._end_round(now, seen)
+        elif self._answered >= self._cohort:
+            if self._samples:
+                self._end_round(now, self._slowdown(self._samples, learn=True))
+            else:
+                self._new_round(now)
 
-    def _end_round(self, now: float) -> None:
-        # The round's fastest answer, against the fastest ever: noise in latency (which
-        # a median would mistake for a queue) cancels out.
-        latency = min(self._samples)
+    def _queue_seen(self) -> tuple[float, float] | None:
+        """While doubling: do the round's first answers already say that the server
+        queues (as HyStart does)? Then stop without waiting for the round's end, which
+        a queue delays: the slowdown and its margin, else ``None``.
+
+        Its first answers are its fastest; what tells a queue from noise in them is
+        that those sent later came slower than those sent first, by more than noise.
+        """
+        if not self._slow_start or len(self._recent) < RECENT:
+            return None
+        by_size: dict[int, list[Sample]] = {}
+        for sample in self._recent:
+            by_size.setdefault(sample[0], []).append(sample)
+        size, answers = max(by_size.items(), key=lambda item: len(item[1]))
+        if len(answers) < 6:
+            return None
+        answers.sort(key=lambda sample: sample[2])
+        half = len(answers) // 2
+        first = _lower_quartile([latency for _, latency, _ in answers[:half]])
+        base = min((self._base(size) or (first, half))[0], first)
+        ratios = [latency / base for _, latency, _ in answers]
+        slowdown = _lower_quartile(ratios[half:])
+        margin = _margin(ratios, slowdown, half) * math.sqrt(len(ratios) / (len(ratios) - half))
+        queued, alpha = self._queued(slowdown, margin, self._in_flight + 1)
+        if queued >= 1:
+            self._slow_start = False  # a queue beyond noise: stop doubling
+        if queued <= alpha:
+            return None
+        if base < self._bases.get(size, (math.inf, 0))[0]:
+            self._bases[size] = (base, half)
+        return slowdown, margin
+
+    def _end_round(self, now: float, slowdown_margin: tuple[float, float]) -> None:
+        slowdown, margin = slowdown_margin
         if self._draining is not None:
-            self._base, self._base_seen = latency, now
             self._limit, self._draining = self._draining, None
+            self._base_seen = now
             self._new_round(now)
             return
+        if slowdown <= 1.0 + max(BASE_SEEN, margin):
+            self._base_seen = now
         load = self._loads / self._starts if self._starts else self._limit
-        queued = load * (1.0 - self._base / latency)
-        # A few queued requests keep the server busy; how many is noise grows with the limit.
-        alpha = max(QUEUE, QUEUE_SHARE * self._limit)
+        queued, alpha = self._queued(slowdown, margin, load)
         if queued > 2 * alpha:
             # Back to what the server absorbs without queueing, plus a little queue; by
             # half at most, unless the queue is far too long to be noise.
             self._slow_start = False
-            fitted = load * self._base / latency + alpha
+            fitted = load / slowdown + alpha
             floor = self._limit / 2 if queued < 8 * alpha else 1.0
             self._limit = max(1.0, floor, min(self._limit - 1.0, fitted))
         elif queued > alpha:
             self._slow_start = False
         elif (self._full or self._was_full) and not self._slow_start:
-            self._limit = min(float(self.max_in_flight), self._limit + 1.0)
+            # No queue beyond noise: more requests in flight bring more answers a second.
+            self._limit = min(float(self.max_in_flight), self._limit + self._step(queued))
         if not self._slow_start and now - self._base_seen > BASE_TTL:
-            # Queueing all along hides the fastest latency: measure it at half the limit.
+            # Queueing all along hides the latency without a queue: measure it at half
+            # the limit.
             self._draining = self._limit
+            self._bases.clear()
             self._limit = max(1.0, self._limit / 2)
         self._new_round(now)
 
+    def _step(self, queued: float) -> float:
+        """How much the limit grows after a round without a long queue: by its square
+        root when latency did not grow beyond noise (as Gradient2 does: a server far
+        from full is found in a few round trips, however slow they are), by one near
+        the limit at which requests last failed, or when a short queue formed."""
+        if queued > 0:
+            return 1.0
+        if self._limit > 2 * self._failed_at:
+            self._failed_at = math.inf  # long past: the server has changed
+        room = self._failed_at - self._limit
+        return max(1.0, min(math.sqrt(self._limit), room / 2))
+
+    def _queued(self, slowdown: float, margin: float, load: float) -> tuple[float, float]:
+        """Requests queued at the server, from ``load`` in flight answered ``slowdown``
+        times slower than the base, less what noise could explain (``margin``); and how
+        many queued is normal (``alpha``)."""
+        queued = max(0.0, load * (1.0 - (1.0 + margin) / slowdown))
+        # A few queued requests keep the server busy; how many is noise grows with the limit.
+        return queued, max(QUEUE, QUEUE_SHARE * self._limit)
+
+    def _base(self, size: int) -> tuple[float, int] | None:
+        """The base of a size step, or one made from the nearest step's: bodies that
+        grow slowly (longer ids, longer texts) cross into a new step while a queue
+        may stand, and what they took then is no base."""
+        known = self._bases.get(size)
+        if known is not None:
+            return known
+        near = [step for step in self._bases if abs(step - size) <= NEAR_STEPS]
+        if not near:
+            return None
+        step = min(near, key=lambda step: abs(step - size))
+        base, count = self._bases[step]
+        # Halfway between a latency that is fixed and one that grows with the body.
+        return base * 2 ** ((size - step) / (2 * SIZE_STEPS)), count
+
+    def _slowdown(self, samples: Iterable[Sample], *, learn: bool) -> tuple[float, float]:
+        """How much slower these answers came than their sizes' base, and by how much
+        that could be off from noise alone.
+
+        Both are a lower quartile: of each answer's latency over its size's base, and a
+        size's base is the lowest lower quartile of a round's answers of that size. Not
+        the fastest answer, because with noisy latency the fastest of many is far below
+        what one takes without any queue; not the median, which a burst's queue lifts.
+        """
+        by_size: dict[int, list[Sample]] = {}
+        for sample in samples:
+            by_size.setdefault(sample[0], []).append(sample)
+        ratios: list[tuple[float, float]] = []
+        counted = math.inf
+        for size, answers in by_size.items():
+            typical = _lower_quartile([latency for _, latency, _ in answers])
+            base, count = self._base(size) or (typical, len(answers))
+            if learn and typical <= base:
+                self._bases[size] = (typical, len(answers))
+            ratios += [(started, latency / base) for _, latency, started in answers]
+            counted = min(counted, count)
+        ratios.sort()
+        slowdown = _lower_quartile([ratio for _, ratio in ratios])
+        return slowdown, _margin([ratio for _, ratio in ratios], slowdown, counted)
+
     def _new_round(self, now: float) -> None:
+        # A round is the requests sent from now until the first of them is answered, and
+        # ends when all of them are: not its first answers, which are its fastest.
         self._round_start = now
+        self._cohort_closed = math.inf
+        self._cohort = self._answered = 0
         self._samples = []
         self._loads = self._starts = 0
         # A window full in the last round is still the constraint now.
@@ -239,6 +361,7 @@ class Throttle:
             # flight say nothing new.
             return
         self._last_decrease = now
+        self._failed_at = self._draining or self._limit
         if self._opened:
             self._slow_start = False
         if self._draining is not None:
@@ -287,3 +410,22 @@ class Throttle:
         if calm < 0:
             return 1.0
         return 1.0 + min(0.5, 0.01 * math.pow(2.0, calm / 5.0))
+
+
+def _lower_quartile(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=4, method="inclusive")[0]
+
+
+def _margin(ratios: list[float], slowdown: float, counted: float) -> float:
+    """By how much ``slowdown``, the lower quartile of ``ratios`` (in the order they were
+    sent) against a base from ``counted`` answers, could be off from noise alone."""
+    if len(ratios) < 4:
+        return MIN_MARGIN
+    # Noise from one answer to the next in the order they were sent: a queue that
+    # grows (a trend) hardly shows in it, noise fully.
+    steps = [abs(b - a) for a, b in itertools.pairwise(ratios)]
+    spread = NOISE_SPREAD * statistics.median(steps) / slowdown
+    # The round's quartile and the base's both wander by about spread / sqrt(n).
+    return max(MIN_MARGIN, NOISE_Z * spread * math.sqrt(1 / len(ratios) + 1 / counted))

@@ -47,6 +47,8 @@ BASE_SEEN = 0.1
 again."""
 SIZE_STEPS = 4
 """Requests are compared by size in steps of 2 ** (1 / SIZE_STEPS) (19%) of body bytes."""
+BASE_GAIN = 0.1
+"""How far a round within noise of the base moves it towards itself."""
 NEAR_STEPS = 2
 """A size without a base of its own takes that of one this many steps away, at most."""
 RECENT = 8
@@ -58,7 +60,7 @@ NOISE_SPREAD = 1.7
 NOISE_Z = 1.0
 """A slowdown is a queue only beyond this many times what noise alone would explain."""
 QUEUE = 2.0
-QUEUE_SHARE = 0.1
+QUEUE_SHARE = 0.05
 """The limit holds while the server queues between ``max(QUEUE, QUEUE_SHARE x limit)``
 requests and twice that: fewer, it grows; more, it falls."""
 RATE_HOLD = 8.0
@@ -207,10 +209,14 @@ class Throttle:
     def _answered_in_round(self, started: float, now: float, sample: Sample | None) -> None:
         if started < self._round_start:
             return  # sent before the last change: says nothing about the current limit
-        if sample is not None and started < self._cohort_closed:
-            self._samples.append(sample)
-        self._cohort_closed = min(self._cohort_closed, now)
-        self._answered += 1
+        if started < self._cohort_closed:
+            # One of the round's; those sent after its first answer are not: counting
+            # them would end the round on its fastest answers.
+            self._answered += 1
+            if sample is not None:
+                self._samples.append(sample)
+        if self._cohort_closed == math.inf:
+            self._cohort_closed = now  # no base yet to set the round's length
         seen = self._queue_seen() if sample is not None else None
         if seen is not None:
             self._end_round(now, seen)
@@ -332,22 +338,39 @@ class Throttle:
             by_size.setdefault(sample[0], []).append(sample)
         ratios: list[tuple[float, float]] = []
         counted = math.inf
+        typical: dict[int, tuple[float, int]] = {}
         for size, answers in by_size.items():
-            typical = _lower_quartile([latency for _, latency, _ in answers])
-            base, count = self._base(size) or (typical, len(answers))
-            if learn and typical <= base:
-                self._bases[size] = (typical, len(answers))
+            quartile = _lower_quartile([latency for _, latency, _ in answers])
+            typical[size] = (quartile, len(answers))
+            base, count = self._base(size) or typical[size]
             ratios += [(started, latency / base) for _, latency, started in answers]
             counted = min(counted, count)
         ratios.sort()
         slowdown = _lower_quartile([ratio for _, ratio in ratios])
-        return slowdown, _margin([ratio for _, ratio in ratios], slowdown, counted)
+        margin = _margin([ratio for _, ratio in ratios], slowdown, counted)
+        if learn:
+            for size, (quartile, count) in typical.items():
+                self._learn(size, quartile, count, margin)
+        return slowdown, margin
+
+    def _learn(self, size: int, quartile: float, count: int, margin: float) -> None:
+        """A round's lower quartile for a size: a new base if it is faster beyond noise;
+        a step towards it if it is within noise (the fastest of many rounds is noise
+        too); none if it is slower, which may be a queue."""
+        base = self._base(size)
+        if base is None or quartile * (1 + margin) < base[0]:
+            self._bases[size] = (quartile, count)
+        elif quartile <= base[0] * (1 + margin):
+            self._bases[size] = (base[0] + BASE_GAIN * (quartile - base[0]), max(count, base[1]))
 
     def _new_round(self, now: float) -> None:
-        # A round is the requests sent from now until the first of them is answered, and
-        # ends when all of them are: not its first answers, which are its fastest.
+        # A round is the requests sent from now for as long as the fastest size's base,
+        # and ends when all of them are answered: not on its first answers (its fastest),
+        # and not sent until one came back (only the slower ones would be in it).
         self._round_start = now
-        self._cohort_closed = math.inf
+        self._cohort_closed = now + min(
+            (base for base, _ in self._bases.values()), default=math.inf
+        )
         self._cohort = self._answered = 0
         self._samples = []
         self._loads = self._starts = 0

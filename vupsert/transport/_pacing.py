@@ -51,6 +51,10 @@ BASE_GAIN = 0.1
 """How far a round within noise of the base moves it towards itself."""
 NEAR_STEPS = 2
 """A size without a base of its own takes that of one this many steps away, at most."""
+EARLY_Z = 1.0
+"""How much more than noise the first answers must show before the doubling stops."""
+ROUND_MIN = 8
+"""Requests a round takes at least (or half the limit, if fewer)."""
 RECENT = 8
 """Answers that say, while the limit doubles, whether a queue has formed."""
 MIN_MARGIN = 0.05
@@ -59,7 +63,7 @@ NOISE_SPREAD = 1.7
 """The interquartile range of noise over the median step between successive answers."""
 NOISE_Z = 1.0
 """A slowdown is a queue only beyond this many times what noise alone would explain."""
-QUEUE = 2.0
+QUEUE = 1.5
 QUEUE_SHARE = 0.05
 """The limit holds while the server queues between ``max(QUEUE, QUEUE_SHARE x limit)``
 requests and twice that: fewer, it grows; more, it falls."""
@@ -97,12 +101,13 @@ class Throttle:
         self._base_seen = clock()
         self._recent: deque[Sample] = deque(maxlen=RECENT)
         self._failed_at = math.inf
-        """The limit when requests last failed (429, 5xx, lost)."""
+        """The limit when requests last failed (429, 5xx, lost) or a long queue formed."""
         self._draining: float | None = None
         """The limit to go back to once a round at half of it has measured the base."""
         self._round_start = clock()
-        self._cohort_closed = math.inf
+        self._cohort_until = math.inf
         self._cohort = self._answered = 0
+        self._cohort_last = -math.inf
         self._samples: list[Sample] = []
         self._loads = 0
         self._starts = 0
@@ -160,8 +165,9 @@ class Throttle:
                 self._next_start = max(now, self._next_start) + 1.0 / self._rate
             self._loads += self._in_flight
             self._starts += 1
-            if now < self._cohort_closed:
+            if not self._closed(now):
                 self._cohort += 1
+                self._cohort_last = now
             if self._in_flight >= int(self._limit):
                 self._full = True
             return now
@@ -209,18 +215,18 @@ class Throttle:
     def _answered_in_round(self, started: float, now: float, sample: Sample | None) -> None:
         if started < self._round_start:
             return  # sent before the last change: says nothing about the current limit
-        if started < self._cohort_closed:
-            # One of the round's; those sent after its first answer are not: counting
-            # them would end the round on its fastest answers.
+        if started <= self._cohort_last:
+            # One of the round's; those sent after it closed are not: counting them
+            # would end the round on its fastest answers.
             self._answered += 1
             if sample is not None:
                 self._samples.append(sample)
-        if self._cohort_closed == math.inf:
-            self._cohort_closed = now  # no base yet to set the round's length
+        if self._cohort_until == math.inf:
+            self._cohort_until = now  # no base yet to set the round's length
         seen = self._queue_seen() if sample is not None else None
         if seen is not None:
             self._end_round(now, seen)
-        elif self._answered >= self._cohort:
+        elif self._answered >= self._cohort and self._closed(now):
             if self._samples:
                 self._end_round(now, self._slowdown(self._samples, learn=True))
             else:
@@ -236,24 +242,29 @@ class Throttle:
         """
         if not self._slow_start or len(self._recent) < RECENT:
             return None
-        by_size: dict[int, list[Sample]] = {}
-        for sample in self._recent:
-            by_size.setdefault(sample[0], []).append(sample)
-        size, answers = max(by_size.items(), key=lambda item: len(item[1]))
-        if len(answers) < 6:
+        # Sizes a step or two apart (bodies of as many records whose texts differ) are
+        # made comparable, halfway between a fixed latency and one that grows with the
+        # body: enough for a look at a trend.
+        size = statistics.median_low([sample[0] for sample in self._recent])
+        answers = sorted(
+            (s for s in self._recent if abs(s[0] - size) <= NEAR_STEPS), key=lambda s: s[2]
+        )
+        if len(answers) < RECENT // 2:
             return None
-        answers.sort(key=lambda sample: sample[2])
+        scaled = [latency * 2 ** ((size - step) / (2 * SIZE_STEPS)) for step, latency, _ in answers]
         half = len(answers) // 2
-        first = _lower_quartile([latency for _, latency, _ in answers[:half]])
+        first = _lower_quartile(scaled[:half])
         base = min((self._base(size) or (first, half))[0], first)
-        ratios = [latency / base for _, latency, _ in answers]
+        ratios = [latency / base for latency in scaled]
         slowdown = _lower_quartile(ratios[half:])
-        margin = _margin(ratios, slowdown, half) * math.sqrt(len(ratios) / (len(ratios) - half))
+        spread = math.sqrt(len(ratios) / (len(ratios) - half))
+        margin = EARLY_Z * spread * _margin(ratios, slowdown, half)
         queued, alpha = self._queued(slowdown, margin, self._in_flight + 1)
         if queued >= 1:
             self._slow_start = False  # a queue beyond noise: stop doubling
-        if queued <= alpha:
+        if queued <= 2 * alpha:
             return None
+        # A queue far beyond noise: those sent first came before it, a base to fit to.
         if base < self._bases.get(size, (math.inf, 0))[0]:
             self._bases[size] = (base, half)
         return slowdown, margin
@@ -275,6 +286,7 @@ class Throttle:
             self._slow_start = False
             fitted = load / slowdown + alpha
             floor = self._limit / 2 if queued < 8 * alpha else 1.0
+            self._failed_at = self._limit  # where a queue formed: grow back slowly near it
             self._limit = max(1.0, floor, min(self._limit - 1.0, fitted))
         elif queued > alpha:
             self._slow_start = False
@@ -293,7 +305,8 @@ class Throttle:
         """How much the limit grows after a round without a long queue: by its square
         root when latency did not grow beyond noise (as Gradient2 does: a server far
         from full is found in a few round trips, however slow they are), by one near
-        the limit at which requests last failed, or when a short queue formed."""
+        the limit at which requests last failed or queued, or when a short queue
+        formed."""
         if queued > 0:
             return 1.0
         if self._limit > 2 * self._failed_at:
@@ -363,15 +376,20 @@ class Throttle:
         elif quartile <= base[0] * (1 + margin):
             self._bases[size] = (base[0] + BASE_GAIN * (quartile - base[0]), max(count, base[1]))
 
+    def _closed(self, now: float) -> bool:
+        """Whether the round takes no more requests."""
+        enough = min(ROUND_MIN, max(1, int(self._limit) // 2))
+        return now >= self._cohort_until and self._cohort >= enough
+
     def _new_round(self, now: float) -> None:
-        # A round is the requests sent from now for as long as the fastest size's base,
-        # and ends when all of them are answered: not on its first answers (its fastest),
-        # and not sent until one came back (only the slower ones would be in it).
+        # A round is the requests sent from now for as long as the fastest size's base
+        # (and at least a few), and ends when all of them are answered: not on its first
+        # answers (its fastest), and not sent until one came back (only the slower ones
+        # would be in it).
         self._round_start = now
-        self._cohort_closed = now + min(
-            (base for base, _ in self._bases.values()), default=math.inf
-        )
+        self._cohort_until = now + min((base for base, _ in self._bases.values()), default=math.inf)
         self._cohort = self._answered = 0
+        self._cohort_last = -math.inf
         self._samples = []
         self._loads = self._starts = 0
         # A window full in the last round is still the constraint now.

@@ -3,17 +3,28 @@
 Two controls share one lock:
 
 - a limit on requests in flight, found from latency as TCP Vegas and Netflix's
-  concurrency-limits find it. It starts at one request, so that a server that refuses
-  everything (bad token, no embedding model) sees exactly one; the first success opens
-  it to 16, and it doubles every round trip while latency holds (slow start). Then,
-  once a round trip: the requests queued at the server are estimated from how much
-  slower answers come than the fastest seen (``in flight x (1 - fastest / now)``); the
-  limit grows by one while that queue is short, and drops to what the server absorbs
-  without queueing when it is long (by half at most, unless the queue is far too long
-  to be noise). A 429 or 503 halves it, another 5xx or a lost answer takes a quarter
-  off. Never above ``concurrency``. The fastest latency is measured again (one round
-  at half the limit) when it has not been seen for a while: a server that became
-  slower for good is not mistaken for a queue forever.
+  concurrency-limits find it, made to tell a queue at the server from latency that
+  varies by itself. It starts at one request, so that a server that refuses everything
+  (bad token, no embedding model) sees exactly one; the first success opens it to 16,
+  and it doubles every round trip (slow start) until answers say a queue has formed.
+  A round is the requests sent during about one fast answer's time (8 at least), and
+  ends when all of them are answered: never its first answers alone, which are its
+  fastest. Each size of request (in steps of 19% of body bytes) is compared only with
+  itself: a batch ten times larger answers slower without any queue. Its base is a
+  round's lower quartile latency, not the fastest answer, which with noisy latency is
+  far below a typical one; a round within noise of the base moves the base a tenth of
+  the way towards itself. How much noise there is comes from the answers themselves
+  (how much one differs from the next sent), and only a slowdown beyond it counts as
+  a queue: ``in flight x (1 - (1 + noise) x base / latency)``. Then, each round: no
+  queue, the limit grows by its square root (by one near where it last queued or
+  failed); a short queue (under ``max(QUEUE, QUEUE_SHARE x limit)``), by one; up to
+  twice that, it holds; more, it drops to what the server absorbs without queueing
+  (by half at most, unless the queue is far too long to be noise). While doubling,
+  the last 8 answers are watched: those sent later coming slower than those sent
+  first, beyond noise, stop it at once. A 429 or 503 halves it, another 5xx or a lost
+  answer takes a quarter off. Never above ``concurrency``. The base is measured again
+  (one round at half the limit) when no round has come near it for a while: a server
+  that became slower for good is not mistaken for a queue forever.
 - a start rate, unknown (unlimited) until the server first says 429. Then it is set to
   what the server let through in the last second, less 5%, and cut by 5% on each later
   429. It holds for 8 seconds after a 429 (twice as long each time a 429 comes at the
@@ -51,8 +62,6 @@ BASE_GAIN = 0.1
 """How far a round within noise of the base moves it towards itself."""
 NEAR_STEPS = 2
 """A size without a base of its own takes that of one this many steps away, at most."""
-EARLY_Z = 1.0
-"""How much more than noise the first answers must show before the doubling stops."""
 ROUND_MIN = 8
 """Requests a round takes at least (or half the limit, if fewer)."""
 RECENT = 8
@@ -65,8 +74,8 @@ NOISE_Z = 1.0
 """A slowdown is a queue only beyond this many times what noise alone would explain."""
 QUEUE = 1.5
 QUEUE_SHARE = 0.05
-"""The limit holds while the server queues between ``max(QUEUE, QUEUE_SHARE x limit)``
-requests and twice that: fewer, it grows; more, it falls."""
+"""The limit holds while the server queues, beyond noise, between ``max(QUEUE,
+QUEUE_SHARE x limit)`` requests and twice that: fewer, it grows; more, it falls."""
 RATE_HOLD = 8.0
 """Seconds after a 429 during which the start rate does not grow; doubled each time a 429
 comes at the rate of the one before (up to ``RATE_HOLD_MAX``)."""
@@ -258,7 +267,7 @@ class Throttle:
         ratios = [latency / base for latency in scaled]
         slowdown = _lower_quartile(ratios[half:])
         spread = math.sqrt(len(ratios) / (len(ratios) - half))
-        margin = EARLY_Z * spread * _margin(ratios, slowdown, half)
+        margin = spread * _margin(ratios, slowdown, half)
         queued, alpha = self._queued(slowdown, margin, self._in_flight + 1)
         if queued >= 1:
             self._slow_start = False  # a queue beyond noise: stop doubling

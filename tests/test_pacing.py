@@ -365,3 +365,15 @@ def test_batches_of_different_sizes_are_not_taken_for_a_queue(jitter: float) -> 
         config, 20.0, sizes=(1000, 10_000), slower=lambda t: rng.uniform(1 - jitter, 1 + jitter)
     )
     assert statistics.median(run.in_flight(5, 20)) >= 0.8 * 64
+
+
+def test_a_stall_while_the_base_is_first_measured_does_not_hide_a_queue_for_long() -> None:
+    # The machine stalls for the first second (every answer five times slower, as on a
+    # busy box): the latency then is no base. The server takes 2 writes at full speed;
+    # the queue after the stall is read against the stalled base until the base is
+    # measured again, and then the server is not piled on.
+    run = simulate(
+        ServerConfig(latency_ms=50, capacity=2), 25.0, slower=lambda t: 5.0 if t < 1 else 1.0
+    )
+    assert statistics.median(run.in_flight(15, 25)) <= 2 + 6
+    assert run.ok_per_second(15, 25) >= 0.9 * 2 / 0.05

@@ -112,6 +112,8 @@ class Throttle:
         self._failed_at = math.inf
         """The limit when requests last failed (429, 5xx, lost) or a long queue formed."""
         self._draining: float | None = None
+        self._drained_from = math.inf
+        """The fastest base before the draining round."""
         """The limit to go back to once a round at half of it has measured the base."""
         self._round_start = clock()
         self._cohort_until = math.inf
@@ -281,6 +283,12 @@ class Throttle:
     def _end_round(self, now: float, slowdown_margin: tuple[float, float]) -> None:
         slowdown, margin = slowdown_margin
         if self._draining is not None:
+            fastest = min(base for base, _ in self._bases.values())
+            if fastest * (1 + max(BASE_SEEN, margin)) < self._drained_from and self._limit > 1:
+                # Half as many in flight answered faster beyond noise: a queue stood even
+                # so; halve again until it no longer helps.
+                self._drain(now, fastest)
+                return
             self._limit, self._draining = self._draining, None
             self._base_seen = now
             self._new_round(now)
@@ -306,8 +314,15 @@ class Throttle:
             # Queueing all along hides the latency without a queue: measure it at half
             # the limit.
             self._draining = self._limit
-            self._bases.clear()
-            self._limit = max(1.0, self._limit / 2)
+            self._drain(now, min((base for base, _ in self._bases.values()), default=math.inf))
+            return
+        self._new_round(now)
+
+    def _drain(self, now: float, fastest: float) -> None:
+        """A round at half the limit, to measure the base anew against ``fastest``."""
+        self._drained_from = fastest
+        self._bases.clear()
+        self._limit = max(1.0, self._limit / 2)
         self._new_round(now)
 
     def _step(self, queued: float) -> float:

@@ -23,8 +23,9 @@ Two controls share one lock:
   the last 8 answers are watched: those sent later coming slower than those sent
   first, beyond noise, stop it at once. A 429 or 503 halves it, another 5xx or a lost
   answer takes a quarter off. Never above ``concurrency``. The base is measured again
-  (one round at half the limit) when no round has come near it for a while: a server
-  that became slower for good is not mistaken for a queue forever.
+  (one round at half the limit, and at half again while that answers faster beyond
+  noise) when no round has come near it for a while: a server that became slower for
+  good is not mistaken for a queue forever, nor is a base measured during a stall.
 - a start rate, unknown (unlimited) until the server first says 429. Then it is set to
   what the server let through in the last second, less 5%, and cut by 5% on each later
   429. It holds for 8 seconds after a 429 (twice as long each time a 429 comes at the

@@ -116,6 +116,8 @@ def simulate(
             start = throttle.try_acquire()
             if start is None:
                 break
+            # Senders start one after another, as threads do, a microsecond apart.
+            clock.now += 1e-6
             free -= 1
             records = next(size)
             wait = faults.admit()
@@ -321,3 +323,57 @@ def test_a_queue_far_too_long_to_be_noise_is_emptied_in_one_step() -> None:
         ServerConfig(latency_ms=50, capacity=2), 2.0, slower=lambda t: rng.uniform(0.9, 1.1)
     )
     assert statistics.median(run.in_flight(1, 2)) <= 2 * 2 + 4
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_noisy_latency_is_not_taken_for_a_queue(seed: int) -> None:
+    # Each answer takes 50 ms + 2 ms a record, times anything from 0.5 to 1.5: the
+    # fastest answer is half the typical one without any queue. All 64 in flight give
+    # 64 batches per 2.05 s; fewer give fewer, and nothing is gained by waiting.
+    rng = random.Random(seed)
+    run = simulate(
+        ServerConfig(latency_ms=50, latency_per_record_ms=2),
+        30.0,
+        slower=lambda t: rng.uniform(0.5, 1.5),
+    )
+    assert statistics.median(run.in_flight(8, 30)) >= 0.8 * 64
+    assert run.ok_per_second(8, 30) >= 0.8 * 64 / 2.05
+
+
+def test_a_queue_behind_noisy_latency_is_still_found() -> None:
+    # The same noise, at a server that takes 24 writes at full speed and slows down
+    # beyond: the limit settles near 24 rather than at 64 (every answer 2.7 times
+    # slower for nothing) or far below (answers per second lost).
+    rng = random.Random(24)
+    run = simulate(
+        ServerConfig(latency_ms=100, capacity=24),
+        40.0,
+        slower=lambda t: rng.uniform(0.5, 1.5),
+    )
+    settled = run.in_flight(10, 40)
+    assert 0.75 * 24 <= statistics.median(settled) <= 24 + 12
+    assert run.ok_per_second(10, 40) >= 0.85 * 24 / 0.1
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.5])
+def test_batches_of_different_sizes_are_not_taken_for_a_queue(jitter: float) -> None:
+    # Every other batch is ten times larger, and takes ten times longer: a queue to a
+    # client that compared their latencies with each other's.
+    rng = random.Random(10)
+    config = ServerConfig(latency_ms=10, latency_per_record_ms=0.1)
+    run = simulate(
+        config, 20.0, sizes=(1000, 10_000), slower=lambda t: rng.uniform(1 - jitter, 1 + jitter)
+    )
+    assert statistics.median(run.in_flight(5, 20)) >= 0.8 * 64
+
+
+def test_a_stall_while_the_base_is_first_measured_does_not_hide_a_queue_for_long() -> None:
+    # The machine stalls for the first second (every answer five times slower, as on a
+    # busy box): the latency then is no base. The server takes 2 writes at full speed;
+    # the queue after the stall is read against the stalled base until the base is
+    # measured again, and then the server is not piled on.
+    run = simulate(
+        ServerConfig(latency_ms=50, capacity=2), 25.0, slower=lambda t: 5.0 if t < 1 else 1.0
+    )
+    assert statistics.median(run.in_flight(15, 25)) <= 2 + 6
+    assert run.ok_per_second(15, 25) >= 0.9 * 2 / 0.05

@@ -291,6 +291,17 @@ def on_a_terminal(
     return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode()), written
 
 
+def communicate(proc: subprocess.Popen[bytes], timeout: float = 60) -> tuple[bytes, bytes]:
+    """``proc.communicate``, killing the process if it outlasts ``timeout``: a test that
+    fails on a hung vupsert must not leave it running behind the suite."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+
+
 def wait_for(predicate: Callable[[], object], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -30,7 +30,7 @@ from vupsert.outcomes import (
 )
 from vupsert_server import LocalServer, ServerConfig
 
-from .conftest import Result, cli_env, emptied, vupsert_command, write_jsonl
+from .conftest import Result, cli_env, communicate, emptied, vupsert_command, write_jsonl
 
 pytestmark = pytest.mark.lived_in
 """Errors and exit statuses go through Typer's parser, which a lived-in machine may have
@@ -246,7 +246,7 @@ def test_ctrl_c_while_export_waits_for_the_index_is_one_object_and_exit_130(
         )
         assert Silent.arrived.wait(60), "the export never asked"
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = communicate(proc)
     finally:
         Silent.release.set()
         httpd.shutdown()

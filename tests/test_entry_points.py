@@ -15,7 +15,7 @@ import pytest
 from vupsert import __version__
 from vupsert.server import LocalServer, ServerConfig
 
-from .conftest import cli_env, on_a_terminal, vupsert_command, wait_for, write_jsonl
+from .conftest import cli_env, communicate, on_a_terminal, vupsert_command, wait_for, write_jsonl
 
 pytestmark = [
     pytest.mark.lived_in,
@@ -78,7 +78,7 @@ def test_ctrl_c_stops_the_script_with_130_and_a_summary(tmp_path: Path) -> None:
         )
         wait_for(lambda: server.stats["records_written"] > 0)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = communicate(proc)
     assert proc.returncode == 130, err
     summary = orjson.loads(out.decode().splitlines()[-1])
     assert summary["interrupted"] is True and 0 < summary["records_upserted"] < 3000

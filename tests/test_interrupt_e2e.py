@@ -16,7 +16,7 @@ import pytest
 from vupsert.run import _workers
 from vupsert_server import LocalServer, ServerConfig
 
-from .conftest import cli_env, run_cli, vupsert_command, wait_for, write_jsonl
+from .conftest import cli_env, communicate, run_cli, vupsert_command, wait_for, write_jsonl
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 
@@ -58,7 +58,7 @@ def test_ctrl_c_is_acknowledged_at_once_retries_nothing_and_the_checkpoint_carri
             threading.Thread(target=lambda: lines.put(stderr.readline()), daemon=True).start()
             # A safety net, not a measure: the answers it must not wait for take 3 s.
             ack = lines.get(timeout=60).decode()
-            out, rest = proc.communicate(timeout=60)
+            out, rest = communicate(proc)
         finally:
             proc.kill()
             proc.wait()
@@ -150,7 +150,7 @@ def test_a_background_job_whose_ctrl_c_is_ignored_carries_on(tmp_path: Path) -> 
         )
         wait_for(lambda: server.stats["records_written"] >= 10)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = communicate(proc)
         assert proc.returncode == 0, err
         assert orjson.loads(out.decode().splitlines()[-1])["interrupted"] is False
         assert len(server.records("")) == 400

@@ -34,7 +34,7 @@ from vupsert.errors import ExitStatus
 from vupsert.mapping._mapper import hash_id
 from vupsert_server import LocalServer, ServerConfig
 
-from .conftest import ROOT, SAMPLES, Result, cli_env, read_jsonl, write_jsonl
+from .conftest import ROOT, SAMPLES, Result, cli_env, communicate, read_jsonl, write_jsonl
 
 pytestmark = pytest.mark.skipif(
     sys.platform == "win32" or shutil.which("bash") is None,
@@ -184,7 +184,7 @@ class Shell:
         ]
         results = []
         for proc in procs:
-            out, err = proc.communicate(timeout=60)
+            out, err = communicate(proc)
             results.append(Result(proc.returncode, out.decode(), err.decode()))
         return results
 

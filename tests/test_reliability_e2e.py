@@ -15,6 +15,7 @@ from vupsert_server import LocalServer, ServerConfig
 
 from .conftest import (
     cli_env,
+    communicate,
     kill_when,
     read_jsonl,
     run_cli,
@@ -205,7 +206,7 @@ def test_sigterm_finishes_in_flight_and_writes_checkpoint(tmp_path: Path) -> Non
         )
         wait_for(lambda: server.stats["records_written"] >= 500)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        out, err = communicate(proc)
         assert proc.returncode == 130, err
         summary = orjson.loads(out.strip().splitlines()[-1])
         assert summary["interrupted"] is True
@@ -327,7 +328,7 @@ def test_an_outage_costs_no_record(tmp_path: Path) -> None:
         )
         wait_for(lambda: failed_writes(server) >= 6)
         server.set_faults(fail_rate=0.0)
-        out, err = proc.communicate(timeout=60)
+        out, err = communicate(proc)
         assert proc.returncode == 0, err
         summary = orjson.loads(out.strip().splitlines()[-1])
         assert summary["retries"] > 0 and summary["records_rejected"] == 0

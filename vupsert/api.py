@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, Union
 
 from .config import Endpoint, option
 from .config.options import build_settings, connection_settings
-from .config.settings import ENCODING, ID_FIELD, IDS_FORMAT, TOP_K, IdsFormat
+from .config.settings import ENCODING, ID_FIELD, IDS_FORMAT, TOP_K, IdsFormat, Settings
 from .errors import CallerError, UsageError
 from .inputs import ArrowStreamExportable, as_records
 from .ops import Ids, SyncRun, Verifier, check_deletion
@@ -234,8 +235,7 @@ def export(
     settings = connection_settings(
         url=url, token=token, namespace=namespace, environ=environ, **options
     )
-    with Client.for_settings(settings) as client:
-        caller = Caller(client, RetryPolicy.of(settings))
+    with _calling(settings) as caller:
         return export_to(caller, output, prefix=prefix, progress=progress)
 
 
@@ -297,8 +297,7 @@ def delete(
     settings = connection_settings(
         url=url, token=token, namespace=namespace, environ=environ, **options
     )
-    with Client.for_settings(settings) as client:
-        caller = Caller(client, RetryPolicy.of(settings))
+    with _calling(settings) as caller:
         return delete_from(
             caller,
             ids=ids,
@@ -335,8 +334,7 @@ def query(
     settings = connection_settings(
         url=url, token=token, namespace=namespace, environ=environ, **options
     )
-    with Client.for_settings(settings) as client:
-        caller = Caller(client, RetryPolicy.of(settings))
+    with _calling(settings) as caller:
         return query_namespace(caller, text, top_k=top_k, filter=filter, include_data=include_data)
 
 
@@ -414,3 +412,10 @@ class _RejectionLog(NoEvents):
 def _logged(events: Events | None) -> Events:
     """The caller's listener, and the log of what was rejected."""
     return _RejectionLog() if events is None else Broadcast(events, _RejectionLog())
+
+
+@contextmanager
+def _calling(settings: Settings) -> Iterator[Caller]:
+    """A client of the settings' index, its requests retried by the one rule."""
+    with Client.for_settings(settings) as client:
+        yield Caller(client, RetryPolicy.of(settings))
